@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: BSL-1.0
+// The persistent map behind every context, and the one thread-local pointer of baton.
+#pragma once
+
+// Picture (docs/design/context-structure.md has the long version):
+//
+//   thread ── current_cell ──▶ context_cell ── root ──▶ map_node (immutable, refcounted)
+//                              (one per context,         │ slots: var key -> value payload
+//                               owned by handles         │        or child map_node
+//                               and tasks)               ▼
+//                                                      value_box (refcounted) for big values
+//
+// A map_node is a node of a hash-array-mapped trie keyed by the var's id (ids are unique and
+// never reused, so the id is its own perfect hash): level L uses bits 5L..5L+4 of the id.
+// A context with up to 32 vars of distinct low bits is a single flat node: get() is one bit
+// test, one popcount and one compare. Nodes are never mutated once published; set() copies
+// the path to the changed slot (O(log32 n)), copy() shares the root (O(1)).
+//
+// Values that are trivially copyable and fit in 8 bytes live inline in the slot; others live
+// in a refcounted value_box, so copying a node never copies a user value.
+
+#include <atomic>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace baton::detail {
+
+using var_key = std::uint64_t;  // a var's id: unique, never reused, never 0
+
+/// A refcounted, type-erased holder for a value that does not fit inline.
+struct value_box {
+  std::atomic<std::uint32_t> refs{1};
+  void (*destroy)(value_box*) noexcept;
+};
+
+template <class T>
+struct typed_box final : value_box {
+  T value;
+  template <class U>
+  explicit typed_box(U&& v) : value_box{{1}, &destroy_me}, value(static_cast<U&&>(v)) {}
+  static void destroy_me(value_box* b) noexcept { delete static_cast<typed_box*>(b); }
+};
+
+template <class T>
+inline constexpr bool stored_inline = std::is_trivially_copyable_v<T> && sizeof(T) <= 8 &&
+                                      alignof(T) <= 8;
+
+inline constexpr std::uint64_t boxed_bit = std::uint64_t{1} << 63;
+
+struct map_node;
+
+/// One slot of a node: an entry (key, payload) or, when the node's child bit says so, a child.
+struct slot {
+  std::uint64_t key;  // var_key, with boxed_bit set when payload is a value_box*
+  union {
+    std::uint64_t bits;  // inline value, or value_box* when boxed
+    map_node* child;
+  };
+};
+
+struct map_node {
+  std::atomic<std::uint32_t> refs;
+  std::uint32_t entries;   // bitmap of positions holding an entry
+  std::uint32_t children;  // bitmap of positions holding a child node
+  std::uint32_t count;     // number of entries in this subtree
+  slot slots[1];           // really popcount(entries | children) slots
+};
+
+/// The state of one context: the map, and who has it entered.
+/// A task's state derives from it, so a task and its context are one allocation.
+struct context_cell {
+  std::atomic<std::uint32_t> refs{1};
+  // Who may touch root: 0 = nobody has it entered; an even value = the tag of the thread that
+  // has it entered (only that thread reads or writes root); an odd value = (readers << 1) | 1,
+  // threads reading it through a handle while nobody has it entered. See enter()/reader.
+  std::atomic<std::uintptr_t> owner{0};
+  map_node* root = nullptr;   // owned reference, nullptr = empty
+  std::uint64_t id;           // unique per cell, never reused (tokens compare it)
+  std::uint64_t version = 0;  // names the current root for token fast paths
+  std::uint64_t next_version = 0;
+
+  context_cell();
+  virtual ~context_cell();
+  context_cell(const context_cell&) = delete;
+  context_cell& operator=(const context_cell&) = delete;
+};
+
+void retain(context_cell* c) noexcept;
+void release(context_cell* c) noexcept;
+void retain(map_node* n) noexcept;
+void release(map_node* n) noexcept;
+
+/// The cell of whatever runs on this thread now: a task, a context::run, or the thread's
+/// implicit context (created on first set()). nullptr means "empty context".
+/// constinit + initial-exec keep the access a single TLS load also from a shared libbaton;
+/// see docs/design/context-structure.md for the measurements.
+[[gnu::tls_model("initial-exec")]] extern constinit thread_local context_cell* current_cell;
+
+/// This thread's tag for context_cell::owner (even, non-zero, unique among live threads).
+inline std::uintptr_t thread_tag() noexcept {
+  return reinterpret_cast<std::uintptr_t>(&current_cell);
+}
+
+/// Enters c on this thread: c becomes current_cell. Throws context_error naming the problem
+/// when c is already entered on this or another thread; waits out concurrent readers.
+void enter(context_cell* c);
+/// For the scheduler: like enter() but returns false instead of throwing.
+bool try_enter(context_cell* c) noexcept;
+/// Leaves c (entered by enter/try_enter) and makes prev current again.
+void leave(context_cell* c, context_cell* prev) noexcept;
+
+/// Shared read access to a cell through a context handle, from any thread.
+/// Throws context_error when another thread has the cell entered.
+class cell_reader {
+ public:
+  explicit cell_reader(context_cell* c);
+  ~cell_reader();
+  cell_reader(const cell_reader&) = delete;
+  cell_reader& operator=(const cell_reader&) = delete;
+  const map_node* root() const noexcept { return cell_->root; }
+
+ private:
+  context_cell* cell_;
+  bool counted_;  // false when this thread has the cell entered (no count taken)
+};
+
+/// Finds the slot of key in the map rooted at n, or nullptr.
+inline const slot* find(const map_node* n, var_key key) noexcept {
+  for (unsigned shift = 0; n != nullptr; shift += 5) {
+    const std::uint32_t bit = std::uint32_t{1} << ((key >> shift) & 31);
+    const std::uint32_t all = n->entries | n->children;
+    if ((all & bit) == 0) return nullptr;
+    const slot& s = n->slots[std::popcount(all & (bit - 1))];
+    if ((n->children & bit) == 0) return (s.key & ~boxed_bit) == key ? &s : nullptr;
+    n = s.child;
+  }
+  return nullptr;
+}
+
+template <class T>
+T load(const slot& s) {
+  if constexpr (stored_inline<T>) {
+    T v;
+    std::memcpy(&v, &s.bits, sizeof(T));
+    return v;
+  } else {
+    return static_cast<const typed_box<T>*>(reinterpret_cast<value_box*>(s.bits))->value;
+  }
+}
+
+/// Makes an entry for key holding v (a new box when v does not fit inline).
+template <class T, class U>
+slot make_entry(var_key key, U&& v) {
+  slot s{};
+  if constexpr (stored_inline<T>) {
+    s.key = key;
+    const T tmp(static_cast<U&&>(v));
+    std::memcpy(&s.bits, &tmp, sizeof(T));
+  } else {
+    s.key = key | boxed_bit;
+    s.bits = reinterpret_cast<std::uint64_t>(
+        static_cast<value_box*>(new typed_box<T>(static_cast<U&&>(v))));
+  }
+  return s;
+}
+
+/// Releases an entry made by make_entry that never made it into a map.
+void drop_entry(const slot& s) noexcept;
+
+/// Persistent operations: return a new root (owned by the caller); the input is unchanged.
+map_node* insert(const map_node* root, const slot& entry);  // takes over entry's box
+map_node* erase(const map_node* root, var_key key);         // nullptr when the map is empty
+std::size_t size(const map_node* root) noexcept;
+
+}  // namespace baton::detail

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: BSL-1.0
+// token<T>: what context_var<T>::set() returns, to undo that set with reset().
+#pragma once
+
+// Contract: a token is a cheap copyable handle to shared state (copies are the same token).
+// It remembers the var, the context it was made in and the var's previous value.
+// var<T>::reset(token) restores that previous value (or its absence) exactly, once; a second
+// reset, a reset through another var, or in another context throws context_error before
+// changing anything. Thread-safety: a token may be copied and destroyed on any thread; reset
+// is only meaningful on the thread that has the token's context entered.
+// Lifetime: var() refers to the var that made the token; do not use it after the var is gone.
+
+#include <baton/detail/context_map.hpp>
+
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace baton {
+
+template <class T>
+class context_var;
+
+namespace detail {
+
+/// The shared state of a token (non-template: reset works on slots, not on T).
+struct token_state {
+  std::atomic<std::uint32_t> refs{1};
+  std::atomic<bool> used{false};
+  var_key key;
+  const void* var;
+  std::uint64_t cell_id;
+  std::uint64_t version;       // the cell's version right after the set
+  std::uint64_t prev_version;  // ... and right before it
+  map_node* old_root;          // retained: the map before the set
+};
+
+void release(token_state* t) noexcept;
+/// Applies entry (taking over its box) to the current context; returns the new token's state.
+token_state* set_entry(const slot& entry, const void* var);
+/// Resets the current context's value of key to what it was before t's set. Checks first.
+void reset_entry(token_state* t, var_key key, const void* var, const std::string& name);
+
+}  // namespace detail
+
+template <class T>
+class token {
+ public:
+  token(const token& o) noexcept : s_(o.s_) { s_->refs.fetch_add(1, std::memory_order_relaxed); }
+  token(token&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  token& operator=(token o) noexcept {
+    std::swap(s_, o.s_);
+    return *this;
+  }
+  ~token() {
+    if (s_ != nullptr) detail::release(s_);
+  }
+
+  /// The var whose set() made this token.
+  const context_var<T>& var() const noexcept {
+    return *static_cast<const context_var<T>*>(s_->var);
+  }
+
+  /// The var's value before the set; nullopt when it had none (Python's Token.MISSING).
+  std::optional<T> old_value() const {
+    if (const detail::slot* s = detail::find(s_->old_root, s_->key)) return detail::load<T>(*s);
+    return std::nullopt;
+  }
+
+  /// True once reset() has used this token.
+  bool used() const noexcept { return s_->used.load(std::memory_order_relaxed); }
+
+ private:
+  friend class context_var<T>;
+  explicit token(detail::token_state* s) noexcept : s_(s) {}
+  detail::token_state* s_;
+};
+
+}  // namespace baton

@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: BSL-1.0
+// Contexts: cells, entering and leaving, the implicit per-thread context, tokens, var registry.
+
+#include <baton/context.hpp>
+
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+namespace baton::detail {
+
+constinit thread_local context_cell* current_cell = nullptr;
+
+namespace {
+
+std::atomic<std::uint64_t> next_cell_id{1};
+std::atomic<var_key> next_var_key{1};
+
+/// Owns this thread's implicit context (made on the first set() outside any context) and
+/// releases it when the thread ends. The pointer in current_cell stays a plain,
+/// trivially-destructible thread-local, so reading it is one load.
+struct implicit_context {
+  context_cell* cell = nullptr;
+  ~implicit_context() {
+    if (cell == nullptr) return;
+    if (current_cell == cell) current_cell = nullptr;
+    release(cell);
+  }
+};
+thread_local implicit_context implicit;
+
+context_cell* current_or_implicit() {
+  if (current_cell != nullptr) return current_cell;
+  implicit.cell = new context_cell;
+  current_cell = implicit.cell;
+  return current_cell;
+}
+
+struct var_info {
+  const std::string* name;
+  std::string (*describe)(const slot&);
+};
+
+struct var_registry {
+  std::mutex mutex;
+  std::unordered_map<var_key, var_info> vars;
+};
+
+var_registry& registry() {
+  static var_registry* r = new var_registry;  // leaked on purpose: vars may outlive statics
+  return *r;
+}
+
+std::string var_name(var_key key) {
+  var_registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  const auto it = r.vars.find(key);
+  return it != r.vars.end() ? *it->second.name : std::string("<destroyed var>");
+}
+
+void pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+}  // namespace
+
+context_cell::context_cell() : id(next_cell_id.fetch_add(1, std::memory_order_relaxed)) {}
+
+context_cell::~context_cell() { release(root); }
+
+void retain(context_cell* c) noexcept {
+  // Relaxed: a new handle is made from an existing one.
+  c->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+void release(context_cell* c) noexcept {
+  // acq_rel: the last handle must see all uses of the cell before deleting it.
+  if (c->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete c;
+}
+
+bool try_enter(context_cell* c) noexcept {
+  const std::uintptr_t mine = thread_tag();
+  std::uintptr_t s = 0;
+  // acquire: pairs with the release in leave() / ~cell_reader, so this thread sees the root
+  // the previous owner left behind.
+  while (!c->owner.compare_exchange_weak(s, mine, std::memory_order_acquire,
+                                         std::memory_order_relaxed)) {
+    if (s != 0 && (s & 1) == 0) return false;  // entered by a thread (maybe this one)
+    if (s != 0) pause();                       // readers finish in a few nanoseconds
+    s = 0;
+  }
+  current_cell = c;
+  return true;
+}
+
+void enter(context_cell* c) {
+  if (try_enter(c)) return;
+  const std::uintptr_t s = c->owner.load(std::memory_order_relaxed);
+  throw context_error(s == thread_tag()
+                          ? "baton: cannot enter the context: it is already entered on this thread"
+                          : "baton: cannot enter the context: it is already entered on another "
+                            "thread");
+}
+
+void leave(context_cell* c, context_cell* prev) noexcept {
+  current_cell = prev;
+  // release: publishes this thread's sets (root) to whoever enters or reads next.
+  c->owner.store(0, std::memory_order_release);
+}
+
+cell_reader::cell_reader(context_cell* c) : cell_(c), counted_(true) {
+  const std::uintptr_t mine = thread_tag();
+  std::uintptr_t s = c->owner.load(std::memory_order_acquire);
+  for (;;) {
+    if (s == mine) {  // entered by this thread: it is the only writer, so just read
+      counted_ = false;
+      return;
+    }
+    if (s != 0 && (s & 1) == 0) {
+      throw context_error(
+          "baton: cannot read the context: it is entered on another thread (read a copy)");
+    }
+    const std::uintptr_t next = s == 0 ? 3 : s + 2;  // (readers << 1) | 1
+    // acquire: see the root published by the last leave().
+    if (c->owner.compare_exchange_weak(s, next, std::memory_order_acquire,
+                                       std::memory_order_acquire)) {
+      return;
+    }
+  }
+}
+
+cell_reader::~cell_reader() {
+  if (!counted_) return;
+  std::uintptr_t s = cell_->owner.load(std::memory_order_relaxed);
+  // release: our reads of root happen before a later enter() that may replace it.
+  while (!cell_->owner.compare_exchange_weak(s, s == 3 ? 0 : s - 2, std::memory_order_release,
+                                             std::memory_order_relaxed)) {
+  }
+}
+
+void release(token_state* t) noexcept {
+  // acq_rel: as for cells.
+  if (t->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  release(t->old_root);
+  delete t;
+}
+
+token_state* set_entry(const slot& entry, const void* var) {
+  context_cell* c = nullptr;
+  try {
+    c = current_or_implicit();
+  } catch (...) {
+    drop_entry(entry);
+    throw;
+  }
+  map_node* const new_root = insert(c->root, entry);  // drops entry itself on failure
+  token_state* t = nullptr;
+  try {
+    t = new token_state;
+  } catch (...) {
+    release(new_root);
+    throw;
+  }
+  t->key = entry.key & ~boxed_bit;
+  t->var = var;
+  t->cell_id = c->id;
+  t->prev_version = c->version;
+  t->old_root = c->root;  // the cell's reference moves to the token
+  c->root = new_root;
+  c->version = ++c->next_version;
+  t->version = c->version;
+  return t;
+}
+
+void reset_entry(token_state* t, var_key key, const void* var, const std::string& name) {
+  if (t->used.load(std::memory_order_relaxed)) {
+    throw context_error("baton: the token of context var '" + name + "' has already been used");
+  }
+  if (t->var != var) {
+    throw context_error("baton: a token of context var '" + var_name(t->key) +
+                        "' cannot reset context var '" + name + "'");
+  }
+  context_cell* const c = current_cell;
+  if (c == nullptr || c->id != t->cell_id) {
+    throw context_error("baton: the token of context var '" + name +
+                        "' was created in a different context");
+  }
+  map_node* new_root = nullptr;
+  std::uint64_t version = 0;
+  if (c->version == t->version) {
+    // Nothing changed since the set: the old map is the answer, no allocation.
+    retain(t->old_root);
+    new_root = t->old_root;
+    version = t->prev_version;
+  } else if (const slot* old = find(t->old_root, key)) {
+    if ((old->key & boxed_bit) != 0) {
+      reinterpret_cast<value_box*>(old->bits)->refs.fetch_add(1, std::memory_order_relaxed);
+    }
+    new_root = insert(c->root, *old);
+    version = ++c->next_version;
+  } else {
+    new_root = erase(c->root, key);
+    version = ++c->next_version;
+  }
+  release(c->root);
+  c->root = new_root;
+  c->version = version;
+  t->used.store(true, std::memory_order_relaxed);
+}
+
+var_key register_var(const std::string* name, std::string (*describe)(const slot&)) {
+  const var_key key = next_var_key.fetch_add(1, std::memory_order_relaxed);
+  var_registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  r.vars.emplace(key, var_info{name, describe});
+  return key;
+}
+
+void unregister_var(var_key key) noexcept {
+  var_registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  r.vars.erase(key);
+}
+
+void throw_lookup_error(const std::string& name) {
+  throw lookup_error("baton: context var '" + name + "' has no value and no default");
+}
+
+}  // namespace baton::detail
+
+namespace baton {
+
+context::context() : cell_(new detail::context_cell) {}
+
+std::size_t context::size() const {
+  detail::cell_reader r(cell_);
+  return detail::size(r.root());
+}
+
+context context::copy() const {
+  detail::cell_reader r(cell_);
+  auto* c = new detail::context_cell;
+  detail::retain(const_cast<detail::map_node*>(r.root()));
+  c->root = const_cast<detail::map_node*>(r.root());
+  return context(c);
+}
+
+context copy_context() {
+  auto* c = new detail::context_cell;
+  if (const detail::context_cell* cur = detail::current_cell) {
+    detail::retain(cur->root);
+    c->root = cur->root;
+  }
+  return context::adopt(c);
+}
+
+}  // namespace baton

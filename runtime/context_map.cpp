@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: BSL-1.0
+// The persistent hash trie behind contexts: insert, erase and reference counting.
+
+#include <baton/detail/context_map.hpp>
+
+#include <cstddef>
+#include <new>
+
+namespace baton::detail {
+namespace {
+
+constexpr unsigned bits_per_level = 5;
+
+std::uint32_t position_bit(var_key key, unsigned shift) noexcept {
+  return std::uint32_t{1} << ((key >> shift) & 31);
+}
+
+map_node* allocate(unsigned nslots) {
+  const std::size_t bytes = offsetof(map_node, slots) + sizeof(slot) * (nslots == 0 ? 1 : nslots);
+  auto* n = static_cast<map_node*>(::operator new(bytes));
+  n->refs.store(1, std::memory_order_relaxed);
+  return n;
+}
+
+void retain_box(std::uint64_t bits) noexcept {
+  // Relaxed: a new reference is made from an existing one, so nothing needs ordering here.
+  reinterpret_cast<value_box*>(bits)->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+void release_box(std::uint64_t bits) noexcept {
+  auto* b = reinterpret_cast<value_box*>(bits);
+  // acq_rel: the last owner must see every other owner's use of the value before destroying it.
+  if (b->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) b->destroy(b);
+}
+
+/// Calls f(slot, is_child) for every slot of n, in slot order.
+template <class F>
+void for_each_slot(const map_node* n, F&& f) {
+  unsigned i = 0;
+  for (std::uint32_t all = n->entries | n->children; all != 0; all &= all - 1, ++i) {
+    f(i, (n->children & (all & -all)) != 0);
+  }
+}
+
+/// A copy of n with every slot retained except skip (pass nslots for none).
+map_node* copy_retaining(const map_node* n, unsigned nslots, unsigned extra, unsigned skip) {
+  map_node* c = allocate(nslots + extra);
+  c->entries = n->entries;
+  c->children = n->children;
+  c->count = n->count;
+  (void)nslots;
+  for_each_slot(n, [&](unsigned i, bool child) {
+    if (i == skip) return;
+    const slot& s = n->slots[i];
+    if (child) {
+      retain(s.child);
+    } else if ((s.key & boxed_bit) != 0) {
+      retain_box(s.bits);
+    }
+  });
+  return c;
+}
+
+/// A node holding the two entries a and b (distinct keys), nested as deep as their keys agree.
+map_node* make_pair(const slot& a, const slot& b, unsigned shift) {
+  const std::uint32_t ba = position_bit(a.key & ~boxed_bit, shift);
+  const std::uint32_t bb = position_bit(b.key & ~boxed_bit, shift);
+  if (ba == bb) {
+    map_node* child = make_pair(a, b, shift + bits_per_level);
+    map_node* n = allocate(1);
+    n->entries = 0;
+    n->children = ba;
+    n->count = 2;
+    n->slots[0].key = 0;
+    n->slots[0].child = child;
+    return n;
+  }
+  map_node* n = allocate(2);
+  n->entries = ba | bb;
+  n->children = 0;
+  n->count = 2;
+  n->slots[ba < bb ? 0 : 1] = a;
+  n->slots[ba < bb ? 1 : 0] = b;
+  return n;
+}
+
+map_node* insert_at(const map_node* n, const slot& e, unsigned shift, bool& added) {
+  const var_key key = e.key & ~boxed_bit;
+  if (n == nullptr) {
+    map_node* r = allocate(1);
+    r->entries = position_bit(key, shift);
+    r->children = 0;
+    r->count = 1;
+    r->slots[0] = e;
+    added = true;
+    return r;
+  }
+  const std::uint32_t bit = position_bit(key, shift);
+  const std::uint32_t all = n->entries | n->children;
+  const unsigned nslots = static_cast<unsigned>(std::popcount(all));
+  const unsigned idx = static_cast<unsigned>(std::popcount(all & (bit - 1)));
+
+  if ((all & bit) == 0) {  // empty position: a node one slot longer
+    map_node* r = copy_retaining(n, nslots, 1, nslots);
+    for (unsigned i = 0; i < idx; ++i) r->slots[i] = n->slots[i];
+    r->slots[idx] = e;
+    for (unsigned i = idx; i < nslots; ++i) r->slots[i + 1] = n->slots[i];
+    r->entries |= bit;
+    r->count += 1;
+    added = true;
+    return r;
+  }
+
+  slot replacement{};
+  std::uint32_t entries = n->entries;
+  std::uint32_t children = n->children;
+  std::uint32_t count = n->count;
+  if ((n->children & bit) != 0) {
+    replacement.child = insert_at(n->slots[idx].child, e, shift + bits_per_level, added);
+    if (added) ++count;
+  } else if ((n->slots[idx].key & ~boxed_bit) == key) {
+    replacement = e;  // same var: the new value replaces the old one in the copy
+    added = false;
+  } else {
+    const slot& existing = n->slots[idx];
+    if ((existing.key & boxed_bit) != 0) retain_box(existing.bits);
+    replacement.child = make_pair(existing, e, shift + bits_per_level);
+    entries &= ~bit;
+    children |= bit;
+    ++count;
+    added = true;
+  }
+  map_node* r = copy_retaining(n, nslots, 0, idx);
+  for (unsigned i = 0; i < nslots; ++i) r->slots[i] = n->slots[i];
+  r->slots[idx] = replacement;
+  r->entries = entries;
+  r->children = children;
+  r->count = count;
+  return r;
+}
+
+/// Returns n itself (not retained) when key is absent; else a new owned node, or nullptr.
+map_node* erase_at(const map_node* n, var_key key, unsigned shift) {
+  const std::uint32_t bit = position_bit(key, shift);
+  const std::uint32_t all = n->entries | n->children;
+  if ((all & bit) == 0) return const_cast<map_node*>(n);
+  const unsigned nslots = static_cast<unsigned>(std::popcount(all));
+  const unsigned idx = static_cast<unsigned>(std::popcount(all & (bit - 1)));
+
+  if ((n->children & bit) != 0) {
+    // A child holds at least two entries (lone entries are pulled up), so it never empties.
+    map_node* child = erase_at(n->slots[idx].child, key, shift + bits_per_level);
+    if (child == n->slots[idx].child) return const_cast<map_node*>(n);
+    map_node* r = nullptr;
+    try {
+      r = copy_retaining(n, nslots, 0, idx);
+    } catch (...) {
+      release(child);
+      throw;
+    }
+    for (unsigned i = 0; i < nslots; ++i) r->slots[i] = n->slots[i];
+    r->count = n->count - 1;
+    if (child->count == 1 && child->children == 0) {
+      r->slots[idx] = child->slots[0];  // pull the lone entry up: keeps the trie canonical
+      if ((child->slots[0].key & boxed_bit) != 0) retain_box(child->slots[0].bits);
+      r->children &= ~bit;
+      r->entries |= bit;
+      release(child);
+    } else {
+      r->slots[idx].child = child;
+    }
+    return r;
+  }
+  if ((n->slots[idx].key & ~boxed_bit) != key) return const_cast<map_node*>(n);
+  if (nslots == 1) return nullptr;
+  map_node* r = copy_retaining(n, nslots, 0, idx);
+  for (unsigned i = 0, j = 0; i < nslots; ++i) {
+    if (i != idx) r->slots[j++] = n->slots[i];
+  }
+  r->entries &= ~bit;
+  r->count = n->count - 1;
+  return r;
+}
+
+}  // namespace
+
+void retain(map_node* n) noexcept {
+  // Relaxed: see retain_box.
+  if (n != nullptr) n->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+void release(map_node* n) noexcept {
+  // acq_rel: see release_box.
+  if (n == nullptr || n->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  for_each_slot(n, [n](unsigned i, bool child) {
+    const slot& s = n->slots[i];
+    if (child) {
+      release(s.child);
+    } else if ((s.key & boxed_bit) != 0) {
+      release_box(s.bits);
+    }
+  });
+  ::operator delete(n);
+}
+
+void drop_entry(const slot& s) noexcept {
+  if ((s.key & boxed_bit) != 0) release_box(s.bits);
+}
+
+map_node* insert(const map_node* root, const slot& entry) {
+  bool added = false;
+  try {
+    return insert_at(root, entry, 0, added);
+  } catch (...) {
+    drop_entry(entry);
+    throw;
+  }
+}
+
+map_node* erase(const map_node* root, var_key key) {
+  if (root == nullptr) return nullptr;
+  map_node* r = erase_at(root, key, 0);
+  if (r == root) retain(r);
+  return r;
+}
+
+std::size_t size(const map_node* root) noexcept { return root != nullptr ? root->count : 0; }
+
+}  // namespace baton::detail

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: BSL-1.0
+// Contexts under threads: what is documented as thread-safe, exercised (run under TSan in CI).
+#include <baton/context.hpp>
+
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+using baton::context;
+using baton::context_var;
+
+TEST_SUITE("context_threads") {
+  TEST_CASE("threads running copies of one context see the snapshot and never each other") {
+    context_var<std::string> user("user");
+    context_var<int> worker("worker");
+    context base;
+    base.run([&] { (void)user.set("ada"); });
+    std::vector<std::thread> threads;
+    std::atomic<int> failures{0};
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t, snap = base.copy()]() mutable {
+        snap.run([&] {
+          for (int i = 0; i < 2000; ++i) {
+            (void)worker.set(t * 100000 + i);
+            if (user.get() != "ada" || worker.get() != t * 100000 + i) ++failures;
+          }
+        });
+      });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(failures == 0);
+    CHECK_FALSE(base.contains(worker));
+  }
+
+  TEST_CASE("many threads read one context concurrently while nobody has it entered") {
+    context_var<int> v("n");
+    context shared;
+    shared.run([&] { (void)v.set(42); });
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < 5000; ++i) {
+          if (shared.get(v) != 42 || shared.size() != 1) ++wrong;
+          context c = shared.copy();
+          if (c.get(v) != 42) ++wrong;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(wrong == 0);
+  }
+
+  TEST_CASE("one context entered by turns from several threads keeps every set") {
+    context_var<int> v("counter", 0);
+    context shared;
+    std::vector<std::thread> threads;
+    std::atomic<int> done{0};
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&] {
+        int mine = 0;
+        while (mine < 500) {
+          try {
+            shared.run([&] { (void)v.set(v.get() + 1); });
+            ++mine;
+          } catch (const baton::context_error&) {
+            std::this_thread::yield();  // another thread has it: try again
+          }
+        }
+        ++done;
+      });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(shared.get(v) == 2000);
+  }
+
+  TEST_CASE("handles and tokens are copied and dropped across threads safely") {
+    context_var<std::shared_ptr<int>> v("p");
+    context ctx;
+    auto t = ctx.run([&] { return v.set(std::make_shared<int>(1)); });
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i) {
+      threads.emplace_back([ctx, t] {
+        for (int k = 0; k < 1000; ++k) {
+          context c = ctx;
+          auto t2 = t;
+          (void)c;
+          (void)t2;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    ctx.run([&] { v.reset(t); });
+    CHECK_FALSE(ctx.contains(v));
+  }
+
+  TEST_CASE("vars are created and destroyed on many threads at once") {
+    std::vector<std::thread> threads;
+    std::atomic<int> wrong{0};
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 300; ++i) {
+          context_var<int> v("v" + std::to_string(t));
+          if (v.try_get().has_value()) ++wrong;
+          (void)v.set(i);
+          if (v.get() != i) ++wrong;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(wrong == 0);
+  }
+
+}  // TEST_SUITE

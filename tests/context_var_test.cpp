@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: BSL-1.0
+// context_var<T>: get/set/reset/defaults on the calling thread's current context.
+#include <baton/context_var.hpp>
+
+#include <baton/context.hpp>
+#include <doctest/doctest.h>
+#include <support/counted.hpp>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+using baton::context;
+using baton::context_var;
+
+TEST_SUITE("context_var") {
+  TEST_CASE("a var without a value or default throws lookup_error naming the var") {
+    context().run([] {
+      context_var<int> v("request_id");
+      try {
+        (void)v.get();
+        FAIL("get() did not throw");
+      } catch (const baton::lookup_error& e) {
+        CHECK(std::string(e.what()).find("request_id") != std::string::npos);
+      }
+    });
+  }
+
+  TEST_CASE("get returns the default when nothing is set") {
+    context().run([] {
+      context_var<std::string> v("locale", "en");
+      CHECK(v.get() == "en");
+      CHECK(v.try_get() == "en");
+    });
+  }
+
+  TEST_CASE("get(fallback) wins over the var's default") {
+    context().run([] {
+      context_var<int> v("n", 1);
+      CHECK(v.get(7) == 7);
+      (void)v.set(3);
+      CHECK(v.get(7) == 3);
+    });
+  }
+
+  TEST_CASE("try_get returns nullopt for a var with no value and no default") {
+    context().run([] {
+      context_var<int> v("n");
+      CHECK_FALSE(v.try_get().has_value());
+    });
+  }
+
+  TEST_CASE("set makes the value visible to get") {
+    context().run([] {
+      context_var<std::string> v("user");
+      (void)v.set("ada");
+      CHECK(v.get() == "ada");
+      (void)v.set("grace");
+      CHECK(v.get() == "grace");
+    });
+  }
+
+  TEST_CASE("set works in a plain thread's implicit context") {
+    std::thread([] {
+      context_var<int> v("n");
+      (void)v.set(5);
+      CHECK(v.get() == 5);
+    }).join();
+  }
+
+  TEST_CASE("each plain thread has its own implicit context") {
+    context_var<int> v("n");
+    std::thread([&] {
+      (void)v.set(1);
+      CHECK(v.get() == 1);
+    }).join();
+    std::thread([&] { CHECK_FALSE(v.try_get().has_value()); }).join();
+  }
+
+  TEST_CASE("values of many types: strings, shared_ptrs, structs, doubles") {
+    context().run([] {
+      struct point {
+        int x;
+        std::string label;
+      };
+      context_var<std::shared_ptr<int>> p("p");
+      context_var<point> s("s");
+      context_var<double> d("d");
+      auto sp = std::make_shared<int>(42);
+      (void)p.set(sp);
+      (void)s.set(point{3, "three"});
+      (void)d.set(2.5);
+      CHECK(*p.get() == 42);
+      CHECK(sp.use_count() == 2);
+      CHECK(s.get().label == "three");
+      CHECK(d.get() == 2.5);
+    });
+  }
+
+  TEST_CASE("a value is released when the last context holding it goes away") {
+    using baton_test::counted;
+    const int before = counted::live;
+    {
+      context ctx;
+      context_var<counted> v("c");
+      ctx.run([&] { (void)v.set(counted(1)); });
+      CHECK(counted::live == before + 1);
+      context snapshot = ctx.copy();
+      ctx = context();
+      CHECK(counted::live == before + 1);  // the snapshot still holds it
+    }
+    CHECK(counted::live == before);
+  }
+
+  TEST_CASE("a destroyed var's values are released with the context, never dangle") {
+    using baton_test::counted;
+    const int before = counted::live;
+    context ctx;
+    {
+      context_var<counted> v("short-lived");
+      ctx.run([&] { (void)v.set(counted(7)); });
+    }
+    CHECK(ctx.size() == 1);
+    CHECK(counted::live == before + 1);
+    ctx = context();
+    CHECK(counted::live == before);
+  }
+
+  TEST_CASE("a var created later never sees an older var's values") {
+    context ctx;
+    for (int i = 0; i < 100; ++i) {
+      context_var<int> v("v");
+      ctx.run([&] {
+        CHECK_FALSE(v.try_get().has_value());
+        (void)v.set(i);
+      });
+    }
+    CHECK(ctx.size() == 100);
+  }
+
+  TEST_CASE("a thousand vars each keep their own value") {
+    context().run([] {
+      std::vector<std::unique_ptr<context_var<int>>> vars;
+      for (int i = 0; i < 1000; ++i) {
+        vars.push_back(std::make_unique<context_var<int>>("v" + std::to_string(i)));
+        (void)vars.back()->set(i * 3);
+      }
+      for (int i = 0; i < 1000; ++i) CHECK(vars[i]->get() == i * 3);
+      CHECK(baton::copy_context().size() == 1000);
+    });
+  }
+
+  TEST_CASE("the var's name is what it was given") {
+    context_var<int> v("deadline");
+    CHECK(v.name() == "deadline");
+  }
+
+}  // TEST_SUITE
