@@ -5,4 +5,11 @@
 #include <baton/context.hpp>
 #include <baton/context_var.hpp>
 #include <baton/errors.hpp>
+#include <baton/executor.hpp>
+#include <baton/run.hpp>
+#include <baton/sleep.hpp>
+#include <baton/spawn.hpp>
+#include <baton/task.hpp>
+#include <baton/task_handle.hpp>
 #include <baton/token.hpp>
+#include <baton/use_task.hpp>

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: BSL-1.0
+// The state every spawned task has, and the scheduler calls templates need.
+#pragma once
+
+// Who points to whom (runtime/loop.cpp owns the loop and has the full picture):
+//
+//   loop ── ready queue ──▶ task_base ──▶ frames (root frame → nested frames, one chain)
+//    │                       │  is-a context_cell (the task's own context, one allocation)
+//    │                       └─ ctx ──▶ context_cell it runs in (itself, or a shared one)
+//    └─ live list of every unfinished task (introspection, shutdown)
+//
+//   thread ── current_cell ──▶ ctx of the task running on it (set on resume, cleared on suspend)
+//          └─ current_worker ──▶ the loop thread it is (which loop, which task runs now)
+//
+// A task is resumed only through resume() below, which enters its context (so a task never
+// runs on two threads at once: entering is exclusive) and makes it current.
+
+#include <baton/detail/context_map.hpp>
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <string>
+
+namespace baton::detail {
+
+class loop;
+struct task_base;
+
+/// What a suspended task does when cancel() reaches it: e.g. emit an Asio cancellation signal,
+/// cancel an awaited child. Runs under the task's cancel lock; must not block.
+struct cancel_hook {
+  void (*fn)(void* arg) noexcept = nullptr;
+  void* arg = nullptr;
+};
+
+/// Something waiting for a task to finish: notify() runs once, on the finishing thread.
+struct waiter {
+  waiter* next = nullptr;
+  void (*notify)(waiter* self) noexcept = nullptr;
+};
+
+enum class task_status : std::uint8_t { created, scheduled, running, suspended, done };
+
+struct task_base : context_cell {
+  task_base();
+  ~task_base() override;
+
+  context_cell* ctx;                     // where it runs: this, or a shared context (retained)
+  loop* owner_loop = nullptr;
+  std::coroutine_handle<> resume_point;  // the innermost frame to resume next
+  std::coroutine_handle<> root_frame;    // destroyed when the task finishes
+  task_base* next_ready = nullptr;       // ready-queue link (loop's lock)
+  task_base* live_prev = nullptr;        // live-list links (loop's lock)
+  task_base* live_next = nullptr;
+  std::unique_ptr<std::string> name;     // only named tasks pay for a name
+  const char* awaiting = nullptr;        // what it waits for now (introspection)
+  std::exception_ptr error;              // how it failed, if it did
+  // 0: nobody waits, 1: finished, otherwise the newest waiter* (a lock-free stack).
+  std::atomic<std::uintptr_t> waiters{0};
+  std::atomic<task_status> status{task_status::created};
+  // Cancellation: pending is read without the lock on fast paths; everything else under it.
+  std::atomic<bool> cancel_pending{false};
+  std::atomic_flag cancel_lock = ATOMIC_FLAG_INIT;
+  std::uint32_t cancel_requests = 0;     // asyncio's num_cancels_requested
+  bool cancelled = false;                // finished by cancelled_error
+  bool error_retrieved = false;
+  cancel_hook hook;
+
+  bool done() const noexcept { return waiters.load(std::memory_order_acquire) == 1; }
+
+  /// Moves the root frame's result into the typed state; called once when the root finishes.
+  virtual void take_result(std::coroutine_handle<> root) noexcept = 0;
+};
+
+/// Holds a task's cancel lock (a spinlock: held for a few instructions, never while blocking).
+class cancel_guard {
+ public:
+  explicit cancel_guard(task_base* t) noexcept;
+  ~cancel_guard();
+  cancel_guard(const cancel_guard&) = delete;
+  cancel_guard& operator=(const cancel_guard&) = delete;
+
+ private:
+  task_base* t_;
+};
+
+/// The loop thread the caller runs on, or nullptr (constinit: one TLS load).
+struct worker;
+[[gnu::tls_model("initial-exec")]] extern constinit thread_local worker* current_worker;
+
+/// The loop of the calling thread; throws baton::runtime_error naming `what` outside a loop.
+loop& running_loop(const char* what);
+loop* running_loop_or_null() noexcept;
+
+/// Registers t with the loop and schedules its first step. t->ctx must be set.
+void start(loop& l, task_base* t);
+
+/// Makes t ready to run again at t->resume_point (from a loop thread or any thread).
+void schedule(task_base* t) noexcept;
+
+/// Requests cancellation (asyncio's Task.cancel()); false when t already finished.
+bool cancel(task_base* t) noexcept;
+
+/// Suspension protocol for awaiters. arm(): under the cancel lock, unless cancellation is
+/// pending, records the resume point, installs hook and calls start(); returns false (do not
+/// suspend) when cancellation was pending or start() returned false.
+template <class Start>
+bool arm(task_base* t, std::coroutine_handle<> h, const char* what, cancel_hook hook,
+         Start&& start) {
+  cancel_guard g(t);
+  if (t->cancel_pending.load(std::memory_order_relaxed)) return false;
+  t->resume_point = h;
+  t->awaiting = what;
+  t->hook = hook;
+  if (!start()) {
+    t->hook = {};
+    t->awaiting = nullptr;
+    return false;
+  }
+  return true;
+}
+
+/// After resumption: removes the hook, and throws cancelled_error when cancellation is pending
+/// (consuming it, as asyncio does).
+void disarm(task_base* t);
+
+/// Throws cancelled_error if cancellation is pending for t (consumes it).
+void throw_if_cancel_pending(task_base* t);
+
+/// Called by a root frame's final awaiter: records the result, wakes waiters, returns the
+/// coroutine to continue with (always noop: the scheduler regains control).
+std::coroutine_handle<> finish(task_base* t, std::coroutine_handle<> root) noexcept;
+
+/// Registers w to be notified when t finishes; false when t already finished.
+bool add_waiter(task_base* t, waiter* w) noexcept;
+
+/// Frame allocation through the loop thread's recycling cache.
+void* allocate_frame(std::size_t size);
+void deallocate_frame(void* p, std::size_t size) noexcept;
+
+/// The executor of the running loop (type-erased to keep Asio out of this header).
+void retain_task(task_base* t) noexcept;
+void release_task(task_base* t) noexcept;
+
+}  // namespace baton::detail

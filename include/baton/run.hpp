@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: BSL-1.0
+// run(): run a task on a new loop and return its result; like asyncio.run.
+#pragma once
+
+// Contract:
+//   run(main, opts) makes a new loop on this thread (plus opts.threads - 1 more loop threads),
+//   runs main in a copy of the calling thread's context, and when main finishes cancels every
+//   task still alive, waits for them, shuts the blocking pool down and returns main's result
+//   or rethrows its exception.
+//     Context:      main sees a copy of the caller's context; its sets never reach the caller.
+//     Exceptions:   main's; runtime_error when called on a thread that already runs a loop.
+//     Thread-safety: each call owns its loop; several threads may each run() their own.
+//   run_options::exception_handler receives failures nobody retrieved (default: one line on
+//   stderr naming the task and the error).
+//
+// Example:
+//   int main() { return baton::run(serve()); }
+
+#include <baton/detail/task_base.hpp>
+#include <baton/errors.hpp>
+#include <baton/spawn.hpp>
+#include <baton/task.hpp>
+#include <baton/task_handle.hpp>
+
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <string>
+#include <utility>
+
+namespace baton {
+
+/// A failure nobody retrieved, as the exception handler sees it.
+struct unhandled_failure {
+  std::string task_name;
+  std::exception_ptr error;
+};
+
+struct run_options {
+  unsigned threads = 1;                // loop threads: tasks resume on any of them
+  std::size_t blocking_threads = 0;    // to_thread pool size; 0 = min(32, cores + 4)
+  std::function<void(const unhandled_failure&)> exception_handler;  // empty = stderr
+};
+
+namespace detail {
+void run_main(task_base* main, const run_options& opts);
+}
+
+template <class T>
+T run(task<T> main, run_options opts = {}) {
+  if (detail::running_loop_or_null() != nullptr) {
+    throw baton::runtime_error("baton: run() called on a thread that already runs a loop");
+  }
+  task_handle<T> h(detail::make_state(std::move(main), nullptr, "main"));
+  detail::run_main(h.base(), opts);
+  return h.result();
+}
+
+}  // namespace baton

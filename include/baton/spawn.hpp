@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: BSL-1.0
+// spawn(): start a task concurrently on the running loop; like asyncio.create_task.
+#pragma once
+
+// Contract:
+//   spawn(t)            runs t concurrently in a COPY of the current context (taken now).
+//   spawn(t, ctx)       runs t in ctx itself (asyncio's Task(context=ctx)); several tasks may
+//                       share ctx: they never run at the same time, even on a threaded loop.
+//   spawn(t, opts)      with a name and/or a context (task_options).
+//   The task is scheduled, not started: it runs when the spawner next suspends (or on another
+//   loop thread). The loop keeps it alive until it finishes, whatever happens to the handle.
+//     Context:      a copy, so the child's sets never reach the parent or its siblings.
+//     Exceptions:   runtime_error when called outside a running loop (no loop on this thread)
+//                   or with an empty task; the task's own failure is kept in its handle.
+//     Cancellation: independent of the spawner (use task_group for structured lifetimes).
+//     Thread-safety: call from a loop thread (any task, or code a task calls).
+//
+// Example:
+//   auto h = baton::spawn(handle_request(std::move(socket)), {.name = "request"});
+
+#include <baton/context.hpp>
+#include <baton/detail/task_base.hpp>
+#include <baton/errors.hpp>
+#include <baton/task.hpp>
+#include <baton/task_handle.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace baton {
+
+struct task_options {
+  std::string name = {};             // for introspection and error reports
+  std::optional<context> ctx = {};   // run in this context itself instead of a copy
+};
+
+namespace detail {
+
+/// A task state for t, in ctx (retained) or a copy of the current context when ctx is null.
+template <class T>
+task_state<T>* make_state(task<T>&& t, context_cell* ctx, std::string name) {
+  auto h = t.release();
+  if (!h) throw baton::runtime_error("baton: spawn() of an empty task (moved from or default)");
+  auto* s = new task_state<T>;
+  if (ctx != nullptr) {
+    retain(ctx);
+    s->ctx = ctx;
+  } else if (const context_cell* cur = current_cell) {
+    retain(cur->root);
+    s->root = cur->root;
+  }
+  if (!name.empty()) s->name = std::make_unique<std::string>(std::move(name));
+  h.promise().owner = s;
+  s->root_frame = h;
+  s->resume_point = h;
+  return s;
+}
+
+}  // namespace detail
+
+template <class T>
+task_handle<T> spawn(task<T> t, task_options opts) {
+  detail::loop& l = detail::running_loop("spawn()");
+  auto* s = detail::make_state(std::move(t), opts.ctx ? opts.ctx->cell() : nullptr,
+                               std::move(opts.name));
+  task_handle<T> h(s);  // the handle's reference
+  detail::start(l, s);  // the loop's reference
+  return h;
+}
+
+template <class T>
+task_handle<T> spawn(task<T> t) {
+  return spawn(std::move(t), task_options{});
+}
+
+template <class T>
+task_handle<T> spawn(task<T> t, context ctx) {
+  return spawn(std::move(t), task_options{{}, std::move(ctx)});
+}
+
+}  // namespace baton

@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: BSL-1.0
+// task_handle<T>: what spawn() returns; like asyncio.Task.
+#pragma once
+
+// Contract:
+//   done()         the task finished (returned, failed or was cancelled).
+//   cancelled()    it finished by cancellation (cancelled_error escaped its body).
+//   cancel()       requests cancellation: cancelled_error is thrown at the task's current
+//                  suspension point, or its next one, or before its first statement if it has
+//                  not started. false when the task already finished.
+//   get_context()  the context the task runs in (its private copy, or the one given to spawn).
+//   name()         the name given to spawn(), or "task-<id>".
+//   co_await h     waits for the task; returns a copy of its result or rethrows its exception
+//                  (cancelled_error if it was cancelled). Any number of tasks may await one
+//                  handle, at once or later.
+//     Context:      the awaiting task's context is untouched by the awaited task's sets.
+//     Exceptions:   the awaited task's exception; cancelled_error when either is cancelled.
+//     Cancellation: cancelling the awaiting task also cancels the awaited task (as asyncio
+//                   does); wrap the handle in shield() to prevent that.
+//     Thread-safety: handles may be copied, awaited and cancelled from any loop thread;
+//                   done()/cancelled()/cancel() from any thread.
+// The loop keeps the task alive until it finishes, even when every handle is dropped.
+// A failure nobody retrieved is reported through the loop's exception handler.
+//
+// Example:
+//   auto h = baton::spawn(fetch(url));
+//   h.cancel();
+//   try { co_await h; } catch (const baton::cancelled_error&) { /* ... */ }
+
+#include <baton/context.hpp>
+#include <baton/detail/task_base.hpp>
+#include <baton/errors.hpp>
+#include <baton/task.hpp>
+
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace baton {
+
+namespace detail {
+
+template <class T>
+struct task_state final : task_base {
+  using stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+  std::optional<stored> value;
+
+  void take_result(std::coroutine_handle<> frame) noexcept override {
+    auto& p = std::coroutine_handle<promise<T>>::from_address(frame.address()).promise();
+    if constexpr (std::is_void_v<T>) {
+      if (p.error) {
+        error = p.error;
+      } else {
+        value.emplace();
+      }
+    } else {
+      if (p.result.index() == 2) {
+        error = std::get<2>(p.result);
+      } else {
+        try {
+          value.emplace(std::move(std::get<1>(p.result)));
+        } catch (...) {
+          error = std::current_exception();
+        }
+      }
+    }
+  }
+};
+
+/// Waits for a task to finish; the waiting task is rescheduled on notify.
+struct join_waiter : waiter {
+  task_base* waiting = nullptr;
+  std::coroutine_handle<> h;
+};
+
+void notify_join(waiter* w) noexcept;
+void cancel_task_hook(void* t) noexcept;
+[[noreturn]] void throw_awaited_self();
+/// The error to rethrow for a finished task: its exception (marks it retrieved).
+std::exception_ptr retrieve_error(task_base* t) noexcept;
+std::string task_name(const task_base* t);
+
+/// co_await of a handle: waits for the task, then copies its result or rethrows its error.
+template <class T>
+struct join_awaiter : join_waiter {
+  task_state<T>* s = nullptr;
+  bool await_ready() const noexcept { return s->done(); }
+  template <baton_promise P>
+  bool await_suspend(std::coroutine_handle<P> handle) {
+    task_base* self = handle.promise().owner;
+    if (self == s) throw_awaited_self();
+    waiting = self;
+    h = handle;
+    notify = &notify_join;
+    return arm(self, handle, "task", {&cancel_task_hook, s},
+               [this] { return add_waiter(s, this); });
+  }
+  T await_resume() {
+    if (waiting != nullptr) disarm(waiting);
+    if (auto e = retrieve_error(s)) std::rethrow_exception(e);
+    if constexpr (!std::is_void_v<T>) return *s->value;
+  }
+};
+
+}  // namespace detail
+
+template <class T = void>
+class task_handle {
+ public:
+  using value_type = T;
+
+  task_handle() noexcept = default;
+  task_handle(const task_handle& o) noexcept : s_(o.s_) {
+    if (s_) detail::retain_task(s_);
+  }
+  task_handle(task_handle&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  task_handle& operator=(task_handle o) noexcept {
+    std::swap(s_, o.s_);
+    return *this;
+  }
+  ~task_handle() {
+    if (s_) detail::release_task(s_);
+  }
+
+  explicit operator bool() const noexcept { return s_ != nullptr; }
+  bool done() const noexcept { return s_->done(); }
+  bool cancelled() const noexcept { return s_->done() && s_->cancelled; }
+  bool cancel() noexcept { return detail::cancel(s_); }
+  context get_context() const noexcept {
+    detail::retain(s_->ctx);
+    return context::adopt(s_->ctx);
+  }
+  std::string name() const { return detail::task_name(s_); }
+  std::uint64_t id() const noexcept { return s_->id; }
+
+  /// The result of a finished task (rethrows its exception). Precondition: done().
+  T result() const {
+    if (!s_->done()) throw baton::runtime_error("baton: result() of a task that has not finished");
+    if (auto e = detail::retrieve_error(s_)) std::rethrow_exception(e);
+    if constexpr (!std::is_void_v<T>) return *state()->value;
+  }
+
+  detail::join_awaiter<T> operator co_await() const noexcept {
+    detail::join_awaiter<T> a;
+    a.s = state();
+    return a;
+  }
+
+  /// For the runtime.
+  explicit task_handle(detail::task_state<T>* adopt) noexcept : s_(adopt) {}
+  detail::task_base* base() const noexcept { return s_; }
+
+ private:
+  detail::task_state<T>* state() const noexcept { return static_cast<detail::task_state<T>*>(s_); }
+  detail::task_base* s_ = nullptr;
+};
+
+}  // namespace baton

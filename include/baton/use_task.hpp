@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: BSL-1.0
+// use_task: the completion token that makes every Asio async operation awaitable from a task.
+#pragma once
+
+// Contract: co_await obj.async_xxx(args..., baton::use_task) inside a task starts the
+// operation and suspends the task until it completes; results follow asio::use_awaitable:
+//   void(error_code)            -> void, a failing error_code thrown as boost::system::system_error
+//   void(error_code, T)         -> T          void(error_code, T, U...) -> std::tuple<T, U...>
+//   void(exception_ptr, T...)   -> the same, the exception rethrown
+//   void(T...)                  -> as above without the error
+//   Context:      the task's own context is current when the task resumes, on any loop thread.
+//   Exceptions:   system_error for a failing error_code; cancelled_error when the task is
+//                 cancelled (taking precedence over the operation's own result).
+//   Cancellation: cancel() emits a terminal cancellation on the operation's per-operation
+//                 cancellation slot (every Asio operation that supports it stops at once).
+//   Thread-safety: the completion handler runs on a loop thread (its associated executor is
+//                 the loop's, blocking.never, so it is never invoked inline).
+// The operation object must be awaited right away (it holds the initiation's arguments).
+//
+// Example:
+//   std::size_t n = co_await sock.async_read_some(boost::asio::buffer(buf), baton::use_task);
+
+#include <baton/detail/asio_glue.hpp>
+#include <baton/task.hpp>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/execution/blocking.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <exception>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace baton {
+
+struct use_task_t {
+  constexpr use_task_t() noexcept = default;
+};
+
+/// The completion token: `co_await timer.async_wait(baton::use_task)`.
+inline constexpr use_task_t use_task{};
+
+namespace detail {
+
+template <class... Ts>
+struct values_result {
+  using type = std::tuple<Ts...>;
+};
+template <class T>
+struct values_result<T> {
+  using type = T;
+};
+template <>
+struct values_result<> {
+  using type = void;
+};
+
+/// Splits a completion signature into (error kind, values).
+template <class Sig>
+struct completion;
+template <class... Ts>
+struct completion<void(boost::system::error_code, Ts...)> {
+  static constexpr int error_kind = 1;
+  using values = std::tuple<std::decay_t<Ts>...>;
+  using result = typename values_result<std::decay_t<Ts>...>::type;
+};
+template <class... Ts>
+struct completion<void(std::exception_ptr, Ts...)> {
+  static constexpr int error_kind = 2;
+  using values = std::tuple<std::decay_t<Ts>...>;
+  using result = typename values_result<std::decay_t<Ts>...>::type;
+};
+template <class... Ts>
+struct completion<void(Ts...)> {
+  static constexpr int error_kind = 0;
+  using values = std::tuple<std::decay_t<Ts>...>;
+  using result = typename values_result<std::decay_t<Ts>...>::type;
+};
+
+template <class Sig, class Initiation, class... Args>
+class [[nodiscard]] async_operation {
+  using traits = completion<Sig>;
+
+ public:
+  template <class I, class... A>
+  explicit async_operation(I&& init, A&&... args)
+      : init_(std::forward<I>(init)), args_(std::forward<A>(args)...) {}
+
+  bool await_ready() const noexcept { return false; }
+
+  template <baton_promise P>
+  bool await_suspend(std::coroutine_handle<P> h) {
+    t_ = h.promise().owner;
+    return arm(t_, h, "asio operation", {&emit, this}, [this] {
+      std::apply(
+          [this](auto&&... a) {
+            std::move(init_)(handler{this}, std::forward<decltype(a)>(a)...);
+          },
+          std::move(args_));
+      return true;
+    });
+  }
+
+  typename traits::result await_resume() {
+    disarm(t_);
+    if constexpr (traits::error_kind == 1) {
+      if (ec_) throw boost::system::system_error(ec_);
+    } else if constexpr (traits::error_kind == 2) {
+      if (ex_) std::rethrow_exception(ex_);
+    }
+    if constexpr (!std::is_void_v<typename traits::result>) {
+      if constexpr (std::tuple_size_v<typename traits::values> == 1) {
+        return std::move(std::get<0>(*values_));
+      } else {
+        return std::move(*values_);
+      }
+    }
+  }
+
+ private:
+  struct handler {
+    async_operation* op;
+
+    using cancellation_slot_type = boost::asio::cancellation_slot;
+    cancellation_slot_type get_cancellation_slot() const noexcept { return op->signal_.slot(); }
+
+    using executor_type = boost::asio::io_context::executor_type;
+    executor_type get_executor() const noexcept {
+      return boost::asio::require(io_of(*op->t_->owner_loop).get_executor(),
+                                  boost::asio::execution::blocking.never);
+    }
+
+    template <class... A>
+    void operator()(A&&... a) {
+      op->store(std::forward<A>(a)...);
+      task_base* t = op->t_;
+      {
+        cancel_guard g(t);  // no cancellation may reach the finished operation's slot now
+        op->signal_.slot().clear();
+        t->hook = {};
+      }
+      schedule(t);
+    }
+  };
+
+  template <class E, class... A>
+  void store(E&& e, A&&... a) {
+    if constexpr (traits::error_kind == 1) {
+      ec_ = e;
+      values_.emplace(std::forward<A>(a)...);
+    } else if constexpr (traits::error_kind == 2) {
+      ex_ = e;
+      values_.emplace(std::forward<A>(a)...);
+    } else {
+      values_.emplace(std::forward<E>(e), std::forward<A>(a)...);
+    }
+  }
+  void store() { values_.emplace(); }
+
+  static void emit(void* self) noexcept {
+    static_cast<async_operation*>(self)->signal_.emit(boost::asio::cancellation_type::terminal);
+  }
+
+  Initiation init_;
+  std::tuple<Args...> args_;
+  task_base* t_ = nullptr;
+  boost::asio::cancellation_signal signal_;
+  std::optional<typename traits::values> values_;
+  boost::system::error_code ec_;
+  std::exception_ptr ex_;
+};
+
+}  // namespace detail
+}  // namespace baton
+
+template <class R, class... Ts>
+struct boost::asio::async_result<baton::use_task_t, R(Ts...)> {
+  template <class Initiation, class... Args>
+  static auto initiate(Initiation&& init, baton::use_task_t, Args&&... args) {
+    return baton::detail::async_operation<void(Ts...), std::decay_t<Initiation>,
+                                          std::decay_t<Args>...>(std::forward<Initiation>(init),
+                                                                 std::forward<Args>(args)...);
+  }
+};

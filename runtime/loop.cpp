@@ -1,0 +1,483 @@
+// SPDX-License-Identifier: BSL-1.0
+// The loop: scheduling, resuming with the task's context installed, finishing, shutdown.
+//
+//   loop ── ready queue (FIFO of task_base*) ──▶ task_base ── resume_point ──▶ innermost frame
+//     │                                            │ ctx ──▶ context_cell ──▶ map
+//     └─ io_context (timers, sockets, cross-thread wake-ups)
+//
+//   A loop thread repeats: pop a ready task and resume it; every 64 resumes, or when nothing is
+//   ready, let Asio run its handlers (which push tasks back to the ready queue). Resuming a
+//   task = enter its context (exclusive: never on two threads at once) + resume its frame +
+//   leave. Suspending never touches the scheduler: the awaiter hands the task to whoever
+//   completes the operation, and that code calls schedule().
+
+#include "loop.hpp"
+
+#include <baton/errors.hpp>
+#include <baton/task_handle.hpp>
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+#include <typeinfo>
+
+namespace baton::detail {
+
+constinit thread_local worker* current_worker = nullptr;
+
+namespace {
+
+std::atomic<std::uint64_t> next_anonymous{1};
+
+std::mutex& alive_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::set<const loop*>& alive_loops() {
+  static std::set<const loop*> s;
+  return s;
+}
+
+/// Locks only when the loop has several threads.
+class maybe_lock {
+ public:
+  maybe_lock(std::mutex& m, bool multi) : m_(multi ? &m : nullptr) {
+    if (m_) m_->lock();
+  }
+  ~maybe_lock() {
+    if (m_) m_->unlock();
+  }
+  maybe_lock(const maybe_lock&) = delete;
+  maybe_lock& operator=(const maybe_lock&) = delete;
+
+ private:
+  std::mutex* m_;
+};
+
+std::string describe(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return std::string(typeid(x).name()) + ": " + x.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+
+bool is_cancellation(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const cancelled_error&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// task_base
+
+task_base::task_base() : ctx(this) {}
+
+task_base::~task_base() {
+  if (root_frame) root_frame.destroy();  // never ran (its loop ended first)
+  if (ctx != this) release(ctx);
+}
+
+cancel_guard::cancel_guard(task_base* t) noexcept : t_(t) {
+  // acquire: see everything the previous holder wrote under the lock.
+  while (t_->cancel_lock.test_and_set(std::memory_order_acquire)) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+}
+
+cancel_guard::~cancel_guard() {
+  // release: publish what we wrote under the lock.
+  t_->cancel_lock.clear(std::memory_order_release);
+}
+
+void retain_task(task_base* t) noexcept { retain(static_cast<context_cell*>(t)); }
+
+void release_task(task_base* t) noexcept {
+  // acq_rel as for cells; the last owner reports a failure nobody looked at.
+  if (t->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (t->error && !t->error_retrieved && !t->cancelled) {
+    unhandled_failure f{task_name(t), t->error};
+    std::lock_guard lock(alive_mutex());
+    if (t->owner_loop != nullptr && alive_loops().count(t->owner_loop) != 0) {
+      t->owner_loop->report(f);
+    } else {
+      default_report(f);
+    }
+  }
+  delete t;
+}
+
+std::string task_name(const task_base* t) {
+  if (t->name) return *t->name;
+  return "task-" + std::to_string(t->id);
+}
+
+bool cancel(task_base* t) noexcept {
+  if (t->done()) return false;
+  cancel_guard g(t);
+  if (t->done()) return false;
+  ++t->cancel_requests;
+  t->cancel_pending.store(true, std::memory_order_relaxed);
+  if (t->hook.fn != nullptr) {
+    const cancel_hook h = std::exchange(t->hook, {});
+    h.fn(h.arg);
+  }
+  return true;
+}
+
+void disarm(task_base* t) {
+  {
+    cancel_guard g(t);
+    t->hook = {};
+    t->awaiting = nullptr;
+    if (!t->cancel_pending.load(std::memory_order_relaxed)) return;
+    t->cancel_pending.store(false, std::memory_order_relaxed);
+  }
+  throw cancelled_error();
+}
+
+void throw_if_cancel_pending(task_base* t) {
+  // Relaxed fast path: a racing cancel() is simply seen at the next suspension point.
+  if (!t->cancel_pending.load(std::memory_order_relaxed)) return;
+  {
+    cancel_guard g(t);
+    if (!t->cancel_pending.load(std::memory_order_relaxed)) return;
+    t->cancel_pending.store(false, std::memory_order_relaxed);
+  }
+  throw cancelled_error();
+}
+
+bool add_waiter(task_base* t, waiter* w) noexcept {
+  std::uintptr_t head = t->waiters.load(std::memory_order_acquire);
+  do {
+    if (head == 1) return false;
+    w->next = reinterpret_cast<waiter*>(head);
+    // release: the waiter's fields are visible to the finishing thread; acquire on failure to
+    // re-read the list head.
+  } while (!t->waiters.compare_exchange_weak(head, reinterpret_cast<std::uintptr_t>(w),
+                                             std::memory_order_release,
+                                             std::memory_order_acquire));
+  return true;
+}
+
+void notify_join(waiter* w) noexcept { schedule(static_cast<join_waiter*>(w)->waiting); }
+
+void cancel_task_hook(void* t) noexcept { cancel(static_cast<task_base*>(t)); }
+
+void throw_awaited_self() {
+  throw baton::runtime_error("baton: a task cannot await its own handle");
+}
+
+std::exception_ptr retrieve_error(task_base* t) noexcept {
+  if (!t->error) return nullptr;
+  t->error_retrieved = true;
+  return t->error;
+}
+
+std::coroutine_handle<> finish(task_base* t, std::coroutine_handle<> root) noexcept {
+  t->take_result(root);
+  t->root_frame = {};
+  root.destroy();
+  if (t->error && is_cancellation(t->error)) t->cancelled = true;
+  {
+    cancel_guard g(t);  // no cancel hook can run after this point
+    t->hook = {};
+  }
+  t->status.store(task_status::done, std::memory_order_relaxed);
+  // acq_rel: publishes the result to waiters (who acquire the 1), and takes their nodes.
+  std::uintptr_t list = t->waiters.exchange(1, std::memory_order_acq_rel);
+  waiter* rev = nullptr;  // notify in arrival order
+  while (list != 0) {
+    auto* w = reinterpret_cast<waiter*>(list);
+    list = reinterpret_cast<std::uintptr_t>(w->next);
+    w->next = rev;
+    rev = w;
+  }
+  while (rev != nullptr) {
+    waiter* next = rev->next;
+    rev->notify(rev);
+    rev = next;
+  }
+  if (current_worker != nullptr) current_worker->just_finished = t;
+  return std::noop_coroutine();
+}
+
+// ---------------------------------------------------------------------------------------------
+// frames
+
+frame_cache::~frame_cache() {
+  for (block* b : heads) {
+    while (b != nullptr) ::operator delete(std::exchange(b, b->next));
+  }
+}
+
+void* allocate_frame(std::size_t size) {
+  const std::size_t cls = (size + frame_cache::granule - 1) / frame_cache::granule;
+  worker* w = current_worker;
+  if (w == nullptr || cls >= frame_cache::classes) return ::operator new(size);
+  if (frame_cache::block* b = w->frames.heads[cls]) {
+    w->frames.heads[cls] = b->next;
+    --w->frames.counts[cls];
+    return b;
+  }
+  return ::operator new(cls * frame_cache::granule);
+}
+
+void deallocate_frame(void* p, std::size_t size) noexcept {
+  const std::size_t cls = (size + frame_cache::granule - 1) / frame_cache::granule;
+  worker* w = current_worker;
+  if (w == nullptr || cls >= frame_cache::classes || w->frames.counts[cls] >= frame_cache::depth) {
+    ::operator delete(p);
+    return;
+  }
+  auto* b = static_cast<frame_cache::block*>(p);
+  b->next = w->frames.heads[cls];
+  w->frames.heads[cls] = b;
+  ++w->frames.counts[cls];
+}
+
+// ---------------------------------------------------------------------------------------------
+// scheduling
+
+loop* running_loop_or_null() noexcept {
+  return current_worker != nullptr ? current_worker->lp : nullptr;
+}
+
+loop& running_loop(const char* what) {
+  if (loop* l = running_loop_or_null()) return *l;
+  throw baton::runtime_error(std::string("baton: ") + what +
+                             " needs a running loop: call it from a task (inside baton::run)");
+}
+
+void start(loop& l, task_base* t) { l.start(t); }
+
+void schedule(task_base* t) noexcept {
+  loop* l = t->owner_loop;
+  if (current_worker != nullptr && current_worker->lp == l) {
+    l->push(t);
+  } else {
+    asio::post(l->io(), [l, t] { l->push(t); });
+  }
+}
+
+loop::loop(const run_options& opts)
+    : ioc_(opts.threads > 1 ? static_cast<int>(opts.threads) : 1),
+      threads_(std::max(1u, opts.threads)),
+      blocking_threads_(opts.blocking_threads != 0
+                            ? opts.blocking_threads
+                            : std::min<std::size_t>(32, std::thread::hardware_concurrency() + 4)),
+      handler_(opts.exception_handler) {
+  work_guard_.emplace(ioc_.get_executor());
+  std::lock_guard lock(alive_mutex());
+  alive_loops().insert(this);
+}
+
+loop::~loop() {
+  std::lock_guard lock(alive_mutex());
+  alive_loops().erase(this);
+}
+
+bool loop_alive(const loop* l) noexcept {
+  std::lock_guard lock(alive_mutex());
+  return alive_loops().count(l) != 0;
+}
+
+void default_report(const unhandled_failure& f) noexcept {
+  std::fprintf(stderr, "baton: task '%s' failed and nobody retrieved the error: %s\n",
+               f.task_name.c_str(), describe(f.error).c_str());
+}
+
+void loop::report(const unhandled_failure& f) noexcept {
+  if (!handler_) return default_report(f);
+  try {
+    handler_(f);
+  } catch (...) {
+    default_report(f);
+  }
+}
+
+asio::thread_pool& loop::blocking_pool() {
+  std::lock_guard lock(pool_mutex_);
+  if (!pool_) pool_.emplace(blocking_threads_);
+  return *pool_;
+}
+
+void loop::start(task_base* t) {
+  t->owner_loop = this;
+  retain_task(t);  // the loop's reference, dropped when the task finishes
+  t->status.store(task_status::scheduled, std::memory_order_relaxed);
+  {
+    maybe_lock lock(mutex_, threads_ > 1);
+    t->live_next = live_head_;
+    if (live_head_ != nullptr) live_head_->live_prev = t;
+    live_head_ = t;
+    ++live_count_;
+  }
+  push(t);
+}
+
+void loop::push(task_base* t) noexcept {
+  t->next_ready = nullptr;
+  {
+    maybe_lock lock(mutex_, threads_ > 1);
+    if (ready_tail_ != nullptr) {
+      ready_tail_->next_ready = t;
+    } else {
+      ready_head_ = t;
+    }
+    ready_tail_ = t;
+  }
+  // seq_cst pairs with the idle_ increment in work(): either the sleeper sees the task in the
+  // queue, or we see the sleeper and wake it.
+  if (threads_ > 1 && idle_.load(std::memory_order_seq_cst) != 0) {
+    asio::post(ioc_, [] {});
+  }
+}
+
+task_base* loop::pop() noexcept {
+  maybe_lock lock(mutex_, threads_ > 1);
+  task_base* t = ready_head_;
+  if (t != nullptr) {
+    ready_head_ = t->next_ready;
+    if (ready_head_ == nullptr) ready_tail_ = nullptr;
+  }
+  return t;
+}
+
+void loop::on_finished(task_base* t) noexcept {
+  bool last = false;
+  {
+    maybe_lock lock(mutex_, threads_ > 1);
+    if (t->live_prev != nullptr) t->live_prev->live_next = t->live_next;
+    if (t->live_next != nullptr) t->live_next->live_prev = t->live_prev;
+    if (live_head_ == t) live_head_ = t->live_next;
+    t->live_prev = t->live_next = nullptr;
+    last = --live_count_ == 0;
+  }
+  // Only the thread in run_main() waits for these two events; wake it wherever it sleeps.
+  if (last || t == main_) wake_all();
+  release_task(t);  // the loop's reference
+}
+
+void loop::resume(worker& w, task_base* t) noexcept {
+  context_cell* const cell = t->ctx;
+  context_cell* const prev = current_cell;
+  if (!try_enter(cell)) {
+    // Its context is entered elsewhere (a context shared by several tasks, or one a thread is
+    // running): try again later rather than run two things in one context at once.
+    push(t);
+    std::this_thread::yield();
+    return;
+  }
+  w.running = t;
+  t->status.store(task_status::running, std::memory_order_relaxed);
+  std::exchange(t->resume_point, {}).resume();
+  w.running = nullptr;
+  task_base* finished = std::exchange(w.just_finished, nullptr);
+  if (finished == nullptr) t->status.store(task_status::suspended, std::memory_order_relaxed);
+  leave(cell, prev);
+  if (finished != nullptr) on_finished(finished);
+}
+
+void loop::wake_all() noexcept {
+  for (unsigned i = 0; i < threads_; ++i) asio::post(ioc_, [] {});
+}
+
+void loop::work(worker& w, const std::function<bool()>& until) {
+  unsigned since_poll = 0;
+  while (!until()) {
+    if (task_base* t = pop()) {
+      resume(w, t);
+      if (++since_poll == 64) {
+        since_poll = 0;
+        ioc_.poll();
+      }
+      continue;
+    }
+    since_poll = 0;
+    idle_.fetch_add(1, std::memory_order_seq_cst);
+    bool ready = false;
+    {
+      maybe_lock lock(mutex_, threads_ > 1);
+      ready = ready_head_ != nullptr;
+    }
+    if (!ready && !until()) ioc_.run_one();
+    idle_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+void loop::cancel_all() noexcept {
+  std::vector<task_base*> alive;
+  {
+    maybe_lock lock(mutex_, threads_ > 1);
+    for (task_base* t = live_head_; t != nullptr; t = t->live_next) {
+      retain_task(t);
+      alive.push_back(t);
+    }
+  }
+  for (task_base* t : alive) {
+    cancel(t);
+    release_task(t);
+  }
+}
+
+void loop::run_main(task_base* main) {
+  worker w;
+  w.lp = this;
+  current_worker = &w;
+  struct restore {
+    ~restore() { current_worker = nullptr; }
+  } restore_worker;
+
+  for (unsigned i = 1; i < threads_; ++i) {
+    extra_threads_.emplace_back([this] {
+      worker ew;
+      ew.lp = this;
+      current_worker = &ew;
+      work(ew, [this] { return stop_workers_.load(std::memory_order_acquire); });
+      current_worker = nullptr;
+    });
+  }
+
+  main_ = main;
+  start(main);
+  work(w, [main] { return main->done(); });
+  // asyncio.run: cancel what is left and wait for it (tasks spawned by the clean-up run to
+  // their end).
+  cancel_all();
+  work(w, [this] {
+    maybe_lock lock(mutex_, threads_ > 1);
+    return live_count_ == 0;
+  });
+  stop_workers_.store(true, std::memory_order_release);
+  wake_all();
+  for (auto& th : extra_threads_) th.join();
+  {
+    std::lock_guard lock(pool_mutex_);
+    if (pool_) {
+      pool_->join();
+      pool_.reset();
+    }
+  }
+  work_guard_.reset();
+  ioc_.poll();  // run completions that were posted during shutdown (they find nothing to do)
+}
+
+void run_main(task_base* main, const run_options& opts) {
+  loop l(opts);
+  l.run_main(main);
+}
+
+}  // namespace baton::detail

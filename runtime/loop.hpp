@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: BSL-1.0
+// The loop (private): the ready queue, the live list, the Asio io_context and its threads.
+#pragma once
+
+#include <baton/detail/task_base.hpp>
+#include <baton/run.hpp>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace baton::detail {
+
+namespace asio = boost::asio;
+
+/// A recycling cache of coroutine frames per loop thread: blocks are plain ::operator new
+/// blocks of a size class, so any thread may free any block.
+struct frame_cache {
+  static constexpr std::size_t granule = 64;
+  static constexpr std::size_t classes = 16;  // up to 1 KiB
+  static constexpr std::size_t depth = 64;    // blocks kept per class
+  struct block {
+    block* next;
+  };
+  std::array<block*, classes> heads{};
+  std::array<std::uint32_t, classes> counts{};
+  ~frame_cache();
+};
+
+/// One loop thread.
+struct worker {
+  loop* lp = nullptr;
+  task_base* running = nullptr;        // the task being resumed now
+  task_base* just_finished = nullptr;  // set by finish() for resume() to release
+  frame_cache frames;
+};
+
+class loop {
+ public:
+  explicit loop(const run_options& opts);
+  ~loop();
+  loop(const loop&) = delete;
+  loop& operator=(const loop&) = delete;
+
+  void start(task_base* t);
+  void push(task_base* t) noexcept;      // from a thread of this loop
+  void on_finished(task_base* t) noexcept;
+  void run_main(task_base* main);
+  asio::io_context& io() noexcept { return ioc_; }
+  asio::thread_pool& blocking_pool();
+  void report(const unhandled_failure& f) noexcept;
+
+  template <class F>
+  void for_each_live(F&& f) {
+    std::lock_guard lock(mutex_);
+    for (task_base* t = live_head_; t != nullptr; t = t->live_next) f(t);
+  }
+
+ private:
+  void work(worker& w, const std::function<bool()>& until);
+  task_base* pop() noexcept;
+  void resume(worker& w, task_base* t) noexcept;
+  void wake_all() noexcept;
+  void cancel_all() noexcept;
+
+  asio::io_context ioc_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_guard_;
+  const unsigned threads_;
+  const std::size_t blocking_threads_;
+  std::function<void(const unhandled_failure&)> handler_;
+
+  // Ready queue and live list. One mutex; with one loop thread it is never contended.
+  std::mutex mutex_;
+  task_base* ready_head_ = nullptr;
+  task_base* ready_tail_ = nullptr;
+  task_base* live_head_ = nullptr;
+  std::size_t live_count_ = 0;
+  std::atomic<unsigned> idle_{0};
+  std::atomic<bool> stop_workers_{false};
+  task_base* main_ = nullptr;
+
+  std::mutex pool_mutex_;
+  std::optional<asio::thread_pool> pool_;
+  std::vector<std::thread> extra_threads_;
+};
+
+/// Whether l is still alive (failures dropped after the loop ended go to stderr).
+bool loop_alive(const loop* l) noexcept;
+void default_report(const unhandled_failure& f) noexcept;
+
+}  // namespace baton::detail
