@@ -13,3 +13,7 @@
 #include <baton/task_handle.hpp>
 #include <baton/token.hpp>
 #include <baton/use_task.hpp>
+#include <baton/wait_for.hpp>
+#include <baton/task_group.hpp>
+#include <baton/shield.hpp>
+#include <baton/gather.hpp>

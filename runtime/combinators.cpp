@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: BSL-1.0
+// Non-template parts of wait_for, gather, task_group and shield.
+
+#include <baton/detail/awaitable_traits.hpp>
+#include <baton/errors.hpp>
+#include <baton/shield.hpp>
+#include <baton/task_group.hpp>
+#include <baton/wait_for.hpp>
+
+namespace baton::detail {
+
+std::uint32_t uncancel(task_base* t) noexcept {
+  cancel_guard g(t);
+  if (t->cancel_requests > 0) --t->cancel_requests;
+  if (t->cancel_requests == 0) t->cancel_pending.store(false, std::memory_order_relaxed);
+  return t->cancel_requests;
+}
+
+std::uint32_t cancelling(task_base* t) noexcept {
+  cancel_guard g(t);
+  return t->cancel_requests;
+}
+
+void arm_timeout(const std::shared_ptr<timeout_state>& s, boost::asio::steady_timer& timer) {
+  timer.async_wait([s](const boost::system::error_code& ec) {
+    if (ec) return;  // cancelled: wait_for finished first
+    std::lock_guard lock(s->mutex);
+    if (s->finished) return;
+    s->fired = true;
+    cancel(s->task);  // the task is alive: wait_for has not finished
+  });
+}
+
+bool end_timeout(timeout_state& s, boost::asio::steady_timer& timer) noexcept {
+  bool fired = false;
+  {
+    std::lock_guard lock(s.mutex);
+    s.finished = true;
+    fired = s.fired;
+  }
+  timer.cancel();
+  return fired && uncancel(s.task) == 0;
+}
+
+}  // namespace baton::detail
+
+// ---------------------------------------------------------------------------------------------
+// task_group
+
+namespace baton::detail {
+namespace {
+
+struct group_member : waiter {
+  std::shared_ptr<group_state> group;
+  task_base* child = nullptr;
+};
+
+bool is_cancellation(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const cancelled_error&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+void wake(std::atomic<task_base*>& slot) noexcept {
+  // acq_rel: exactly one of the completion and the cancel hook takes the waiter.
+  if (task_base* t = slot.exchange(nullptr, std::memory_order_acq_rel)) schedule(t);
+}
+
+void member_done(waiter* w) noexcept {
+  std::unique_ptr<group_member> m(static_cast<group_member*>(w));
+  group_state& g = *m->group;
+  bool cancel_siblings = false;
+  bool last = false;
+  {
+    std::lock_guard lock(g.mutex);
+    if (std::exception_ptr e = retrieve_error(m->child); e && !is_cancellation(e)) {
+      g.errors.push_back(e);
+      cancel_siblings = !std::exchange(g.failed, true);
+    }
+    last = --g.running == 0;
+  }
+  if (cancel_siblings) g.cancel_children();
+  if (last) wake(g.waiting);
+}
+
+}  // namespace
+
+group_state::~group_state() {
+  for (task_base* c : children) release_task(c);
+}
+
+void group_state::add(const std::shared_ptr<group_state>& g, task_base* child) {
+  auto m = std::make_unique<group_member>();
+  m->group = g;
+  m->child = child;
+  m->notify = &member_done;
+  {
+    std::lock_guard lock(g->mutex);
+    g->children.reserve(g->children.size() + 1);
+    retain_task(child);
+    g->children.push_back(child);
+    ++g->running;
+  }
+  group_member* raw = m.release();
+  if (!add_waiter(child, raw)) member_done(raw);  // finished already
+}
+
+void group_state::cancel_children() noexcept {
+  std::vector<task_base*> snapshot;
+  {
+    std::lock_guard lock(mutex);
+    snapshot = children;
+    for (task_base* c : snapshot) retain_task(c);
+  }
+  for (task_base* c : snapshot) {
+    cancel(c);
+    release_task(c);
+  }
+}
+
+namespace {
+void on_group_cancel(void* g) noexcept { wake(static_cast<group_state*>(g)->waiting); }
+}  // namespace
+
+bool group_wait_awaiter::suspend(std::coroutine_handle<> h) {
+  std::lock_guard lock(g->mutex);
+  if (g->running == 0) return false;
+  return arm(self, h, "task_group", {&on_group_cancel, g}, [this] {
+    g->waiting.store(self, std::memory_order_release);
+    return true;
+  });
+}
+
+}  // namespace baton::detail
+
+namespace baton {
+
+task_group::~task_group() {
+  bool running = false;
+  {
+    std::lock_guard lock(s_->mutex);
+    running = s_->running != 0;
+  }
+  if (running) s_->cancel_children();
+}
+
+task<void> task_group::wait() {
+  bool cancelled = false;
+  for (;;) {
+    {
+      std::lock_guard lock(s_->mutex);
+      if (s_->running == 0) break;
+    }
+    try {
+      co_await detail::group_wait_awaiter{s_.get()};
+    } catch (const cancelled_error&) {
+      cancelled = true;
+      s_->cancel_children();
+    }
+  }
+  if (cancelled) throw cancelled_error();
+  std::exception_ptr first;
+  {
+    std::lock_guard lock(s_->mutex);
+    if (!s_->errors.empty()) first = s_->errors.front();
+  }
+  if (first) std::rethrow_exception(first);
+}
+
+std::vector<std::exception_ptr> task_group::errors() const {
+  std::lock_guard lock(s_->mutex);
+  return s_->errors;
+}
+
+}  // namespace baton
+
+// ---------------------------------------------------------------------------------------------
+// shield
+
+namespace baton::detail {
+
+void shield_node::release() noexcept {
+  // acq_rel: the last user frees the node after the other's last use.
+  if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+}
+
+void shield_node::on_done(waiter* w) noexcept {
+  auto* n = static_cast<shield_node*>(w);
+  if (!n->claimed.exchange(true, std::memory_order_acq_rel)) schedule(n->waiting);
+  n->release();
+}
+
+void shield_node::on_cancel(void* self) noexcept {
+  auto* n = static_cast<shield_node*>(self);
+  if (!n->claimed.exchange(true, std::memory_order_acq_rel)) schedule(n->waiting);
+}
+
+bool shield_suspend(task_base* self, task_base* target, shield_node* node,
+                    std::coroutine_handle<> h) {
+  node->notify = &shield_node::on_done;
+  bool added = false;
+  const bool suspended = arm(self, h, "shield", {&shield_node::on_cancel, node}, [&] {
+    added = add_waiter(target, node);
+    return added;
+  });
+  if (!added) node->release();  // the waiter list never got its reference
+  return suspended;
+}
+
+}  // namespace baton::detail
