@@ -7,6 +7,8 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace baton::detail {
 
@@ -225,6 +227,27 @@ void unregister_var(var_key key) noexcept {
   var_registry& r = registry();
   std::lock_guard lock(r.mutex);
   r.vars.erase(key);
+}
+
+std::vector<std::pair<std::string, std::string>> describe_context(const map_node* root) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (root == nullptr) return out;
+  var_registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  auto visit = [&](auto& self, const map_node* n) -> void {
+    unsigned i = 0;
+    for (std::uint32_t all = n->entries | n->children; all != 0; all &= all - 1, ++i) {
+      if ((n->children & (all & -all)) != 0) {
+        self(self, n->slots[i].child);
+        continue;
+      }
+      const auto it = r.vars.find(n->slots[i].key & ~boxed_bit);
+      if (it == r.vars.end()) continue;  // its var is gone; the value is unreachable
+      out.emplace_back(*it->second.name, it->second.describe(n->slots[i]));
+    }
+  };
+  visit(visit, root);
+  return out;
 }
 
 void throw_lookup_error(const std::string& name) {

@@ -367,7 +367,14 @@ void loop::on_finished(task_base* t) noexcept {
     last = --live_count_ == 0;
   }
   // Only the thread in run_main() waits for these two events; wake it wherever it sleeps.
-  if (last || t == main_) wake_all();
+  if (last || t == main_) {
+    if (threads_ == 1) {
+      wake_all();
+    } else {
+      std::lock_guard lock(events_mutex_);
+      events_.notify_all();
+    }
+  }
   release_task(t);  // the loop's reference
 }
 
@@ -434,14 +441,29 @@ void loop::cancel_all() noexcept {
 }
 
 void loop::run_main(task_base* main) {
-  worker w;
-  w.lp = this;
-  current_worker = &w;
-  struct restore {
-    ~restore() { current_worker = nullptr; }
-  } restore_worker;
-
-  for (unsigned i = 1; i < threads_; ++i) {
+  main_ = main;
+  auto nothing_live = [this] {
+    maybe_lock lock(mutex_, threads_ > 1);
+    return live_count_ == 0;
+  };
+  if (threads_ == 1) {
+    // This thread is the loop.
+    worker w;
+    w.lp = this;
+    current_worker = &w;
+    start(main);
+    work(w, [main] { return main->done(); });
+    // asyncio.run: cancel what is left and wait for it (tasks spawned by the clean-up run to
+    // their end).
+    cancel_all();
+    work(w, nothing_live);
+    shutdown();
+    current_worker = nullptr;
+    return;
+  }
+  // Several loop threads: they all run work(); this thread only coordinates, so that the
+  // events it waits for cannot be swallowed by a loop thread's wake-up.
+  for (unsigned i = 0; i < threads_; ++i) {
     extra_threads_.emplace_back([this] {
       worker ew;
       ew.lp = this;
@@ -450,20 +472,23 @@ void loop::run_main(task_base* main) {
       current_worker = nullptr;
     });
   }
-
-  main_ = main;
   start(main);
-  work(w, [main] { return main->done(); });
-  // asyncio.run: cancel what is left and wait for it (tasks spawned by the clean-up run to
-  // their end).
+  {
+    std::unique_lock lock(events_mutex_);
+    events_.wait(lock, [main] { return main->done(); });
+  }
   cancel_all();
-  work(w, [this] {
-    maybe_lock lock(mutex_, threads_ > 1);
-    return live_count_ == 0;
-  });
+  {
+    std::unique_lock lock(events_mutex_);
+    events_.wait(lock, nothing_live);
+  }
   stop_workers_.store(true, std::memory_order_release);
   wake_all();
   for (auto& th : extra_threads_) th.join();
+  shutdown();
+}
+
+void loop::shutdown() {
   {
     std::lock_guard lock(pool_mutex_);
     if (pool_) {
@@ -472,7 +497,7 @@ void loop::run_main(task_base* main) {
     }
   }
   work_guard_.reset();
-  ioc_.poll();  // run completions that were posted during shutdown (they find nothing to do)
+  ioc_.poll();  // completions posted during shutdown (they find nothing left to do)
 }
 
 void run_main(task_base* main, const run_options& opts) {

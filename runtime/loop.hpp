@@ -10,6 +10,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <array>
+#include <condition_variable>
 #include <atomic>
 #include <functional>
 #include <mutex>
@@ -70,6 +71,7 @@ class loop {
   void resume(worker& w, task_base* t) noexcept;
   void wake_all() noexcept;
   void cancel_all() noexcept;
+  void shutdown();
 
   asio::io_context ioc_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_guard_;
@@ -86,6 +88,8 @@ class loop {
   std::atomic<unsigned> idle_{0};
   std::atomic<bool> stop_workers_{false};
   task_base* main_ = nullptr;
+  std::mutex events_mutex_;           // main finished / nothing live (threaded loops)
+  std::condition_variable events_;
 
   std::mutex pool_mutex_;
   std::optional<asio::thread_pool> pool_;

@@ -17,3 +17,4 @@
 #include <baton/task_group.hpp>
 #include <baton/shield.hpp>
 #include <baton/gather.hpp>
+#include <baton/introspection.hpp>

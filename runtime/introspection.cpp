@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: BSL-1.0
+// Introspection: snapshots of the loop's live tasks.
+
+#include <baton/introspection.hpp>
+
+#include <baton/context.hpp>
+#include <baton/errors.hpp>
+#include <baton/task_handle.hpp>
+
+#include "loop.hpp"
+
+namespace baton::detail {
+std::vector<std::pair<std::string, std::string>> describe_context(const map_node* root);
+}
+
+namespace baton {
+namespace {
+
+const char* state_name(detail::task_status s) {
+  switch (s) {
+    case detail::task_status::created: return "created";
+    case detail::task_status::scheduled: return "scheduled";
+    case detail::task_status::running: return "running";
+    case detail::task_status::suspended: return "suspended";
+    case detail::task_status::done: return "done";
+  }
+  return "unknown";
+}
+
+task_info snapshot(detail::task_base* t, bool read_vars) {
+  task_info i;
+  i.id = t->id;
+  i.name = detail::task_name(t);
+  const auto status = t->status.load(std::memory_order_relaxed);
+  i.state = state_name(status);
+  {
+    detail::cancel_guard g(t);  // awaiting is written under this lock
+    if (t->awaiting != nullptr) i.awaiting = t->awaiting;
+  }
+  if (read_vars) {
+    try {
+      detail::cell_reader r(t->ctx);
+      i.vars = detail::describe_context(r.root());
+    } catch (const context_error&) {
+      i.state = "running";  // entered on another thread right now
+    }
+  }
+  return i;
+}
+
+}  // namespace
+
+std::optional<task_info> current_task() {
+  detail::worker* w = detail::current_worker;
+  if (w == nullptr || w->running == nullptr) return std::nullopt;
+  return snapshot(w->running, true);
+}
+
+std::vector<task_info> all_tasks() {
+  detail::loop& l = detail::running_loop("all_tasks()");
+  std::vector<task_info> out;
+  l.for_each_live([&](detail::task_base* t) { out.push_back(snapshot(t, true)); });
+  return out;
+}
+
+std::string dump_tasks() {
+  std::string s;
+  for (const task_info& i : all_tasks()) {
+    s += "task " + std::to_string(i.id) + " '" + i.name + "' " + i.state;
+    if (!i.awaiting.empty()) s += ", awaiting " + i.awaiting;
+    s += "\n";
+    for (const auto& [name, value] : i.vars) s += "    " + name + " = " + value + "\n";
+  }
+  return s;
+}
+
+}  // namespace baton
