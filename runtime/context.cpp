@@ -12,7 +12,7 @@
 
 namespace baton::detail {
 
-constinit thread_local context_cell* current_cell = nullptr;
+[[gnu::tls_model("initial-exec")]] constinit thread_local context_cell* current_cell = nullptr;
 
 namespace {
 
@@ -71,7 +71,12 @@ void pause() noexcept {
 
 }  // namespace
 
-context_cell::context_cell() : id(next_cell_id.fetch_add(1, std::memory_order_relaxed)) {}
+context_cell::context_cell() = default;
+
+std::uint64_t new_cell_id() noexcept {
+  // Relaxed: only uniqueness matters.
+  return next_cell_id.fetch_add(1, std::memory_order_relaxed);
+}
 
 context_cell::~context_cell() { release(root); }
 
@@ -81,8 +86,12 @@ void retain(context_cell* c) noexcept {
 }
 
 void release(context_cell* c) noexcept {
-  // acq_rel: the last handle must see all uses of the cell before deleting it.
-  if (c->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete c;
+  // A count of 1 is ours alone (nobody can copy a reference they do not hold), so the common
+  // single-owner case skips the read-modify-write. acq_rel: the last owner sees every use.
+  if (c->refs.load(std::memory_order_acquire) == 1 ||
+      c->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    delete c;
+  }
 }
 
 bool try_enter(context_cell* c) noexcept {
@@ -147,8 +156,13 @@ cell_reader::~cell_reader() {
 
 void release(token_state* t) noexcept {
   // acq_rel: as for cells.
-  if (t->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // As for cells: a count of 1 is ours alone.
+  if (t->refs.load(std::memory_order_acquire) != 1 &&
+      t->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) {
+    return;
+  }
   release(t->old_root);
+  if (t->had_old) drop_entry(t->old_entry);
   delete t;
 }
 
@@ -168,7 +182,17 @@ token_state* set_entry(const slot& entry, const void* var) {
     release(new_root);
     throw;
   }
+  if (c->id == 0) c->id = new_cell_id();  // only cells that ever made a token need an id
   t->key = entry.key & ~boxed_bit;
+  t->had_old = false;
+  if (const slot* old = find(c->root, t->key)) {
+    t->old_entry = *old;
+    t->had_old = true;
+    if ((old->key & boxed_bit) != 0) {
+      // Relaxed: a new reference from an existing one.
+      reinterpret_cast<value_box*>(old->bits)->refs.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   t->var = var;
   t->cell_id = c->id;
   t->prev_version = c->version;
@@ -195,15 +219,15 @@ void reset_entry(token_state* t, var_key key, const void* var, const std::string
   map_node* new_root = nullptr;
   std::uint64_t version = 0;
   if (c->version == t->version) {
-    // Nothing changed since the set: the old map is the answer, no allocation.
-    retain(t->old_root);
-    new_root = t->old_root;
+    // Nothing changed since the set: the old map is the answer; the token's reference to it
+    // moves back into the context (old_value() reads old_entry, not the map).
+    new_root = std::exchange(t->old_root, nullptr);
     version = t->prev_version;
-  } else if (const slot* old = find(t->old_root, key)) {
-    if ((old->key & boxed_bit) != 0) {
-      reinterpret_cast<value_box*>(old->bits)->refs.fetch_add(1, std::memory_order_relaxed);
+  } else if (t->had_old) {
+    if ((t->old_entry.key & boxed_bit) != 0) {
+      reinterpret_cast<value_box*>(t->old_entry.bits)->refs.fetch_add(1, std::memory_order_relaxed);
     }
-    new_root = insert(c->root, *old);
+    new_root = insert(c->root, t->old_entry);
     version = ++c->next_version;
   } else {
     new_root = erase(c->root, key);

@@ -29,17 +29,37 @@ void retain_box(std::uint64_t bits) noexcept {
 
 void release_box(std::uint64_t bits) noexcept {
   auto* b = reinterpret_cast<value_box*>(bits);
+  // A count of 1 is ours alone (nobody can copy a reference they do not hold): skip the RMW.
   // acq_rel: the last owner must see every other owner's use of the value before destroying it.
-  if (b->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) b->destroy(b);
+  if (b->refs.load(std::memory_order_acquire) == 1 ||
+      b->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    b->destroy(b);
+  }
 }
 
-/// Calls f(slot, is_child) for every slot of n, in slot order.
+/// Calls f(slot index, is_child) for every slot of n that owns a reference (children and
+/// boxed values); inline values own nothing, so nodes of plain values cost no atomics.
 template <class F>
-void for_each_slot(const map_node* n, F&& f) {
+void for_each_owned(const map_node* n, F&& f) {
+  for (std::uint32_t owned = n->children | n->boxed; owned != 0; owned &= owned - 1) {
+    const unsigned pos = static_cast<unsigned>(std::countr_zero(owned));
+    f(n->index[pos], ((n->children >> pos) & 1) != 0);
+  }
+}
+
+/// Recomputes the derived fields (index, boxed) once a node's slots and bitmaps are final.
+map_node* seal(map_node* n) noexcept {
+  std::memset(n->index, no_slot, sizeof n->index);
+  n->boxed = 0;
   unsigned i = 0;
   for (std::uint32_t all = n->entries | n->children; all != 0; all &= all - 1, ++i) {
-    f(i, (n->children & (all & -all)) != 0);
+    const unsigned pos = static_cast<unsigned>(std::countr_zero(all));
+    n->index[pos] = static_cast<std::uint8_t>(i);
+    if (((n->entries >> pos) & 1) != 0 && (n->slots[i].key & boxed_bit) != 0) {
+      n->boxed |= std::uint32_t{1} << pos;
+    }
   }
+  return n;
 }
 
 /// A copy of n with every slot retained except skip (pass nslots for none).
@@ -49,7 +69,7 @@ map_node* copy_retaining(const map_node* n, unsigned nslots, unsigned extra, uns
   c->children = n->children;
   c->count = n->count;
   (void)nslots;
-  for_each_slot(n, [&](unsigned i, bool child) {
+  for_each_owned(n, [&](unsigned i, bool child) {
     if (i == skip) return;
     const slot& s = n->slots[i];
     if (child) {
@@ -73,7 +93,7 @@ map_node* make_pair(const slot& a, const slot& b, unsigned shift) {
     n->count = 2;
     n->slots[0].key = 0;
     n->slots[0].child = child;
-    return n;
+    return seal(n);
   }
   map_node* n = allocate(2);
   n->entries = ba | bb;
@@ -81,7 +101,7 @@ map_node* make_pair(const slot& a, const slot& b, unsigned shift) {
   n->count = 2;
   n->slots[ba < bb ? 0 : 1] = a;
   n->slots[ba < bb ? 1 : 0] = b;
-  return n;
+  return seal(n);
 }
 
 map_node* insert_at(const map_node* n, const slot& e, unsigned shift, bool& added) {
@@ -93,7 +113,7 @@ map_node* insert_at(const map_node* n, const slot& e, unsigned shift, bool& adde
     r->count = 1;
     r->slots[0] = e;
     added = true;
-    return r;
+    return seal(r);
   }
   const std::uint32_t bit = position_bit(key, shift);
   const std::uint32_t all = n->entries | n->children;
@@ -108,7 +128,7 @@ map_node* insert_at(const map_node* n, const slot& e, unsigned shift, bool& adde
     r->entries |= bit;
     r->count += 1;
     added = true;
-    return r;
+    return seal(r);
   }
 
   slot replacement{};
@@ -136,7 +156,7 @@ map_node* insert_at(const map_node* n, const slot& e, unsigned shift, bool& adde
   r->entries = entries;
   r->children = children;
   r->count = count;
-  return r;
+  return seal(r);
 }
 
 /// Returns n itself (not retained) when key is absent; else a new owned node, or nullptr.
@@ -169,7 +189,7 @@ map_node* erase_at(const map_node* n, var_key key, unsigned shift) {
     } else {
       r->slots[idx].child = child;
     }
-    return r;
+    return seal(r);
   }
   if ((n->slots[idx].key & ~boxed_bit) != key) return const_cast<map_node*>(n);
   if (nslots == 1) return nullptr;
@@ -179,7 +199,7 @@ map_node* erase_at(const map_node* n, var_key key, unsigned shift) {
   }
   r->entries &= ~bit;
   r->count = n->count - 1;
-  return r;
+  return seal(r);
 }
 
 }  // namespace
@@ -190,9 +210,13 @@ void retain(map_node* n) noexcept {
 }
 
 void release(map_node* n) noexcept {
-  // acq_rel: see release_box.
-  if (n == nullptr || n->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  for_each_slot(n, [n](unsigned i, bool child) {
+  // See release_box for the single-owner shortcut and the ordering.
+  if (n == nullptr) return;
+  if (n->refs.load(std::memory_order_acquire) != 1 &&
+      n->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) {
+    return;
+  }
+  for_each_owned(n, [n](unsigned i, bool child) {
     const slot& s = n->slots[i];
     if (child) {
       release(s.child);

@@ -25,7 +25,7 @@
 
 namespace baton::detail {
 
-constinit thread_local worker* current_worker = nullptr;
+[[gnu::tls_model("initial-exec")]] constinit thread_local worker* current_worker = nullptr;
 
 namespace {
 
@@ -81,7 +81,7 @@ bool is_cancellation(const std::exception_ptr& e) {
 // ---------------------------------------------------------------------------------------------
 // task_base
 
-task_base::task_base() : ctx(this) {}
+task_base::task_base() : ctx(this) { id = new_cell_id(); }
 
 task_base::~task_base() {
   if (root_frame) root_frame.destroy();  // never ran (its loop ended first)

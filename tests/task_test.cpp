@@ -28,6 +28,14 @@ task<int> thrower() {
   co_return 0;
 }
 
+// Sanitizer instrumentation stops g++ from turning symmetric transfer into tail calls, so the
+// chain grows the stack there (docs/notes/002-symmetric-transfer-and-sanitizers.md).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr int deep_chain = 2000;
+#else
+constexpr int deep_chain = 200000;
+#endif
+
 task<long> depth(int n) {
   if (n == 0) co_return 0;
   co_return 1 + co_await depth(n - 1);
@@ -70,7 +78,7 @@ TEST_CASE("an exception in an awaited task is rethrown at the co_await") {
 }
 
 TEST_CASE("an await chain 200000 deep does not overflow the stack") {
-  CHECK(run_task([]() -> task<long> { co_return co_await depth(200000); }) == 200000);
+  CHECK(run_task([]() -> task<long> { co_return co_await depth(deep_chain); }) == deep_chain);
 }
 
 TEST_CASE("a dropped task that never started is destroyed without running") {

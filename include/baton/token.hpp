@@ -32,7 +32,10 @@ struct token_state {
   std::uint64_t cell_id;
   std::uint64_t version;       // the cell's version right after the set
   std::uint64_t prev_version;  // ... and right before it
-  map_node* old_root;          // retained: the map before the set
+  map_node* old_root;          // retained: the map before the set; moved back into the
+                               // context by a reset that finds nothing changed since
+  slot old_entry;              // the var's entry before the set (box retained), if any
+  bool had_old;
 };
 
 void release(token_state* t) noexcept;
@@ -63,7 +66,7 @@ class token {
 
   /// The var's value before the set; nullopt when it had none (Python's Token.MISSING).
   std::optional<T> old_value() const {
-    if (const detail::slot* s = detail::find(s_->old_root, s_->key)) return detail::load<T>(*s);
+    if (s_->had_old) return detail::load<T>(s_->old_entry);
     return std::nullopt;
   }
 

@@ -60,12 +60,17 @@ struct slot {
   };
 };
 
+inline constexpr std::uint8_t no_slot = 0xff;
+
 struct map_node {
   std::atomic<std::uint32_t> refs;
-  std::uint32_t entries;   // bitmap of positions holding an entry
-  std::uint32_t children;  // bitmap of positions holding a child node
-  std::uint32_t count;     // number of entries in this subtree
-  slot slots[1];           // really popcount(entries | children) slots
+  std::uint32_t entries;    // bitmap of positions holding an entry
+  std::uint32_t children;   // bitmap of positions holding a child node
+  std::uint32_t boxed;      // the entries whose payload is a value_box (owned references)
+  std::uint32_t count;      // number of entries in this subtree
+  std::uint8_t index[32];   // position -> slot index, no_slot when empty: lookups need no
+                            // popcount (which g++ calls out of line without -mpopcnt)
+  slot slots[1];            // really popcount(entries | children) slots, in position order
 };
 
 /// The state of one context: the map, and who has it entered.
@@ -77,7 +82,8 @@ struct context_cell {
   // threads reading it through a handle while nobody has it entered. See enter()/reader.
   std::atomic<std::uintptr_t> owner{0};
   map_node* root = nullptr;   // owned reference, nullptr = empty
-  std::uint64_t id;           // unique per cell, never reused (tokens compare it)
+  std::uint64_t id = 0;  // unique, never reused: given on the first set() (tokens compare
+                         // it), or at creation for a task
   std::uint64_t version = 0;  // names the current root for token fast paths
   std::uint64_t next_version = 0;
 
@@ -86,6 +92,9 @@ struct context_cell {
   context_cell(const context_cell&) = delete;
   context_cell& operator=(const context_cell&) = delete;
 };
+
+/// A fresh id for a cell or a task (never 0, never reused).
+std::uint64_t new_cell_id() noexcept;
 
 void retain(context_cell* c) noexcept;
 void release(context_cell* c) noexcept;
@@ -129,11 +138,11 @@ class cell_reader {
 /// Finds the slot of key in the map rooted at n, or nullptr.
 inline const slot* find(const map_node* n, var_key key) noexcept {
   for (unsigned shift = 0; n != nullptr; shift += 5) {
-    const std::uint32_t bit = std::uint32_t{1} << ((key >> shift) & 31);
-    const std::uint32_t all = n->entries | n->children;
-    if ((all & bit) == 0) return nullptr;
-    const slot& s = n->slots[std::popcount(all & (bit - 1))];
-    if ((n->children & bit) == 0) return (s.key & ~boxed_bit) == key ? &s : nullptr;
+    const unsigned pos = static_cast<unsigned>(key >> shift) & 31;
+    const unsigned i = n->index[pos];
+    if (i == no_slot) return nullptr;
+    const slot& s = n->slots[i];
+    if (((n->children >> pos) & 1) == 0) return (s.key & ~boxed_bit) == key ? &s : nullptr;
     n = s.child;
   }
   return nullptr;
