@@ -280,11 +280,14 @@ loop::loop(const run_options& opts)
                             : std::min<std::size_t>(32, std::thread::hardware_concurrency() + 4)),
       handler_(opts.exception_handler) {
   work_guard_.emplace(ioc_.get_executor());
+  gate_ = std::make_shared<loop_gate>();
+  gate_->open = this;
   std::lock_guard lock(alive_mutex());
   alive_loops().insert(this);
 }
 
 loop::~loop() {
+  close_gate();
   std::lock_guard lock(alive_mutex());
   alive_loops().erase(this);
 }
@@ -453,6 +456,7 @@ void loop::run_main(task_base* main) {
     current_worker = &w;
     start(main);
     work(w, [main] { return main->done(); });
+    close_gate();
     // asyncio.run: cancel what is left and wait for it (tasks spawned by the clean-up run to
     // their end).
     cancel_all();
@@ -477,6 +481,7 @@ void loop::run_main(task_base* main) {
     std::unique_lock lock(events_mutex_);
     events_.wait(lock, [main] { return main->done(); });
   }
+  close_gate();
   cancel_all();
   {
     std::unique_lock lock(events_mutex_);
@@ -488,7 +493,14 @@ void loop::run_main(task_base* main) {
   shutdown();
 }
 
+void loop::close_gate() noexcept {
+  std::lock_guard lock(gate_->mutex);
+  gate_->open = nullptr;
+}
+
 void loop::shutdown() {
+  close_gate();
+  accepting_.store(false, std::memory_order_release);
   {
     std::lock_guard lock(pool_mutex_);
     if (pool_) {

@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -21,6 +22,12 @@
 namespace baton::detail {
 
 namespace asio = boost::asio;
+
+/// Outlives the loop; loop_handle posts through it only while the loop accepts work.
+struct loop_gate {
+  std::mutex mutex;
+  loop* open = nullptr;  // nullptr once the loop's main task finished
+};
 
 /// A recycling cache of coroutine frames per loop thread: blocks are plain ::operator new
 /// blocks of a size class, so any thread may free any block.
@@ -58,6 +65,9 @@ class loop {
   asio::io_context& io() noexcept { return ioc_; }
   asio::thread_pool& blocking_pool();
   void report(const unhandled_failure& f) noexcept;
+  const std::shared_ptr<loop_gate>& gate() const noexcept { return gate_; }
+  /// False once the loop is past its last task: jobs still queued are refused.
+  bool accepting() const noexcept { return accepting_.load(std::memory_order_acquire); }
 
   template <class F>
   void for_each_live(F&& f) {
@@ -90,6 +100,10 @@ class loop {
   task_base* main_ = nullptr;
   std::mutex events_mutex_;           // main finished / nothing live (threaded loops)
   std::condition_variable events_;
+
+  std::shared_ptr<loop_gate> gate_;
+  std::atomic<bool> accepting_{true};
+  void close_gate() noexcept;
 
   std::mutex pool_mutex_;
   std::optional<asio::thread_pool> pool_;
