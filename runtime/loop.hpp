@@ -23,6 +23,8 @@ namespace baton::detail {
 
 namespace asio = boost::asio;
 
+class fiber_core;
+
 /// Outlives the loop; loop_handle posts through it only while the loop accepts work.
 struct loop_gate {
   std::mutex mutex;
@@ -48,6 +50,7 @@ struct worker {
   loop* lp = nullptr;
   task_base* running = nullptr;        // the task being resumed now
   task_base* just_finished = nullptr;  // set by finish() for resume() to release
+  fiber_core* current_fiber = nullptr; // the fiber running on this thread (fiber.cpp)
   frame_cache frames;
 };
 

@@ -6,6 +6,7 @@
 #include <baton/wait_for.hpp>
 
 #include <baton/baton.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <doctest/doctest.h>
 #include <support/run_test.hpp>
 
@@ -252,6 +253,18 @@ TEST_CASE("a shielded task survives the cancellation of its awaiter") {
 
 TEST_CASE("shield passes the result through when nobody cancels") {
   run_task([]() -> task<> { CHECK(co_await baton::shield(baton::spawn(value_after(4, 0ms))) == 4); });
+}
+
+}  // TEST_SUITE
+
+TEST_SUITE("wait_for asio") {
+
+TEST_CASE("wait_for accepts an Asio operation and cancels it on time-out") {
+  run_task([]() -> task<> {
+    boost::asio::steady_timer t(baton::current_executor(), std::chrono::hours(1));
+    CHECK_THROWS_AS(co_await baton::wait_for(t.async_wait(baton::use_task), 1ms),
+                    baton::timeout_error);
+  });
 }
 
 }  // TEST_SUITE
