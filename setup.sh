@@ -14,8 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(g++ meson ninja-build pkg-config libboost1.81-dev libboost-context1.81-dev doctest-dev
-  libbenchmark-dev python3)
+packages=(g++ meson ninja-build pkg-config cmake libboost1.81-dev libboost-context1.81-dev doctest-dev
+  libbenchmark-dev libspdlog-dev libsqlite3-dev python3)
 
 install_deps() {
   local missing=()

@@ -13,6 +13,8 @@ namespace baton::detail {
 
 boost::asio::io_context& io_of(loop& l) noexcept { return l.io(); }
 
+std::uint64_t loop_generation_of(const loop& l) noexcept { return l.generation(); }
+
 }  // namespace baton::detail
 
 namespace baton::detail {
@@ -31,9 +33,7 @@ bool post_to_loop(const std::shared_ptr<loop_gate>& gate, std::function<void(boo
   return true;
 }
 
-std::shared_ptr<loop_gate> gate_of_running_loop() {
-  return running_loop("this_loop()").gate();
-}
+std::shared_ptr<loop_gate> gate_of_running_loop() { return running_loop("this_loop()").gate(); }
 
 bool gate_open(const loop_gate& gate) noexcept {
   std::lock_guard lock(const_cast<std::mutex&>(gate.mutex));

@@ -9,10 +9,10 @@
 
 namespace baton::detail {
 
-std::uint32_t uncancel(task_base* t) noexcept {
+std::uint32_t uncancel(task_base* t, std::uint32_t floor) noexcept {
   cancel_guard g(t);
   if (t->cancel_requests > 0) --t->cancel_requests;
-  if (t->cancel_requests == 0) t->cancel_pending.store(false, std::memory_order_relaxed);
+  if (t->cancel_requests <= floor) t->cancel_pending.store(false, std::memory_order_relaxed);
   return t->cancel_requests;
 }
 
@@ -39,7 +39,7 @@ bool end_timeout(timeout_state& s, boost::asio::steady_timer& timer) noexcept {
     fired = s.fired;
   }
   timer.cancel();
-  return fired && uncancel(s.task) == 0;
+  return fired && uncancel(s.task, s.entry) <= s.entry;
 }
 
 }  // namespace baton::detail
@@ -77,12 +77,16 @@ void member_done(waiter* w) noexcept {
   bool last = false;
   {
     std::lock_guard lock(g.mutex);
+    // The group takes over the error (it reports it if nobody sees it through the group).
     if (std::exception_ptr e = retrieve_error(m->child); e && !is_cancellation(e)) {
       g.errors.push_back(e);
+      g.failed_names.push_back(task_name(m->child));
       cancel_siblings = !std::exchange(g.failed, true);
     }
-    last = --g.running == 0;
+    g.running.erase(m->child);
+    last = g.running.empty();
   }
+  release_task(m->child);  // finished children are not kept
   if (cancel_siblings) g.cancel_children();
   if (last) wake(g.waiting);
 }
@@ -90,7 +94,19 @@ void member_done(waiter* w) noexcept {
 }  // namespace
 
 group_state::~group_state() {
-  for (task_base* c : children) release_task(c);
+  if (seen) return;
+  for (std::size_t i = 0; i < errors.size(); ++i) {
+    report_unretrieved(loop_generation, unhandled_failure{failed_names[i], errors[i]});
+  }
+}
+
+void group_state::check_accepting() {
+  std::lock_guard lock(mutex);
+  if (failed) {
+    throw baton::runtime_error(
+        "baton: task_group is shutting down after a child failed; "
+        "it accepts no new tasks");
+  }
 }
 
 void group_state::add(const std::shared_ptr<group_state>& g, task_base* child) {
@@ -98,13 +114,14 @@ void group_state::add(const std::shared_ptr<group_state>& g, task_base* child) {
   m->group = g;
   m->child = child;
   m->notify = &member_done;
+  bool failed = false;
   {
     std::lock_guard lock(g->mutex);
-    g->children.reserve(g->children.size() + 1);
+    g->running.insert(child);
     retain_task(child);
-    g->children.push_back(child);
-    ++g->running;
+    failed = g->failed;
   }
+  if (failed) cancel(child);  // raced with a sibling's failure
   group_member* raw = m.release();
   if (!add_waiter(child, raw)) member_done(raw);  // finished already
 }
@@ -113,7 +130,7 @@ void group_state::cancel_children() noexcept {
   std::vector<task_base*> snapshot;
   {
     std::lock_guard lock(mutex);
-    snapshot = children;
+    snapshot.assign(running.begin(), running.end());
     for (task_base* c : snapshot) retain_task(c);
   }
   for (task_base* c : snapshot) {
@@ -128,7 +145,7 @@ void on_group_cancel(void* g) noexcept { wake(static_cast<group_state*>(g)->wait
 
 bool group_wait_awaiter::suspend(std::coroutine_handle<> h) {
   std::lock_guard lock(g->mutex);
-  if (g->running == 0) return false;
+  if (g->running.empty()) return false;
   return arm(self, h, "task_group", {&on_group_cancel, g}, [this] {
     g->waiting.store(self, std::memory_order_release);
     return true;
@@ -139,21 +156,35 @@ bool group_wait_awaiter::suspend(std::coroutine_handle<> h) {
 
 namespace baton {
 
+task_group::task_group() : s_(std::make_shared<detail::group_state>()) {
+  if (detail::loop* l = detail::running_loop_or_null()) {
+    s_->loop_generation = detail::loop_generation_of(*l);
+  }
+}
+
 task_group::~task_group() {
   bool running = false;
   {
     std::lock_guard lock(s_->mutex);
-    running = s_->running != 0;
+    running = !s_->running.empty();
   }
   if (running) s_->cancel_children();
 }
 
 task<void> task_group::wait() {
+  detail::task_base* self = co_await detail::this_task{};
+  {
+    std::lock_guard lock(s_->mutex);
+    if (s_->waiter != nullptr && s_->waiter != self) {
+      throw baton::runtime_error("baton: task_group::wait() is already awaited by another task");
+    }
+    s_->waiter = self;
+  }
   bool cancelled = false;
   for (;;) {
     {
       std::lock_guard lock(s_->mutex);
-      if (s_->running == 0) break;
+      if (s_->running.empty()) break;
     }
     try {
       co_await detail::group_wait_awaiter{s_.get()};
@@ -162,17 +193,20 @@ task<void> task_group::wait() {
       s_->cancel_children();
     }
   }
-  if (cancelled) throw cancelled_error();
   std::exception_ptr first;
   {
     std::lock_guard lock(s_->mutex);
+    s_->waiter = nullptr;
+    s_->seen = true;
     if (!s_->errors.empty()) first = s_->errors.front();
   }
+  if (cancelled) throw cancelled_error();
   if (first) std::rethrow_exception(first);
 }
 
 std::vector<std::exception_ptr> task_group::errors() const {
   std::lock_guard lock(s_->mutex);
+  s_->seen = true;
   return s_->errors;
 }
 

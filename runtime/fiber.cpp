@@ -25,8 +25,8 @@ namespace baton::detail {
 namespace ctx = boost::context;
 
 struct fiber_core::impl {
-  ctx::fiber fiber;   // the suspended fiber (while the driver runs)
-  ctx::fiber caller;  // the suspended driver (while the fiber runs)
+  ctx::fiber fiber;                // the suspended fiber (while the driver runs)
+  ctx::fiber caller;               // the suspended driver (while the fiber runs)
   fiber_core* previous = nullptr;  // the fiber current before resume() (nested: none)
 #if defined(BATON_TSAN_FIBERS)
   void* tsan_fiber = nullptr;
@@ -78,22 +78,23 @@ fiber_core::fiber_core(std::size_t stack_size, std::function<void()> body)
 #if defined(BATON_TSAN_FIBERS)
   impl_->tsan_fiber = __tsan_create_fiber(0);
 #endif
-  impl_->fiber = ctx::fiber(std::allocator_arg,
-                            recording_stack{ctx::protected_fixedsize_stack(stack_size), &impl_->stack},
-                            [this, body = std::move(body)](ctx::fiber&& caller) mutable {
-                              impl_->entered_fiber();
-                              impl_->caller = std::move(caller);
-                              try {
-                                body();
-                              } catch (const ctx::detail::forced_unwind&) {
-                                throw;  // the fiber is being destroyed: let Boost unwind it
-                              } catch (...) {
-                                error = std::current_exception();
-                              }
-                              finished_ = true;
-                              impl_->leaving_fiber(true);
-                              return std::move(impl_->caller);
-                            });
+  impl_->fiber =
+      ctx::fiber(std::allocator_arg,
+                 recording_stack{ctx::protected_fixedsize_stack(stack_size), &impl_->stack},
+                 [this, body = std::move(body)](ctx::fiber&& caller) mutable {
+                   impl_->entered_fiber();
+                   impl_->caller = std::move(caller);
+                   try {
+                     body();
+                   } catch (const ctx::detail::forced_unwind&) {
+                     throw;  // the fiber is being destroyed: let Boost unwind it
+                   } catch (...) {
+                     error = std::current_exception();
+                   }
+                   finished_ = true;
+                   impl_->leaving_fiber(true);
+                   return std::move(impl_->caller);
+                 });
 }
 
 fiber_core::~fiber_core() {
@@ -112,8 +113,8 @@ void fiber_core::resume() {
 #endif
 #if defined(BATON_ASAN_FIBERS)
   void* fake = nullptr;
-  __sanitizer_start_switch_fiber(
-      &fake, static_cast<char*>(impl_->stack.sp) - impl_->stack.size, impl_->stack.size);
+  __sanitizer_start_switch_fiber(&fake, static_cast<char*>(impl_->stack.sp) - impl_->stack.size,
+                                 impl_->stack.size);
 #endif
   impl_->fiber = std::move(impl_->fiber).resume();
 #if defined(BATON_ASAN_FIBERS)
@@ -127,8 +128,7 @@ void fiber_core::suspend() {
   impl_->leaving_fiber(false);
   impl_->caller = std::move(impl_->caller).resume();
 #if defined(BATON_ASAN_FIBERS)
-  __sanitizer_finish_switch_fiber(impl_->fake_on_fiber, &impl_->caller_bottom,
-                                  &impl_->caller_size);
+  __sanitizer_finish_switch_fiber(impl_->fake_on_fiber, &impl_->caller_bottom, &impl_->caller_size);
 #endif
 }
 

@@ -18,11 +18,16 @@ namespace {
 
 const char* state_name(detail::task_status s) {
   switch (s) {
-    case detail::task_status::created: return "created";
-    case detail::task_status::scheduled: return "scheduled";
-    case detail::task_status::running: return "running";
-    case detail::task_status::suspended: return "suspended";
-    case detail::task_status::done: return "done";
+    case detail::task_status::created:
+      return "created";
+    case detail::task_status::scheduled:
+      return "scheduled";
+    case detail::task_status::running:
+      return "running";
+    case detail::task_status::suspended:
+      return "suspended";
+    case detail::task_status::done:
+      return "done";
   }
   return "unknown";
 }
@@ -58,8 +63,19 @@ std::optional<task_info> current_task() {
 
 std::vector<task_info> all_tasks() {
   detail::loop& l = detail::running_loop("all_tasks()");
+  // Collect first, read after: the loop's lock must not be held while taking a task's cancel
+  // lock (cancel() takes them in the other order).
+  std::vector<detail::task_base*> live;
+  l.for_each_live([&](detail::task_base* t) {
+    detail::retain_task(t);
+    live.push_back(t);
+  });
   std::vector<task_info> out;
-  l.for_each_live([&](detail::task_base* t) { out.push_back(snapshot(t, true)); });
+  out.reserve(live.size());
+  for (detail::task_base* t : live) {
+    out.push_back(snapshot(t, true));
+    detail::release_task(t);
+  }
   return out;
 }
 

@@ -20,7 +20,7 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <set>
+#include <unordered_map>
 #include <typeinfo>
 
 namespace baton::detail {
@@ -31,13 +31,18 @@ namespace {
 
 std::atomic<std::uint64_t> next_anonymous{1};
 
-std::mutex& alive_mutex() {
-  static std::mutex m;
-  return m;
-}
-std::set<const loop*>& alive_loops() {
-  static std::set<const loop*> s;
-  return s;
+using handler_ptr = std::shared_ptr<const std::function<void(const unhandled_failure&)>>;
+
+/// The exception handlers of the loops alive now, by loop generation (generations are never
+/// reused, unlike a loop's address). Leaked on purpose: tasks may die after static destruction.
+struct handler_registry {
+  std::mutex mutex;
+  std::unordered_map<std::uint64_t, handler_ptr> handlers;
+  std::uint64_t next_generation = 1;
+};
+handler_registry& registry() {
+  static auto* r = new handler_registry;
+  return *r;
 }
 
 /// Locks only when the loop has several threads.
@@ -86,6 +91,9 @@ task_base::task_base() : ctx(this) { id = new_cell_id(); }
 task_base::~task_base() {
   if (root_frame) root_frame.destroy();  // never ran (its loop ended first)
   if (ctx != this) release(ctx);
+  if (error && !error_retrieved.load(std::memory_order_acquire) && !cancelled) {
+    report_unretrieved(loop_generation, unhandled_failure{task_name(this), error});
+  }
 }
 
 cancel_guard::cancel_guard(task_base* t) noexcept : t_(t) {
@@ -104,19 +112,23 @@ cancel_guard::~cancel_guard() {
 
 void retain_task(task_base* t) noexcept { retain(static_cast<context_cell*>(t)); }
 
-void release_task(task_base* t) noexcept {
-  // acq_rel as for cells; the last owner reports a failure nobody looked at.
-  if (t->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  if (t->error && !t->error_retrieved && !t->cancelled) {
-    unhandled_failure f{task_name(t), t->error};
-    std::lock_guard lock(alive_mutex());
-    if (t->owner_loop != nullptr && alive_loops().count(t->owner_loop) != 0) {
-      t->owner_loop->report(f);
-    } else {
-      default_report(f);
-    }
+// The last reference may be a handle, the loop's, or a context from get_context(): all end in
+// ~task_base, which reports a failure nobody looked at.
+void release_task(task_base* t) noexcept { release(static_cast<context_cell*>(t)); }
+
+void report_unretrieved(std::uint64_t generation, const unhandled_failure& f) noexcept {
+  handler_ptr h;
+  {
+    handler_registry& r = registry();
+    std::lock_guard lock(r.mutex);
+    if (auto it = r.handlers.find(generation); it != r.handlers.end()) h = it->second;
   }
-  delete t;
+  if (!h || !*h) return default_report(f);
+  try {
+    (*h)(f);
+  } catch (...) {
+    default_report(f);
+  }
 }
 
 std::string task_name(const task_base* t) {
@@ -126,13 +138,25 @@ std::string task_name(const task_base* t) {
 
 bool cancel(task_base* t) noexcept {
   if (t->done()) return false;
-  cancel_guard g(t);
-  if (t->done()) return false;
-  ++t->cancel_requests;
-  t->cancel_pending.store(true, std::memory_order_relaxed);
-  if (t->hook.fn != nullptr) {
+  task_base* awaited = nullptr;  // cancelled after the lock is released (see below)
+  {
+    cancel_guard g(t);
+    if (t->done()) return false;
+    ++t->cancel_requests;
+    t->cancel_pending.store(true, std::memory_order_relaxed);
     const cancel_hook h = std::exchange(t->hook, {});
-    h.fn(h.arg);
+    if (h.fn == &cancel_task_hook) {
+      // Cancelling an awaited task under our lock could come back to us (A awaits B awaits A)
+      // and spin on our own lock: keep the target alive and cancel it unlocked instead.
+      awaited = static_cast<task_base*>(h.arg);
+      retain_task(awaited);
+    } else if (h.fn != nullptr) {
+      h.fn(h.arg);
+    }
+  }
+  if (awaited != nullptr) {
+    cancel(awaited);
+    release_task(awaited);
   }
   return true;
 }
@@ -167,8 +191,7 @@ bool add_waiter(task_base* t, waiter* w) noexcept {
     // release: the waiter's fields are visible to the finishing thread; acquire on failure to
     // re-read the list head.
   } while (!t->waiters.compare_exchange_weak(head, reinterpret_cast<std::uintptr_t>(w),
-                                             std::memory_order_release,
-                                             std::memory_order_acquire));
+                                             std::memory_order_release, std::memory_order_acquire));
   return true;
 }
 
@@ -182,7 +205,7 @@ void throw_awaited_self() {
 
 std::exception_ptr retrieve_error(task_base* t) noexcept {
   if (!t->error) return nullptr;
-  t->error_retrieved = true;
+  t->error_retrieved.store(true, std::memory_order_release);
   return t->error;
 }
 
@@ -190,6 +213,12 @@ std::coroutine_handle<> finish(task_base* t, std::coroutine_handle<> root) noexc
   t->take_result(root);
   t->root_frame = {};
   root.destroy();
+  complete(t);
+  if (current_worker != nullptr) current_worker->just_finished = t;
+  return std::noop_coroutine();
+}
+
+void complete(task_base* t) noexcept {
   if (t->error && is_cancellation(t->error)) t->cancelled = true;
   {
     cancel_guard g(t);  // no cancel hook can run after this point
@@ -210,8 +239,6 @@ std::coroutine_handle<> finish(task_base* t, std::coroutine_handle<> root) noexc
     rev->notify(rev);
     rev = next;
   }
-  if (current_worker != nullptr) current_worker->just_finished = t;
-  return std::noop_coroutine();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -225,14 +252,16 @@ frame_cache::~frame_cache() {
 
 void* allocate_frame(std::size_t size) {
   const std::size_t cls = (size + frame_cache::granule - 1) / frame_cache::granule;
+  if (cls >= frame_cache::classes) return ::operator new(size);
   worker* w = current_worker;
-  if (w == nullptr || cls >= frame_cache::classes) return ::operator new(size);
+  // Always a whole class: the block may be freed on a loop thread and cached for reuse there.
+  if (w == nullptr) return ::operator new(cls* frame_cache::granule);
   if (frame_cache::block* b = w->frames.heads[cls]) {
     w->frames.heads[cls] = b->next;
     --w->frames.counts[cls];
     return b;
   }
-  return ::operator new(cls * frame_cache::granule);
+  return ::operator new(cls* frame_cache::granule);
 }
 
 void deallocate_frame(void* p, std::size_t size) noexcept {
@@ -277,38 +306,28 @@ loop::loop(const run_options& opts)
       threads_(std::max(1u, opts.threads)),
       blocking_threads_(opts.blocking_threads != 0
                             ? opts.blocking_threads
-                            : std::min<std::size_t>(32, std::thread::hardware_concurrency() + 4)),
-      handler_(opts.exception_handler) {
+                            : std::min<std::size_t>(32, std::thread::hardware_concurrency() + 4)) {
   work_guard_.emplace(ioc_.get_executor());
   gate_ = std::make_shared<loop_gate>();
   gate_->open = this;
-  std::lock_guard lock(alive_mutex());
-  alive_loops().insert(this);
+  handler_registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  generation_ = r.next_generation++;
+  r.handlers.emplace(generation_,
+                     std::make_shared<const std::function<void(const unhandled_failure&)>>(
+                         opts.exception_handler));
 }
 
 loop::~loop() {
   close_gate();
-  std::lock_guard lock(alive_mutex());
-  alive_loops().erase(this);
-}
-
-bool loop_alive(const loop* l) noexcept {
-  std::lock_guard lock(alive_mutex());
-  return alive_loops().count(l) != 0;
+  handler_registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  r.handlers.erase(generation_);
 }
 
 void default_report(const unhandled_failure& f) noexcept {
   std::fprintf(stderr, "baton: task '%s' failed and nobody retrieved the error: %s\n",
                f.task_name.c_str(), describe(f.error).c_str());
-}
-
-void loop::report(const unhandled_failure& f) noexcept {
-  if (!handler_) return default_report(f);
-  try {
-    handler_(f);
-  } catch (...) {
-    default_report(f);
-  }
 }
 
 asio::thread_pool& loop::blocking_pool() {
@@ -319,6 +338,7 @@ asio::thread_pool& loop::blocking_pool() {
 
 void loop::start(task_base* t) {
   t->owner_loop = this;
+  t->loop_generation = generation_;
   retain_task(t);  // the loop's reference, dropped when the task finishes
   t->status.store(task_status::scheduled, std::memory_order_relaxed);
   {
@@ -385,6 +405,12 @@ void loop::resume(worker& w, task_base* t) noexcept {
   context_cell* const cell = t->ctx;
   context_cell* const prev = current_cell;
   if (!try_enter(cell)) {
+    if (cell->owner.load(std::memory_order_relaxed) == caller_tag_) {
+      // Entered by the thread blocked in run() (a context::run around baton::run): it stays
+      // entered until the loop ends, so the task can never run. Fail it, clearly.
+      fail_unrunnable(t);
+      return;
+    }
     // Its context is entered elsewhere (a context shared by several tasks, or one a thread is
     // running): try again later rather than run two things in one context at once.
     push(t);
@@ -399,6 +425,15 @@ void loop::resume(worker& w, task_base* t) noexcept {
   if (finished == nullptr) t->status.store(task_status::suspended, std::memory_order_relaxed);
   leave(cell, prev);
   if (finished != nullptr) on_finished(finished);
+}
+
+void loop::fail_unrunnable(task_base* t) noexcept {
+  t->error = std::make_exception_ptr(
+      context_error("baton: task '" + task_name(t) +
+                    "' cannot run: its context is entered by the thread that called run()"));
+  if (t->root_frame) std::exchange(t->root_frame, {}).destroy();
+  complete(t);
+  on_finished(t);
 }
 
 void loop::wake_all() noexcept {
@@ -449,11 +484,16 @@ void loop::run_main(task_base* main) {
     maybe_lock lock(mutex_, threads_ > 1);
     return live_count_ == 0;
   };
+  caller_tag_ = thread_tag();
   if (threads_ == 1) {
-    // This thread is the loop.
+    // This thread is the loop. Between tasks it runs in an empty context of its own, so plain
+    // Asio handlers never see or change the caller's context.
     worker w;
     w.lp = this;
     current_worker = &w;
+    context_cell* const caller_cell = current_cell;
+    context base;
+    enter(base.cell());
     start(main);
     work(w, [main] { return main->done(); });
     close_gate();
@@ -462,6 +502,7 @@ void loop::run_main(task_base* main) {
     cancel_all();
     work(w, nothing_live);
     shutdown();
+    leave(base.cell(), caller_cell);
     current_worker = nullptr;
     return;
   }
@@ -472,7 +513,8 @@ void loop::run_main(task_base* main) {
       worker ew;
       ew.lp = this;
       current_worker = &ew;
-      work(ew, [this] { return stop_workers_.load(std::memory_order_acquire); });
+      context base;  // between tasks, an empty context of this thread's own
+      base.run([&] { work(ew, [this] { return stop_workers_.load(std::memory_order_acquire); }); });
       current_worker = nullptr;
     });
   }
@@ -490,7 +532,15 @@ void loop::run_main(task_base* main) {
   stop_workers_.store(true, std::memory_order_release);
   wake_all();
   for (auto& th : extra_threads_) th.join();
+  // A loop_handle job accepted before the gate closed may have spawned a task after the last
+  // check: this thread, now the only one, runs whatever is left before refusing more work.
+  worker w;
+  w.lp = this;
+  current_worker = &w;
+  context base;
+  base.run([&] { work(w, nothing_live); });
   shutdown();
+  current_worker = nullptr;
 }
 
 void loop::close_gate() noexcept {

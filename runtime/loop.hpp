@@ -2,6 +2,7 @@
 // The loop (private): the ready queue, the live list, the Asio io_context and its threads.
 #pragma once
 
+#include <baton/context.hpp>
 #include <baton/detail/task_base.hpp>
 #include <baton/run.hpp>
 
@@ -48,9 +49,9 @@ struct frame_cache {
 /// One loop thread.
 struct worker {
   loop* lp = nullptr;
-  task_base* running = nullptr;        // the task being resumed now
-  task_base* just_finished = nullptr;  // set by finish() for resume() to release
-  fiber_core* current_fiber = nullptr; // the fiber running on this thread (fiber.cpp)
+  task_base* running = nullptr;         // the task being resumed now
+  task_base* just_finished = nullptr;   // set by finish() for resume() to release
+  fiber_core* current_fiber = nullptr;  // the fiber running on this thread (fiber.cpp)
   frame_cache frames;
 };
 
@@ -62,12 +63,12 @@ class loop {
   loop& operator=(const loop&) = delete;
 
   void start(task_base* t);
-  void push(task_base* t) noexcept;      // from a thread of this loop
+  void push(task_base* t) noexcept;  // from a thread of this loop
   void on_finished(task_base* t) noexcept;
   void run_main(task_base* main);
   asio::io_context& io() noexcept { return ioc_; }
   asio::thread_pool& blocking_pool();
-  void report(const unhandled_failure& f) noexcept;
+  std::uint64_t generation() const noexcept { return generation_; }
   const std::shared_ptr<loop_gate>& gate() const noexcept { return gate_; }
   /// False once the loop is past its last task: jobs still queued are refused.
   bool accepting() const noexcept { return accepting_.load(std::memory_order_acquire); }
@@ -85,12 +86,13 @@ class loop {
   void wake_all() noexcept;
   void cancel_all() noexcept;
   void shutdown();
+  void fail_unrunnable(task_base* t) noexcept;
 
   asio::io_context ioc_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_guard_;
   const unsigned threads_;
   const std::size_t blocking_threads_;
-  std::function<void(const unhandled_failure&)> handler_;
+  std::uint64_t generation_ = 0;  // this loop's key in the handler registry (never reused)
 
   // Ready queue and live list. One mutex; with one loop thread it is never contended.
   std::mutex mutex_;
@@ -101,7 +103,8 @@ class loop {
   std::atomic<unsigned> idle_{0};
   std::atomic<bool> stop_workers_{false};
   task_base* main_ = nullptr;
-  std::mutex events_mutex_;           // main finished / nothing live (threaded loops)
+  std::uintptr_t caller_tag_ = 0;  // the thread blocked in run()
+  std::mutex events_mutex_;        // main finished / nothing live (threaded loops)
   std::condition_variable events_;
 
   std::shared_ptr<loop_gate> gate_;
@@ -113,8 +116,6 @@ class loop {
   std::vector<std::thread> extra_threads_;
 };
 
-/// Whether l is still alive (failures dropped after the loop ended go to stderr).
-bool loop_alive(const loop* l) noexcept;
 void default_report(const unhandled_failure& f) noexcept;
 
 }  // namespace baton::detail

@@ -22,129 +22,128 @@ task<> sleep_forever() { co_await baton::sleep(std::chrono::hours(1)); }
 }  // namespace
 
 TEST_SUITE("cancel") {
+  TEST_CASE("cancel wakes a sleeping task at once with cancelled_error") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn(sleep_forever());
+      co_await baton::sleep(0ms);  // let it start sleeping
+      CHECK(h.cancel());
+      CHECK_THROWS_AS(co_await h, baton::cancelled_error);
+      CHECK(h.cancelled());
+    });
+  }
 
-TEST_CASE("cancel wakes a sleeping task at once with cancelled_error") {
-  run_task([]() -> task<> {
-    auto h = baton::spawn(sleep_forever());
-    co_await baton::sleep(0ms);  // let it start sleeping
-    CHECK(h.cancel());
-    CHECK_THROWS_AS(co_await h, baton::cancelled_error);
-    CHECK(h.cancelled());
-  });
-}
+  TEST_CASE("cancel before the task first ran stops it before its first statement") {
+    run_task([]() -> task<> {
+      bool ran = false;
+      auto h = baton::spawn([](bool& r) -> task<> {
+        r = true;
+        co_return;
+      }(ran));
+      CHECK(h.cancel());
+      CHECK_THROWS_AS(co_await h, baton::cancelled_error);
+      CHECK_FALSE(ran);
+    });
+  }
 
-TEST_CASE("cancel before the task first ran stops it before its first statement") {
-  run_task([]() -> task<> {
-    bool ran = false;
-    auto h = baton::spawn([](bool& r) -> task<> {
-      r = true;
-      co_return;
-    }(ran));
-    CHECK(h.cancel());
-    CHECK_THROWS_AS(co_await h, baton::cancelled_error);
-    CHECK_FALSE(ran);
-  });
-}
+  TEST_CASE("cancel of a finished task returns false") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn([]() -> task<> { co_return; }());
+      co_await h;
+      CHECK_FALSE(h.cancel());
+      CHECK_FALSE(h.cancelled());
+    });
+  }
 
-TEST_CASE("cancel of a finished task returns false") {
-  run_task([]() -> task<> {
-    auto h = baton::spawn([]() -> task<> { co_return; }());
-    co_await h;
-    CHECK_FALSE(h.cancel());
-    CHECK_FALSE(h.cancelled());
-  });
-}
-
-TEST_CASE("a cancelled task may catch cancelled_error and clean up with its context intact") {
-  run_task([]() -> task<> {
-    auto h = baton::spawn([]() -> task<std::string> {
-      (void)user.set("ada");
-      bool cancelled = false;
-      try {
-        co_await sleep_forever();
-      } catch (const baton::cancelled_error&) {
-        cancelled = true;
-      }
-      if (!cancelled) co_return "not cancelled";
-      co_await baton::sleep(1ms);  // clean-up may await again
-      co_return "cleaned up as " + user.get();
-    }());
-    co_await baton::sleep(0ms);
-    h.cancel();
-    CHECK(co_await h == "cleaned up as ada");
-    CHECK_FALSE(h.cancelled());
-  });
-}
-
-TEST_CASE("a cancel requested while the task runs arrives at its next suspension point") {
-  run_task([]() -> task<> {
-    auto h = baton::spawn([]() -> task<int> {
-      auto self = co_await baton::detail::this_task{};
-      baton::detail::cancel(self);  // as if another task cancelled it right now
-      int reached = 1;
-      try {
-        co_await baton::sleep(0ms);
-        reached = 2;
-      } catch (const baton::cancelled_error&) {
-      }
-      co_return reached;
-    }());
-    CHECK(co_await h == 1);
-  });
-}
-
-TEST_CASE("cancelling a task cancels the plain task it awaits") {
-  run_task([]() -> task<> {
-    bool inner_saw_cancel = false;
-    auto h = baton::spawn([](bool& saw) -> task<> {
-      co_await [](bool& s) -> task<> {
+  TEST_CASE("a cancelled task may catch cancelled_error and clean up with its context intact") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn([]() -> task<std::string> {
+        (void)user.set("ada");
+        bool cancelled = false;
         try {
           co_await sleep_forever();
         } catch (const baton::cancelled_error&) {
-          s = true;
-          throw;
+          cancelled = true;
         }
-      }(saw);
-    }(inner_saw_cancel));
-    co_await baton::sleep(0ms);
-    h.cancel();
-    CHECK_THROWS_AS(co_await h, baton::cancelled_error);
-    CHECK(inner_saw_cancel);
-  });
-}
+        if (!cancelled) co_return "not cancelled";
+        co_await baton::sleep(1ms);  // clean-up may await again
+        co_return "cleaned up as " + user.get();
+      }());
+      co_await baton::sleep(0ms);
+      h.cancel();
+      CHECK(co_await h == "cleaned up as ada");
+      CHECK_FALSE(h.cancelled());
+    });
+  }
 
-TEST_CASE("cancelling a task cancels the spawned task it awaits") {
-  run_task([]() -> task<> {
-    auto child = baton::spawn(sleep_forever());
-    auto parent = baton::spawn([](baton::task_handle<> c) -> task<> { co_await c; }(child));
-    co_await baton::sleep(0ms);
-    parent.cancel();
-    CHECK_THROWS_AS(co_await parent, baton::cancelled_error);
-    CHECK(child.cancelled());
-  });
-}
+  TEST_CASE("a cancel requested while the task runs arrives at its next suspension point") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn([]() -> task<int> {
+        auto self = co_await baton::detail::this_task{};
+        baton::detail::cancel(self);  // as if another task cancelled it right now
+        int reached = 1;
+        try {
+          co_await baton::sleep(0ms);
+          reached = 2;
+        } catch (const baton::cancelled_error&) {
+        }
+        co_return reached;
+      }());
+      CHECK(co_await h == 1);
+    });
+  }
 
-TEST_CASE("awaiting a cancelled task throws cancelled_error in the awaiter") {
-  run_task([]() -> task<> {
-    auto h = baton::spawn(sleep_forever());
-    h.cancel();
-    try {
-      co_await h;
-      FAIL("no cancelled_error");
-    } catch (const baton::cancelled_error&) {
-    }
-  });
-}
+  TEST_CASE("cancelling a task cancels the plain task it awaits") {
+    run_task([]() -> task<> {
+      bool inner_saw_cancel = false;
+      auto h = baton::spawn([](bool& saw) -> task<> {
+        co_await [](bool& s) -> task<> {
+          try {
+            co_await sleep_forever();
+          } catch (const baton::cancelled_error&) {
+            s = true;
+            throw;
+          }
+        }(saw);
+      }(inner_saw_cancel));
+      co_await baton::sleep(0ms);
+      h.cancel();
+      CHECK_THROWS_AS(co_await h, baton::cancelled_error);
+      CHECK(inner_saw_cancel);
+    });
+  }
 
-TEST_CASE("yield (sleep 0) is a cancellation point") {
-  run_task([]() -> task<> {
-    auto h = baton::spawn([]() -> task<> {
-      for (;;) co_await baton::sleep(0ms);
-    }());
-    co_await baton::sleep(0ms);
-    h.cancel();
-    CHECK_THROWS_AS(co_await h, baton::cancelled_error);
-  });
-}
+  TEST_CASE("cancelling a task cancels the spawned task it awaits") {
+    run_task([]() -> task<> {
+      auto child = baton::spawn(sleep_forever());
+      auto parent = baton::spawn([](baton::task_handle<> c) -> task<> { co_await c; }(child));
+      co_await baton::sleep(0ms);
+      parent.cancel();
+      CHECK_THROWS_AS(co_await parent, baton::cancelled_error);
+      CHECK(child.cancelled());
+    });
+  }
+
+  TEST_CASE("awaiting a cancelled task throws cancelled_error in the awaiter") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn(sleep_forever());
+      h.cancel();
+      try {
+        co_await h;
+        FAIL("no cancelled_error");
+      } catch (const baton::cancelled_error&) {
+      }
+    });
+  }
+
+  TEST_CASE("yield (sleep 0) is a cancellation point") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn([]() -> task<> {
+        for (;;) co_await baton::sleep(0ms);
+      }());
+      co_await baton::sleep(0ms);
+      h.cancel();
+      CHECK_THROWS_AS(co_await h, baton::cancelled_error);
+    });
+  }
 
 }  // TEST_SUITE

@@ -38,233 +38,231 @@ task<int> fail_after(std::chrono::milliseconds d) {
 }  // namespace
 
 TEST_SUITE("wait_for") {
+  TEST_CASE("wait_for returns the result when the work finishes in time") {
+    run_task([]() -> task<> { CHECK(co_await baton::wait_for(value_after(3, 0ms), 1h) == 3); });
+  }
 
-TEST_CASE("wait_for returns the result when the work finishes in time") {
-  run_task([]() -> task<> { CHECK(co_await baton::wait_for(value_after(3, 0ms), 1h) == 3); });
-}
+  TEST_CASE("wait_for throws timeout_error and cancels the work when time runs out") {
+    run_task([]() -> task<> {
+      bool inner_cancelled = false;
+      auto work = [](bool& c) -> task<> {
+        try {
+          co_await sleep_forever();
+        } catch (const baton::cancelled_error&) {
+          c = true;
+          throw;
+        }
+      };
+      CHECK_THROWS_AS(co_await baton::wait_for(work(inner_cancelled), 1ms), baton::timeout_error);
+      CHECK(inner_cancelled);
+      co_await baton::sleep(0ms);  // and the task itself is not left cancelled
+    });
+  }
 
-TEST_CASE("wait_for throws timeout_error and cancels the work when time runs out") {
-  run_task([]() -> task<> {
-    bool inner_cancelled = false;
-    auto work = [](bool& c) -> task<> {
-      try {
-        co_await sleep_forever();
-      } catch (const baton::cancelled_error&) {
-        c = true;
-        throw;
-      }
-    };
-    CHECK_THROWS_AS(co_await baton::wait_for(work(inner_cancelled), 1ms), baton::timeout_error);
-    CHECK(inner_cancelled);
-    co_await baton::sleep(0ms);  // and the task itself is not left cancelled
-  });
-}
+  TEST_CASE("wait_for on a handle cancels the awaited task on time-out") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn(sleep_forever());
+      CHECK_THROWS_AS(co_await baton::wait_for(h, 1ms), baton::timeout_error);
+      CHECK_THROWS_AS(co_await h, baton::cancelled_error);
+    });
+  }
 
-TEST_CASE("wait_for on a handle cancels the awaited task on time-out") {
-  run_task([]() -> task<> {
-    auto h = baton::spawn(sleep_forever());
-    CHECK_THROWS_AS(co_await baton::wait_for(h, 1ms), baton::timeout_error);
-    CHECK_THROWS_AS(co_await h, baton::cancelled_error);
-  });
-}
+  TEST_CASE("wait_for shares the caller's context with the awaited task") {
+    run_task([]() -> task<> {
+      co_await baton::wait_for(
+          []() -> task<> {
+            (void)marker.set(5);
+            co_return;
+          }(),
+          1h);
+      CHECK(marker.get() == 5);
+    });
+  }
 
-TEST_CASE("wait_for shares the caller's context with the awaited task") {
-  run_task([]() -> task<> {
-    co_await baton::wait_for([]() -> task<> {
-      (void)marker.set(5);
-      co_return;
-    }(), 1h);
-    CHECK(marker.get() == 5);
-  });
-}
+  TEST_CASE("cancelling a task in wait_for gives cancelled_error, not timeout_error") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn([]() -> task<> { co_await baton::wait_for(sleep_forever(), 1h); }());
+      co_await baton::sleep(0ms);
+      h.cancel();
+      CHECK_THROWS_AS(co_await h, baton::cancelled_error);
+    });
+  }
 
-TEST_CASE("cancelling a task in wait_for gives cancelled_error, not timeout_error") {
-  run_task([]() -> task<> {
-    auto h = baton::spawn([]() -> task<> { co_await baton::wait_for(sleep_forever(), 1h); }());
-    co_await baton::sleep(0ms);
-    h.cancel();
-    CHECK_THROWS_AS(co_await h, baton::cancelled_error);
-  });
-}
-
-TEST_CASE("wait_for passes the work's own exception through") {
-  run_task([]() -> task<> {
-    CHECK_THROWS_AS(co_await baton::wait_for(fail_after(0ms), 1h), std::runtime_error);
-  });
-}
+  TEST_CASE("wait_for passes the work's own exception through") {
+    run_task([]() -> task<> {
+      CHECK_THROWS_AS(co_await baton::wait_for(fail_after(0ms), 1h), std::runtime_error);
+    });
+  }
 
 }  // TEST_SUITE
 
 TEST_SUITE("gather") {
+  TEST_CASE("gather returns every result in argument order, void as monostate") {
+    run_task([]() -> task<> {
+      auto [a, b, c] = co_await baton::gather(baton::spawn(value_after(1, 2ms)),
+                                              baton::spawn(value_after(2, 0ms)),
+                                              baton::spawn([]() -> task<> { co_return; }()));
+      CHECK(a == 1);
+      CHECK(b == 2);
+      static_assert(std::is_same_v<decltype(c), std::monostate>);
+    });
+  }
 
-TEST_CASE("gather returns every result in argument order, void as monostate") {
-  run_task([]() -> task<> {
-    auto [a, b, c] = co_await baton::gather(baton::spawn(value_after(1, 2ms)),
-                                            baton::spawn(value_after(2, 0ms)),
-                                            baton::spawn([]() -> task<> { co_return; }()));
-    CHECK(a == 1);
-    CHECK(b == 2);
-    static_assert(std::is_same_v<decltype(c), std::monostate>);
-  });
-}
+  TEST_CASE("gather over a vector of handles") {
+    run_task([]() -> task<> {
+      std::vector<baton::task_handle<int>> hs;
+      for (int i = 0; i < 10; ++i) hs.push_back(baton::spawn(value_after(i, 0ms)));
+      auto r = co_await baton::gather(std::move(hs));
+      REQUIRE(r.size() == 10);
+      for (int i = 0; i < 10; ++i) CHECK(r[i] == i);
+    });
+  }
 
-TEST_CASE("gather over a vector of handles") {
-  run_task([]() -> task<> {
-    std::vector<baton::task_handle<int>> hs;
-    for (int i = 0; i < 10; ++i) hs.push_back(baton::spawn(value_after(i, 0ms)));
-    auto r = co_await baton::gather(std::move(hs));
-    REQUIRE(r.size() == 10);
-    for (int i = 0; i < 10; ++i) CHECK(r[i] == i);
-  });
-}
+  TEST_CASE("gather rethrows the first failure") {
+    run_task([]() -> task<> {
+      CHECK_THROWS_AS(
+          co_await baton::gather(baton::spawn(fail_after(0ms)), baton::spawn(value_after(1, 0ms))),
+          std::runtime_error);
+    });
+  }
 
-TEST_CASE("gather rethrows the first failure") {
-  run_task([]() -> task<> {
-    CHECK_THROWS_AS(co_await baton::gather(baton::spawn(fail_after(0ms)),
-                                           baton::spawn(value_after(1, 0ms))),
-                    std::runtime_error);
-  });
-}
+  TEST_CASE("gather with return_exceptions returns failures as values") {
+    run_task([]() -> task<> {
+      auto [a, b] = co_await baton::gather(baton::return_exceptions, baton::spawn(fail_after(0ms)),
+                                           baton::spawn(value_after(7, 0ms)));
+      CHECK(a.index() == 1);
+      REQUIRE(b.index() == 0);
+      CHECK(std::get<0>(b) == 7);
+    });
+  }
 
-TEST_CASE("gather with return_exceptions returns failures as values") {
-  run_task([]() -> task<> {
-    auto [a, b] = co_await baton::gather(baton::return_exceptions, baton::spawn(fail_after(0ms)),
-                                         baton::spawn(value_after(7, 0ms)));
-    CHECK(a.index() == 1);
-    REQUIRE(b.index() == 0);
-    CHECK(std::get<0>(b) == 7);
-  });
-}
-
-TEST_CASE("cancelling a task in gather cancels every gathered task") {
-  run_task([]() -> task<> {
-    auto x = baton::spawn(sleep_forever());
-    auto y = baton::spawn(sleep_forever());
-    auto g = baton::spawn([](auto a, auto b) -> task<> { co_await baton::gather(a, b); }(x, y));
-    co_await baton::sleep(0ms);
-    g.cancel();
-    CHECK_THROWS_AS(co_await g, baton::cancelled_error);
-    CHECK_THROWS_AS(co_await x, baton::cancelled_error);
-    CHECK_THROWS_AS(co_await y, baton::cancelled_error);
-  });
-}
+  TEST_CASE("cancelling a task in gather cancels every gathered task") {
+    run_task([]() -> task<> {
+      auto x = baton::spawn(sleep_forever());
+      auto y = baton::spawn(sleep_forever());
+      auto g = baton::spawn([](auto a, auto b) -> task<> { co_await baton::gather(a, b); }(x, y));
+      co_await baton::sleep(0ms);
+      g.cancel();
+      CHECK_THROWS_AS(co_await g, baton::cancelled_error);
+      CHECK_THROWS_AS(co_await x, baton::cancelled_error);
+      CHECK_THROWS_AS(co_await y, baton::cancelled_error);
+    });
+  }
 
 }  // TEST_SUITE
 
 TEST_SUITE("task_group") {
-
-TEST_CASE("a task group waits for every child") {
-  run_task([]() -> task<> {
-    int done = 0;
-    baton::task_group g;
-    for (int i = 0; i < 5; ++i) {
-      g.spawn([](int& d, int k) -> task<> {
-        co_await baton::sleep(std::chrono::milliseconds(k));
-        ++d;
-      }(done, i));
-    }
-    co_await g.wait();
-    CHECK(done == 5);
-  });
-}
-
-TEST_CASE("the first failure cancels the siblings and wait rethrows it") {
-  run_task([]() -> task<> {
-    baton::task_group g;
-    auto slow = g.spawn(sleep_forever());
-    g.spawn(fail_after(1ms));
-    CHECK_THROWS_WITH_AS(co_await g.wait(), "failed", std::runtime_error);
-    CHECK(slow.cancelled());
-    CHECK(g.errors().size() == 1);
-  });
-}
-
-TEST_CASE("every failure is available from errors(), the first one rethrown") {
-  run_task([]() -> task<> {
-    baton::task_group g;
-    g.spawn([]() -> task<> {  // fails while being cancelled by its sibling's failure
-      try {
-        co_await sleep_forever();
-      } catch (const baton::cancelled_error&) {
-        throw std::logic_error("clean-up failed");
-      }
-    }());
-    g.spawn(fail_after(1ms));
-    CHECK_THROWS_AS(co_await g.wait(), std::runtime_error);
-    REQUIRE(g.errors().size() == 2);
-    CHECK_THROWS_AS(std::rethrow_exception(g.errors()[1]), std::logic_error);
-  });
-}
-
-TEST_CASE("cancelling the waiting task cancels the children and waits for them") {
-  run_task([]() -> task<> {
-    auto child_finished = std::make_shared<bool>(false);
-    auto parent = baton::spawn([](std::shared_ptr<bool> f) -> task<> {
+  TEST_CASE("a task group waits for every child") {
+    run_task([]() -> task<> {
+      int done = 0;
       baton::task_group g;
-      g.spawn([](std::shared_ptr<bool> ff) -> task<> {
+      for (int i = 0; i < 5; ++i) {
+        g.spawn([](int& d, int k) -> task<> {
+          co_await baton::sleep(std::chrono::milliseconds(k));
+          ++d;
+        }(done, i));
+      }
+      co_await g.wait();
+      CHECK(done == 5);
+    });
+  }
+
+  TEST_CASE("the first failure cancels the siblings and wait rethrows it") {
+    run_task([]() -> task<> {
+      baton::task_group g;
+      auto slow = g.spawn(sleep_forever());
+      g.spawn(fail_after(1ms));
+      CHECK_THROWS_WITH_AS(co_await g.wait(), "failed", std::runtime_error);
+      CHECK(slow.cancelled());
+      CHECK(g.errors().size() == 1);
+    });
+  }
+
+  TEST_CASE("every failure is available from errors(), the first one rethrown") {
+    run_task([]() -> task<> {
+      baton::task_group g;
+      g.spawn([]() -> task<> {  // fails while being cancelled by its sibling's failure
         try {
           co_await sleep_forever();
         } catch (const baton::cancelled_error&) {
-          *ff = true;
-          throw;
+          throw std::logic_error("clean-up failed");
         }
-      }(f));
-      co_await g.wait();
-    }(child_finished));
-    co_await baton::sleep(0ms);
-    parent.cancel();
-    CHECK_THROWS_AS(co_await parent, baton::cancelled_error);
-    CHECK(*child_finished);
-  });
-}
+      }());
+      g.spawn(fail_after(1ms));
+      CHECK_THROWS_AS(co_await g.wait(), std::runtime_error);
+      REQUIRE(g.errors().size() == 2);
+      CHECK_THROWS_AS(std::rethrow_exception(g.errors()[1]), std::logic_error);
+    });
+  }
 
-TEST_CASE("children of a group get copies of the spawner's context") {
-  run_task([]() -> task<> {
-    (void)marker.set(1);
-    baton::task_group g;
-    auto h = g.spawn([]() -> task<int> {
-      int seen = marker.get();
-      (void)marker.set(2);
-      co_return seen;
-    }());
-    co_await g.wait();
-    CHECK(co_await h == 1);
-    CHECK(marker.get() == 1);
-  });
-}
+  TEST_CASE("cancelling the waiting task cancels the children and waits for them") {
+    run_task([]() -> task<> {
+      auto child_finished = std::make_shared<bool>(false);
+      auto parent = baton::spawn([](std::shared_ptr<bool> f) -> task<> {
+        baton::task_group g;
+        g.spawn([](std::shared_ptr<bool> ff) -> task<> {
+          try {
+            co_await sleep_forever();
+          } catch (const baton::cancelled_error&) {
+            *ff = true;
+            throw;
+          }
+        }(f));
+        co_await g.wait();
+      }(child_finished));
+      co_await baton::sleep(0ms);
+      parent.cancel();
+      CHECK_THROWS_AS(co_await parent, baton::cancelled_error);
+      CHECK(*child_finished);
+    });
+  }
+
+  TEST_CASE("children of a group get copies of the spawner's context") {
+    run_task([]() -> task<> {
+      (void)marker.set(1);
+      baton::task_group g;
+      auto h = g.spawn([]() -> task<int> {
+        int seen = marker.get();
+        (void)marker.set(2);
+        co_return seen;
+      }());
+      co_await g.wait();
+      CHECK(co_await h == 1);
+      CHECK(marker.get() == 1);
+    });
+  }
 
 }  // TEST_SUITE
 
 TEST_SUITE("shield") {
+  TEST_CASE("a shielded task survives the cancellation of its awaiter") {
+    run_task([]() -> task<> {
+      auto inner = baton::spawn(value_after(9, 5ms));
+      auto outer = baton::spawn([](baton::task_handle<int> h) -> task<int> {
+        co_return co_await baton::shield(h);
+      }(inner));
+      co_await baton::sleep(0ms);
+      outer.cancel();
+      CHECK_THROWS_AS(co_await outer, baton::cancelled_error);
+      CHECK(co_await inner == 9);
+      CHECK_FALSE(inner.cancelled());
+    });
+  }
 
-TEST_CASE("a shielded task survives the cancellation of its awaiter") {
-  run_task([]() -> task<> {
-    auto inner = baton::spawn(value_after(9, 5ms));
-    auto outer = baton::spawn([](baton::task_handle<int> h) -> task<int> {
-      co_return co_await baton::shield(h);
-    }(inner));
-    co_await baton::sleep(0ms);
-    outer.cancel();
-    CHECK_THROWS_AS(co_await outer, baton::cancelled_error);
-    CHECK(co_await inner == 9);
-    CHECK_FALSE(inner.cancelled());
-  });
-}
-
-TEST_CASE("shield passes the result through when nobody cancels") {
-  run_task([]() -> task<> { CHECK(co_await baton::shield(baton::spawn(value_after(4, 0ms))) == 4); });
-}
+  TEST_CASE("shield passes the result through when nobody cancels") {
+    run_task(
+        []() -> task<> { CHECK(co_await baton::shield(baton::spawn(value_after(4, 0ms))) == 4); });
+  }
 
 }  // TEST_SUITE
 
 TEST_SUITE("wait_for asio") {
-
-TEST_CASE("wait_for accepts an Asio operation and cancels it on time-out") {
-  run_task([]() -> task<> {
-    boost::asio::steady_timer t(baton::current_executor(), std::chrono::hours(1));
-    CHECK_THROWS_AS(co_await baton::wait_for(t.async_wait(baton::use_task), 1ms),
-                    baton::timeout_error);
-  });
-}
+  TEST_CASE("wait_for accepts an Asio operation and cancels it on time-out") {
+    run_task([]() -> task<> {
+      boost::asio::steady_timer t(baton::current_executor(), std::chrono::hours(1));
+      CHECK_THROWS_AS(co_await baton::wait_for(t.async_wait(baton::use_task), 1ms),
+                      baton::timeout_error);
+    });
+  }
 
 }  // TEST_SUITE

@@ -160,48 +160,48 @@ TEST_SUITE("context_var") {
 }  // TEST_SUITE
 
 TEST_SUITE("context_var model") {
-
-TEST_CASE("random sets and resets over 3000 vars match a plain map, snapshots included") {
-  context().run([] {
-    constexpr int n = 3000;  // ids span several trie levels
-    std::vector<std::unique_ptr<context_var<std::string>>> vars;
-    for (int i = 0; i < n; ++i) vars.push_back(std::make_unique<context_var<std::string>>(std::to_string(i)));
-    std::vector<std::optional<std::string>> model(n);
-    std::vector<std::pair<int, baton::token<std::string>>> tokens;
-    std::vector<std::pair<context, std::vector<std::optional<std::string>>>> snapshots;
-    std::uint64_t x = 88172645463325252ull;  // xorshift: deterministic
-    auto next = [&] {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      return x;
-    };
-    for (int step = 0; step < 20000; ++step) {
-      const int v = static_cast<int>(next() % n);
-      if (next() % 3 != 0 || tokens.empty()) {
-        std::string value = std::to_string(step);
-        tokens.emplace_back(v, vars[v]->set(value));
-        model[v] = value;
-      } else {  // undo some earlier set (newest first half the time: the fast path)
-        const std::size_t k = next() % 2 == 0 ? tokens.size() - 1 : next() % tokens.size();
-        std::swap(tokens[k], tokens.back());
-        auto [var, t] = std::move(tokens.back());
-        tokens.pop_back();
-        model[var] = t.old_value();
-        vars[var]->reset(t);
+  TEST_CASE("random sets and resets over 3000 vars match a plain map, snapshots included") {
+    context().run([] {
+      constexpr int n = 3000;  // ids span several trie levels
+      std::vector<std::unique_ptr<context_var<std::string>>> vars;
+      for (int i = 0; i < n; ++i)
+        vars.push_back(std::make_unique<context_var<std::string>>(std::to_string(i)));
+      std::vector<std::optional<std::string>> model(n);
+      std::vector<std::pair<int, baton::token<std::string>>> tokens;
+      std::vector<std::pair<context, std::vector<std::optional<std::string>>>> snapshots;
+      std::uint64_t x = 88172645463325252ull;  // xorshift: deterministic
+      auto next = [&] {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        return x;
+      };
+      for (int step = 0; step < 20000; ++step) {
+        const int v = static_cast<int>(next() % n);
+        if (next() % 3 != 0 || tokens.empty()) {
+          std::string value = std::to_string(step);
+          tokens.emplace_back(v, vars[v]->set(value));
+          model[v] = value;
+        } else {  // undo some earlier set (newest first half the time: the fast path)
+          const std::size_t k = next() % 2 == 0 ? tokens.size() - 1 : next() % tokens.size();
+          std::swap(tokens[k], tokens.back());
+          auto [var, t] = std::move(tokens.back());
+          tokens.pop_back();
+          model[var] = t.old_value();
+          vars[var]->reset(t);
+        }
+        if (step % 2000 == 0) snapshots.emplace_back(baton::copy_context(), model);
       }
-      if (step % 2000 == 0) snapshots.emplace_back(baton::copy_context(), model);
-    }
-    std::size_t set_count = 0;
-    for (int i = 0; i < n; ++i) {
-      CHECK(vars[i]->try_get() == model[i]);
-      set_count += model[i].has_value();
-    }
-    CHECK(baton::copy_context().size() == set_count);
-    for (auto& [snap, expected] : snapshots) {
-      for (int i = 0; i < n; i += 7) CHECK(snap.get(*vars[i]) == expected[i]);
-    }
-  });
-}
+      std::size_t set_count = 0;
+      for (int i = 0; i < n; ++i) {
+        CHECK(vars[i]->try_get() == model[i]);
+        set_count += model[i].has_value();
+      }
+      CHECK(baton::copy_context().size() == set_count);
+      for (auto& [snap, expected] : snapshots) {
+        for (int i = 0; i < n; i += 7) CHECK(snap.get(*vars[i]) == expected[i]);
+      }
+    });
+  }
 
 }  // TEST_SUITE

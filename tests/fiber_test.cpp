@@ -34,112 +34,115 @@ task<> set_user(std::string u) {
 }  // namespace
 
 TEST_SUITE("fiber") {
-
-TEST_CASE("a fiber awaits tasks, sleeps and Asio operations in blocking style") {
-  run_task([]() -> task<> {
-    auto h = baton::spawn_fiber([] {
-      int a = baton::await(twice(21));
-      baton::await(baton::sleep(1ms));
-      boost::asio::steady_timer t(baton::current_executor(), 1ms);
-      baton::await(t.async_wait(baton::use_task));
-      return a;
+  TEST_CASE("a fiber awaits tasks, sleeps and Asio operations in blocking style") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn_fiber([] {
+        int a = baton::await(twice(21));
+        baton::await(baton::sleep(1ms));
+        boost::asio::steady_timer t(baton::current_executor(), 1ms);
+        baton::await(t.async_wait(baton::use_task));
+        return a;
+      });
+      CHECK(co_await h == 42);
     });
-    CHECK(co_await h == 42);
-  });
-}
+  }
 
-TEST_CASE("a fiber starts from a copy of the spawner's context and keeps it across awaits") {
-  run_task([]() -> task<> {
-    (void)user.set("ada");
-    auto h = baton::spawn_fiber([] {
-      const std::string first = user.get();
-      (void)user.set("fiber");
-      baton::await(baton::sleep(1ms));
-      return first + "/" + user.get();
+  TEST_CASE("a fiber starts from a copy of the spawner's context and keeps it across awaits") {
+    run_task([]() -> task<> {
+      (void)user.set("ada");
+      auto h = baton::spawn_fiber([] {
+        const std::string first = user.get();
+        (void)user.set("fiber");
+        baton::await(baton::sleep(1ms));
+        return first + "/" + user.get();
+      });
+      CHECK(co_await h == "ada/fiber");
+      CHECK(user.get() == "ada");  // the fiber's set stayed in its own context
     });
-    CHECK(co_await h == "ada/fiber");
-    CHECK(user.get() == "ada");  // the fiber's set stayed in its own context
-  });
-}
+  }
 
-TEST_CASE("await of a plain task in a fiber shares the fiber's context") {
-  run_task([]() -> task<> {
-    auto h = baton::spawn_fiber([] {
-      baton::await(set_user("grace"));
-      return user.get();
+  TEST_CASE("await of a plain task in a fiber shares the fiber's context") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn_fiber([] {
+        baton::await(set_user("grace"));
+        return user.get();
+      });
+      CHECK(co_await h == "grace");
     });
-    CHECK(co_await h == "grace");
-  });
-}
+  }
 
-TEST_CASE("exceptions travel through await and out of the fiber") {
-  run_task([]() -> task<> {
-    auto h = baton::spawn_fiber([]() -> int {
-      try {
-        baton::await([]() -> task<int> {
-          throw std::runtime_error("inner");
-          co_return 0;
-        }());
-      } catch (const std::runtime_error& e) {
-        throw std::logic_error(std::string("fiber saw ") + e.what());
-      }
-      return 0;
-    });
-    CHECK_THROWS_WITH_AS(co_await h, "fiber saw inner", std::logic_error);
-  });
-}
-
-TEST_CASE("cancelling a fiber delivers cancelled_error at its await, which it may catch") {
-  run_task([]() -> task<> {
-    auto h = baton::spawn_fiber([] {
-      try {
-        baton::await(baton::sleep(std::chrono::hours(1)));
-      } catch (const baton::cancelled_error&) {
-        return std::string("cleaned up as ") + user.get("nobody");
-      }
-      return std::string("not cancelled");
-    });
-    co_await baton::sleep(1ms);
-    h.cancel();
-    CHECK(co_await h == "cleaned up as nobody");
-  });
-}
-
-TEST_CASE("an uncaught cancellation finishes the fiber cancelled") {
-  run_task([]() -> task<> {
-    auto h = baton::spawn_fiber([] { baton::await(baton::sleep(std::chrono::hours(1))); });
-    co_await baton::sleep(1ms);
-    h.cancel();
-    CHECK_THROWS_AS(co_await h, baton::cancelled_error);
-    CHECK(h.cancelled());
-  });
-}
-
-TEST_CASE("await outside a fiber throws runtime_error") {
-  run_task([]() -> task<> {
-    CHECK_THROWS_AS(baton::await(twice(1)), baton::runtime_error);
-    co_return;
-  });
-}
-
-TEST_CASE("many fibers on a threaded loop each keep their own context") {
-  baton::run_options o;
-  o.threads = 2;
-  run_task([]() -> task<> {
-    std::vector<baton::task_handle<bool>> hs;
-    for (int i = 0; i < 200; ++i) {
-      hs.push_back(baton::spawn_fiber([i] {
-        (void)user.set(std::to_string(i));
-        bool ok = true;
-        for (int k = 0; k < 5; ++k) {
-          baton::await(baton::sleep(k % 2 == 0 ? 0ms : 1ms));
-          ok = ok && user.get() == std::to_string(i);
+  TEST_CASE("exceptions travel through await and out of the fiber") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn_fiber([]() -> int {
+        try {
+          baton::await([]() -> task<int> {
+            throw std::runtime_error("inner");
+            co_return 0;
+          }());
+        } catch (const std::runtime_error& e) {
+          throw std::logic_error(std::string("fiber saw ") + e.what());
         }
-        return ok;
-      }, {.stack_size = 64 * 1024}));
-    }
-    for (auto& h : hs) CHECK(co_await h);
-  }, o);
-}
+        return 0;
+      });
+      CHECK_THROWS_WITH_AS(co_await h, "fiber saw inner", std::logic_error);
+    });
+  }
+
+  TEST_CASE("cancelling a fiber delivers cancelled_error at its await, which it may catch") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn_fiber([] {
+        try {
+          baton::await(baton::sleep(std::chrono::hours(1)));
+        } catch (const baton::cancelled_error&) {
+          return std::string("cleaned up as ") + user.get("nobody");
+        }
+        return std::string("not cancelled");
+      });
+      co_await baton::sleep(1ms);
+      h.cancel();
+      CHECK(co_await h == "cleaned up as nobody");
+    });
+  }
+
+  TEST_CASE("an uncaught cancellation finishes the fiber cancelled") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn_fiber([] { baton::await(baton::sleep(std::chrono::hours(1))); });
+      co_await baton::sleep(1ms);
+      h.cancel();
+      CHECK_THROWS_AS(co_await h, baton::cancelled_error);
+      CHECK(h.cancelled());
+    });
+  }
+
+  TEST_CASE("await outside a fiber throws runtime_error") {
+    run_task([]() -> task<> {
+      CHECK_THROWS_AS(baton::await(twice(1)), baton::runtime_error);
+      co_return;
+    });
+  }
+
+  TEST_CASE("many fibers on a threaded loop each keep their own context") {
+    baton::run_options o;
+    o.threads = 2;
+    run_task(
+        []() -> task<> {
+          std::vector<baton::task_handle<bool>> hs;
+          for (int i = 0; i < 200; ++i) {
+            hs.push_back(baton::spawn_fiber(
+                [i] {
+                  (void)user.set(std::to_string(i));
+                  bool ok = true;
+                  for (int k = 0; k < 5; ++k) {
+                    baton::await(baton::sleep(k % 2 == 0 ? 0ms : 1ms));
+                    ok = ok && user.get() == std::to_string(i);
+                  }
+                  return ok;
+                },
+                {.stack_size = 64 * 1024}));
+          }
+          for (auto& h : hs) CHECK(co_await h);
+        },
+        o);
+  }
 
 }  // TEST_SUITE

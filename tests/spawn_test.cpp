@@ -31,167 +31,177 @@ task<int> set_and_sleep(int v) {
 }  // namespace
 
 TEST_SUITE("spawn") {
-
-TEST_CASE("a spawned task starts from a copy of the spawner's context") {
-  run_task([]() -> task<> {
-    (void)user.set("ada");
-    auto h = baton::spawn(read_user());
-    (void)user.set("grace");  // after the copy: invisible to the child
-    CHECK(co_await h == "ada");
-  });
-}
-
-TEST_CASE("a spawned task's sets never reach its parent") {
-  run_task([]() -> task<> {
-    (void)step.set(1);
-    auto h = baton::spawn(set_and_sleep(2));
-    CHECK(co_await h == 2);
-    CHECK(step.get() == 1);
-  });
-}
-
-TEST_CASE("siblings never see each other's sets, across suspensions") {
-  run_task([]() -> task<> {
-    std::vector<baton::task_handle<int>> hs;
-    for (int i = 0; i < 50; ++i) hs.push_back(baton::spawn(set_and_sleep(i)));
-    for (int i = 0; i < 50; ++i) CHECK(co_await hs[i] == i);
-  });
-}
-
-TEST_CASE("spawn(task, ctx) runs in that context itself") {
-  run_task([]() -> task<> {
-    baton::context ctx;
-    auto h = baton::spawn(set_and_sleep(7), ctx);
-    co_await h;
-    CHECK(ctx.get(step) == 7);
-    CHECK(h.get_context() == ctx);
-  });
-}
-
-TEST_CASE("main runs in a copy of the calling thread's context") {
-  baton::context().run([] {
-    (void)user.set("caller");
+  TEST_CASE("a spawned task starts from a copy of the spawner's context") {
     run_task([]() -> task<> {
-      CHECK(user.get() == "caller");
-      (void)user.set("main");
-      co_return;
+      (void)user.set("ada");
+      auto h = baton::spawn(read_user());
+      (void)user.set("grace");  // after the copy: invisible to the child
+      CHECK(co_await h == "ada");
     });
-    CHECK(user.get() == "caller");
-  });
-}
-
-TEST_CASE("several tasks may await one handle and each gets a copy of the result") {
-  run_task([]() -> task<> {
-    auto h = baton::spawn([]() -> task<std::string> {
-      co_await baton::sleep(2ms);
-      co_return "shared";
-    }());
-    auto waiter = [](baton::task_handle<std::string> x) -> task<std::string> { co_return co_await x; };
-    auto a = baton::spawn(waiter(h));
-    auto b = baton::spawn(waiter(h));
-    CHECK(co_await a == "shared");
-    CHECK(co_await b == "shared");
-    CHECK(co_await h == "shared");
-  });
-}
-
-TEST_CASE("awaiting a failed task rethrows its exception, to every awaiter") {
-  run_task([]() -> task<> {
-    auto h = baton::spawn([]() -> task<int> {
-      co_await baton::sleep(0ms);
-      throw std::runtime_error("child failed");
-    }());
-    CHECK_THROWS_WITH_AS(co_await h, "child failed", std::runtime_error);
-    CHECK_THROWS_AS(co_await h, std::runtime_error);
-    CHECK(h.done());
-    CHECK_FALSE(h.cancelled());
-  });
-}
-
-TEST_CASE("a task lives until it finishes even when its handle is dropped") {
-  int finished = 0;
-  run_task([&]() -> task<> {
-    (void)baton::spawn([](int& f) -> task<> {
-      co_await baton::sleep(2ms);
-      ++f;
-    }(finished));
-    co_await baton::sleep(10ms);
-    CHECK(finished == 1);
-  });
-}
-
-TEST_CASE("spawn outside a running loop throws a clear runtime_error") {
-  try {
-    (void)baton::spawn(read_user());
-    FAIL("spawn outside a loop did not throw");
-  } catch (const baton::runtime_error& e) {
-    CHECK(std::string(e.what()).find("running loop") != std::string::npos);
   }
-}
 
-TEST_CASE("run returns main's result or rethrows its exception") {
-  CHECK(baton::run([]() -> task<int> { co_return 5; }()) == 5);
-  CHECK_THROWS_WITH_AS(baton::run([]() -> task<> {
-    throw std::logic_error("main failed");
-    co_return;
-  }()), "main failed", std::logic_error);
-}
+  TEST_CASE("a spawned task's sets never reach its parent") {
+    run_task([]() -> task<> {
+      (void)step.set(1);
+      auto h = baton::spawn(set_and_sleep(2));
+      CHECK(co_await h == 2);
+      CHECK(step.get() == 1);
+    });
+  }
 
-TEST_CASE("a failure nobody retrieved goes to the loop's exception handler, named") {
-  std::vector<std::string> reports;
-  baton::run_options opts;
-  opts.exception_handler = [&](const baton::unhandled_failure& f) { reports.push_back(f.task_name); };
-  baton::run([]() -> task<> {
-    (void)baton::spawn([]() -> task<> {
-      throw std::runtime_error("lost");
-      co_return;
-    }(), {.name = "orphan"});
-    co_await baton::sleep(1ms);
-  }(), opts);
-  REQUIRE(reports.size() == 1);
-  CHECK(reports[0] == "orphan");
-}
+  TEST_CASE("siblings never see each other's sets, across suspensions") {
+    run_task([]() -> task<> {
+      std::vector<baton::task_handle<int>> hs;
+      for (int i = 0; i < 50; ++i) hs.push_back(baton::spawn(set_and_sleep(i)));
+      for (int i = 0; i < 50; ++i) CHECK(co_await hs[i] == i);
+    });
+  }
 
-TEST_CASE("a retrieved failure is not reported") {
-  int reports = 0;
-  baton::run_options opts;
-  opts.exception_handler = [&](const baton::unhandled_failure&) { ++reports; };
-  baton::run([]() -> task<> {
-    auto h = baton::spawn([]() -> task<> {
-      throw std::runtime_error("seen");
-      co_return;
-    }());
-    CHECK_THROWS(co_await h);
-  }(), opts);
-  CHECK(reports == 0);
-}
+  TEST_CASE("spawn(task, ctx) runs in that context itself") {
+    run_task([]() -> task<> {
+      baton::context ctx;
+      auto h = baton::spawn(set_and_sleep(7), ctx);
+      co_await h;
+      CHECK(ctx.get(step) == 7);
+      CHECK(h.get_context() == ctx);
+    });
+  }
 
-TEST_CASE("tasks left when main ends are cancelled and awaited") {
-  bool cleaned_up = false;
-  baton::run([](bool& flag) -> task<> {
-    (void)baton::spawn([](bool& f) -> task<> {
-      try {
-        co_await baton::sleep(std::chrono::hours(1));
-      } catch (const baton::cancelled_error&) {
-        f = true;
-        throw;
-      }
-    }(flag));
-    co_await baton::sleep(0ms);
-  }(cleaned_up));
-  CHECK(cleaned_up);
-}
+  TEST_CASE("main runs in a copy of the calling thread's context") {
+    baton::context().run([] {
+      (void)user.set("caller");
+      run_task([]() -> task<> {
+        CHECK(user.get() == "caller");
+        (void)user.set("main");
+        co_return;
+      });
+      CHECK(user.get() == "caller");
+    });
+  }
 
-TEST_CASE("a task may not await its own handle") {
-  run_task([]() -> task<> {
-    auto self = std::make_shared<baton::task_handle<>>();
-    auto h = baton::spawn([](std::shared_ptr<baton::task_handle<>> me) -> task<> {
-      co_await baton::sleep(1ms);
-      CHECK_THROWS_AS(co_await *me, baton::runtime_error);
-    }(self));
-    *self = h;
-    co_await h;
-  });
-}
+  TEST_CASE("several tasks may await one handle and each gets a copy of the result") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn([]() -> task<std::string> {
+        co_await baton::sleep(2ms);
+        co_return "shared";
+      }());
+      auto waiter = [](baton::task_handle<std::string> x) -> task<std::string> {
+        co_return co_await x;
+      };
+      auto a = baton::spawn(waiter(h));
+      auto b = baton::spawn(waiter(h));
+      CHECK(co_await a == "shared");
+      CHECK(co_await b == "shared");
+      CHECK(co_await h == "shared");
+    });
+  }
+
+  TEST_CASE("awaiting a failed task rethrows its exception, to every awaiter") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn([]() -> task<int> {
+        co_await baton::sleep(0ms);
+        throw std::runtime_error("child failed");
+      }());
+      CHECK_THROWS_WITH_AS(co_await h, "child failed", std::runtime_error);
+      CHECK_THROWS_AS(co_await h, std::runtime_error);
+      CHECK(h.done());
+      CHECK_FALSE(h.cancelled());
+    });
+  }
+
+  TEST_CASE("a task lives until it finishes even when its handle is dropped") {
+    int finished = 0;
+    run_task([&]() -> task<> {
+      (void)baton::spawn([](int& f) -> task<> {
+        co_await baton::sleep(2ms);
+        ++f;
+      }(finished));
+      co_await baton::sleep(10ms);
+      CHECK(finished == 1);
+    });
+  }
+
+  TEST_CASE("spawn outside a running loop throws a clear runtime_error") {
+    try {
+      (void)baton::spawn(read_user());
+      FAIL("spawn outside a loop did not throw");
+    } catch (const baton::runtime_error& e) {
+      CHECK(std::string(e.what()).find("running loop") != std::string::npos);
+    }
+  }
+
+  TEST_CASE("run returns main's result or rethrows its exception") {
+    CHECK(baton::run([]() -> task<int> { co_return 5; }()) == 5);
+    CHECK_THROWS_WITH_AS(baton::run([]() -> task<> {
+                           throw std::logic_error("main failed");
+                           co_return;
+                         }()),
+                         "main failed", std::logic_error);
+  }
+
+  TEST_CASE("a failure nobody retrieved goes to the loop's exception handler, named") {
+    std::vector<std::string> reports;
+    baton::run_options opts;
+    opts.exception_handler = [&](const baton::unhandled_failure& f) {
+      reports.push_back(f.task_name);
+    };
+    baton::run(
+        []() -> task<> {
+          (void)baton::spawn(
+              []() -> task<> {
+                throw std::runtime_error("lost");
+                co_return;
+              }(),
+              {.name = "orphan"});
+          co_await baton::sleep(1ms);
+        }(),
+        opts);
+    REQUIRE(reports.size() == 1);
+    CHECK(reports[0] == "orphan");
+  }
+
+  TEST_CASE("a retrieved failure is not reported") {
+    int reports = 0;
+    baton::run_options opts;
+    opts.exception_handler = [&](const baton::unhandled_failure&) { ++reports; };
+    baton::run(
+        []() -> task<> {
+          auto h = baton::spawn([]() -> task<> {
+            throw std::runtime_error("seen");
+            co_return;
+          }());
+          CHECK_THROWS(co_await h);
+        }(),
+        opts);
+    CHECK(reports == 0);
+  }
+
+  TEST_CASE("tasks left when main ends are cancelled and awaited") {
+    bool cleaned_up = false;
+    baton::run([](bool& flag) -> task<> {
+      (void)baton::spawn([](bool& f) -> task<> {
+        try {
+          co_await baton::sleep(std::chrono::hours(1));
+        } catch (const baton::cancelled_error&) {
+          f = true;
+          throw;
+        }
+      }(flag));
+      co_await baton::sleep(0ms);
+    }(cleaned_up));
+    CHECK(cleaned_up);
+  }
+
+  TEST_CASE("a task may not await its own handle") {
+    run_task([]() -> task<> {
+      auto self = std::make_shared<baton::task_handle<>>();
+      auto h = baton::spawn([](std::shared_ptr<baton::task_handle<>> me) -> task<> {
+        co_await baton::sleep(1ms);
+        CHECK_THROWS_AS(co_await *me, baton::runtime_error);
+      }(self));
+      *self = h;
+      co_await h;
+    });
+  }
 
 }  // TEST_SUITE

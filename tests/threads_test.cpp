@@ -34,8 +34,12 @@ task<int> checker(std::uint64_t id, int rounds, std::atomic<int>& in_flight_same
   int wrong = 0;
   for (int r = 0; r < rounds; ++r) {
     switch (r % 3) {
-      case 0: co_await baton::sleep(0ms); break;
-      case 1: co_await baton::sleep(std::chrono::microseconds(id % 5)); break;
+      case 0:
+        co_await baton::sleep(0ms);
+        break;
+      case 1:
+        co_await baton::sleep(std::chrono::microseconds(id % 5));
+        break;
       default: {
         boost::asio::steady_timer t(baton::current_executor(), std::chrono::microseconds(1));
         co_await t.async_wait(baton::use_task);
@@ -71,61 +75,69 @@ task<> stress(int n, std::atomic<int>& wrong, std::atomic<int>& cancelled, std::
 }  // namespace
 
 TEST_SUITE("threads") {
+  TEST_CASE("on four loop threads every task sees exactly its own context after each suspension") {
+    std::atomic<int> wrong{0};
+    run_task(
+        [&]() -> task<> {
+          std::atomic<int> unused{0};
+          std::vector<baton::task_handle<int>> hs;
+          for (std::uint64_t i = 1; i <= 400; ++i)
+            hs.push_back(baton::spawn(checker(i, 12, unused)));
+          for (auto& h : hs) wrong += co_await h;
+        },
+        threads(4));
+    CHECK(wrong == 0);
+  }
 
-TEST_CASE("on four loop threads every task sees exactly its own context after each suspension") {
-  std::atomic<int> wrong{0};
-  run_task([&]() -> task<> {
-    std::atomic<int> unused{0};
-    std::vector<baton::task_handle<int>> hs;
-    for (std::uint64_t i = 1; i <= 400; ++i) hs.push_back(baton::spawn(checker(i, 12, unused)));
-    for (auto& h : hs) wrong += co_await h;
-  }, threads(4));
-  CHECK(wrong == 0);
-}
+  TEST_CASE("tasks sharing one context never run at the same time on a threaded loop") {
+    std::atomic<int> overlaps{0};
+    run_task(
+        [&]() -> task<> {
+          baton::context shared;
+          std::atomic<int> inside{0};
+          std::vector<baton::task_handle<>> hs;
+          for (int i = 0; i < 8; ++i) {
+            hs.push_back(baton::spawn(
+                [](std::atomic<int>& in, std::atomic<int>& ov) -> task<> {
+                  for (int k = 0; k < 200; ++k) {
+                    if (in.fetch_add(1) != 0) ++ov;
+                    (void)tag.set(static_cast<std::uint64_t>(k));
+                    in.fetch_sub(1);
+                    co_await baton::sleep(0ms);
+                  }
+                }(inside, overlaps),
+                shared));
+          }
+          for (auto& h : hs) co_await h;
+        },
+        threads(4));
+    CHECK(overlaps == 0);
+  }
 
-TEST_CASE("tasks sharing one context never run at the same time on a threaded loop") {
-  std::atomic<int> overlaps{0};
-  run_task([&]() -> task<> {
-    baton::context shared;
-    std::atomic<int> inside{0};
-    std::vector<baton::task_handle<>> hs;
-    for (int i = 0; i < 8; ++i) {
-      hs.push_back(baton::spawn([](std::atomic<int>& in, std::atomic<int>& ov) -> task<> {
-        for (int k = 0; k < 200; ++k) {
-          if (in.fetch_add(1) != 0) ++ov;
-          (void)tag.set(static_cast<std::uint64_t>(k));
-          in.fetch_sub(1);
-          co_await baton::sleep(0ms);
-        }
-      }(inside, overlaps), shared));
-    }
-    for (auto& h : hs) co_await h;
-  }, threads(4));
-  CHECK(overlaps == 0);
-}
+  TEST_CASE("stress: 100000 tasks with random cancels on one thread") {
+    std::atomic<int> wrong{0}, cancelled{0}, ok{0};
+    run_task([&]() -> task<> { co_await stress(100000, wrong, cancelled, ok); });
+    CHECK(wrong == 0);
+    CHECK(ok + cancelled == 100000);
+    CHECK(cancelled > 0);
+  }
 
-TEST_CASE("stress: 100000 tasks with random cancels on one thread") {
-  std::atomic<int> wrong{0}, cancelled{0}, ok{0};
-  run_task([&]() -> task<> { co_await stress(100000, wrong, cancelled, ok); });
-  CHECK(wrong == 0);
-  CHECK(ok + cancelled == 100000);
-  CHECK(cancelled > 0);
-}
+  TEST_CASE("stress: 100000 tasks with random cancels on four threads") {
+    std::atomic<int> wrong{0}, cancelled{0}, ok{0};
+    run_task([&]() -> task<> { co_await stress(100000, wrong, cancelled, ok); }, threads(4));
+    CHECK(wrong == 0);
+    CHECK(ok + cancelled == 100000);
+    CHECK(cancelled > 0);
+  }
 
-TEST_CASE("stress: 100000 tasks with random cancels on four threads") {
-  std::atomic<int> wrong{0}, cancelled{0}, ok{0};
-  run_task([&]() -> task<> { co_await stress(100000, wrong, cancelled, ok); }, threads(4));
-  CHECK(wrong == 0);
-  CHECK(ok + cancelled == 100000);
-  CHECK(cancelled > 0);
-}
-
-TEST_CASE("run on a threaded loop returns main's result") {
-  CHECK(baton::run([]() -> task<int> {
-    auto a = baton::spawn([]() -> task<int> { co_return 20; }());
-    auto b = baton::spawn([]() -> task<int> { co_return 22; }());
-    co_return co_await a + co_await b;
-  }(), threads(3)) == 42);
-}
+  TEST_CASE("run on a threaded loop returns main's result") {
+    CHECK(baton::run(
+              []() -> task<int> {
+                auto a = baton::spawn([]() -> task<int> { co_return 20; }());
+                auto b = baton::spawn([]() -> task<int> { co_return 22; }());
+                co_return co_await a + co_await b;
+              }(),
+              threads(3)) == 42);
+  }
 
 }  // TEST_SUITE

@@ -27,112 +27,123 @@ baton::context_var<std::string> user("user");
 }
 
 TEST_SUITE("to_thread") {
+  TEST_CASE("to_thread runs f on another thread and returns its result") {
+    run_task([]() -> task<> {
+      const auto loop_thread = std::this_thread::get_id();
+      auto id = co_await baton::to_thread([] { return std::this_thread::get_id(); });
+      CHECK(id != loop_thread);
+      CHECK(co_await baton::to_thread([](int a, int b) { return a * b; }, 6, 7) == 42);
+    });
+  }
 
-TEST_CASE("to_thread runs f on another thread and returns its result") {
-  run_task([]() -> task<> {
-    const auto loop_thread = std::this_thread::get_id();
-    auto id = co_await baton::to_thread([] { return std::this_thread::get_id(); });
-    CHECK(id != loop_thread);
-    CHECK(co_await baton::to_thread([](int a, int b) { return a * b; }, 6, 7) == 42);
-  });
-}
+  TEST_CASE("f sees a copy of the awaiting task's context") {
+    run_task([]() -> task<> {
+      (void)user.set("ada");
+      CHECK(co_await baton::to_thread([] { return user.get(); }) == "ada");
+    });
+  }
 
-TEST_CASE("f sees a copy of the awaiting task's context") {
-  run_task([]() -> task<> {
-    (void)user.set("ada");
-    CHECK(co_await baton::to_thread([] { return user.get(); }) == "ada");
-  });
-}
+  TEST_CASE("sets inside f never leak back to the task") {
+    run_task([]() -> task<> {
+      (void)user.set("ada");
+      co_await baton::to_thread([] { (void)user.set("mallory"); });
+      CHECK(user.get() == "ada");
+    });
+  }
 
-TEST_CASE("sets inside f never leak back to the task") {
-  run_task([]() -> task<> {
-    (void)user.set("ada");
-    co_await baton::to_thread([] { (void)user.set("mallory"); });
-    CHECK(user.get() == "ada");
-  });
-}
+  TEST_CASE("f's exception is rethrown in the task, and the pool thread is left clean") {
+    run_task(
+        []() -> task<> {
+          (void)user.set("ada");
+          CHECK_THROWS_WITH_AS(co_await baton::to_thread([]() -> int {
+                                 (void)user.set("mallory");
+                                 throw std::runtime_error("blocking call failed");
+                               }),
+                               "blocking call failed", std::runtime_error);
+          // A job from a task without the var sees nothing left by the failed job.
+          auto h = baton::spawn(
+              []() -> task<bool> {
+                co_return co_await baton::to_thread([] { return user.try_get().has_value(); });
+              }(),
+              baton::context());
+          CHECK_FALSE(co_await h);
+        },
+        [] {
+          baton::run_options o;
+          o.blocking_threads =
+              1;  // one pool thread: the next job surely runs where the last one did
+          return o;
+        }());
+  }
 
-TEST_CASE("f's exception is rethrown in the task, and the pool thread is left clean") {
-  run_task([]() -> task<> {
-    (void)user.set("ada");
-    CHECK_THROWS_WITH_AS(co_await baton::to_thread([]() -> int {
-      (void)user.set("mallory");
-      throw std::runtime_error("blocking call failed");
-    }), "blocking call failed", std::runtime_error);
-    // A job from a task without the var sees nothing left by the failed job.
-    auto h = baton::spawn([]() -> task<bool> {
-      co_return co_await baton::to_thread([] { return user.try_get().has_value(); });
-    }(), baton::context());
-    CHECK_FALSE(co_await h);
-  }, [] {
+  TEST_CASE("jobs on one pool thread never see each other's values") {
     baton::run_options o;
-    o.blocking_threads = 1;  // one pool thread: the next job surely runs where the last one did
-    return o;
-  }());
-}
+    o.blocking_threads = 1;
+    run_task(
+        []() -> task<> {
+          std::vector<baton::task_handle<bool>> hs;
+          for (int i = 0; i < 50; ++i) {
+            hs.push_back(baton::spawn([](int k) -> task<bool> {
+              if (k % 2 == 0) (void)user.set("user" + std::to_string(k));
+              co_return co_await baton::to_thread([k] {
+                const bool ok =
+                    k % 2 == 0 ? user.get() == "user" + std::to_string(k) : !user.try_get();
+                (void)user.set("left behind by " + std::to_string(k));
+                return ok;
+              });
+            }(i)));
+          }
+          for (auto& h : hs) CHECK(co_await h);
+        },
+        o);
+  }
 
-TEST_CASE("jobs on one pool thread never see each other's values") {
-  baton::run_options o;
-  o.blocking_threads = 1;
-  run_task([]() -> task<> {
-    std::vector<baton::task_handle<bool>> hs;
-    for (int i = 0; i < 50; ++i) {
-      hs.push_back(baton::spawn([](int k) -> task<bool> {
-        if (k % 2 == 0) (void)user.set("user" + std::to_string(k));
-        co_return co_await baton::to_thread([k] {
-          const bool ok = k % 2 == 0 ? user.get() == "user" + std::to_string(k) : !user.try_get();
-          (void)user.set("left behind by " + std::to_string(k));
-          return ok;
+  TEST_CASE("cancelling the awaiting task wakes it at once and requests stop on f's token") {
+    std::atomic<bool> stop_seen{false};
+    run_task([&]() -> task<> {
+      std::latch started(1);
+      auto h = baton::spawn([](std::latch& s, std::atomic<bool>& seen) -> task<> {
+        co_await baton::to_thread([&](std::stop_token st) {
+          s.count_down();
+          while (!st.stop_requested()) std::this_thread::yield();
+          seen = true;
         });
-      }(i)));
-    }
-    for (auto& h : hs) CHECK(co_await h);
-  }, o);
-}
+      }(started, stop_seen));
+      co_await baton::to_thread([&] { started.wait(); });  // the job is running now
+      h.cancel();
+      CHECK_THROWS_AS(co_await h, baton::cancelled_error);
+    });
+    CHECK(stop_seen);  // run() waited for the job when it shut the pool down
+  }
 
-TEST_CASE("cancelling the awaiting task wakes it at once and requests stop on f's token") {
-  std::atomic<bool> stop_seen{false};
-  run_task([&]() -> task<> {
-    std::latch started(1);
-    auto h = baton::spawn([](std::latch& s, std::atomic<bool>& seen) -> task<> {
-      co_await baton::to_thread([&](std::stop_token st) {
-        s.count_down();
-        while (!st.stop_requested()) std::this_thread::yield();
-        seen = true;
-      });
-    }(started, stop_seen));
-    co_await baton::to_thread([&] { started.wait(); });  // the job is running now
-    h.cancel();
-    CHECK_THROWS_AS(co_await h, baton::cancelled_error);
-  });
-  CHECK(stop_seen);  // run() waited for the job when it shut the pool down
-}
+  TEST_CASE("run_in_executor runs on the given executor with the context") {
+    boost::asio::thread_pool pool(2);
+    run_task([&]() -> task<> {
+      (void)user.set("grace");
+      auto strand = boost::asio::make_strand(pool.get_executor());
+      CHECK(co_await baton::run_in_executor(strand, [] { return user.get(); }) == "grace");
+      CHECK(co_await baton::run_in_executor(
+                pool.get_executor(), [](int x) { return x + 1; }, 1) == 2);
+    });
+    pool.join();
+  }
 
-TEST_CASE("run_in_executor runs on the given executor with the context") {
-  boost::asio::thread_pool pool(2);
-  run_task([&]() -> task<> {
-    (void)user.set("grace");
-    auto strand = boost::asio::make_strand(pool.get_executor());
-    CHECK(co_await baton::run_in_executor(strand, [] { return user.get(); }) == "grace");
-    CHECK(co_await baton::run_in_executor(pool.get_executor(), [](int x) { return x + 1; }, 1) == 2);
-  });
-  pool.join();
-}
-
-TEST_CASE("many to_thread calls in flight each get their own context") {
-  baton::run_options o;
-  o.threads = 2;
-  run_task([]() -> task<> {
-    std::vector<baton::task_handle<bool>> hs;
-    for (int i = 0; i < 300; ++i) {
-      hs.push_back(baton::spawn([](int k) -> task<bool> {
-        (void)user.set(std::to_string(k));
-        const std::string seen = co_await baton::to_thread([] { return user.get(); });
-        co_return seen == std::to_string(k) && user.get() == std::to_string(k);
-      }(i)));
-    }
-    for (auto& h : hs) CHECK(co_await h);
-  }, o);
-}
+  TEST_CASE("many to_thread calls in flight each get their own context") {
+    baton::run_options o;
+    o.threads = 2;
+    run_task(
+        []() -> task<> {
+          std::vector<baton::task_handle<bool>> hs;
+          for (int i = 0; i < 300; ++i) {
+            hs.push_back(baton::spawn([](int k) -> task<bool> {
+              (void)user.set(std::to_string(k));
+              const std::string seen = co_await baton::to_thread([] { return user.get(); });
+              co_return seen == std::to_string(k) && user.get() == std::to_string(k);
+            }(i)));
+          }
+          for (auto& h : hs) CHECK(co_await h);
+        },
+        o);
+  }
 
 }  // TEST_SUITE

@@ -17,6 +17,7 @@
 
 #include <baton/context.hpp>
 
+#include <concepts>
 #include <functional>
 #include <stop_token>
 #include <thread>
@@ -31,13 +32,11 @@ class context_bound {
   context_bound(context snapshot, F f) : snapshot_(std::move(snapshot)), f_(std::move(f)) {}
 
   template <class... A>
-  decltype(auto) operator()(A&&... a) {
-    return snapshot_.copy().run(f_, std::forward<A>(a)...);
-  }
+  requires std::invocable<F&, A...> std::invoke_result_t<F&, A...>
+  operator()(A&&... a) { return snapshot_.copy().run(f_, std::forward<A>(a)...); }
   template <class... A>
-  decltype(auto) operator()(A&&... a) const {
-    return snapshot_.copy().run(f_, std::forward<A>(a)...);
-  }
+  requires std::invocable<const F&, A...> std::invoke_result_t<const F&, A...>
+  operator()(A&&... a) const { return snapshot_.copy().run(f_, std::forward<A>(a)...); }
 
   /// The snapshot each call starts from.
   const context& snapshot() const noexcept { return snapshot_; }

@@ -41,8 +41,10 @@ class context_executor {
   template <class F>
   void execute(F&& f) const {
     boost::asio::execution::execute(
+        // The snapshot is this job's own copy (made at submission), so the job runs in it
+        // directly: one copy per submission.
         ex_, [snapshot = copy_context(), fn = std::decay_t<F>(std::forward<F>(f))]() mutable {
-          snapshot.copy().run(fn);
+          snapshot.run(fn);
         });
   }
 
@@ -53,17 +55,15 @@ class context_executor {
   }
 
   template <class Property>
-  auto require(const Property& p) const
-      -> context_executor<std::decay_t<decltype(boost::asio::require(
-          std::declval<const Executor&>(), p))>> {
+  auto require(const Property& p) const -> context_executor<
+      std::decay_t<decltype(boost::asio::require(std::declval<const Executor&>(), p))>> {
     return context_executor<std::decay_t<decltype(boost::asio::require(ex_, p))>>(
         boost::asio::require(ex_, p));
   }
 
   template <class Property>
-  auto prefer(const Property& p) const
-      -> context_executor<std::decay_t<decltype(boost::asio::prefer(
-          std::declval<const Executor&>(), p))>> {
+  auto prefer(const Property& p) const -> context_executor<
+      std::decay_t<decltype(boost::asio::prefer(std::declval<const Executor&>(), p))>> {
     return context_executor<std::decay_t<decltype(boost::asio::prefer(ex_, p))>>(
         boost::asio::prefer(ex_, p));
   }

@@ -12,6 +12,7 @@
 // Every message names what went wrong (the var, the task, the operation).
 // Thread-safety: these are plain exception values.
 
+#include <exception>
 #include <stdexcept>
 #include <string>
 
@@ -42,6 +43,12 @@ struct timeout_error : std::runtime_error {
 /// The runtime used where it cannot work (no running loop, a loop run twice, ...).
 struct runtime_error : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+
+/// A task failure nobody retrieved, as run_options::exception_handler receives it.
+struct unhandled_failure {
+  std::string task_name;
+  std::exception_ptr error;
 };
 
 }  // namespace baton

@@ -95,20 +95,29 @@ task<R> drive_fiber(std::shared_ptr<fiber_core> core, std::shared_ptr<fiber_resu
 }  // namespace detail
 
 template <class F>
-[[nodiscard]] auto spawn_fiber(F f, fiber_options opts = {}) {
+[[nodiscard]] auto spawn_fiber(F f, fiber_options opts) {
   using R = std::invoke_result_t<F&>;
   auto out = std::make_shared<detail::fiber_result<R>>();
   // Exceptions from fn are caught on the fiber (fiber.cpp) and rethrown by the driving task.
-  auto core = std::make_shared<detail::fiber_core>(opts.stack_size, [out, fn = std::move(f)]() mutable {
-    if constexpr (std::is_void_v<R>) {
-      fn();
-      out->value.emplace();
-    } else {
-      out->value.emplace(fn());
-    }
-  });
+  auto core =
+      std::make_shared<detail::fiber_core>(opts.stack_size, [out, fn = std::move(f)]() mutable {
+        if constexpr (std::is_void_v<R>) {
+          fn();
+          out->value.emplace();
+        } else {
+          out->value.emplace(fn());
+        }
+      });
   return spawn(detail::drive_fiber<R>(std::move(core), std::move(out)),
                task_options{std::move(opts.name)});
+}
+
+/// With default options. A separate overload rather than a default argument: g++ 12 mishandles
+/// a defaulted argument holding a std::string inside a co_await expression
+/// (docs/notes/004-gcc12-coroutine-temporaries.md).
+template <class F>
+[[nodiscard]] auto spawn_fiber(F f) {
+  return spawn_fiber(std::move(f), fiber_options{});
 }
 
 /// Inside a fiber: waits for a (suspending only this fiber) and returns its result.

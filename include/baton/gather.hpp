@@ -22,6 +22,7 @@
 #include <baton/task.hpp>
 #include <baton/task_handle.hpp>
 
+#include <cstdint>
 #include <exception>
 #include <tuple>
 #include <type_traits>
@@ -51,8 +52,11 @@ task<result_or_monostate<T>> value_of(task_handle<T> h) {
   }
 }
 
+/// A handle's outcome; a cancellation of the gathering task itself (newer than `entry`
+/// requests) is rethrown rather than returned.
 template <class T>
-task<outcome<T>> outcome_of(task_handle<T> h) {
+task<outcome<T>> outcome_of(task_handle<T> h, task_base* self, std::uint32_t entry) {
+  std::exception_ptr failure;
   try {
     if constexpr (std::is_void_v<T>) {
       co_await h;
@@ -60,9 +64,13 @@ task<outcome<T>> outcome_of(task_handle<T> h) {
     } else {
       co_return outcome<T>(std::in_place_index<0>, co_await h);
     }
+  } catch (const cancelled_error&) {
+    if (cancelling(self) > entry) throw;
+    failure = std::current_exception();
   } catch (...) {
-    co_return outcome<T>(std::in_place_index<1>, std::current_exception());
+    failure = std::current_exception();
   }
+  co_return outcome<T>(std::in_place_index<1>, failure);
 }
 
 template <class... H>
@@ -74,11 +82,15 @@ void cancel_all(H&... hs) noexcept {
 
 template <class... T>
 [[nodiscard]] task<std::tuple<result_or_monostate<T>...>> gather(task_handle<T>... hs) {
+  detail::task_base* self = co_await detail::this_task{};
+  const std::uint32_t entry = detail::cancelling(self);
   try {
     // Braced initialisation evaluates (and so awaits) left to right.
     co_return std::tuple<result_or_monostate<T>...>{co_await detail::value_of(hs)...};
   } catch (const cancelled_error&) {
-    detail::cancel_all(hs...);
+    // Only when this task was cancelled are the others cancelled too; a gathered task that
+    // was cancelled by someone else just fails the gather, as in asyncio.
+    if (detail::cancelling(self) > entry) detail::cancel_all(hs...);
     throw;
   }
 }
@@ -86,23 +98,27 @@ template <class... T>
 template <class... T>
 [[nodiscard]] task<std::tuple<outcome<T>...>> gather(return_exceptions_t, task_handle<T>... hs) {
   detail::task_base* self = co_await detail::this_task{};
-  std::tuple<outcome<T>...> r{co_await detail::outcome_of(hs)...};
-  // A cancellation of the caller was turned into an outcome by the awaited task: pass it on.
-  if (detail::cancelling(self) != 0) {
-    detail::cancel_all(hs...);
-    throw cancelled_error();
+  const std::uint32_t entry = detail::cancelling(self);
+  try {
+    co_return std::tuple<outcome<T>...>{co_await detail::outcome_of(hs, self, entry)...};
+  } catch (const cancelled_error&) {
+    detail::cancel_all(hs...);  // this task was cancelled: so is everything it gathers
+    throw;
   }
-  co_return r;
 }
 
 template <class T>
 [[nodiscard]] task<std::vector<result_or_monostate<T>>> gather(std::vector<task_handle<T>> hs) {
+  detail::task_base* self = co_await detail::this_task{};
+  const std::uint32_t entry = detail::cancelling(self);
   std::vector<result_or_monostate<T>> out;
   out.reserve(hs.size());
   try {
     for (auto& h : hs) out.push_back(co_await detail::value_of(h));
   } catch (const cancelled_error&) {
-    for (auto& h : hs) h.cancel();
+    if (detail::cancelling(self) > entry) {
+      for (auto& h : hs) h.cancel();
+    }
     throw;
   }
   co_return out;

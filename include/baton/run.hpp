@@ -3,10 +3,11 @@
 #pragma once
 
 // Contract:
-//   run(main, opts) makes a new loop on this thread (plus opts.threads - 1 more loop threads),
-//   runs main in a copy of the calling thread's context, and when main finishes cancels every
-//   task still alive, waits for them, shuts the blocking pool down and returns main's result
-//   or rethrows its exception.
+//   run(main, opts) makes a new loop: with opts.threads == 1 this thread is the loop; with more,
+//   opts.threads loop threads run the tasks while this thread waits and coordinates. It runs main
+//   in a copy of the calling thread's context, and when main finishes cancels every task still
+//   alive, waits for them, shuts the blocking pool down and returns main's result or rethrows its
+//   exception.
 //     Context:      main sees a copy of the caller's context; its sets never reach the caller.
 //     Exceptions:   main's; runtime_error when called on a thread that already runs a loop.
 //     Thread-safety: each call owns its loop; several threads may each run() their own.
@@ -30,15 +31,9 @@
 
 namespace baton {
 
-/// A failure nobody retrieved, as the exception handler sees it.
-struct unhandled_failure {
-  std::string task_name;
-  std::exception_ptr error;
-};
-
 struct run_options {
-  unsigned threads = 1;                // loop threads: tasks resume on any of them
-  std::size_t blocking_threads = 0;    // to_thread pool size; 0 = min(32, cores + 4)
+  unsigned threads = 1;              // loop threads: tasks resume on any of them
+  std::size_t blocking_threads = 0;  // to_thread pool size; 0 = min(32, cores + 4)
   std::function<void(const unhandled_failure&)> exception_handler;  // empty = stderr
 };
 

@@ -32,8 +32,8 @@
 namespace baton {
 
 struct task_options {
-  std::string name = {};             // for introspection and error reports
-  std::optional<context> ctx = {};   // run in this context itself instead of a copy
+  std::string name = {};            // for introspection and error reports
+  std::optional<context> ctx = {};  // run in this context itself instead of a copy
 };
 
 namespace detail {
@@ -63,8 +63,8 @@ task_state<T>* make_state(task<T>&& t, context_cell* ctx, std::string name) {
 template <class T>
 task_handle<T> spawn(task<T> t, task_options opts) {
   detail::loop& l = detail::running_loop("spawn()");
-  auto* s = detail::make_state(std::move(t), opts.ctx ? opts.ctx->cell() : nullptr,
-                               std::move(opts.name));
+  auto* s =
+      detail::make_state(std::move(t), opts.ctx ? opts.ctx->cell() : nullptr, std::move(opts.name));
   task_handle<T> h(s);  // the handle's reference
   detail::start(l, s);  // the loop's reference
   return h;

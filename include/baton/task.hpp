@@ -28,12 +28,40 @@
 #include <utility>
 #include <variant>
 
+namespace boost::asio {
+template <typename T, typename Executor>
+class awaitable;  // adopted by asio_awaitable.hpp (included by baton.hpp)
+}  // namespace boost::asio
+
 namespace baton {
 
 template <class T = void>
 class task;
 
 namespace detail {
+
+/// Refers to an awaiter that lives in the awaiting expression (see await_transform).
+template <class Awaiter>
+struct awaiter_ref {
+  Awaiter* a;
+  bool await_ready() { return a->await_ready(); }
+  template <class H>
+  auto await_suspend(H h) {
+    return a->await_suspend(h);
+  }
+  decltype(auto) await_resume() { return a->await_resume(); }
+};
+
+template <class A>
+auto pass_through(A&& a) {
+  if constexpr (requires { static_cast<A&&>(a).operator co_await(); }) {
+    return static_cast<A&&>(a).operator co_await();
+  } else if constexpr (requires { operator co_await(static_cast<A&&>(a)); }) {
+    return operator co_await(static_cast<A&&>(a));
+  } else {
+    return awaiter_ref<std::remove_reference_t<A>>{&a};
+  }
+}
 
 struct promise_base {
   task_base* owner = nullptr;            // the spawned task this frame belongs to
@@ -65,6 +93,17 @@ struct promise_base {
 
   initial_awaiter initial_suspend() noexcept { return {this}; }
   final_awaiter final_suspend() noexcept { return {}; }
+
+  /// Every co_await passes through unchanged, except an asio::awaitable, which is run on the
+  /// loop inside this task's context (definition in asio_awaitable.hpp). The pass-through hands
+  /// back a prvalue (the awaiter itself, or a reference wrapper): g++ 12 copies an awaiter
+  /// that await_transform returns by reference.
+  template <class A>
+  auto await_transform(A&& a) noexcept(noexcept(pass_through(static_cast<A&&>(a)))) {
+    return pass_through(static_cast<A&&>(a));
+  }
+  template <class T, class Executor>
+  auto await_transform(boost::asio::awaitable<T, Executor>&& a);
 };
 
 template <class T>
@@ -73,10 +112,8 @@ struct promise final : promise_base {
 
   task<T> get_return_object() noexcept;
   template <class U = T>
-    requires std::is_convertible_v<U&&, T>
-  void return_value(U&& v) {
-    result.template emplace<1>(std::forward<U>(v));
-  }
+  requires std::is_convertible_v<U&&, T>
+  void return_value(U&& v) { result.template emplace<1>(std::forward<U>(v)); }
   void unhandled_exception() noexcept { result.template emplace<2>(std::current_exception()); }
 
   T take() {

@@ -14,8 +14,11 @@
 //   Cancellation: cancelling the task in wait() cancels every child and waits for them.
 //                 g.cancel() cancels every child.
 //   Thread-safety: spawn/wait/cancel from loop threads; the group is internally locked.
+//   Spawning into a group after a child failed throws runtime_error (it is shutting down).
 //   Destroying a group whose wait() was never completed cancels the children still running
-//   (they finish on the loop; their failures are reported if nobody saw them).
+//   (they finish on the loop); failures nobody saw through wait() or errors() are reported to
+//   the loop's exception handler. Finished children are released at once: a long-lived group
+//   holds only its running children.
 //
 // Example:
 //   baton::task_group g;
@@ -31,6 +34,8 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace baton {
@@ -40,13 +45,18 @@ namespace detail {
 /// Shared by the group and one member per running child (the last one out frees it).
 struct group_state {
   std::mutex mutex;
-  std::vector<task_base*> children;  // retained until the state dies
-  std::size_t running = 0;
-  std::vector<std::exception_ptr> errors;
+  std::unordered_set<task_base*> running;  // retained until each finishes
+  std::vector<std::exception_ptr> errors;  // in the order they happened
+  std::vector<std::string> failed_names;   // the task of each error, for reports
   bool failed = false;
-  std::atomic<task_base*> waiting{nullptr};  // the task in wait(), woken exactly once
+  bool seen = false;                         // wait() or errors() handed the errors out
+  task_base* waiter = nullptr;               // the one task allowed in wait()
+  std::atomic<task_base*> waiting{nullptr};  // that task while suspended, woken exactly once
+  std::uint64_t loop_generation = 0;         // for reporting errors nobody saw
 
   ~group_state();
+  /// Refuses new children after a failure (asyncio's "TaskGroup is shutting down").
+  void check_accepting();
   static void add(const std::shared_ptr<group_state>& g, task_base* child);
   void cancel_children() noexcept;
 };
@@ -70,19 +80,22 @@ struct group_wait_awaiter {
 
 class task_group {
  public:
-  task_group() : s_(std::make_shared<detail::group_state>()) {}
+  task_group();
   ~task_group();
   task_group(const task_group&) = delete;
   task_group& operator=(const task_group&) = delete;
 
+  /// Throws runtime_error once a child failed (the group is shutting down).
   template <class T>
   task_handle<T> spawn(task<T> t, task_options opts = {}) {
+    s_->check_accepting();
     task_handle<T> h = baton::spawn(std::move(t), std::move(opts));
     detail::group_state::add(s_, h.base());
     return h;
   }
 
-  /// Waits for every child; rethrows the first failure.
+  /// Waits for every child; rethrows the first failure. One task at a time may wait: a second
+  /// concurrent wait() throws runtime_error.
   [[nodiscard]] task<void> wait();
 
   /// Cancels every running child.

@@ -71,10 +71,13 @@ struct offload_state final : offload_base {
   std::optional<std::conditional_t<std::is_void_v<R>, std::monostate, R>> value;
 };
 
+// The job calls f once, so the arguments are handed over as rvalues; a reference result is
+// returned as a copy (the referent may not outlive the job).
 template <class F, class... A>
-using offload_result_t = std::conditional_t<std::is_invocable_v<F&, std::stop_token, A&...>,
-                                            std::invoke_result<F&, std::stop_token, A&...>,
-                                            std::invoke_result<F&, A&...>>::type;
+using offload_result_t =
+    std::decay_t<typename std::conditional_t<std::is_invocable_v<F&, std::stop_token, A&&...>,
+                                             std::invoke_result<F&, std::stop_token, A&&...>,
+                                             std::invoke_result<F&, A&&...>>::type>;
 
 template <class Executor, class F, class... A>
 class [[nodiscard]] offload_awaitable {
@@ -129,18 +132,19 @@ class [[nodiscard]] offload_awaitable {
   static std::conditional_t<std::is_void_v<result_type>, std::monostate, result_type> call(
       F& f, std::stop_token st, std::tuple<A...>& args) {
     return std::apply(
-        [&](A&... a) -> decltype(auto) {
+        [&](A&... a)
+            -> std::conditional_t<std::is_void_v<result_type>, std::monostate, result_type> {
           if constexpr (std::is_void_v<result_type>) {
-            if constexpr (std::is_invocable_v<F&, std::stop_token, A&...>) {
-              std::invoke(f, std::move(st), a...);
+            if constexpr (std::is_invocable_v<F&, std::stop_token, A&&...>) {
+              std::invoke(f, std::move(st), std::move(a)...);
             } else {
-              std::invoke(f, a...);
+              std::invoke(f, std::move(a)...);
             }
             return std::monostate{};
-          } else if constexpr (std::is_invocable_v<F&, std::stop_token, A&...>) {
-            return std::invoke(f, std::move(st), a...);
+          } else if constexpr (std::is_invocable_v<F&, std::stop_token, A&&...>) {
+            return std::invoke(f, std::move(st), std::move(a)...);
           } else {
-            return std::invoke(f, a...);
+            return std::invoke(f, std::move(a)...);
           }
         },
         args);

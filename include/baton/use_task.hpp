@@ -87,15 +87,15 @@ class [[nodiscard]] async_operation {
 
  public:
   template <class I, class... A>
-    requires(!std::is_same_v<std::decay_t<I>, async_operation>)
-  explicit async_operation(I&& init, A&&... args)
+  requires(!std::is_same_v<std::decay_t<I>, async_operation>) explicit async_operation(I&& init,
+                                                                                       A&&... args)
       : init_(std::forward<I>(init)), args_(std::forward<A>(args)...) {}
 
   /// Movable until awaited (the cancellation signal is fresh in the new object), so the
   /// operation can be passed to wait_for(), await() and other coroutines by value.
   async_operation(async_operation&& o) noexcept(
-      std::is_nothrow_move_constructible_v<Initiation> &&
-      std::is_nothrow_move_constructible_v<std::tuple<Args...>>)
+      std::is_nothrow_move_constructible_v<Initiation>&&
+          std::is_nothrow_move_constructible_v<std::tuple<Args...>>)
       : init_(std::move(o.init_)), args_(std::move(o.args_)) {}
   async_operation& operator=(async_operation&&) = delete;
 
@@ -106,9 +106,7 @@ class [[nodiscard]] async_operation {
     t_ = h.promise().owner;
     return arm(t_, h, "asio operation", {&emit, this}, [this] {
       std::apply(
-          [this](auto&&... a) {
-            std::move(init_)(handler{this}, std::forward<decltype(a)>(a)...);
-          },
+          [this](auto&&... a) { std::move(init_)(handler{this}, std::forward<decltype(a)>(a)...); },
           std::move(args_));
       return true;
     });

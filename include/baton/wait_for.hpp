@@ -34,13 +34,15 @@ namespace detail {
 struct timeout_state {
   std::mutex mutex;
   task_base* task = nullptr;
-  bool finished = false;  // wait_for is past its await: the handler must not cancel
-  bool fired = false;     // the handler requested the cancellation
+  bool finished = false;    // wait_for is past its await: the handler must not cancel
+  bool fired = false;       // the handler requested the cancellation
+  std::uint32_t entry = 0;  // the task's cancellation requests when wait_for began
 };
 
 void arm_timeout(const std::shared_ptr<timeout_state>& s, boost::asio::steady_timer& timer);
 /// Marks the wait over and withdraws the time-out's cancellation request if it fired.
-/// Returns true when the time-out fired and nobody else asked to cancel the task.
+/// Returns true when the time-out fired and nobody else asked to cancel the task since
+/// wait_for began (it had `entry` requests then).
 bool end_timeout(timeout_state& s, boost::asio::steady_timer& timer) noexcept;
 
 }  // namespace detail
@@ -51,6 +53,7 @@ template <class Awaitable>
   detail::task_base* self = co_await detail::this_task{};
   auto state = std::make_shared<detail::timeout_state>();
   state->task = self;
+  state->entry = detail::cancelling(self);
   boost::asio::steady_timer timer(detail::io_of(*self->owner_loop), d);
   detail::arm_timeout(state, timer);
   try {

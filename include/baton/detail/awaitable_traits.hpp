@@ -39,8 +39,9 @@ struct this_task {
 };
 
 /// Withdraws one cancellation request (asyncio's Task.uncancel()); returns the requests left.
-/// When none is left, a pending, undelivered cancellation is withdrawn too.
-std::uint32_t uncancel(task_base* t) noexcept;
+/// When no more than `floor` are left (requests older than the caller's interest, already
+/// delivered), a pending, undelivered cancellation is withdrawn too.
+std::uint32_t uncancel(task_base* t, std::uint32_t floor = 0) noexcept;
 
 /// How many cancellation requests t has (asyncio's Task.cancelling()).
 std::uint32_t cancelling(task_base* t) noexcept;

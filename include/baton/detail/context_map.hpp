@@ -64,13 +64,13 @@ inline constexpr std::uint8_t no_slot = 0xff;
 
 struct map_node {
   std::atomic<std::uint32_t> refs;
-  std::uint32_t entries;    // bitmap of positions holding an entry
-  std::uint32_t children;   // bitmap of positions holding a child node
-  std::uint32_t boxed;      // the entries whose payload is a value_box (owned references)
-  std::uint32_t count;      // number of entries in this subtree
-  std::uint8_t index[32];   // position -> slot index, no_slot when empty: lookups need no
-                            // popcount (which g++ calls out of line without -mpopcnt)
-  slot slots[1];            // really popcount(entries | children) slots, in position order
+  std::uint32_t entries;   // bitmap of positions holding an entry
+  std::uint32_t children;  // bitmap of positions holding a child node
+  std::uint32_t boxed;     // the entries whose payload is a value_box (owned references)
+  std::uint32_t count;     // number of entries in this subtree
+  std::uint8_t index[32];  // position -> slot index, no_slot when empty: lookups need no
+                           // popcount (which g++ calls out of line without -mpopcnt)
+  slot slots[1];           // really popcount(entries | children) slots, in position order
 };
 
 /// The state of one context: the map, and who has it entered.
@@ -82,8 +82,8 @@ struct context_cell {
   // threads reading it through a handle while nobody has it entered. See enter()/reader.
   std::atomic<std::uintptr_t> owner{0};
   map_node* root = nullptr;   // owned reference, nullptr = empty
-  std::uint64_t id = 0;  // unique, never reused: given on the first set() (tokens compare
-                         // it), or at creation for a task
+  std::uint64_t id = 0;       // unique, never reused: given on the first set() (tokens compare
+                              // it), or at creation for a task
   std::uint64_t version = 0;  // names the current root for token fast paths
   std::uint64_t next_version = 0;
 

@@ -16,6 +16,7 @@
 // runs on two threads at once: entering is exclusive) and makes it current.
 
 #include <baton/detail/context_map.hpp>
+#include <baton/errors.hpp>
 
 #include <atomic>
 #include <coroutine>
@@ -48,25 +49,26 @@ struct task_base : context_cell {
   task_base();
   ~task_base() override;
 
-  context_cell* ctx;                     // where it runs: this, or a shared context (retained)
+  context_cell* ctx;  // where it runs: this, or a shared context (retained)
   loop* owner_loop = nullptr;
   std::coroutine_handle<> resume_point;  // the innermost frame to resume next
   std::coroutine_handle<> root_frame;    // destroyed when the task finishes
   task_base* next_ready = nullptr;       // ready-queue link (loop's lock)
   task_base* live_prev = nullptr;        // live-list links (loop's lock)
   task_base* live_next = nullptr;
-  std::unique_ptr<std::string> name;     // only named tasks pay for a name
-  const char* awaiting = nullptr;        // what it waits for now (introspection)
-  std::exception_ptr error;              // how it failed, if it did
+  std::unique_ptr<std::string> name;  // only named tasks pay for a name
+  const char* awaiting = nullptr;     // what it waits for now (introspection)
+  std::exception_ptr error;           // how it failed, if it did
   // 0: nobody waits, 1: finished, otherwise the newest waiter* (a lock-free stack).
   std::atomic<std::uintptr_t> waiters{0};
   std::atomic<task_status> status{task_status::created};
   // Cancellation: pending is read without the lock on fast paths; everything else under it.
   std::atomic<bool> cancel_pending{false};
   std::atomic_flag cancel_lock = ATOMIC_FLAG_INIT;
-  std::uint32_t cancel_requests = 0;     // asyncio's num_cancels_requested
-  bool cancelled = false;                // finished by cancelled_error
-  bool error_retrieved = false;
+  std::uint32_t cancel_requests = 0;         // asyncio's num_cancels_requested
+  bool cancelled = false;                    // finished by cancelled_error
+  std::atomic<bool> error_retrieved{false};  // any awaiter on any thread may set it
+  std::uint64_t loop_generation = 0;         // which loop's exception handler hears of failures
   cancel_hook hook;
 
   bool done() const noexcept { return waiters.load(std::memory_order_acquire) == 1; }
@@ -94,6 +96,8 @@ struct worker;
 /// The loop of the calling thread; throws baton::runtime_error naming `what` outside a loop.
 loop& running_loop(const char* what);
 loop* running_loop_or_null() noexcept;
+/// The generation of loop l (its key for exception reports).
+std::uint64_t loop_generation_of(const loop& l) noexcept;
 
 /// Registers t with the loop and schedules its first step. t->ctx must be set.
 void start(loop& l, task_base* t);
@@ -134,8 +138,15 @@ void throw_if_cancel_pending(task_base* t);
 /// coroutine to continue with (always noop: the scheduler regains control).
 std::coroutine_handle<> finish(task_base* t, std::coroutine_handle<> root) noexcept;
 
+/// Marks t finished (its result or error already recorded) and wakes its waiters.
+void complete(task_base* t) noexcept;
+
 /// Registers w to be notified when t finishes; false when t already finished.
 bool add_waiter(task_base* t, waiter* w) noexcept;
+
+/// Hands a failure nobody retrieved to the exception handler of loop `generation` (stderr
+/// when that loop is gone or has none). Never called with a lock held.
+void report_unretrieved(std::uint64_t generation, const unhandled_failure& f) noexcept;
 
 /// Frame allocation through the loop thread's recycling cache.
 void* allocate_frame(std::size_t size);

@@ -1,0 +1,683 @@
+// SPDX-License-Identifier: BSL-1.0
+// W3C Trace Context and Baggage: parsing, formatting, random ids, and the three context vars.
+//
+// Where the rules come from (section names of the W3C documents):
+//   traceparent   Trace Context Level 1, "traceparent Header" and "Versioning of traceparent".
+//   tracestate    Trace Context Level 1, "tracestate Header" (the Level 1 key grammar: simple
+//                 keys and multi-tenant `tenant@system` keys).
+//   baggage       W3C Baggage, "Header Content", "Limits" and "Mutating baggage".
+
+#include <baton/trace_context.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+namespace baton {
+
+namespace {
+
+// --- characters ------------------------------------------------------------------------------
+
+constexpr char hex_digits[] = "0123456789abcdef";
+
+bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
+
+std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+/// A lowercase hex digit's value, else -1 (HEXDIGLC: uppercase is not allowed).
+int lower_hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+int any_hex_value(char c) noexcept {
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return lower_hex_value(c);
+}
+
+/// Decodes exactly out.size() bytes of lowercase hex from s.
+template <std::size_t N>
+bool decode_lower_hex(std::string_view s, std::array<std::uint8_t, N>& out) noexcept {
+  if (s.size() != 2 * N) return false;
+  for (std::size_t i = 0; i < N; ++i) {
+    const int hi = lower_hex_value(s[2 * i]);
+    const int lo = lower_hex_value(s[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
+  }
+  return true;
+}
+
+template <std::size_t N>
+bool all_zero(const std::array<std::uint8_t, N>& a) noexcept {
+  return std::all_of(a.begin(), a.end(), [](std::uint8_t b) { return b == 0; });
+}
+
+void append_hex(std::string& out, const std::uint8_t* p, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(hex_digits[p[i] >> 4]);
+    out.push_back(hex_digits[p[i] & 0x0f]);
+  }
+}
+
+// --- random ids ------------------------------------------------------------------------------
+
+std::uint64_t splitmix64(std::uint64_t& x) noexcept {
+  std::uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/// xoshiro256**, one per thread: ids need to be unpredictable enough to be unique, not secret.
+/// The generator belongs to the OS thread on purpose (it is not ambient state of a task).
+class id_generator {
+ public:
+  id_generator() {
+    static std::atomic<std::uint64_t> instances{0};
+    std::random_device rd;
+    std::uint64_t seed = (std::uint64_t{rd()} << 32) ^ rd();
+    seed ^= static_cast<std::uint64_t>(
+        std::chrono::high_resolution_clock::now().time_since_epoch().count());
+    seed ^= std::hash<std::thread::id>{}(std::this_thread::get_id()) * 0x9e3779b97f4a7c15ull;
+    // Relaxed: the counter only has to differ between threads, it orders nothing.
+    seed += instances.fetch_add(1, std::memory_order_relaxed) * 0xd1b54a32d192ed03ull;
+    for (auto& w : s_) w = splitmix64(seed);
+  }
+
+  std::uint64_t next() noexcept {
+    const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
+    const std::uint64_t t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = rotl(s_[3], 45);
+    return result;
+  }
+
+  /// Fills a with random bytes, never all zero.
+  template <std::size_t N>
+  void fill(std::array<std::uint8_t, N>& a) noexcept {
+    do {
+      for (std::size_t i = 0; i < N; i += 8) {
+        std::uint64_t v = next();
+        for (std::size_t j = i; j < N && j < i + 8; ++j, v >>= 8) {
+          a[j] = static_cast<std::uint8_t>(v);
+        }
+      }
+    } while (all_zero(a));
+  }
+
+ private:
+  static std::uint64_t rotl(std::uint64_t x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
+  std::uint64_t s_[4];
+};
+
+id_generator& ids() {
+  thread_local id_generator g;
+  return g;
+}
+
+// --- tracestate keys -------------------------------------------------------------------------
+
+bool is_lcalpha(char c) noexcept { return c >= 'a' && c <= 'z'; }
+bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+bool is_keychar(char c) noexcept {
+  return is_lcalpha(c) || is_digit(c) || c == '_' || c == '-' || c == '*' || c == '/';
+}
+
+/// first-char rule, then keychars, total length 1..max.
+bool key_part(std::string_view s, std::size_t max, bool digit_first) noexcept {
+  if (s.empty() || s.size() > max) return false;
+  if (!is_lcalpha(s[0]) && !(digit_first && is_digit(s[0]))) return false;
+  return std::all_of(s.begin() + 1, s.end(), is_keychar);
+}
+
+// --- baggage characters ----------------------------------------------------------------------
+
+/// RFC 7230 tchar.
+bool is_tchar(char c) noexcept {
+  if (is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+/// baggage-octet: printable US-ASCII except SP, DQUOTE, ',', ';' and '\'.
+bool is_baggage_octet(char ch) noexcept {
+  const auto c = static_cast<unsigned char>(ch);
+  return c == 0x21 || (c >= 0x23 && c <= 0x2b) || (c >= 0x2d && c <= 0x3a) ||
+         (c >= 0x3c && c <= 0x5b) || (c >= 0x5d && c <= 0x7e);
+}
+
+bool all_baggage_octets(std::string_view s) noexcept {
+  return std::all_of(s.begin(), s.end(), is_baggage_octet);
+}
+
+/// s with U+FFFD for each ill-formed UTF-8 subsequence (the "maximal subpart" practice of
+/// Unicode, chapter 3), and well-formed sequences as they are.
+std::string sanitize_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  constexpr std::string_view replacement = "\xEF\xBF\xBD";
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    if (b < 0x80) {
+      out.push_back(s[i++]);
+      continue;
+    }
+    std::size_t need = 0;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) {
+      need = 1;
+    } else if (b == 0xe0) {
+      need = 2, lo = 0xa0;
+    } else if ((b >= 0xe1 && b <= 0xec) || b == 0xee || b == 0xef) {
+      need = 2;
+    } else if (b == 0xed) {
+      need = 2, hi = 0x9f;
+    } else if (b == 0xf0) {
+      need = 3, lo = 0x90;
+    } else if (b >= 0xf1 && b <= 0xf3) {
+      need = 3;
+    } else if (b == 0xf4) {
+      need = 3, hi = 0x8f;
+    } else {
+      out += replacement;
+      ++i;
+      continue;
+    }
+    std::size_t j = i + 1;
+    std::size_t got = 0;
+    while (got < need && j < s.size()) {
+      const auto c = static_cast<unsigned char>(s[j]);
+      const unsigned char l = got == 0 ? lo : 0x80;
+      const unsigned char h = got == 0 ? hi : 0xbf;
+      if (c < l || c > h) break;
+      ++got;
+      ++j;
+    }
+    if (got == need) {
+      out.append(s.substr(i, j - i));
+    } else {
+      out += replacement;
+    }
+    i = j;
+  }
+  return out;
+}
+
+/// Percent-decodes s (either hex case); nullopt on a '%' without two hex digits.
+std::optional<std::string> percent_decode(std::string_view s) {
+  std::string raw;
+  raw.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      raw.push_back(s[i]);
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    const int h = any_hex_value(s[i + 1]);
+    const int l = any_hex_value(s[i + 2]);
+    if (h < 0 || l < 0) return std::nullopt;
+    raw.push_back(static_cast<char>(h * 16 + l));
+    i += 2;
+  }
+  return sanitize_utf8(raw);
+}
+
+bool passes_unencoded(char c) noexcept { return is_baggage_octet(c) && c != '%'; }
+
+/// Every byte outside baggage-octet, and '%', as %XX (uppercase, as RFC 3986 recommends).
+std::string percent_encode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (const char ch : s) {
+    if (passes_unencoded(ch)) {
+      out.push_back(ch);
+    } else {
+      const auto c = static_cast<unsigned char>(ch);
+      out.push_back('%');
+      out.push_back("0123456789ABCDEF"[c >> 4]);
+      out.push_back("0123456789ABCDEF"[c & 0x0f]);
+    }
+  }
+  return out;
+}
+
+/// Normalises a property list (`k1=v1;k2`, OWS allowed around items, keys and '='); nullopt
+/// when an item is not `key` or `key=value`. The values stay as sent (opaque to the spec).
+std::optional<std::string> normalize_properties(std::string_view props) {
+  std::string out;
+  if (trim_ows(props).empty()) return out;
+  while (true) {
+    const std::size_t semi = props.find(';');
+    const std::string_view item = trim_ows(props.substr(0, semi));
+    const std::size_t eq = item.find('=');
+    const std::string_view key = trim_ows(item.substr(0, eq));
+    if (!baggage::valid_key(key)) return std::nullopt;
+    if (!out.empty()) out.push_back(';');
+    out.append(key);
+    if (eq != std::string_view::npos) {
+      const std::string_view value = trim_ows(item.substr(eq + 1));
+      if (!all_baggage_octets(value)) return std::nullopt;
+      out.push_back('=');
+      out.append(value);
+    }
+    if (semi == std::string_view::npos) break;
+    props.remove_prefix(semi + 1);
+  }
+  return out;
+}
+
+/// One list-member of a baggage header; nullopt when invalid.
+std::optional<baggage::member> parse_baggage_member(std::string_view text) {
+  const std::size_t semi = text.find(';');
+  const std::string_view pair = text.substr(0, semi);
+  const std::size_t eq = pair.find('=');
+  if (eq == std::string_view::npos) return std::nullopt;
+  const std::string_view key = trim_ows(pair.substr(0, eq));
+  const std::string_view raw_value = trim_ows(pair.substr(eq + 1));
+  if (!baggage::valid_key(key) || !all_baggage_octets(raw_value)) return std::nullopt;
+  std::optional<std::string> value = percent_decode(raw_value);
+  if (!value) return std::nullopt;
+  std::optional<std::string> props = std::string();
+  if (semi != std::string_view::npos) {
+    const std::string_view rest = text.substr(semi + 1);
+    if (trim_ows(rest).empty()) return std::nullopt;  // `k=v;`: a property without a key
+    props = normalize_properties(rest);
+    if (!props) return std::nullopt;
+  }
+  return baggage::member{std::string(key), std::move(*value), std::move(*props)};
+}
+
+/// The bytes m takes in to_string(), without the separating comma.
+std::size_t encoded_size(const baggage::member& m) noexcept {
+  std::size_t value = 0;
+  for (const char c : m.value) value += passes_unencoded(c) ? 1 : 3;
+  return m.key.size() + 1 + value + (m.properties.empty() ? 0 : 1 + m.properties.size());
+}
+
+bool equals_lowercase(std::string_view name, std::string_view lower) noexcept {
+  if (name.size() != lower.size()) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != lower[i]) return false;
+  }
+  return true;
+}
+
+void append_field(std::optional<std::string>& field, std::string_view value) {
+  if (field) {
+    field->push_back(',');
+    field->append(value);
+  } else {
+    field.emplace(value);
+  }
+}
+
+}  // namespace
+
+// --- trace_parent ----------------------------------------------------------------------------
+
+bool trace_parent::valid() const noexcept { return !all_zero(trace_id) && !all_zero(parent_id); }
+
+std::optional<trace_parent> trace_parent::parse(std::string_view header) {
+  // Layout: vv-<32>-<16>-ff, dashes at 2, 35 and 52; 55 characters for version 00.
+  const std::string_view s = trim_ows(header);
+  if (s.size() < 3 || s[2] != '-') return std::nullopt;
+  const int vh = lower_hex_value(s[0]);
+  const int vl = lower_hex_value(s[1]);
+  if (vh < 0 || vl < 0) return std::nullopt;
+  const int version = vh * 16 + vl;
+  if (version == 0xff) return std::nullopt;
+  if (version == 0x00) {
+    if (s.size() != 55) return std::nullopt;
+  } else {
+    // A later version: the 00 fields must be there, followed by the end or by a '-'.
+    if (s.size() < 55 || (s.size() > 55 && s[55] != '-')) return std::nullopt;
+  }
+  if (s[35] != '-' || s[52] != '-') return std::nullopt;
+  trace_parent tp;
+  std::array<std::uint8_t, 1> flags{};
+  if (!decode_lower_hex(s.substr(3, 32), tp.trace_id) ||
+      !decode_lower_hex(s.substr(36, 16), tp.parent_id) ||
+      !decode_lower_hex(s.substr(53, 2), flags)) {
+    return std::nullopt;
+  }
+  if (!tp.valid()) return std::nullopt;
+  // Level 1 defines only `sampled`; the other bits are reserved and vendors set them to zero.
+  tp.flags = flags[0] & sampled_flag;
+  return tp;
+}
+
+std::string trace_parent::to_string() const {
+  std::string out;
+  out.reserve(55);
+  out += "00-";
+  append_hex(out, trace_id.data(), trace_id.size());
+  out.push_back('-');
+  append_hex(out, parent_id.data(), parent_id.size());
+  out.push_back('-');
+  append_hex(out, &flags, 1);
+  return out;
+}
+
+std::string trace_parent::trace_id_hex() const {
+  std::string out;
+  append_hex(out, trace_id.data(), trace_id.size());
+  return out;
+}
+
+std::string trace_parent::parent_id_hex() const {
+  std::string out;
+  append_hex(out, parent_id.data(), parent_id.size());
+  return out;
+}
+
+trace_parent trace_parent::generate(std::uint8_t flags) {
+  trace_parent tp;
+  ids().fill(tp.trace_id);
+  ids().fill(tp.parent_id);
+  tp.flags = flags;
+  return tp;
+}
+
+trace_parent trace_parent::child() const {
+  trace_parent tp = *this;
+  do {
+    ids().fill(tp.parent_id);
+  } while (tp.parent_id == parent_id);
+  return tp;
+}
+
+// --- trace_state -----------------------------------------------------------------------------
+
+bool trace_state::valid_key(std::string_view key) noexcept {
+  const std::size_t at = key.find('@');
+  if (at == std::string_view::npos) return key_part(key, 256, false);
+  // tenant-id: ( lcalpha / DIGIT ) 0*240 keychar; system-id: lcalpha 0*13 keychar.
+  return key_part(key.substr(0, at), 241, true) && key_part(key.substr(at + 1), 14, false);
+}
+
+bool trace_state::valid_value(std::string_view value) noexcept {
+  if (value.empty() || value.size() > 256 || value.back() == ' ') return false;
+  return std::all_of(value.begin(), value.end(),
+                     [](char c) { return c >= 0x20 && c <= 0x7e && c != ',' && c != '='; });
+}
+
+std::optional<trace_state> trace_state::parse(std::string_view header) {
+  trace_state ts;
+  while (true) {
+    const std::size_t comma = header.find(',');
+    const std::string_view item = trim_ows(header.substr(0, comma));
+    if (!item.empty()) {
+      const std::size_t eq = item.find('=');
+      if (eq == std::string_view::npos) return std::nullopt;
+      const std::string_view key = item.substr(0, eq);
+      const std::string_view value = item.substr(eq + 1);
+      if (!valid_key(key) || !valid_value(value)) return std::nullopt;
+      if (ts.get(key)) return std::nullopt;                        // keys are unique
+      if (ts.members_.size() == max_members) return std::nullopt;  // a 33rd member
+      ts.members_.push_back(member{std::string(key), std::string(value)});
+    }
+    if (comma == std::string_view::npos) break;
+    header.remove_prefix(comma + 1);
+  }
+  return ts;
+}
+
+std::optional<std::string> trace_state::get(std::string_view key) const {
+  for (const member& m : members_) {
+    if (m.key == key) return m.value;
+  }
+  return std::nullopt;
+}
+
+void trace_state::put(std::string_view key, std::string_view value) {
+  if (!valid_key(key)) {
+    throw std::invalid_argument("baton: invalid tracestate key '" + std::string(key) + "'");
+  }
+  if (!valid_value(value)) {
+    throw std::invalid_argument("baton: invalid tracestate value for key '" + std::string(key) +
+                                "'");
+  }
+  member m{std::string(key), std::string(value)};  // may throw: before any change
+  erase(key);
+  members_.insert(members_.begin(), std::move(m));
+  if (members_.size() > max_members) members_.pop_back();  // the spec drops from the end
+}
+
+bool trace_state::erase(std::string_view key) {
+  const auto it =
+      std::find_if(members_.begin(), members_.end(), [&](const member& m) { return m.key == key; });
+  if (it == members_.end()) return false;
+  members_.erase(it);
+  return true;
+}
+
+std::string trace_state::to_string() const {
+  std::string out;
+  for (const member& m : members_) {
+    if (!out.empty()) out.push_back(',');
+    out += m.key;
+    out.push_back('=');
+    out += m.value;
+  }
+  return out;
+}
+
+// --- baggage ---------------------------------------------------------------------------------
+
+bool baggage::valid_key(std::string_view key) noexcept {
+  return !key.empty() && std::all_of(key.begin(), key.end(), is_tchar);
+}
+
+baggage baggage::parse(std::string_view header) {
+  baggage b;
+  while (true) {
+    const std::size_t comma = header.find(',');
+    if (std::optional<member> m = parse_baggage_member(trim_ows(header.substr(0, comma)))) {
+      // Stop at the first member that does not fit: the longest prefix within the limits.
+      if (!b.put(std::move(*m))) break;
+    }
+    if (comma == std::string_view::npos) break;
+    header.remove_prefix(comma + 1);
+  }
+  return b;
+}
+
+std::optional<std::string> baggage::get(std::string_view key) const {
+  if (const member* m = find(key)) return m->value;
+  return std::nullopt;
+}
+
+const baggage::member* baggage::find(std::string_view key) const noexcept {
+  for (const member& m : members_) {
+    if (m.key == key) return &m;
+  }
+  return nullptr;
+}
+
+bool baggage::set(std::string_view key, std::string_view value, std::string_view properties) {
+  if (!valid_key(key)) {
+    throw std::invalid_argument("baton: invalid baggage key '" + std::string(key) + "'");
+  }
+  std::optional<std::string> props = normalize_properties(properties);
+  if (!props) {
+    throw std::invalid_argument("baton: invalid baggage properties for key '" + std::string(key) +
+                                "'");
+  }
+  return put(member{std::string(key), std::string(value), std::move(*props)});
+}
+
+bool baggage::put(member m) {
+  // The size of to_string() afterwards: every member, plus one comma between two.
+  std::size_t bytes = encoded_size(m);
+  std::size_t count = 1;
+  for (const member& x : members_) {
+    if (x.key == m.key) continue;
+    bytes += 1 + encoded_size(x);
+    ++count;
+  }
+  if (count > max_members || bytes > max_bytes) return false;
+  const auto it = std::find_if(members_.begin(), members_.end(),
+                               [&](const member& x) { return x.key == m.key; });
+  if (it != members_.end()) {
+    *it = std::move(m);
+  } else {
+    members_.push_back(std::move(m));
+  }
+  return true;
+}
+
+bool baggage::erase(std::string_view key) {
+  const auto it =
+      std::find_if(members_.begin(), members_.end(), [&](const member& m) { return m.key == key; });
+  if (it == members_.end()) return false;
+  members_.erase(it);
+  return true;
+}
+
+std::string baggage::to_string() const {
+  std::string out;
+  for (const member& m : members_) {
+    if (!out.empty()) out.push_back(',');
+    out += m.key;
+    out.push_back('=');
+    out += percent_encode(m.value);
+    if (!m.properties.empty()) {
+      out.push_back(';');
+      out += m.properties;
+    }
+  }
+  return out;
+}
+
+// --- the context vars ------------------------------------------------------------------------
+
+// Leaked on purpose, like the var registry: contexts holding these values may outlive statics.
+context_var<std::optional<trace_parent>>& trace_parent_var() {
+  static auto* v = new context_var<std::optional<trace_parent>>("baton.traceparent");
+  return *v;
+}
+
+context_var<trace_state>& trace_state_var() {
+  static auto* v = new context_var<trace_state>("baton.tracestate");
+  return *v;
+}
+
+context_var<baggage>& baggage_var() {
+  static auto* v = new context_var<baggage>("baton.baggage");
+  return *v;
+}
+
+std::optional<trace_parent> current_trace() { return trace_parent_var().get(std::nullopt); }
+trace_state current_trace_state() { return trace_state_var().get(trace_state()); }
+baggage current_baggage() { return baggage_var().get(baggage()); }
+
+void trace_tokens::reset() const {
+  baggage_var().reset(baggage_token);
+  trace_state_var().reset(state_token);
+  trace_parent_var().reset(parent_token);
+}
+
+trace_tokens extract(const header_getter& get) {
+  detail::trace_headers h;
+  if (std::optional<std::string_view> v = get("traceparent")) {
+    h.traceparent.emplace(*v);
+    h.traceparent_count = 1;
+  }
+  if (std::optional<std::string_view> v = get("tracestate")) h.tracestate.emplace(*v);
+  if (std::optional<std::string_view> v = get("baggage")) h.baggage.emplace(*v);
+  return detail::extract_headers(h);
+}
+
+void inject(const header_setter& set) {
+  detail::trace_headers h = detail::current_headers();
+  if (h.traceparent) set("traceparent", std::move(*h.traceparent));
+  if (h.tracestate) set("tracestate", std::move(*h.tracestate));
+  if (h.baggage) set("baggage", std::move(*h.baggage));
+}
+
+token<std::optional<trace_parent>> start_span() {
+  const std::optional<trace_parent> current = current_trace();
+  return trace_parent_var().set(current ? current->child() : trace_parent::generate());
+}
+
+namespace detail {
+
+void trace_headers::add(std::string_view name, std::string_view value) {
+  if (equals_lowercase(name, "traceparent")) {
+    if (traceparent_count++ == 0) traceparent.emplace(value);
+  } else if (equals_lowercase(name, "tracestate")) {
+    append_field(tracestate, value);
+  } else if (equals_lowercase(name, "baggage")) {
+    append_field(baggage, value);
+  }
+}
+
+bool is_trace_header(std::string_view name) noexcept {
+  return equals_lowercase(name, "traceparent") || equals_lowercase(name, "tracestate") ||
+         equals_lowercase(name, "baggage");
+}
+
+trace_tokens extract_headers(const trace_headers& h) {
+  std::optional<trace_parent> parent;
+  // Two traceparent fields are as good as none (the spec's test suite restarts the trace).
+  if (h.traceparent && h.traceparent_count == 1) parent = trace_parent::parse(*h.traceparent);
+  trace_state state;
+  // tracestate is read only with a valid traceparent; an invalid one is discarded whole.
+  if (parent && h.tracestate) {
+    if (std::optional<trace_state> parsed = trace_state::parse(*h.tracestate)) {
+      state = std::move(*parsed);
+    }
+  }
+  baton::baggage bag;
+  if (h.baggage) bag = baton::baggage::parse(*h.baggage);
+
+  // All three or none: undo the earlier sets if a later one throws (bad_alloc).
+  token<std::optional<trace_parent>> t1 = trace_parent_var().set(parent);
+  try {
+    token<trace_state> t2 = trace_state_var().set(std::move(state));
+    try {
+      token<baton::baggage> t3 = baggage_var().set(std::move(bag));
+      return trace_tokens{std::move(t1), std::move(t2), std::move(t3)};
+    } catch (...) {
+      trace_state_var().reset(t2);
+      throw;
+    }
+  } catch (...) {
+    trace_parent_var().reset(t1);
+    throw;
+  }
+}
+
+trace_headers current_headers() {
+  trace_headers h;
+  const std::optional<trace_parent> parent = current_trace();
+  if (parent) {
+    h.traceparent = parent->to_string();
+    h.traceparent_count = 1;
+    trace_state state = current_trace_state();
+    if (!state.empty()) h.tracestate = state.to_string();
+  }
+  baton::baggage bag = current_baggage();
+  if (!bag.empty()) h.baggage = bag.to_string();
+  return h;
+}
+
+}  // namespace detail
+
+}  // namespace baton

@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: BSL-1.0
+// event: waiting, waking every waiter, clearing, cancellation, context, threads.
+#include <baton/event.hpp>
+
+#include <baton/baton.hpp>
+#include <doctest/doctest.h>
+#include <support/run_test.hpp>
+#include <support/settle.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using baton::task;
+using baton_test::run_task;
+using baton_test::settle;
+
+namespace {
+
+baton::context_var<std::string> user("user");
+
+task<> wait_and_record(baton::event& ev, std::vector<int>& order, int id) {
+  co_await ev.wait();
+  order.push_back(id);
+}
+
+}  // namespace
+
+TEST_SUITE("event") {
+  TEST_CASE("a new event is not set, set() sets it and clear() resets it") {
+    baton::event ev;
+    CHECK_FALSE(ev.is_set());
+    ev.set();
+    CHECK(ev.is_set());
+    ev.set();  // idempotent
+    CHECK(ev.is_set());
+    ev.clear();
+    CHECK_FALSE(ev.is_set());
+  }
+
+  TEST_CASE("wait returns at once when the event is already set") {
+    run_task([]() -> task<> {
+      baton::event ev;
+      ev.set();
+      co_await ev.wait();
+      co_await ev.wait();
+      CHECK(ev.is_set());
+    });
+  }
+
+  TEST_CASE("wait blocks until set, and set wakes every waiter in arrival order") {
+    run_task([]() -> task<> {
+      baton::event ev;
+      std::vector<int> order;
+      std::vector<baton::task_handle<>> hs;
+      for (int i = 0; i < 5; ++i) hs.push_back(baton::spawn(wait_and_record(ev, order, i)));
+      co_await settle();
+      CHECK(order.empty());
+      for (auto& h : hs) CHECK_FALSE(h.done());
+      ev.set();
+      for (auto& h : hs) co_await h;
+      CHECK(order == std::vector<int>{0, 1, 2, 3, 4});
+    });
+  }
+
+  TEST_CASE("after clear() a wait blocks until the next set()") {
+    run_task([]() -> task<> {
+      baton::event ev;
+      ev.set();
+      ev.clear();
+      std::vector<int> order;
+      auto h = baton::spawn(wait_and_record(ev, order, 1));
+      co_await settle();
+      CHECK_FALSE(h.done());
+      ev.set();
+      co_await h;
+      CHECK(order == std::vector<int>{1});
+    });
+  }
+
+  TEST_CASE("a waiter woken by set() returns even if the event is cleared before it runs") {
+    run_task([]() -> task<> {
+      baton::event ev;
+      std::vector<int> order;
+      auto h = baton::spawn(wait_and_record(ev, order, 1));
+      co_await settle();
+      ev.set();
+      ev.clear();
+      co_await h;
+      CHECK(order == std::vector<int>{1});
+    });
+  }
+
+  TEST_CASE("a cancelled waiter gets cancelled_error and the other waiters are still woken") {
+    run_task([]() -> task<> {
+      baton::event ev;
+      std::vector<int> order;
+      auto a = baton::spawn(wait_and_record(ev, order, 1));
+      auto b = baton::spawn(wait_and_record(ev, order, 2));
+      auto c = baton::spawn(wait_and_record(ev, order, 3));
+      co_await settle();
+      CHECK(b.cancel());
+      CHECK_THROWS_AS(co_await b, baton::cancelled_error);
+      CHECK(b.cancelled());
+      CHECK_FALSE(a.done());
+      ev.set();
+      co_await a;
+      co_await c;
+      CHECK(order == std::vector<int>{1, 3});
+    });
+  }
+
+  TEST_CASE(
+      "a waiter cancelled right after set() woke it gets cancelled_error; the event stays set") {
+    run_task([]() -> task<> {
+      baton::event ev;
+      std::vector<int> order;
+      auto a = baton::spawn(wait_and_record(ev, order, 1));
+      auto b = baton::spawn(wait_and_record(ev, order, 2));
+      co_await settle();
+      ev.set();    // both are woken (scheduled) ...
+      a.cancel();  // ... and a is cancelled before it runs
+      CHECK_THROWS_AS(co_await a, baton::cancelled_error);
+      co_await b;
+      CHECK(order == std::vector<int>{2});
+      CHECK(ev.is_set());
+    });
+  }
+
+  TEST_CASE("a task already cancelled gets cancelled_error instead of waiting") {
+    run_task([]() -> task<> {
+      baton::event ev;
+      auto self = std::make_shared<baton::task_handle<>>();
+      bool reached = false;
+      auto h = baton::spawn(
+          [](std::shared_ptr<baton::task_handle<>> me, baton::event& e, bool& r) -> task<> {
+            co_await baton::sleep(0ms);  // let the parent store the handle
+            me->cancel();                // pending: delivered where the task next waits
+            co_await e.wait();
+            r = true;
+          }(self, ev, reached));
+      *self = h;
+      CHECK_THROWS_AS(co_await h, baton::cancelled_error);
+      CHECK_FALSE(reached);
+    });
+  }
+
+  TEST_CASE("the waiter's context is the same after the wait") {
+    run_task([]() -> task<> {
+      baton::event ev;
+      auto h = baton::spawn([](baton::event& e) -> task<std::string> {
+        (void)user.set("waiter");
+        co_await e.wait();
+        co_return user.get("none");
+      }(ev));
+      co_await settle();
+      (void)user.set("setter");
+      ev.set();
+      CHECK(co_await h == "waiter");
+      CHECK(user.get() == "setter");
+    });
+  }
+
+  TEST_CASE("set() from a thread outside the loop wakes a waiter") {
+    run_task([]() -> task<> {
+      baton::event ev;
+      auto h = baton::spawn([](baton::event& e) -> task<> { co_await e.wait(); }(ev));
+      co_await settle();
+      REQUIRE_FALSE(h.done());
+      std::thread setter([&ev] { ev.set(); });
+      co_await h;
+      setter.join();
+      CHECK(h.done());
+    });
+  }
+
+  TEST_CASE("on a four-thread loop every waiter wakes, in its own context") {
+    baton::run_options opts;
+    opts.threads = 4;
+    const int ok = run_task(
+        []() -> task<int> {
+          baton::event ev;
+          std::atomic<int> good{0};
+          std::vector<baton::task_handle<>> hs;
+          for (int i = 0; i < 200; ++i) {
+            hs.push_back(baton::spawn([](baton::event& e, std::atomic<int>& g, int id) -> task<> {
+              (void)user.set(std::to_string(id));
+              co_await e.wait();
+              if (user.get() == std::to_string(id)) g.fetch_add(1, std::memory_order_relaxed);
+            }(ev, good, i)));
+          }
+          co_await settle();
+          ev.set();
+          for (auto& h : hs) co_await h;
+          co_return good.load();
+        },
+        opts);
+    CHECK(ok == 200);
+  }
+
+}  // TEST_SUITE
