@@ -296,9 +296,13 @@ void schedule(task_base* t) noexcept {
   loop* l = t->owner_loop;
   if (current_worker != nullptr && current_worker->lp == l) {
     l->push(t);
-  } else {
-    asio::post(l->io(), [l, t] { l->push(t); });
+    return;
   }
+  // From another thread (a pool job, a timer of another loop): post under the gate's lock, so
+  // the loop cannot be destroyed while this thread is still inside Asio's post.
+  loop_gate& g = *l->gate();
+  std::lock_guard lock(g.mutex);
+  if (g.alive != nullptr) asio::post(l->io(), [l, t] { l->push(t); });
 }
 
 loop::loop(const run_options& opts)
@@ -310,6 +314,7 @@ loop::loop(const run_options& opts)
   work_guard_.emplace(ioc_.get_executor());
   gate_ = std::make_shared<loop_gate>();
   gate_->open = this;
+  gate_->alive = this;
   handler_registry& r = registry();
   std::lock_guard lock(r.mutex);
   generation_ = r.next_generation++;
@@ -320,6 +325,10 @@ loop::loop(const run_options& opts)
 
 loop::~loop() {
   close_gate();
+  {
+    std::lock_guard lock(gate_->mutex);  // waits for any thread inside a post to us
+    gate_->alive = nullptr;
+  }
   handler_registry& r = registry();
   std::lock_guard lock(r.mutex);
   r.handlers.erase(generation_);

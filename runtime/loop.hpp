@@ -29,7 +29,8 @@ class fiber_core;
 /// Outlives the loop; loop_handle posts through it only while the loop accepts work.
 struct loop_gate {
   std::mutex mutex;
-  loop* open = nullptr;  // nullptr once the loop's main task finished
+  loop* open = nullptr;   // nullptr once the loop's main task finished (no new work)
+  loop* alive = nullptr;  // nullptr once the loop is being destroyed (no posts at all)
 };
 
 /// A recycling cache of coroutine frames per loop thread: blocks are plain ::operator new

@@ -7,6 +7,7 @@
 #include <support/run_test.hpp>
 
 #include <chrono>
+#include <memory>
 #include <string>
 
 using namespace std::chrono_literals;
@@ -147,3 +148,4 @@ TEST_SUITE("cancel") {
   }
 
 }  // TEST_SUITE
+

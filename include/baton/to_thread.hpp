@@ -124,7 +124,9 @@ class [[nodiscard]] offload_awaitable {
 
   result_type await_resume() {
     disarm(s_->waiting);  // cancelled_error first: the job's late result is dropped
-    if (s_->error) std::rethrow_exception(s_->error);
+    // Take the error out: the exception then lives and dies on this side only, whichever
+    // thread drops the shared state last.
+    if (s_->error) std::rethrow_exception(std::exchange(s_->error, nullptr));
     if constexpr (!std::is_void_v<result_type>) return std::move(*s_->value);
   }
 
