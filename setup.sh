@@ -10,6 +10,9 @@
 #   --sanitize=address   AddressSanitizer + UndefinedBehaviorSanitizer (build folder build-asan)
 #   --sanitize=thread    ThreadSanitizer (build folder build-tsan)
 #   --werror             warnings are errors (CI uses it)
+#   --suites=a,b         build and run only these test suites (meson suites: context, tasks,
+#                        asio, threads, bridge, sync, trace, logging, samples, install)
+#   --no-samples         do not build the samples (nor run them as tests)
 # Safe to run again: packages already present are skipped, a configured build folder is reused.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -37,8 +40,12 @@ cmd=${1:-test}
 shift || true
 sanitize=none
 werror=false
+suites=""
+samples=true
 for a in "$@"; do
   case "$a" in
+    --suites=*) suites=${a#--suites=} ;;
+    --no-samples) samples=false ;;
     --sanitize=address) sanitize=address ;;
     --sanitize=thread) sanitize=thread ;;
     --sanitize=none) sanitize=none ;;
@@ -55,7 +62,8 @@ esac
 [ "$cmd" = bench ] && builddir=build-bench
 
 configure() {
-  local opts=(-Db_sanitize="$meson_sanitize" -Dwerror="$werror" -Dbenchmarks=false)
+  local opts=(-Db_sanitize="$meson_sanitize" -Dwerror="$werror" -Dbenchmarks=false
+    -Dsamples="$samples")
   if [ "$cmd" = bench ]; then
     opts=(-Dbuildtype=release -Db_ndebug=true -Dbenchmarks=true -Dwerror="$werror")
   fi
@@ -107,9 +115,29 @@ case "$cmd" in
     exec "$builddir/samples/request_context"
     ;;
   test)
-    ninja -C "$builddir"
+    suite_args=()
+    if [ -n "$suites" ]; then
+      # Build only the executables those suites run, then run them without a full rebuild.
+      IFS=, read -r -a wanted <<<"$suites"
+      for w in "${wanted[@]}"; do suite_args+=(--suite "$w"); done
+      mapfile -t targets < <(meson introspect "$builddir" --tests | python3 -c '
+import json, os, sys
+wanted = set(sys.argv[2].split(","))
+root = os.path.abspath(sys.argv[1])
+for t in json.load(sys.stdin):
+    if wanted & {s.split(":")[-1] for s in t["suite"]}:
+        exe = t["cmd"][0]
+        if exe.startswith(root + "/"):
+            print(os.path.relpath(exe, root))
+' "$builddir" "$suites" | sort -u)
+      ninja -C "$builddir" "${targets[@]}"
+      suite_args+=(--no-rebuild)
+    else
+      ninja -C "$builddir"
+    fi
     set +e
-    meson test -C "$builddir" --print-errorlogs --num-processes 2 >"$builddir/meson-test.out" 2>&1
+    meson test -C "$builddir" --print-errorlogs --num-processes 2 "${suite_args[@]}" \
+      >"$builddir/meson-test.out" 2>&1
     status=$?
     set -e
     grep -E "^ *[0-9]+/[0-9]+ " "$builddir/meson-test.out" || true
