@@ -539,8 +539,11 @@ void loop::run_main(task_base* main) {
     events_.wait(lock, nothing_live);
   }
   stop_workers_.store(true, std::memory_order_release);
-  wake_all();
+  // stop() rather than posted wake-ups: a worker's poll() could swallow a wake-up meant for a
+  // thread asleep in run_one(), which would then never notice stop_workers_.
+  ioc_.stop();
   for (auto& th : extra_threads_) th.join();
+  ioc_.restart();
   // A loop_handle job accepted before the gate closed may have spawned a task after the last
   // check: this thread, now the only one, runs whatever is left before refusing more work.
   worker w;

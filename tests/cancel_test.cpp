@@ -148,4 +148,3 @@ TEST_SUITE("cancel") {
   }
 
 }  // TEST_SUITE
-

@@ -269,91 +269,91 @@ TEST_SUITE("wait_for asio") {
 }  // TEST_SUITE
 
 TEST_SUITE("combinator edge cases") {
+  TEST_CASE("a gathered task cancelled by someone else fails the gather but not its siblings") {
+    run_task([]() -> task<> {
+      auto victim = baton::spawn(sleep_forever());
+      auto sibling = baton::spawn(value_after(5, 5ms));
+      auto g = baton::spawn(
+          [](auto a, auto b) -> task<> { (void)co_await baton::gather(a, b); }(victim, sibling));
+      co_await baton::sleep(0ms);
+      victim.cancel();
+      CHECK_THROWS_AS(co_await g, baton::cancelled_error);
+      CHECK(co_await sibling == 5);
+    });
+  }
 
-TEST_CASE("a gathered task cancelled by someone else fails the gather but not its siblings") {
-  run_task([]() -> task<> {
-    auto victim = baton::spawn(sleep_forever());
-    auto sibling = baton::spawn(value_after(5, 5ms));
-    auto g = baton::spawn(
-        [](auto a, auto b) -> task<> { (void)co_await baton::gather(a, b); }(victim, sibling));
-    co_await baton::sleep(0ms);
-    victim.cancel();
-    CHECK_THROWS_AS(co_await g, baton::cancelled_error);
-    CHECK(co_await sibling == 5);
-  });
-}
+  TEST_CASE("wait_for after a swallowed cancellation still reports timeout_error") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn([]() -> task<bool> {
+        try {
+          co_await sleep_forever();
+        } catch (const baton::cancelled_error&) {
+        }
+        try {
+          co_await baton::wait_for(sleep_forever(), 1ms);
+        } catch (const baton::timeout_error&) {
+          co_return true;
+        }
+        co_return false;
+      }());
+      co_await baton::sleep(0ms);
+      h.cancel();
+      CHECK(co_await h);
+    });
+  }
 
-TEST_CASE("wait_for after a swallowed cancellation still reports timeout_error") {
-  run_task([]() -> task<> {
-    auto h = baton::spawn([]() -> task<bool> {
-      try {
-        co_await sleep_forever();
-      } catch (const baton::cancelled_error&) {
-      }
-      try {
-        co_await baton::wait_for(sleep_forever(), 1ms);
-      } catch (const baton::timeout_error&) {
-        co_return true;
-      }
-      co_return false;
-    }());
-    co_await baton::sleep(0ms);
-    h.cancel();
-    CHECK(co_await h);
-  });
-}
+  TEST_CASE("a second concurrent wait on a task group throws runtime_error") {
+    run_task([]() -> task<> {
+      baton::task_group g;
+      g.spawn(value_after(1, 5ms));
+      auto first = baton::spawn([](baton::task_group& grp) -> task<> { co_await grp.wait(); }(g));
+      co_await baton::sleep(0ms);
+      CHECK_THROWS_AS(co_await g.wait(), baton::runtime_error);
+      co_await first;
+    });
+  }
 
-TEST_CASE("a second concurrent wait on a task group throws runtime_error") {
-  run_task([]() -> task<> {
-    baton::task_group g;
-    g.spawn(value_after(1, 5ms));
-    auto first = baton::spawn([](baton::task_group& grp) -> task<> { co_await grp.wait(); }(g));
-    co_await baton::sleep(0ms);
-    CHECK_THROWS_AS(co_await g.wait(), baton::runtime_error);
-    co_await first;
-  });
-}
-
-TEST_CASE("spawning into a task group after a failure throws runtime_error") {
-  run_task([]() -> task<> {
-    baton::task_group g;
-    g.spawn(fail_after(0ms));
-    co_await baton::sleep(1ms);
-    CHECK_THROWS_AS(g.spawn(value_after(1, 0ms)), baton::runtime_error);
-    CHECK_THROWS_AS(co_await g.wait(), std::runtime_error);
-  });
-}
-
-TEST_CASE("failures of a task group that is never waited are reported") {
-  int reports = 0;
-  baton::run_options opts;
-  opts.exception_handler = [&](const baton::unhandled_failure&) { ++reports; };
-  baton::run(
-      []() -> task<> {
-        {
-          baton::task_group g;
-          g.spawn(fail_after(0ms));
-          co_await baton::sleep(1ms);
-        }  // destroyed without wait()
-        co_await baton::sleep(0ms);
-      }(),
-      opts);
-  CHECK(reports == 1);
-}
-
-TEST_CASE("a task group releases its children as they finish") {
-  run_task([]() -> task<> {
-    baton::task_group g;
-    std::weak_ptr<int> watch;
-    {
-      auto h = g.spawn([]() -> task<std::shared_ptr<int>> { co_return std::make_shared<int>(1); }());
+  TEST_CASE("spawning into a task group after a failure throws runtime_error") {
+    run_task([]() -> task<> {
+      baton::task_group g;
+      g.spawn(fail_after(0ms));
       co_await baton::sleep(1ms);
-      watch = co_await h;
-    }
-    CHECK(watch.expired());  // the group does not keep the finished child's result alive
-    g.spawn(value_after(1, 1ms));
-    co_await g.wait();
-  });
-}
+      CHECK_THROWS_AS(g.spawn(value_after(1, 0ms)), baton::runtime_error);
+      CHECK_THROWS_AS(co_await g.wait(), std::runtime_error);
+    });
+  }
+
+  TEST_CASE("failures of a task group that is never waited are reported") {
+    int reports = 0;
+    baton::run_options opts;
+    opts.exception_handler = [&](const baton::unhandled_failure&) { ++reports; };
+    baton::run(
+        []() -> task<> {
+          {
+            baton::task_group g;
+            g.spawn(fail_after(0ms));
+            co_await baton::sleep(1ms);
+          }  // destroyed without wait()
+          co_await baton::sleep(0ms);
+        }(),
+        opts);
+    CHECK(reports == 1);
+  }
+
+  TEST_CASE("a task group releases its children as they finish") {
+    run_task([]() -> task<> {
+      baton::task_group g;
+      std::weak_ptr<int> watch;
+      {
+        auto h =
+            g.spawn([]() -> task<std::shared_ptr<int>> { co_return std::make_shared<int>(1); }());
+        co_await baton::sleep(1ms);
+        watch = co_await h;
+      }
+      CHECK(watch.expired());  // the group does not keep the finished child's result alive
+      g.spawn(value_after(1, 1ms));
+      co_await g.wait();
+    });
+  }
 
 }  // TEST_SUITE

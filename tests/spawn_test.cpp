@@ -210,75 +210,74 @@ TEST_SUITE("spawn") {
 }  // TEST_SUITE
 
 TEST_SUITE("spawn failures") {
+  TEST_CASE("a failure is reported even when the last reference is the task's context") {
+    std::vector<std::string> reports;
+    baton::run_options opts;
+    opts.exception_handler = [&](const baton::unhandled_failure& f) {
+      reports.push_back(f.task_name);
+    };
+    std::optional<baton::context> kept;
+    baton::run(
+        [](std::optional<baton::context>& k) -> task<> {
+          auto h = baton::spawn(
+              []() -> task<> {
+                throw std::runtime_error("lost");
+                co_return;
+              }(),
+              {.name = "ctx-holder"});
+          k = h.get_context();
+          co_await baton::sleep(1ms);
+        }(kept),
+        opts);
+    CHECK(reports.empty());  // the context still holds the task
+    kept.reset();            // the last reference: reported now (the loop is gone: stderr)
+    CHECK(reports.empty());  // not to a handler of a loop that no longer exists
+  }
 
-TEST_CASE("a failure is reported even when the last reference is the task's context") {
-  std::vector<std::string> reports;
-  baton::run_options opts;
-  opts.exception_handler = [&](const baton::unhandled_failure& f) {
-    reports.push_back(f.task_name);
-  };
-  std::optional<baton::context> kept;
-  baton::run(
-      [](std::optional<baton::context>& k) -> task<> {
-        auto h = baton::spawn(
-            []() -> task<> {
-              throw std::runtime_error("lost");
-              co_return;
-            }(),
-            {.name = "ctx-holder"});
-        k = h.get_context();
-        co_await baton::sleep(1ms);
-      }(kept),
-      opts);
-  CHECK(reports.empty());  // the context still holds the task
-  kept.reset();            // the last reference: reported now (the loop is gone: stderr)
-  CHECK(reports.empty());  // not to a handler of a loop that no longer exists
-}
-
-TEST_CASE("a failure dropped after its loop ended never reaches a later loop's handler") {
-  baton::task_handle<> kept;
-  baton::run([](baton::task_handle<>& k) -> task<> {
-    k = baton::spawn([]() -> task<> {
-      throw std::runtime_error("from the first loop");
-      co_return;
-    }());
-    co_await baton::sleep(1ms);
-  }(kept));
-  int second_loop_reports = 0;
-  baton::run_options opts;
-  opts.exception_handler = [&](const baton::unhandled_failure&) { ++second_loop_reports; };
-  baton::run(
-      [](baton::task_handle<>& k) -> task<> {
-        k = {};  // dropped while another loop runs: goes to stderr, not to this loop
+  TEST_CASE("a failure dropped after its loop ended never reaches a later loop's handler") {
+    baton::task_handle<> kept;
+    baton::run([](baton::task_handle<>& k) -> task<> {
+      k = baton::spawn([]() -> task<> {
+        throw std::runtime_error("from the first loop");
         co_return;
-      }(kept),
-      opts);
-  CHECK(second_loop_reports == 0);
-}
-
-TEST_CASE("a task whose context the caller of run() has entered fails with context_error") {
-  baton::context ctx;
-  ctx.run([&] {
-    baton::run([](baton::context c) -> task<> {
-      auto h = baton::spawn([]() -> task<> { co_return; }(), c);
-      CHECK_THROWS_AS(co_await h, baton::context_error);
-    }(ctx));
-  });
-}
-
-TEST_CASE("plain Asio handlers on the loop never change the caller's context") {
-  baton::context_var<int> v("v");
-  baton::context().run([&] {
-    (void)v.set(1);
-    baton::run([](baton::context_var<int>& var) -> task<> {
-      co_await boost::asio::post(baton::current_executor(),
-                                 boost::asio::bind_executor(baton::current_executor(),
-                                                            baton::use_task));
-      boost::asio::post(baton::current_executor(), [&var] { (void)var.set(99); });
+      }());
       co_await baton::sleep(1ms);
-    }(v));
-    CHECK(v.get() == 1);
-  });
-}
+    }(kept));
+    int second_loop_reports = 0;
+    baton::run_options opts;
+    opts.exception_handler = [&](const baton::unhandled_failure&) { ++second_loop_reports; };
+    baton::run(
+        [](baton::task_handle<>& k) -> task<> {
+          k = {};  // dropped while another loop runs: goes to stderr, not to this loop
+          co_return;
+        }(kept),
+        opts);
+    CHECK(second_loop_reports == 0);
+  }
+
+  TEST_CASE("a task whose context the caller of run() has entered fails with context_error") {
+    baton::context ctx;
+    ctx.run([&] {
+      baton::run([](baton::context c) -> task<> {
+        auto h = baton::spawn([]() -> task<> { co_return; }(), c);
+        CHECK_THROWS_AS(co_await h, baton::context_error);
+      }(ctx));
+    });
+  }
+
+  TEST_CASE("plain Asio handlers on the loop never change the caller's context") {
+    baton::context_var<int> v("v");
+    baton::context().run([&] {
+      (void)v.set(1);
+      baton::run([](baton::context_var<int>& var) -> task<> {
+        co_await boost::asio::post(
+            baton::current_executor(),
+            boost::asio::bind_executor(baton::current_executor(), baton::use_task));
+        boost::asio::post(baton::current_executor(), [&var] { (void)var.set(99); });
+        co_await baton::sleep(1ms);
+      }(v));
+      CHECK(v.get() == 1);
+    });
+  }
 
 }  // TEST_SUITE
