@@ -94,8 +94,7 @@ void member_done(waiter* w) noexcept {
 }  // namespace
 
 group_state::~group_state() {
-  if (seen) return;
-  for (std::size_t i = 0; i < errors.size(); ++i) {
+  for (std::size_t i = seen; i < errors.size(); ++i) {  // failures nobody was handed
     report_unretrieved(loop_generation, unhandled_failure{failed_names[i], errors[i]});
   }
 }
@@ -106,6 +105,10 @@ void group_state::check_accepting() {
     throw baton::runtime_error(
         "baton: task_group is shutting down after a child failed; "
         "it accepts no new tasks");
+  }
+  if (closed) {
+    throw baton::runtime_error(
+        "baton: task_group::wait() has returned; the group accepts no new tasks");
   }
 }
 
@@ -197,8 +200,11 @@ task<void> task_group::wait() {
   {
     std::lock_guard lock(s_->mutex);
     s_->waiter = nullptr;
-    s_->seen = true;
-    if (!s_->errors.empty()) first = s_->errors.front();
+    if (!cancelled) {  // a cancelled wait hands no error out: they stay reportable
+      s_->closed = true;
+      s_->seen = s_->errors.size();
+      if (!s_->errors.empty()) first = s_->errors.front();
+    }
   }
   if (cancelled) throw cancelled_error();
   if (first) std::rethrow_exception(first);
@@ -206,7 +212,7 @@ task<void> task_group::wait() {
 
 std::vector<std::exception_ptr> task_group::errors() const {
   std::lock_guard lock(s_->mutex);
-  s_->seen = true;
+  s_->seen = s_->errors.size();
   return s_->errors;
 }
 

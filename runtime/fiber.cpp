@@ -105,6 +105,7 @@ fiber_core::~fiber_core() {
 
 void fiber_core::resume() {
   worker* w = current_worker;
+  task_ctx = current_cell;
   impl_->previous = w->current_fiber;
   w->current_fiber = this;
 #if defined(BATON_TSAN_FIBERS)

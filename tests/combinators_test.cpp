@@ -357,3 +357,33 @@ TEST_SUITE("combinator edge cases") {
   }
 
 }  // TEST_SUITE
+
+TEST_SUITE("task_group lifetime") {
+  TEST_CASE("spawning into a task group after wait returned throws runtime_error") {
+    run_task([]() -> task<> {
+      baton::task_group g;
+      g.spawn(value_after(1, 0ms));
+      co_await g.wait();
+      CHECK_THROWS_AS(g.spawn(value_after(2, 0ms)), baton::runtime_error);
+    });
+  }
+
+  TEST_CASE("a failure after errors() was read is still reported when nobody sees it") {
+    int reports = 0;
+    baton::run_options opts;
+    opts.exception_handler = [&](const baton::unhandled_failure&) { ++reports; };
+    baton::run(
+        []() -> task<> {
+          {
+            baton::task_group g;
+            CHECK(g.errors().empty());
+            g.spawn(fail_after(0ms));
+            co_await baton::sleep(1ms);
+          }
+          co_await baton::sleep(0ms);
+        }(),
+        opts);
+    CHECK(reports == 1);
+  }
+
+}  // TEST_SUITE

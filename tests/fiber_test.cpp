@@ -146,3 +146,25 @@ TEST_SUITE("fiber") {
   }
 
 }  // TEST_SUITE
+
+TEST_SUITE("fiber misuse") {
+  TEST_CASE("await inside context::run in a fiber throws context_error instead of suspending") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn_fiber([] {
+        baton::context other;
+        bool refused = false;
+        other.run([&] {
+          try {
+            baton::await(baton::sleep(0ms));
+          } catch (const baton::context_error&) {
+            refused = true;
+          }
+        });
+        baton::await(baton::sleep(0ms));  // outside the run(): fine
+        return refused;
+      });
+      CHECK(co_await h);
+    });
+  }
+
+}  // TEST_SUITE

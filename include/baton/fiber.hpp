@@ -64,8 +64,9 @@ class fiber_core {
   void suspend();
   bool finished() const noexcept { return finished_; }
 
-  task<void> pending;        // what the fiber asked to await
-  std::exception_ptr error;  // how the fiber's function failed, if it did
+  task<void> pending;                // what the fiber asked to await
+  context_cell* task_ctx = nullptr;  // the driving task's context (current while it runs)
+  std::exception_ptr error;          // how the fiber's function failed, if it did
 
  private:
   struct impl;
@@ -127,6 +128,11 @@ decltype(auto) await(Awaitable&& a) {
   detail::fiber_core* core = detail::current_fiber();
   if (core == nullptr) {
     throw baton::runtime_error("baton: await() outside a fiber (use co_await in a task)");
+  }
+  if (detail::current_cell != core->task_ctx) {
+    throw context_error(
+        "baton: await() inside context::run(): the fiber would suspend with that context "
+        "entered; leave the run() first");
   }
   std::optional<std::conditional_t<std::is_void_v<R>, std::monostate, std::decay_t<R>>> value;
   std::exception_ptr error;

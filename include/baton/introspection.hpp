@@ -10,7 +10,8 @@
 //                   others as <value>).
 //   Thread-safety: call from a loop thread. A task running on another loop thread at that
 //   moment is listed with state "running" and its vars left out (they are changing).
-//   Cost: walks every live task under the loop's lock; meant for diagnostics, not hot paths.
+//   Cost: collects every live task under the loop's lock, then reads each one; meant for
+//   diagnostics, not hot paths.
 //
 // Example:
 //   std::fputs(baton::dump_tasks().c_str(), stderr);   // e.g. from a SIGUSR1 handler task

@@ -7,7 +7,8 @@
 //   co_await g.wait() waits until every child finished. The first child to fail (with anything
 //                     but cancelled_error) cancels all its siblings; wait() then rethrows that
 //                     first failure; errors() lists every failure in the order they happened.
-//                     Children may be spawned until wait() returns.
+//                     Children may be spawned until wait() returns; after that, or once a
+//                     child failed, spawn() throws runtime_error.
 //   Context:      children get copies of the spawner's context; nothing leaks back.
 //   Exceptions:   wait(): the first failure; cancelled_error when the waiting task was
 //                 cancelled (its children are cancelled and awaited first).
@@ -49,13 +50,15 @@ struct group_state {
   std::vector<std::exception_ptr> errors;  // in the order they happened
   std::vector<std::string> failed_names;   // the task of each error, for reports
   bool failed = false;
-  bool seen = false;                         // wait() or errors() handed the errors out
+  bool closed = false;                       // wait() returned: no more children
+  std::size_t seen = 0;                      // errors handed out by wait() or errors()
   task_base* waiter = nullptr;               // the one task allowed in wait()
   std::atomic<task_base*> waiting{nullptr};  // that task while suspended, woken exactly once
   std::uint64_t loop_generation = 0;         // for reporting errors nobody saw
 
   ~group_state();
-  /// Refuses new children after a failure (asyncio's "TaskGroup is shutting down").
+  /// Refuses new children after a failure (asyncio's "TaskGroup is shutting down") and after
+  /// wait() returned.
   void check_accepting();
   static void add(const std::shared_ptr<group_state>& g, task_base* child);
   void cancel_children() noexcept;

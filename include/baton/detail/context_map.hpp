@@ -12,9 +12,9 @@
 //
 // A map_node is a node of a hash-array-mapped trie keyed by the var's id (ids are unique and
 // never reused, so the id is its own perfect hash): level L uses bits 5L..5L+4 of the id.
-// A context with up to 32 vars of distinct low bits is a single flat node: get() is one bit
-// test, one popcount and one compare. Nodes are never mutated once published; set() copies
-// the path to the changed slot (O(log32 n)), copy() shares the root (O(1)).
+// A context with up to 32 vars of distinct low bits is a single flat node: get() is one byte
+// load from the node's index table and one compare. Nodes are never mutated once published; set()
+// copies the path to the changed slot (O(log32 n)), copy() shares the root (O(1)).
 //
 // Values that are trivially copyable and fit in 8 bytes live inline in the slot; others live
 // in a refcounted value_box, so copying a node never copies a user value.
@@ -104,7 +104,7 @@ void release(map_node* n) noexcept;
 /// The cell of whatever runs on this thread now: a task, a context::run, or the thread's
 /// implicit context (created on first set()). nullptr means "empty context".
 /// constinit + initial-exec keep the access a single TLS load also from a shared libbaton;
-/// see docs/design/context-structure.md for the measurements.
+/// see docs/design/context-structure.md and docs/benchmarks.md for the measurements.
 [[gnu::tls_model("initial-exec")]] extern constinit thread_local context_cell* current_cell;
 
 /// This thread's tag for context_cell::owner (even, non-zero, unique among live threads).

@@ -31,7 +31,8 @@ class loop;
 struct task_base;
 
 /// What a suspended task does when cancel() reaches it: e.g. emit an Asio cancellation signal,
-/// cancel an awaited child. Runs under the task's cancel lock; must not block.
+/// wake a waiter. Runs under the task's cancel lock and must not block; the one exception is
+/// cancel_task_hook (cancelling an awaited task), which cancel() runs after unlocking.
 struct cancel_hook {
   void (*fn)(void* arg) noexcept = nullptr;
   void* arg = nullptr;
