@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: BSL-1.0
+// The ambient values of one request (context vars) and the log format that shows them.
+#pragma once
+
+// Who sets what (nothing else passes these values around):
+//   current_connection   the connection's task, once (server::connection).
+//   current_request_id,  the request's task, once per request (server::serve_request), from
+//   current_user,        X-Request-Id, X-User and X-Deadline-Ms; the W3C trace context comes
+//   current_deadline     from baton::extract() and baton::start_span() in the same place.
+// Everything the request runs sees them: the handler it awaits, the tasks the handler spawns
+// (copies of its context), the to_thread jobs it offloads (copies again), and the log
+// formatter, which reads them on whatever thread formats the line.
+
+#include <baton/context_var.hpp>
+
+#include <spdlog/common.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace http_service {
+
+extern baton::context_var<std::string> current_request_id;
+extern baton::context_var<std::string> current_user;
+// The deadline in steady_clock nanoseconds since the clock's epoch: a context_var of a class
+// type stored inline (a time_point, a duration) trips g++ 12's -Wclass-memaccess inside baton.
+extern baton::context_var<std::int64_t> current_deadline;
+extern baton::context_var<std::uint64_t> current_connection;
+
+/// Sets current_deadline in the current context.
+void set_deadline(std::chrono::steady_clock::time_point at);
+
+/// Time left before the current request's deadline: zero when it has passed, a day when the
+/// context has no deadline.
+std::chrono::milliseconds time_left();
+
+/// A request id for a request that came without one: `r-<6 hex, per process>-<counter>`.
+std::string new_request_id();
+
+struct log_options {
+  std::string file;  // empty: stderr
+  spdlog::level::level_enum level = spdlog::level::info;
+};
+
+/// Makes spdlog's default logger print `[conn=.. request_id=.. user=.. trace=..]` before each
+/// message, read from the context of the thread that logs (baton::make_context_formatter).
+void setup_logging(const log_options& opts);
+
+}  // namespace http_service

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: BSL-1.0
+// The endpoints: what each request does once its context is in place.
+#pragma once
+
+// Every handler runs inside its request's task, with current_request_id, current_user,
+// current_deadline and the trace context set (see context.hpp), and under the request's
+// deadline (server::serve_request wraps route() in baton::wait_for). None of them takes the
+// request id or the user as a parameter.
+//
+//   GET  /            the endpoint list
+//   GET  /hello       greets the user from the context
+//   GET  /whoami      request id, user, span, baggage, deadline; and the same as seen by a
+//                     spawned sub-task and by a to_thread job (a task_group runs both at once)
+//   POST /notes       stores the body as a note of the user (SQLite, through to_thread);
+//                     `?delay_ms=N` waits N ms first (stands for slow upstream work)
+//   GET  /notes       the user's notes, newest first (SQLite, through to_thread)
+//   GET  /slow?ms=N   sleeps N ms: past the deadline it becomes a 504
+//   GET  /chain       calls this server's /whoami over HTTP with the trace context injected
+//                     (traceparent, tracestate, baggage + hop=chain), the same X-Request-Id and
+//                     X-User, and the time left as X-Deadline-Ms; returns what the callee saw
+//   GET  /healthz     "ok"
+
+#include "messages.hpp"
+
+#include <baton/task.hpp>
+#include <baton/trace_context.hpp>
+
+#include <optional>
+#include <string_view>
+
+namespace http_service {
+
+class server;
+
+struct incoming {
+  const request& req;
+  std::string_view path;
+  std::string_view query;
+  std::optional<baton::trace_parent> received;  // the caller's traceparent, if valid
+};
+
+[[nodiscard]] baton::task<response> route(server& srv, const incoming& in);
+
+}  // namespace http_service

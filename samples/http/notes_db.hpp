@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: BSL-1.0
+// notes_db: the service's SQLite store, with blocking calls meant for baton::to_thread.
+#pragma once
+
+// Contract: a SQLite database file holding notes (id, user, text, request id, time).
+//   add(), list(), count() block (disk I/O, SQLite locks): call them from baton::to_thread
+//   jobs, never on a loop thread. They throw std::runtime_error on an SQLite error.
+// Thread-safety: every member may be called from any number of threads at once. SQLite
+// connections are opened in multi-thread mode (SQLITE_OPEN_NOMUTEX): one connection must never
+// be used by two threads at the same time. A small pool enforces that: each call checks a
+// connection out for its whole duration (statements included) and gives it back, so a
+// connection is only ever used by one thread at a time, and a call that finds none free while
+// `pool_size` are open waits for one. The pool is as large as the to_thread pool, so a job
+// normally never waits. Between connections, SQLite's own file locking applies: the database
+// is in WAL mode (readers never block the writer), writers take turns, and busy_timeout makes
+// a writer wait for the lock instead of failing with SQLITE_BUSY.
+// Durability: each add() is its own transaction, committed before it returns; with WAL and
+// synchronous=NORMAL a committed note survives the process ending or crashing (a power cut may
+// lose the last commits). The service acknowledges a note only after add() returned.
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace http_service {
+
+class notes_db {
+ public:
+  struct note {
+    std::int64_t id = 0;
+    std::string user;
+    std::string text;
+    std::string request_id;  // of the request that stored it
+    std::string created_at;  // UTC, ISO 8601
+  };
+
+  /// Opens (creates) the file and its schema. Throws std::runtime_error when it cannot.
+  notes_db(std::string path, std::size_t pool_size);
+  ~notes_db();
+  notes_db(const notes_db&) = delete;
+  notes_db& operator=(const notes_db&) = delete;
+
+  /// Stores a note; returns its id once the transaction committed.
+  std::int64_t add(std::string_view user, std::string_view text, std::string_view request_id);
+  /// The user's notes, newest first, at most `limit`.
+  std::vector<note> list(std::string_view user, std::size_t limit);
+  std::int64_t count(std::string_view user);
+  std::int64_t count_all();
+
+  const std::string& path() const noexcept { return path_; }
+
+ private:
+  struct connection;
+  class lease;
+
+  std::unique_ptr<connection> acquire();
+  void give_back(std::unique_ptr<connection> c) noexcept;
+
+  std::string path_;
+  std::size_t pool_size_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<connection>> idle_;  // open, not in use
+  std::size_t open_ = 0;                           // idle_ plus checked out
+};
+
+}  // namespace http_service

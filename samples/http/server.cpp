@@ -1,0 +1,434 @@
+// SPDX-License-Identifier: BSL-1.0
+// server: accept loop, connection tasks, request tasks and the graceful shutdown.
+#include "server.hpp"
+
+#include "context.hpp"
+#include "handlers.hpp"
+#include "notes_db.hpp"
+
+#include <baton/executor.hpp>
+#include <baton/sleep.hpp>
+#include <baton/spawn.hpp>
+#include <baton/trace_context.hpp>
+#include <baton/use_task.hpp>
+#include <baton/wait_for.hpp>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace http_service {
+
+using namespace std::chrono_literals;
+
+/// One connection, as the server tracks it for the shutdown. Guarded by server::mutex_.
+struct server::connection_slot {
+  std::uint64_t id = 0;
+  std::optional<baton::task_handle<void>> handle;  // stored by the accept loop after spawn
+  bool idle = true;        // between requests: no byte of a request read yet
+  bool cancelled = false;  // the shutdown cancelled it
+  bool ended = false;
+};
+
+namespace {
+
+bool valid_request_id(std::string_view s) {
+  return !s.empty() && s.size() <= 128 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
+bool valid_user(std::string_view s) {
+  return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-' || c == '@';
+  });
+}
+
+std::string_view view(beast::string_view s) { return {s.data(), s.size()}; }
+
+/// Reads and drops what the client still sends, until it closes, 1 MiB, or an error.
+baton::task<void> drain(tcp::socket& sock) {
+  std::array<char, 4096> scratch;
+  std::size_t total = 0;
+  while (total < (1u << 20)) {
+    total += co_await sock.async_read_some(boost::asio::buffer(scratch), baton::use_task);
+  }
+}
+
+/// Reads a request: the header, then (after `100 Continue` when the client waits for it) the
+/// body. A body over the limit is refused from its Content-Length, before the client sends it.
+baton::task<void> read_request(tcp::socket& sock, beast::flat_buffer& buffer,
+                               http::request_parser<http::string_body>& parser) {
+  co_await http::async_read_header(sock, buffer, parser, baton::use_task);
+  if (parser.is_done()) co_return;
+  if (beast::iequals(view(parser.get()[http::field::expect]), "100-continue")) {
+    http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
+    co_await http::async_write(sock, go_on, baton::use_task);
+  }
+  co_await http::async_read(sock, buffer, parser, baton::use_task);
+}
+
+}  // namespace
+
+server::server(server_options opts, notes_db& db) : opts_(std::move(opts)), db_(db) {}
+
+server::~server() = default;
+
+void server::listen() {
+  const tcp::endpoint ep(opts_.address, opts_.port);
+  acceptor_.emplace(baton::current_executor());
+  acceptor_->open(ep.protocol());
+  acceptor_->set_option(tcp::acceptor::reuse_address(true));
+  acceptor_->bind(ep);
+  acceptor_->listen(boost::asio::socket_base::max_listen_connections);
+  // For accept_loop's synchronous accepts (would_block instead of waiting); async ones are
+  // not affected.
+  acceptor_->non_blocking(true);
+  endpoint_ = acceptor_->local_endpoint();
+}
+
+tcp::endpoint server::local_endpoint() const { return endpoint_; }
+
+void server::stop() noexcept { stop_requested_.set(); }
+
+baton::task<void> stop_on_signal(boost::asio::signal_set& signals, server& srv) {
+  const int signal = co_await signals.async_wait(baton::use_task);
+  spdlog::info("signal {}: shutting down gracefully", signal);
+  srv.stop();
+}
+
+// ---- shutdown -----------------------------------------------------------------------------
+
+baton::task<void> server::run() {
+  auto accepting = baton::spawn(accept_loop(), {.name = "accept loop"});
+  co_await stop_requested_.wait();
+
+  // 1. No new connections: the accept loop ends at its pending accept, the port closes.
+  accepting.cancel();
+  try {
+    co_await accepting;
+  } catch (const baton::cancelled_error&) {
+  }
+  boost::system::error_code ignored;
+  acceptor_->close(ignored);
+
+  // 2. From now on no connection starts a new request: responses say `Connection: close`,
+  // and connections waiting for a request are cancelled (their clients sent nothing, so
+  // nothing of theirs is lost).
+  bool empty;
+  std::size_t open;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    // relaxed: a hint for the response's keep-alive; the decisions are made under mutex_.
+    stopping_flag_.store(true, std::memory_order_relaxed);
+    empty = connections_.empty();
+    open = connections_.size();
+  }
+  spdlog::info("shutting down: stopped accepting; {} connections open, {} requests in flight", open,
+               in_flight());
+  if (empty) drained_.set();
+  cancel_connections(true);
+
+  // 3. The requests in flight finish, within the grace period.
+  bool in_time = true;
+  try {
+    co_await baton::wait_for(wait_drained(), opts_.shutdown_grace);
+  } catch (const baton::timeout_error&) {
+    in_time = false;
+  }
+  if (!in_time) {
+    spdlog::warn("shutdown: grace period over; cancelling what is left");
+    cancel_connections(false);
+    co_await wait_drained();
+  }
+  spdlog::info("stopped after serving {} requests", served());
+}
+
+baton::task<void> server::wait_drained() { co_await drained_.wait(); }
+
+void server::cancel_connections(bool idle_only) {
+  std::vector<baton::task_handle<void>> victims;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [id, slot] : connections_) {
+      if (slot->handle && !slot->cancelled && (slot->idle || !idle_only)) {
+        slot->cancelled = true;
+        victims.push_back(*slot->handle);
+      }
+    }
+  }
+  // Outside the lock: a connection flagged idle above either is still waiting (the cancel
+  // interrupts the wait) or has just woken and will find stopping_ set in leave_idle().
+  for (auto& h : victims) h.cancel();
+}
+
+bool server::enter_idle(connection_slot& slot) {
+  std::lock_guard lock(mutex_);
+  if (stopping_) return false;
+  slot.idle = true;
+  return true;
+}
+
+bool server::leave_idle(connection_slot& slot) {
+  std::lock_guard lock(mutex_);
+  slot.idle = false;
+  return !stopping_;
+}
+
+void server::connection_ended(connection_slot& slot) {
+  bool now_drained;
+  std::optional<baton::task_handle<void>> self;  // dropped outside the lock
+  {
+    std::lock_guard lock(mutex_);
+    slot.ended = true;
+    self = std::move(slot.handle);
+    slot.handle.reset();
+    connections_.erase(slot.id);
+    now_drained = stopping_ && connections_.empty();
+  }
+  if (now_drained) drained_.set();
+}
+
+// ---- accepting ----------------------------------------------------------------------------
+
+baton::task<void> server::accept_loop() {
+  for (;;) {
+    std::optional<tcp::socket> sock;
+    try {
+      sock.emplace(co_await acceptor_->async_accept(baton::use_task));
+    } catch (const boost::system::system_error& e) {
+      spdlog::warn("accept failed: {}", e.what());  // e.g. out of file descriptors
+    }
+    if (!sock) {
+      co_await baton::sleep(20ms);
+      continue;
+    }
+    start_connection(std::move(*sock));
+    // Then whatever else already waits in the backlog (the acceptor is non-blocking), up to
+    // 64: one connection per trip through the ready queue falls behind a connection storm.
+    for (int more = 0; more < 64; ++more) {
+      tcp::socket next(baton::current_executor());
+      boost::system::error_code ec;
+      acceptor_->accept(next, ec);
+      if (ec) break;  // would_block: the backlog is empty (other errors: the next async_accept)
+      start_connection(std::move(next));
+    }
+  }
+}
+
+void server::start_connection(tcp::socket sock) {
+  auto slot = std::make_shared<connection_slot>();
+  {
+    std::lock_guard lock(mutex_);
+    slot->id = ++next_connection_;
+    connections_.emplace(slot->id, slot);
+  }
+  auto h =
+      baton::spawn(connection(std::move(sock), slot), {.name = "conn-" + std::to_string(slot->id)});
+  std::lock_guard lock(mutex_);
+  if (!slot->ended) slot->handle = std::move(h);  // (ended: it finished already)
+}
+
+// ---- a connection -------------------------------------------------------------------------
+
+baton::task<void> server::connection(tcp::socket sock, std::shared_ptr<connection_slot> slot) {
+  (void)current_connection.set(slot->id);  // this task's context, and its requests' copies
+  boost::system::error_code ec;
+  sock.set_option(tcp::no_delay(true), ec);
+  beast::flat_buffer buffer;
+  try {
+    co_await serve_connection(sock, buffer, *slot);
+  } catch (const baton::cancelled_error&) {
+    spdlog::debug("connection cancelled by the shutdown");
+  } catch (const std::exception& e) {
+    spdlog::debug("connection ended: {}", e.what());  // the client went away, mostly
+  }
+  sock.shutdown(tcp::socket::shutdown_both, ec);
+  sock.close(ec);
+  connection_ended(*slot);
+}
+
+baton::task<void> server::serve_connection(tcp::socket& sock, beast::flat_buffer& buffer,
+                                           connection_slot& slot) {
+  for (;;) {
+    if (buffer.size() == 0) {
+      // Between requests. The shutdown may cancel the connection while it waits here.
+      if (!enter_idle(slot)) co_return;
+      bool idle_too_long = false;
+      try {
+        auto readable = sock.async_wait(tcp::socket::wait_read, baton::use_task);
+        co_await baton::wait_for(std::move(readable), opts_.idle_timeout);
+      } catch (const baton::timeout_error&) {
+        idle_too_long = true;
+      }
+      if (!leave_idle(slot) || idle_too_long) co_return;
+    }
+
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(opts_.header_limit);
+    parser.body_limit(opts_.body_limit);
+    boost::system::error_code ec;
+    bool too_slow = false;
+    try {
+      co_await baton::wait_for(read_request(sock, buffer, parser), opts_.read_timeout);
+    } catch (const boost::system::system_error& e) {
+      ec = e.code();
+    } catch (const baton::timeout_error&) {
+      too_slow = true;
+    }
+
+    if (too_slow || ec) {
+      http::status status = http::status::bad_request;
+      std::string why = ec.message();
+      if (too_slow) {
+        status = http::status::request_timeout;
+        why = "the request did not arrive in time";
+      } else if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+                 ec.category() != http::make_error_code(http::error::need_more).category()) {
+        co_return;  // the client hung up, or the network failed: nobody to answer
+      } else if (ec == http::error::header_limit) {
+        status = http::status::request_header_fields_too_large;
+      } else if (ec == http::error::body_limit) {
+        status = http::status::payload_too_large;
+      }
+      auto rejecting = baton::spawn(reject(sock, status, std::move(why)));
+      co_await rejecting;
+      co_return;
+    }
+
+    auto handling = baton::spawn(serve_request(sock, parser.release()));
+    const bool keep_alive = co_await handling;
+    if (!keep_alive) co_return;
+  }
+}
+
+// ---- a request ----------------------------------------------------------------------------
+
+baton::task<bool> server::serve_request(tcp::socket& sock, request req) {
+  const auto started = std::chrono::steady_clock::now();
+  // relaxed: a statistic; nothing is published through it.
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  struct in_flight_guard {
+    std::atomic<std::size_t>& n;
+    ~in_flight_guard() { n.fetch_sub(1, std::memory_order_relaxed); }
+  } guard{in_flight_};
+
+  // The request's context: this task's own copy of the connection's, so nothing set here
+  // reaches the connection or its next request.
+  const auto id_field = req.find("X-Request-Id");
+  (void)current_request_id.set(id_field != req.end() && valid_request_id(view(id_field->value()))
+                                   ? std::string(view(id_field->value()))
+                                   : new_request_id());
+  const auto user_field = req.find("X-User");
+  const bool bad_user = user_field != req.end() && !valid_user(view(user_field->value()));
+  (void)current_user.set(user_field != req.end() && !bad_user
+                             ? std::string(view(user_field->value()))
+                             : std::string("anonymous"));
+  std::chrono::milliseconds budget = opts_.default_deadline;
+  if (const auto f = req.find("X-Deadline-Ms"); f != req.end()) {
+    if (const auto ms = to_number(view(f->value())); ms && *ms > 0) {
+      budget = std::min(std::chrono::milliseconds(*ms), opts_.max_deadline);
+    }
+  }
+  set_deadline(started + budget);
+  std::vector<std::pair<std::string_view, std::string_view>> carrier;
+  for (const auto& field : req)
+    carrier.emplace_back(view(field.name_string()), view(field.value()));
+  (void)baton::extract(carrier);  // traceparent, tracestate, baggage
+  const std::optional<baton::trace_parent> received = baton::current_trace();
+  (void)baton::start_span();  // this request's span: a child of the caller's, or a new trace
+
+  const target_parts target = split_target(view(req.target()));
+  const incoming in{req, target.path, target.query, received};
+  response res;
+  std::optional<http::status> failure;
+  std::string failure_text;
+  if (bad_user) {
+    failure = http::status::bad_request;
+    failure_text = "X-User: 1 to 64 characters of [A-Za-z0-9._@-]";
+  } else {
+    try {
+      auto handling = route(*this, in);
+      res = co_await baton::wait_for(std::move(handling), budget);
+    } catch (const baton::timeout_error&) {
+      failure = http::status::gateway_timeout;
+      failure_text = "deadline of " + std::to_string(budget.count()) + " ms exceeded";
+    } catch (const baton::cancelled_error&) {
+      throw;  // the shutdown's grace period is over: no response
+    } catch (const std::exception& e) {
+      failure = http::status::internal_server_error;
+      failure_text = e.what();
+    }
+  }
+  if (failure) {
+    spdlog::warn("{}", failure_text);
+    res = error_response(*failure, failure_text);
+  }
+
+  res.version(req.version());
+  res.set(http::field::server, "baton-http-service");
+  res.set("X-Request-Id", current_request_id.get());
+  if (const auto span = baton::current_trace()) res.set("traceparent", span->to_string());
+  // relaxed: see run(); a response that misses the flag keeps the connection open, and the
+  // connection then ends in enter_idle().
+  res.keep_alive(req.keep_alive() && !stopping_flag_.load(std::memory_order_relaxed));
+  res.prepare_payload();
+  auto writing = http::async_write(sock, res, baton::use_task);
+  co_await baton::wait_for(std::move(writing), opts_.write_timeout);
+
+  served_.fetch_add(1, std::memory_order_relaxed);
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
+  spdlog::info("{} {} -> {} ({} us)", view(req.method_string()), view(req.target()),
+               res.result_int(), us);
+  co_return res.keep_alive();
+}
+
+baton::task<void> server::reject(tcp::socket& sock, http::status status, std::string why) {
+  // A request of its own (this task's context), so that its log line has an id too.
+  (void)current_request_id.set(new_request_id());
+  (void)current_user.set("anonymous");
+  spdlog::warn("malformed request: {} -> {}", why, static_cast<unsigned>(status));
+  response res = error_response(status, why);
+  res.set(http::field::server, "baton-http-service");
+  res.set("X-Request-Id", current_request_id.get());
+  res.keep_alive(false);
+  res.prepare_payload();
+  bool written = true;
+  try {
+    auto writing = http::async_write(sock, res, baton::use_task);
+    co_await baton::wait_for(std::move(writing), opts_.write_timeout);
+  } catch (const baton::cancelled_error&) {
+    throw;
+  } catch (const std::exception&) {
+    written = false;
+  }
+  if (!written) co_return;
+  // Lingering close: say we are done sending, then read what the client still sends (the
+  // rest of an oversized request) until it closes. Closing at once with unread data would
+  // make the kernel send a RST, which can destroy the response before the client reads it.
+  boost::system::error_code ec;
+  sock.shutdown(tcp::socket::shutdown_send, ec);
+  try {
+    co_await baton::wait_for(drain(sock), 1s);
+  } catch (const baton::cancelled_error&) {
+    throw;
+  } catch (const std::exception&) {
+    // end of stream (the usual end), a time-out or a reset: the connection is over anyway
+  }
+}
+
+}  // namespace http_service

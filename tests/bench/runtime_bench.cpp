@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: BSL-1.0
+// What tasks and the loop cost: spawn + join, spawn in a populated context, nested co_await,
+// yield + resume, and spawn + join on two loop threads, each beside a baseline measured in the
+// same run (raw Asio coroutines on one io_context). docs/benchmarks.md reads it.
+//
+// Every loop-based benchmark runs its whole timing loop inside one coroutine: the baton rows
+// inside one baton::run(), the Asio rows inside one co_spawn'd awaitable on one io_context. So
+// loop set-up and shutdown are outside the timed region, and one benchmark iteration is one
+// operation (one spawn + join, one nested co_await, one yield). Time is wall-clock
+// (UseRealTime): on a threaded loop the timing coroutine moves between threads, so a thread's
+// CPU clock means nothing; the threaded rows report the process's CPU time instead.
+#include <baton/context_var.hpp>
+#include <baton/executor.hpp>
+#include <baton/run.hpp>
+#include <baton/sleep.hpp>
+#include <baton/spawn.hpp>
+#include <baton/task.hpp>
+#include <baton/task_handle.hpp>
+#include <baton/use_task.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <new>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace baton_bench {
+namespace {
+
+namespace asio = boost::asio;
+
+// ---- helpers --------------------------------------------------------------------------------
+
+/// Runs body on a baton loop with the given number of loop threads.
+void run_baton(baton::task<> body, std::int64_t threads = 1) {
+  baton::run_options opts;
+  opts.threads = static_cast<unsigned>(threads);
+  baton::run(std::move(body), std::move(opts));
+}
+
+/// Runs body on one io_context driven by `threads` threads (this one included), the way an Asio
+/// program does it. The concurrency hint is 1 for one thread, as baton's own loop uses.
+void run_asio(asio::awaitable<void> (*body)(benchmark::State&), benchmark::State& state,
+              std::int64_t threads = 1) {
+  asio::io_context ioc(static_cast<int>(threads));
+  asio::co_spawn(ioc, body(state), asio::detached);
+  std::vector<std::thread> extra;
+  for (std::int64_t i = 1; i < threads; ++i) extra.emplace_back([&ioc] { ioc.run(); });
+  ioc.run();
+  for (auto& t : extra) t.join();
+}
+
+baton::task<> empty_task() { co_return; }
+asio::awaitable<void> empty_awaitable() { co_return; }
+
+// ---- 1. spawn + join of an empty task -------------------------------------------------------
+
+baton::task<> spawn_join_loop(benchmark::State& state) {
+  for (auto _ : state) {
+    auto h = baton::spawn(empty_task());
+    co_await h;
+  }
+}
+
+asio::awaitable<void> asio_spawn_join_loop(benchmark::State& state) {
+  auto ex = co_await asio::this_coro::executor;
+  for (auto _ : state) co_await asio::co_spawn(ex, empty_awaitable(), asio::use_awaitable);
+}
+
+/// Baseline: co_spawn(ex, empty_awaitable(), use_awaitable) awaited from an awaitable.
+void baseline_asio_spawn_join(benchmark::State& state) {
+  run_asio(&asio_spawn_join_loop, state, state.range(0));
+}
+
+/// baton::spawn(empty_task()) + co_await of its handle, from a task.
+void spawn_join(benchmark::State& state) { run_baton(spawn_join_loop(state), state.range(0)); }
+
+// 6. is the same pair with two loop threads: the spawner and the child may then run on
+// different threads, and every hand-over between them can be a cross-thread wake-up.
+BENCHMARK(baseline_asio_spawn_join)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
+BENCHMARK(spawn_join)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->MeasureProcessCPUTime();
+
+/// Throughput shape (no Asio counterpart: use_awaitable's co_spawn starts only when awaited):
+/// spawn `batch` tasks, then join them all; one iteration is one task.
+baton::task<> spawn_batch_loop(benchmark::State& state) {
+  const auto batch = static_cast<std::size_t>(state.range(1));
+  std::vector<baton::task_handle<>> handles;
+  handles.reserve(batch);
+  for (auto _ : state) {
+    handles.push_back(baton::spawn(empty_task()));
+    if (handles.size() == batch) {
+      for (auto& h : handles) co_await h;
+      handles.clear();
+    }
+  }
+  for (auto& h : handles) co_await h;
+}
+
+void spawn_batch_join(benchmark::State& state) {
+  run_baton(spawn_batch_loop(state), state.range(0));
+}
+BENCHMARK(spawn_batch_join)
+    ->ArgNames({"threads", "batch"})
+    ->Args({1, 64})
+    ->Args({2, 64})
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
+
+// ---- 2. spawn in a populated context --------------------------------------------------------
+
+/// 16 vars, 4 of them strings (boxed values): what a request handler might carry.
+struct sixteen_vars {
+  std::vector<std::unique_ptr<baton::context_var<int>>> ints;
+  std::vector<std::unique_ptr<baton::context_var<std::string>>> strings;
+
+  sixteen_vars() {
+    for (int i = 0; i < 12; ++i) {
+      ints.push_back(std::make_unique<baton::context_var<int>>("int" + std::to_string(i)));
+    }
+    for (int i = 0; i < 4; ++i) {
+      strings.push_back(
+          std::make_unique<baton::context_var<std::string>>("string" + std::to_string(i)));
+    }
+  }
+
+  /// Sets every var in the current context.
+  void set_all() {
+    for (std::size_t i = 0; i < ints.size(); ++i) (void)ints[i]->set(static_cast<int>(i));
+    for (std::size_t i = 0; i < strings.size(); ++i) {
+      (void)strings[i]->set("a value longer than the small-string buffer #" + std::to_string(i));
+    }
+  }
+};
+
+/// spawn + join from a task whose own context holds range(0) vars: 0, or 16 (12 ints and 4
+/// boxed strings). Every spawn copies that context (O(1): the copy shares the map).
+baton::task<> spawn_join_in_context(benchmark::State& state) {
+  sixteen_vars vars;
+  if (state.range(0) == 16) vars.set_all();
+  co_await spawn_join_loop(state);
+  // The children really ran in the populated map: check once, outside the timing.
+  auto check = baton::spawn(
+      [](sixteen_vars& v) -> baton::task<int> { co_return v.ints.back()->get(-1); }(vars));
+  const int seen = co_await check;
+  if (seen != (state.range(0) == 16 ? 11 : -1)) {
+    state.SkipWithError("the child did not see the spawner's context");
+  }
+}
+
+/// The pair to compare: vars:0 is the same-run baseline of vars:16.
+void spawn_join_context(benchmark::State& state) { run_baton(spawn_join_in_context(state)); }
+BENCHMARK(spawn_join_context)->ArgName("vars")->Arg(0)->Arg(16)->UseRealTime();
+
+// ---- 3. nested co_await of a task<int> ------------------------------------------------------
+
+baton::task<int> next_int(int x) { co_return x + 1; }
+asio::awaitable<int> next_int_awaitable(int x) { co_return x + 1; }
+
+baton::task<> nested_loop(benchmark::State& state) {
+  int x = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(x);  // an opaque argument: the call is not folded away
+    x = co_await next_int(x);
+    benchmark::DoNotOptimize(x);
+  }
+}
+
+asio::awaitable<void> asio_nested_loop(benchmark::State& state) {
+  int x = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(x);
+    x = co_await next_int_awaitable(x);
+    benchmark::DoNotOptimize(x);
+  }
+}
+
+/// Baseline: co_await of an awaitable<int> that returns at once, from an awaitable.
+void baseline_asio_nested_await(benchmark::State& state) { run_asio(&asio_nested_loop, state); }
+BENCHMARK(baseline_asio_nested_await)->UseRealTime();
+
+/// co_await of a task<int> that returns at once, from a task.
+void nested_await(benchmark::State& state) { run_baton(nested_loop(state)); }
+BENCHMARK(nested_await)->UseRealTime();
+
+/// The floor of any coroutine task type on this compiler: a minimal lazy task (symmetric
+/// transfer in and out, result kept in the promise, frames from an inline free list), with
+/// nothing else: no exceptions (they terminate), no owner, no cancellation. What baton adds
+/// over it is what baton's nested_await costs above this row.
+namespace floor {
+
+/// Frames of one size, recycled through a plain free list (the benchmark uses one size).
+struct frame_pool {
+  struct block {
+    block* next;
+  };
+  block* head = nullptr;
+  std::size_t size = 0;
+
+  void* take(std::size_t n) {
+    if (head == nullptr || n != size) return ::operator new(n);
+    return std::exchange(head, head->next);
+  }
+  void put(void* p, std::size_t n) noexcept {
+    if (size == 0) size = n;
+    if (n != size) return ::operator delete(p);
+    head = new (p) block{head};
+  }
+  ~frame_pool() {
+    while (head != nullptr) ::operator delete(std::exchange(head, head->next));
+  }
+};
+thread_local frame_pool pool;
+
+template <class T>
+class [[nodiscard]] task {
+ public:
+  struct promise_type {
+    std::coroutine_handle<> continuation;
+    T value{};
+
+    static void* operator new(std::size_t n) { return pool.take(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { pool.put(p, n); }
+
+    task get_return_object() noexcept {
+      return task(std::coroutine_handle<promise_type>::from_promise(*this));
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    struct final_awaiter {
+      bool await_ready() const noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+        if (h.promise().continuation) return h.promise().continuation;
+        return std::noop_coroutine();  // the started root: back to start()
+      }
+      void await_resume() const noexcept {}
+    };
+    final_awaiter final_suspend() noexcept { return {}; }
+    void return_value(T v) noexcept { value = v; }
+    [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
+  };
+
+  explicit task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
+  task(task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  task& operator=(task&&) = delete;
+  ~task() {
+    if (h_) h_.destroy();
+  }
+
+  struct awaiter {
+    std::coroutine_handle<promise_type> h;
+    bool await_ready() const noexcept { return false; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
+      h.promise().continuation = parent;
+      return h;
+    }
+    T await_resume() noexcept { return h.promise().value; }
+  };
+  awaiter operator co_await() && noexcept { return {h_}; }
+
+  /// Runs the task on this thread until its first real suspension (none here: to the end).
+  void start() { h_.resume(); }
+
+ private:
+  std::coroutine_handle<promise_type> h_;
+};
+
+task<int> next_int(int x) { co_return x + 1; }
+
+task<int> nested_loop(benchmark::State& state) {
+  int x = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(x);
+    x = co_await next_int(x);
+    benchmark::DoNotOptimize(x);
+  }
+  co_return x;
+}
+
+}  // namespace floor
+
+/// Floor: the same co_await with the minimal task type above (not a runtime: no loop at all).
+void floor_minimal_task_nested_await(benchmark::State& state) {
+  auto t = floor::nested_loop(state);
+  t.start();
+}
+BENCHMARK(floor_minimal_task_nested_await)->UseRealTime();
+
+// ---- 4. yield + resume ----------------------------------------------------------------------
+
+baton::task<> yield_loop(benchmark::State& state) {
+  for (auto _ : state) co_await baton::sleep(std::chrono::milliseconds(0));
+}
+
+asio::awaitable<void> asio_yield_loop(benchmark::State& state) {
+  auto ex = co_await asio::this_coro::executor;
+  for (auto _ : state) co_await asio::post(ex, asio::use_awaitable);
+}
+
+baton::task<> post_use_task_loop(benchmark::State& state) {
+  auto ex = baton::current_executor();
+  for (auto _ : state) co_await asio::post(ex, baton::use_task);
+}
+
+/// Baseline: co_await asio::post(ex, use_awaitable) from an awaitable.
+void baseline_asio_post_yield(benchmark::State& state) { run_asio(&asio_yield_loop, state); }
+BENCHMARK(baseline_asio_post_yield)->UseRealTime();
+
+/// co_await baton::sleep(0ms) from a task (asyncio.sleep(0)).
+void yield_sleep_0(benchmark::State& state) { run_baton(yield_loop(state)); }
+BENCHMARK(yield_sleep_0)->UseRealTime();
+
+/// For reference: the same Asio post awaited from a task through baton::use_task.
+void yield_post_use_task(benchmark::State& state) { run_baton(post_use_task_loop(state)); }
+BENCHMARK(yield_post_use_task)->UseRealTime();
+
+}  // namespace
+}  // namespace baton_bench
+
+BENCHMARK_MAIN();
