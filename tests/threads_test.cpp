@@ -141,3 +141,62 @@ TEST_SUITE("threads") {
   }
 
 }  // TEST_SUITE
+
+TEST_SUITE("threads mixed") {
+  TEST_CASE("stress: coroutine tasks, fibers and to_thread mixed on four threads keep contexts") {
+    std::atomic<int> wrong{0}, finished{0}, cancelled{0};
+    run_task(
+        [&]() -> task<> {
+          std::mt19937 rng(777);
+          std::vector<baton::task_handle<>> hs;
+          constexpr int units = 3000;
+          for (int i = 0; i < units; ++i) {
+            const std::uint64_t id = static_cast<std::uint64_t>(i) + 1;
+            switch (i % 3) {
+              case 0:  // a coroutine task hopping through to_thread and the loop
+                hs.push_back(baton::spawn([](std::uint64_t me, std::atomic<int>& bad) -> task<> {
+                  (void)tag.set(me);
+                  for (int k = 0; k < 3; ++k) {
+                    const std::uint64_t seen = co_await baton::to_thread([] { return tag.get(); });
+                    if (seen != me) ++bad;
+                    co_await baton::sleep(0ms);
+                    if (tag.get() != me) ++bad;
+                  }
+                }(id, wrong)));
+                break;
+              case 1:  // a fiber awaiting sleeps, tasks and to_thread in blocking style
+                hs.push_back(baton::spawn_fiber([me = id, &bad = wrong] {
+                  (void)tag.set(me);
+                  for (int k = 0; k < 3; ++k) {
+                    baton::await(baton::sleep(std::chrono::microseconds(k)));
+                    if (tag.get() != me) ++bad;
+                    if (baton::await(baton::to_thread([] { return tag.get(); })) != me) ++bad;
+                  }
+                }));
+                break;
+              default:  // a to_thread job that sets in its copy: nothing may leak back
+                hs.push_back(baton::spawn([](std::uint64_t me, std::atomic<int>& bad) -> task<> {
+                  (void)tag.set(me);
+                  co_await baton::to_thread([] { (void)tag.set(0); });
+                  if (tag.get() != me) ++bad;
+                }(id, wrong)));
+            }
+            if (rng() % 4 == 0) hs[rng() % hs.size()].cancel();
+            if (i % 200 == 0) co_await baton::sleep(0ms);
+          }
+          for (auto& h : hs) {
+            try {
+              co_await h;
+              ++finished;
+            } catch (const baton::cancelled_error&) {
+              ++cancelled;
+            }
+          }
+        },
+        threads(4));
+    CHECK(wrong == 0);
+    CHECK(finished + cancelled == 3000);
+    CHECK(cancelled > 0);
+  }
+
+}  // TEST_SUITE
