@@ -399,7 +399,7 @@ baton::task<std::string> edge_cases(tcp::endpoint ep, ledger& book,
 
 // ---- graceful shutdown --------------------------------------------------------------------
 
-/// A note posted slowly (the handler waits 400 ms first), so that it is in flight at SIGTERM.
+/// A note posted slowly (the handler waits 1.5 s first), so that it is in flight at SIGTERM.
 baton::task<outcome> late_note(tcp::endpoint ep, int k, ledger& book) {
   const identity s = make_identity(k, "late");
   book.expect_request(s.id, s.user);
@@ -407,7 +407,8 @@ baton::task<outcome> late_note(tcp::endpoint ep, int k, ledger& book) {
     client_connection c;
     co_await c.connect(ep);
     const std::string text = "late note " + std::to_string(k);
-    request post = make_request(http::verb::post, "/notes?delay_ms=400", s.id, s);
+    request post = make_request(http::verb::post, "/notes?delay_ms=1500", s.id, s);
+    post.set("X-Deadline-Ms", "10000");
     post.body() = text;
     const response res = co_await c.send(post);
     checker chk(s.id + " POST /notes during the shutdown");
@@ -443,7 +444,8 @@ baton::task<std::string> shutdown_check(server& srv, tcp::endpoint ep, ledger& b
 
   std::vector<baton::task_handle<outcome>> posts;
   for (int k = 0; k < late_notes; ++k) posts.push_back(baton::spawn(late_note(ep, k, book)));
-  for (int waited = 0; srv.in_flight() < late_notes && waited < 600; ++waited) {
+  // All of them must be read (in flight) before the signal; a slow machine gets 10 s for it.
+  for (int waited = 0; srv.in_flight() < late_notes && waited < 2000; ++waited) {
     co_await baton::sleep(5ms);
   }
   if (srv.in_flight() < late_notes) {
