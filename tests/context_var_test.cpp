@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 #include <support/counted.hpp>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -201,6 +202,25 @@ TEST_SUITE("context_var model") {
       for (auto& [snap, expected] : snapshots) {
         for (int i = 0; i < n; i += 7) CHECK(snap.get(*vars[i]) == expected[i]);
       }
+    });
+  }
+
+}  // TEST_SUITE
+
+TEST_SUITE("context_var inline values") {
+  TEST_CASE("small trivially copyable values without a default constructor are stored inline") {
+    struct no_default {
+      explicit no_default(int v) : x(v) {}
+      int x;
+    };
+    context().run([] {
+      context_var<std::chrono::steady_clock::time_point> deadline("deadline");
+      context_var<no_default> nd("nd");
+      const auto now = std::chrono::steady_clock::now();
+      (void)deadline.set(now);
+      (void)nd.set(no_default(3));
+      CHECK(deadline.get() == now);
+      CHECK(nd.get().x == 3);
     });
   }
 

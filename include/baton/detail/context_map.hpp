@@ -19,6 +19,7 @@
 // Values that are trivially copyable and fit in 8 bytes live inline in the slot; others live
 // in a refcounted value_box, so copying a node never copies a user value.
 
+#include <array>
 #include <atomic>
 #include <bit>
 #include <cstdint>
@@ -151,9 +152,11 @@ inline const slot* find(const map_node* n, var_key key) noexcept {
 template <class T>
 T load(const slot& s) {
   if constexpr (stored_inline<T>) {
-    T v;
-    std::memcpy(&v, &s.bits, sizeof(T));
-    return v;
+    // Through bytes and bit_cast: T need not be default-constructible, and no class object is
+    // memcpy'd into (g++'s -Wclass-memaccess).
+    std::array<unsigned char, sizeof(T)> raw;
+    std::memcpy(raw.data(), &s.bits, sizeof(T));
+    return std::bit_cast<T>(raw);
   } else {
     return static_cast<const typed_box<T>*>(reinterpret_cast<value_box*>(s.bits))->value;
   }
