@@ -55,16 +55,6 @@ struct group_member : waiter {
   task_base* child = nullptr;
 };
 
-bool is_cancellation(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const cancelled_error&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
 void wake(std::atomic<task_base*>& slot) noexcept {
   // acq_rel: exactly one of the completion and the cancel hook takes the waiter.
   if (task_base* t = slot.exchange(nullptr, std::memory_order_acq_rel)) schedule(t);
@@ -77,8 +67,9 @@ void member_done(waiter* w) noexcept {
   bool last = false;
   {
     std::lock_guard lock(g.mutex);
-    // The group takes over the error (it reports it if nobody sees it through the group).
-    if (std::exception_ptr e = retrieve_error(m->child); e && !is_cancellation(e)) {
+    // The group takes over the error (it reports it if nobody sees it through the group);
+    // complete() has already classified it (cancelled) before waking us.
+    if (std::exception_ptr e = retrieve_error(m->child); e && !m->child->cancelled) {
       g.errors.push_back(e);
       g.failed_names.push_back(task_name(m->child));
       cancel_siblings = !std::exchange(g.failed, true);
