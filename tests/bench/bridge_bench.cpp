@@ -217,14 +217,26 @@ void fiber_spawn_join(benchmark::State& state) { run_baton(fiber_loop(state)); }
 /// Spawns an empty stackful child on ex and completes token when the child has finished.
 /// (Asio 1.81's spawn cannot complete into a yield_context with the void(exception_ptr)
 /// signature: its spawn_handler rethrows a null exception_ptr. This wrapper has signature
-/// void() instead; it is what the yield-token join would do, minus that bug.)
+/// void() instead.)
+///
+/// The completion is posted, not called. Asio 1.81 calls spawn's completion handler on the
+/// child's own stack (spawn_entry_point::call, through handler_work::complete, which runs it
+/// inline on the io_context's thread), and a yield_context handler resumes its coroutine right
+/// there. Called directly, the parent would therefore run its next iteration, and spawn the
+/// next child, from inside the finished child's frames: every child's stack would stay
+/// mapped, one nested inside the next, until the parent ends. With a guard-paged stack (two
+/// mappings each) that reaches vm.max_map_count (65530) after ~32,700 children; mmap then
+/// throws bad_alloc inside the previous child's spawn_entry_point, whose catch (...) calls this
+/// completion a second time with its handler already moved from: a null spawned_thread_,
+/// SIGSEGV. Posting lets the child return and release its stack before the parent resumes,
+/// as baton's fiber join does.
 template <class Executor, class StackAllocator, class Token>
 auto spawn_and_join(const Executor& ex, StackAllocator stack, Token&& token) {
   return asio::async_initiate<Token, void()>(
       [ex, stack](auto handler) mutable {
         asio::spawn(
             ex, std::allocator_arg, std::move(stack), [](asio::yield_context) {},
-            [h = std::move(handler)](std::exception_ptr) mutable { std::move(h)(); });
+            [h = std::move(handler)](std::exception_ptr) mutable { asio::post(std::move(h)); });
       },
       token);
 }
@@ -255,10 +267,9 @@ void baseline_asio_spawn_join_guarded(benchmark::State& state) {
   run_asio_spawn(state, baton::fiber_options{}.stack_size);
 }
 
-// Asio keeps every child's stack until the parent coroutine ends (strace: all munmaps come
-// after the parent's last statement), so the rows above leave the munmap of each child out of
-// the timed loop. This row puts it back: one iteration = a parent that spawns and joins 100
-// guarded children and ends, so their stacks are released inside the iteration.
+// One iteration = a parent that spawns and joins 100 guarded children and ends: the row above
+// plus the parent's own spawn and teardown, shared by its 100 children. (Each child's stack is
+// released when it ends, inside the iteration, in both rows.)
 void baseline_asio_spawn_join_guarded_released(benchmark::State& state) {
   constexpr int children = 100;
   asio::io_context ioc(1);
