@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <new>
+#include <utility>
 
 namespace baton::detail {
 namespace {
@@ -204,18 +205,10 @@ map_node* erase_at(const map_node* n, var_key key, unsigned shift) {
 
 }  // namespace
 
-void retain(map_node* n) noexcept {
-  // Relaxed: see retain_box.
-  if (n != nullptr) n->refs.fetch_add(1, std::memory_order_relaxed);
-}
+namespace {
 
-void release(map_node* n) noexcept {
-  // See release_box for the single-owner shortcut and the ordering.
-  if (n == nullptr) return;
-  if (n->refs.load(std::memory_order_acquire) != 1 &&
-      n->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) {
-    return;
-  }
+/// Frees n, whose last reference the caller holds.
+void destroy(map_node* n) noexcept {
   for_each_owned(n, [n](unsigned i, bool child) {
     const slot& s = n->slots[i];
     if (child) {
@@ -225,6 +218,64 @@ void release(map_node* n) noexcept {
     }
   });
   ::operator delete(n);
+}
+
+/// Drops one reference now (an atomic decrement unless it is the only one).
+void release_now(map_node* n) noexcept {
+  // See release_box for the single-owner shortcut and the ordering.
+  if (n->refs.load(std::memory_order_acquire) == 1 ||
+      n->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    destroy(n);
+  }
+}
+
+}  // namespace
+
+[[gnu::tls_model("initial-exec")]] constinit thread_local ref_cache* current_ref_cache = nullptr;
+
+ref_cache* install_ref_cache(ref_cache* c) noexcept { return std::exchange(current_ref_cache, c); }
+
+void flush(ref_cache& c) noexcept {
+  // One at a time from the end: destroying a node may release its children into this cache.
+  while (c.count != 0) release_now(c.held[--c.count]);
+}
+
+void retain(map_node* n) noexcept {
+  if (n == nullptr) return;
+  if (ref_cache* c = current_ref_cache) {
+    for (unsigned i = c->count; i-- != 0;) {
+      if (c->held[i] == n) {  // take the reference this thread kept
+        c->held[i] = c->held[--c->count];
+        return;
+      }
+    }
+  }
+  // Relaxed: see retain_box.
+  n->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+void release(map_node* n) noexcept {
+  if (n == nullptr) return;
+  ref_cache* const c = current_ref_cache;
+  if (c == nullptr) return release_now(n);
+  std::uint32_t mine = 1;  // the reference being released, plus those the cache holds
+  for (unsigned i = 0; i != c->count; ++i) mine += c->held[i] == n ? 1 : 0;
+  // acquire: when every reference is ours, we free n and must see every other owner's use.
+  if (n->refs.load(std::memory_order_acquire) == mine) {
+    // Nobody else holds n (so nobody can retain it concurrently): drop ours and free it.
+    for (unsigned i = c->count; i-- != 0;) {
+      if (c->held[i] == n) c->held[i] = c->held[--c->count];
+    }
+    destroy(n);
+    return;
+  }
+  if (c->count == ref_cache::capacity) {  // make room: the oldest goes for real
+    map_node* const oldest = c->held[0];
+    for (unsigned i = 1; i != c->count; ++i) c->held[i - 1] = c->held[i];
+    --c->count;
+    release_now(oldest);
+  }
+  c->held[c->count++] = n;
 }
 
 void drop_entry(const slot& s) noexcept {

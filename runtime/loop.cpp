@@ -242,7 +242,19 @@ void complete(task_base* t) noexcept {
 }
 
 // ---------------------------------------------------------------------------------------------
-// frames
+// loop threads and their frames
+
+worker_scope::worker_scope(worker& w, loop* l) noexcept
+    : w_(w), prev_cache_(install_ref_cache(&w.refs)) {
+  w.lp = l;
+  current_worker = &w;
+}
+
+worker_scope::~worker_scope() {
+  current_worker = nullptr;
+  flush(w_.refs);
+  install_ref_cache(prev_cache_);
+}
 
 frame_cache::~frame_cache() {
   for (block* b : heads) {
@@ -362,20 +374,26 @@ void loop::start(task_base* t) {
 
 void loop::push(task_base* t) noexcept {
   t->next_ready = nullptr;
+  bool was_empty = false;
   {
     maybe_lock lock(mutex_, threads_ > 1);
     if (ready_tail_ != nullptr) {
       ready_tail_->next_ready = t;
     } else {
       ready_head_ = t;
+      was_empty = true;
     }
     ready_tail_ = t;
   }
+  if (threads_ == 1) return;
+  // A loop thread that pushes onto an empty queue pops the task itself as soon as its current
+  // task suspends (tokio's LIFO slot does the same): waking an idle thread for it would only
+  // hand the task over through two locks and a futex. A second task queued behind it, or a
+  // push from elsewhere (the thread in run()), wakes a sleeper.
+  if (was_empty && current_worker != nullptr && current_worker->lp == this) return;
   // seq_cst pairs with the idle_ increment in work(): either the sleeper sees the task in the
   // queue, or we see the sleeper and wake it.
-  if (threads_ > 1 && idle_.load(std::memory_order_seq_cst) != 0) {
-    asio::post(ioc_, [] {});
-  }
+  if (idle_.load(std::memory_order_seq_cst) != 0) asio::post(ioc_, [] {});
 }
 
 task_base* loop::pop() noexcept {
@@ -461,10 +479,18 @@ void loop::work(worker& w, const std::function<bool()>& until) {
       continue;
     }
     since_poll = 0;
+    // Going idle: map references kept for the next spawn are dropped now, so what the
+    // finished tasks' contexts held does not outlive them by more than a busy spell.
+    flush(w.refs);
+    if (threads_ == 1) {
+      // Nobody else pushes to this queue (other threads post through Asio): no idle count.
+      if (!until()) ioc_.run_one();
+      continue;
+    }
     idle_.fetch_add(1, std::memory_order_seq_cst);
     bool ready = false;
     {
-      maybe_lock lock(mutex_, threads_ > 1);
+      std::lock_guard lock(mutex_);
       ready = ready_head_ != nullptr;
     }
     if (!ready && !until()) ioc_.run_one();
@@ -498,8 +524,7 @@ void loop::run_main(task_base* main) {
     // This thread is the loop. Between tasks it runs in an empty context of its own, so plain
     // Asio handlers never see or change the caller's context.
     worker w;
-    w.lp = this;
-    current_worker = &w;
+    worker_scope scope(w, this);
     context_cell* const caller_cell = current_cell;
     context base;
     enter(base.cell());
@@ -512,7 +537,6 @@ void loop::run_main(task_base* main) {
     work(w, nothing_live);
     shutdown();
     leave(base.cell(), caller_cell);
-    current_worker = nullptr;
     return;
   }
   // Several loop threads: they all run work(); this thread only coordinates, so that the
@@ -520,11 +544,9 @@ void loop::run_main(task_base* main) {
   for (unsigned i = 0; i < threads_; ++i) {
     extra_threads_.emplace_back([this] {
       worker ew;
-      ew.lp = this;
-      current_worker = &ew;
+      worker_scope scope(ew, this);
       context base;  // between tasks, an empty context of this thread's own
       base.run([&] { work(ew, [this] { return stop_workers_.load(std::memory_order_acquire); }); });
-      current_worker = nullptr;
     });
   }
   start(main);
@@ -547,12 +569,10 @@ void loop::run_main(task_base* main) {
   // A loop_handle job accepted before the gate closed may have spawned a task after the last
   // check: this thread, now the only one, runs whatever is left before refusing more work.
   worker w;
-  w.lp = this;
-  current_worker = &w;
+  worker_scope scope(w, this);
   context base;
   base.run([&] { work(w, nothing_live); });
   shutdown();
-  current_worker = nullptr;
 }
 
 void loop::close_gate() noexcept {

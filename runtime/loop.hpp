@@ -54,6 +54,21 @@ struct worker {
   task_base* just_finished = nullptr;   // set by finish() for resume() to release
   fiber_core* current_fiber = nullptr;  // the fiber running on this thread (fiber.cpp)
   frame_cache frames;
+  ref_cache refs;  // map references kept for the next spawn (context_map.hpp)
+};
+
+/// Makes the calling thread a thread of loop l while it lives: current_worker, and its ref
+/// cache installed (flushed on the way out).
+class worker_scope {
+ public:
+  worker_scope(worker& w, loop* l) noexcept;
+  ~worker_scope();
+  worker_scope(const worker_scope&) = delete;
+  worker_scope& operator=(const worker_scope&) = delete;
+
+ private:
+  worker& w_;
+  ref_cache* prev_cache_;
 };
 
 class loop {

@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
+#include <latch>
 #include <chrono>
 #include <random>
 #include <string>
@@ -86,6 +87,43 @@ TEST_SUITE("threads") {
           for (auto& h : hs) wrong += co_await h;
         },
         threads(4));
+    CHECK(wrong == 0);
+  }
+
+  TEST_CASE("a second queued task wakes the idle loop thread: two children run at once") {
+    // The first push of a loop thread onto an empty queue wakes nobody (that thread pops the
+    // task itself at its next suspension); the second must wake the idle thread, or the two
+    // children, which each wait for the other to be running, could never meet.
+    std::latch both_running(2);
+    auto meet = [](std::latch& l) -> task<> {
+      l.arrive_and_wait();
+      co_return;
+    };
+    run_task(
+        [&]() -> task<> {
+          auto a = baton::spawn(meet(both_running));
+          auto b = baton::spawn(meet(both_running));
+          co_await a;
+          co_await b;
+        },
+        threads(2));
+    CHECK(both_running.try_wait());
+  }
+
+  TEST_CASE("a chain of spawn and join on two loop threads keeps every context") {
+    // The hand-over path that skips the wake-up: each child is pushed onto an empty queue by
+    // the thread that then suspends and pops it.
+    int wrong = 0;
+    run_task(
+        [&]() -> task<> {
+          std::atomic<int> unused{0};
+          for (std::uint64_t i = 1; i <= 2000; ++i) {
+            (void)tag.set(i);
+            wrong += co_await baton::spawn(checker(i * 7, 1, unused));
+            if (tag.get() != i) ++wrong;
+          }
+        },
+        threads(2));
     CHECK(wrong == 0);
   }
 

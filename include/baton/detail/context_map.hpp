@@ -102,6 +102,28 @@ void release(context_cell* c) noexcept;
 void retain(map_node* n) noexcept;
 void release(map_node* n) noexcept;
 
+/// References to map nodes that this thread dropped while other owners remained, kept to hand
+/// back to the next retain() of the same node on this thread. Spawning from a populated
+/// context retains the spawner's root and the child's end releases it: with a cache, the pair
+/// costs no atomic instruction (the reference just moves from the cache to the next child).
+/// Only deferring a decrement is ever done, never an increment, so no node dies early; a node
+/// whose every reference is in the cache is freed at once. Loop threads install one (at most
+/// `capacity` nodes stay alive longer than they must, until the thread next goes idle).
+struct ref_cache {
+  static constexpr unsigned capacity = 8;
+  map_node* held[capacity] = {};
+  unsigned count = 0;
+};
+
+/// The calling thread's cache, or nullptr (every release then decrements at once).
+[[gnu::tls_model("initial-exec")]] extern constinit thread_local ref_cache* current_ref_cache;
+
+/// Makes c this thread's cache (returns the previous one). Pass nullptr to stop deferring;
+/// flush the old cache first.
+ref_cache* install_ref_cache(ref_cache* c) noexcept;
+/// Drops every reference c holds.
+void flush(ref_cache& c) noexcept;
+
 /// The cell of whatever runs on this thread now: a task, a context::run, or the thread's
 /// implicit context (created on first set()). nullptr means "empty context".
 /// constinit + initial-exec keep the access a single TLS load also from a shared libbaton;
