@@ -26,6 +26,7 @@
 namespace baton::detail {
 
 [[gnu::tls_model("initial-exec")]] constinit thread_local worker* current_worker = nullptr;
+[[gnu::tls_model("initial-exec")]] constinit thread_local frame_cache* current_frames = nullptr;
 
 namespace {
 
@@ -245,13 +246,16 @@ void complete(task_base* t) noexcept {
 // loop threads and their frames
 
 worker_scope::worker_scope(worker& w, loop* l) noexcept
-    : w_(w), prev_cache_(install_ref_cache(&w.refs)) {
+    : w_(w),
+      prev_cache_(install_ref_cache(&w.refs)),
+      prev_frames_(std::exchange(current_frames, &w.frames)) {
   w.lp = l;
   current_worker = &w;
 }
 
 worker_scope::~worker_scope() {
   current_worker = nullptr;
+  current_frames = prev_frames_;
   flush(w_.refs);
   install_ref_cache(prev_cache_);
 }
@@ -260,33 +264,6 @@ frame_cache::~frame_cache() {
   for (block* b : heads) {
     while (b != nullptr) ::operator delete(std::exchange(b, b->next));
   }
-}
-
-void* allocate_frame(std::size_t size) {
-  const std::size_t cls = (size + frame_cache::granule - 1) / frame_cache::granule;
-  if (cls >= frame_cache::classes) return ::operator new(size);
-  worker* w = current_worker;
-  // Always a whole class: the block may be freed on a loop thread and cached for reuse there.
-  if (w == nullptr) return ::operator new(cls* frame_cache::granule);
-  if (frame_cache::block* b = w->frames.heads[cls]) {
-    w->frames.heads[cls] = b->next;
-    --w->frames.counts[cls];
-    return b;
-  }
-  return ::operator new(cls* frame_cache::granule);
-}
-
-void deallocate_frame(void* p, std::size_t size) noexcept {
-  const std::size_t cls = (size + frame_cache::granule - 1) / frame_cache::granule;
-  worker* w = current_worker;
-  if (w == nullptr || cls >= frame_cache::classes || w->frames.counts[cls] >= frame_cache::depth) {
-    ::operator delete(p);
-    return;
-  }
-  auto* b = static_cast<frame_cache::block*>(p);
-  b->next = w->frames.heads[cls];
-  w->frames.heads[cls] = b;
-  ++w->frames.counts[cls];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -444,6 +421,15 @@ void loop::resume(worker& w, task_base* t) noexcept {
     std::this_thread::yield();
     return;
   }
+  if (t->status.load(std::memory_order_relaxed) == task_status::scheduled &&
+      t->cancel_pending.load(std::memory_order_relaxed)) [[unlikely]] {
+    // Cancelled before its first step: as in asyncio, the body never starts (nothing of it
+    // could catch the error yet). Finished here, inside its context like any step.
+    cancel_before_start(t);
+    leave(cell, prev);
+    on_finished(t);
+    return;
+  }
   w.running = t;
   t->status.store(task_status::running, std::memory_order_relaxed);
   std::exchange(t->resume_point, {}).resume();
@@ -452,6 +438,17 @@ void loop::resume(worker& w, task_base* t) noexcept {
   if (finished == nullptr) t->status.store(task_status::suspended, std::memory_order_relaxed);
   leave(cell, prev);
   if (finished != nullptr) on_finished(finished);
+}
+
+void loop::cancel_before_start(task_base* t) noexcept {
+  {
+    cancel_guard g(t);
+    t->cancel_pending.store(false, std::memory_order_relaxed);  // consumed, as a step would
+  }
+  t->error = std::make_exception_ptr(cancelled_error());
+  if (t->root_frame) std::exchange(t->root_frame, {}).destroy();
+  t->resume_point = {};
+  complete(t);
 }
 
 void loop::fail_unrunnable(task_base* t) noexcept {

@@ -33,32 +33,18 @@ struct loop_gate {
   loop* alive = nullptr;  // nullptr once the loop is being destroyed (no posts at all)
 };
 
-/// A recycling cache of coroutine frames per loop thread: blocks are plain ::operator new
-/// blocks of a size class, so any thread may free any block.
-struct frame_cache {
-  static constexpr std::size_t granule = 64;
-  static constexpr std::size_t classes = 16;  // up to 1 KiB
-  static constexpr std::size_t depth = 64;    // blocks kept per class
-  struct block {
-    block* next;
-  };
-  std::array<block*, classes> heads{};
-  std::array<std::uint32_t, classes> counts{};
-  ~frame_cache();
-};
-
 /// One loop thread.
 struct worker {
   loop* lp = nullptr;
   task_base* running = nullptr;         // the task being resumed now
   task_base* just_finished = nullptr;   // set by finish() for resume() to release
   fiber_core* current_fiber = nullptr;  // the fiber running on this thread (fiber.cpp)
-  frame_cache frames;
-  ref_cache refs;  // map references kept for the next spawn (context_map.hpp)
+  frame_cache frames;                   // installed as current_frames
+  ref_cache refs;                       // map references kept for the next spawn (context_map.hpp)
 };
 
 /// Makes the calling thread a thread of loop l while it lives: current_worker, and its ref
-/// cache installed (flushed on the way out).
+/// cache and frame cache installed (the ref cache flushed on the way out).
 class worker_scope {
  public:
   worker_scope(worker& w, loop* l) noexcept;
@@ -69,6 +55,7 @@ class worker_scope {
  private:
   worker& w_;
   ref_cache* prev_cache_;
+  frame_cache* prev_frames_;
 };
 
 class loop {
@@ -103,6 +90,7 @@ class loop {
   void cancel_all() noexcept;
   void shutdown();
   void fail_unrunnable(task_base* t) noexcept;
+  void cancel_before_start(task_base* t) noexcept;
 
   asio::io_context ioc_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_guard_;

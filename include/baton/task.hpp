@@ -24,9 +24,9 @@
 
 #include <coroutine>
 #include <exception>
+#include <memory>
 #include <type_traits>
 #include <utility>
-#include <variant>
 
 namespace boost::asio {
 template <typename T, typename Executor>
@@ -67,18 +67,11 @@ struct promise_base {
   task_base* owner = nullptr;            // the spawned task this frame belongs to
   std::coroutine_handle<> continuation;  // the awaiting frame; empty for a root frame
 
-  static void* operator new(std::size_t n) { return allocate_frame(n); }
-  static void operator delete(void* p, std::size_t n) noexcept { deallocate_frame(p, n); }
-
-  struct initial_awaiter {
-    promise_base* p;
-    bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<>) const noexcept {}
-    // A root cancelled before its first step sees cancelled_error before its first statement.
-    void await_resume() const {
-      if (!p->continuation && p->owner != nullptr) throw_if_cancel_pending(p->owner);
-    }
-  };
+  // Inlined into every frame's ramp and destroy, where n is a constant: the size class folds.
+  [[gnu::always_inline]] static void* operator new(std::size_t n) { return allocate_frame(n); }
+  [[gnu::always_inline]] static void operator delete(void* p, std::size_t n) noexcept {
+    deallocate_frame(p, n);
+  }
 
   struct final_awaiter {
     bool await_ready() const noexcept { return false; }
@@ -91,7 +84,9 @@ struct promise_base {
     void await_resume() const noexcept {}
   };
 
-  initial_awaiter initial_suspend() noexcept { return {this}; }
+  // Lazy. A task cancelled before its first step never starts its body: the loop finishes it
+  // as cancelled instead of resuming it (loop::resume), so nested frames pay no check here.
+  std::suspend_always initial_suspend() noexcept { return {}; }
   final_awaiter final_suspend() noexcept { return {}; }
 
   /// Every co_await passes through unchanged, except an asio::awaitable, which is run on the
@@ -108,17 +103,47 @@ struct promise_base {
 
 template <class T>
 struct promise final : promise_base {
-  std::variant<std::monostate, T, std::exception_ptr> result;
+  // The result, without std::variant: one byte says which member is alive, so the common
+  // path (a value, read once) costs one compare and no index bookkeeping.
+  enum class outcome : unsigned char { none, value, error };
+  outcome state = outcome::none;
+  union {
+    T value;
+    std::exception_ptr error;
+  };
+
+  promise() noexcept {}
+  ~promise() {
+    if (state == outcome::value) {
+      value.~T();
+    } else if (state == outcome::error) {
+      error.~exception_ptr();
+    }
+  }
+  promise(const promise&) = delete;
+  promise& operator=(const promise&) = delete;
 
   task<T> get_return_object() noexcept;
   template <class U = T>
   requires std::is_convertible_v<U&&, T>
-  void return_value(U&& v) { result.template emplace<1>(std::forward<U>(v)); }
-  void unhandled_exception() noexcept { result.template emplace<2>(std::current_exception()); }
+  void return_value(U&& v) {
+    std::construct_at(&value, std::forward<U>(v));
+    state = outcome::value;
+  }
+  void unhandled_exception() noexcept {
+    std::construct_at(&error, std::current_exception());
+    state = outcome::error;
+  }
+
+  /// The failure, if the body threw (null otherwise).
+  std::exception_ptr failure() const noexcept {
+    return state == outcome::error ? error : std::exception_ptr();
+  }
 
   T take() {
-    if (result.index() == 2) std::rethrow_exception(std::get<2>(result));
-    return std::move(std::get<1>(result));
+    if (state != outcome::value) [[unlikely]]
+      std::rethrow_exception(error);
+    return std::move(value);
   }
 };
 

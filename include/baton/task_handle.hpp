@@ -36,6 +36,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <variant>
 
 namespace baton {
 
@@ -55,11 +56,11 @@ struct task_state final : task_base {
         value.emplace();
       }
     } else {
-      if (p.result.index() == 2) {
-        error = std::get<2>(p.result);
+      if (auto e = p.failure()) {
+        error = std::move(e);
       } else {
         try {
-          value.emplace(std::move(std::get<1>(p.result)));
+          value.emplace(std::move(p.value));
         } catch (...) {
           error = std::current_exception();
         }

@@ -16,6 +16,7 @@
 // runs on two threads at once: entering is exclusive) and makes it current.
 
 #include <baton/detail/context_map.hpp>
+#include <baton/detail/frame_cache.hpp>
 #include <baton/errors.hpp>
 
 #include <atomic>
@@ -148,10 +149,6 @@ bool add_waiter(task_base* t, waiter* w) noexcept;
 /// Hands a failure nobody retrieved to the exception handler of loop `generation` (stderr
 /// when that loop is gone or has none). Never called with a lock held.
 void report_unretrieved(std::uint64_t generation, const unhandled_failure& f) noexcept;
-
-/// Frame allocation through the loop thread's recycling cache.
-void* allocate_frame(std::size_t size);
-void deallocate_frame(void* p, std::size_t size) noexcept;
 
 /// The executor of the running loop (type-erased to keep Asio out of this header).
 void retain_task(task_base* t) noexcept;
