@@ -73,6 +73,27 @@ void pause() noexcept {
 
 context_cell::context_cell() = default;
 
+namespace {
+
+std::atomic<std::uint64_t> next_version_block{1};
+
+/// This thread's unused versions [next, end), taken from next_version_block 1024 at a time: a
+/// set() pays no atomic, and versions stay unique across threads (a cell may be entered on
+/// one thread after another).
+[[gnu::tls_model("initial-exec")]] constinit thread_local std::uint64_t versions_next = 0;
+[[gnu::tls_model("initial-exec")]] constinit thread_local std::uint64_t versions_end = 0;
+
+}  // namespace
+
+std::uint64_t fresh_version() noexcept {
+  if (versions_next == versions_end) [[unlikely]] {
+    constexpr std::uint64_t block = 1024;
+    versions_next = next_version_block.fetch_add(block, std::memory_order_relaxed);
+    versions_end = versions_next + block;
+  }
+  return versions_next++;
+}
+
 std::uint64_t new_cell_id() noexcept {
   // Relaxed: only uniqueness matters.
   return next_cell_id.fetch_add(1, std::memory_order_relaxed);
@@ -198,7 +219,7 @@ token_state* set_entry(const slot& entry, const void* var) {
   t->prev_version = c->version;
   t->old_root = c->root;  // the cell's reference moves to the token
   c->root = new_root;
-  c->version = ++c->next_version;
+  c->version = fresh_version();
   t->version = c->version;
   return t;
 }
@@ -228,10 +249,10 @@ void reset_entry(token_state* t, var_key key, const void* var, const std::string
       reinterpret_cast<value_box*>(t->old_entry.bits)->refs.fetch_add(1, std::memory_order_relaxed);
     }
     new_root = insert(c->root, t->old_entry);
-    version = ++c->next_version;
+    version = fresh_version();
   } else {
     new_root = erase(c->root, key);
-    version = ++c->next_version;
+    version = fresh_version();
   }
   release(c->root);
   c->root = new_root;

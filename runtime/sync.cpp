@@ -29,9 +29,9 @@ void cancel_waiter(void* arg) noexcept {
   auto& n = *static_cast<wait_node*>(arg);
   task_base* t = nullptr;
   {
-    std::lock_guard g(*n.mutex);
+    std::lock_guard g(n.mutex());
     if (n.state != wait_state::queued) return;  // granted: its wake path schedules it
-    n.list->erase(&n);
+    n.list().erase(&n);
     n.state = wait_state::removed;
     t = n.task;
   }
@@ -51,7 +51,7 @@ bool suspend_on(wait_node& n, task_base* t, std::coroutine_handle<> h) {
   for (;;) {
     {
       wake_list wake;  // schedules after the guard below unlocks
-      std::lock_guard g(*n.mutex);
+      std::lock_guard g(n.mutex());
       if (n.ops->try_take(n, wake)) {
         n.state = wait_state::taken;
         return false;
@@ -63,13 +63,13 @@ bool suspend_on(wait_node& n, task_base* t, std::coroutine_handle<> h) {
     bool retry = false;
     const bool suspended = arm(t, h, n.ops->what, {&cancel_waiter, &n}, [&n, &retry] {
       {
-        std::lock_guard g(*n.mutex);
+        std::lock_guard g(n.mutex());
         if (n.ops->available(n)) {
           retry = true;
           return false;
         }
         n.state = wait_state::queued;
-        n.list->push_back(&n);
+        n.list().push_back(&n);
       }
       // From here a wake path may grant n and schedule the task on another thread; the task
       // then waits in disarm() for this thread to leave arm(), so n stays valid until then.
@@ -186,13 +186,34 @@ struct sync_access {
   static const wait_ops condition_ops;
 };
 
-const wait_ops sync_access::event_ops{"event", &event_take, &event_available, nullptr,
-                                      &nothing_to_undo};
-const wait_ops sync_access::lock_ops{"lock", &lock_take, &lock_available, nullptr, &lock_undo};
-const wait_ops sync_access::semaphore_ops{"semaphore", &semaphore_take, &semaphore_available,
-                                          nullptr, &semaphore_undo};
-const wait_ops sync_access::condition_ops{"condition", &never, &never_available, &condition_queued,
-                                          &condition_undo};
+const wait_ops sync_access::event_ops{"event",
+                                      &event_take,
+                                      &event_available,
+                                      nullptr,
+                                      &nothing_to_undo,
+                                      &member_mutex<event, &event::mutex_>,
+                                      &member_list<event, &event::waiters_>};
+const wait_ops sync_access::lock_ops{"lock",
+                                     &lock_take,
+                                     &lock_available,
+                                     nullptr,
+                                     &lock_undo,
+                                     &member_mutex<lock, &lock::mutex_>,
+                                     &member_list<lock, &lock::waiters_>};
+const wait_ops sync_access::semaphore_ops{"semaphore",
+                                          &semaphore_take,
+                                          &semaphore_available,
+                                          nullptr,
+                                          &semaphore_undo,
+                                          &member_mutex<semaphore, &semaphore::mutex_>,
+                                          &member_list<semaphore, &semaphore::waiters_>};
+const wait_ops sync_access::condition_ops{"condition",
+                                          &never,
+                                          &never_available,
+                                          &condition_queued,
+                                          &condition_undo,
+                                          &member_mutex<condition, &condition::mutex_>,
+                                          &member_list<condition, &condition::waiters_>};
 
 }  // namespace baton::detail
 
@@ -204,8 +225,7 @@ using detail::wake_list;
 // ---------------------------------------------------------------------------------------------
 // event
 
-event::wait_awaitable::wait_awaitable(event& e) noexcept
-    : wait_op(sync_access::event_ops, &e, e.mutex_, e.waiters_) {}
+event::wait_awaitable::wait_awaitable(event& e) noexcept : wait_op(sync_access::event_ops, &e) {}
 
 void event::set() {
   wake_list wake;  // schedules after the guard below unlocks
@@ -227,8 +247,7 @@ bool event::is_set() const {
 // ---------------------------------------------------------------------------------------------
 // lock
 
-lock::acquire_awaitable::acquire_awaitable(lock& l) noexcept
-    : wait_op(sync_access::lock_ops, &l, l.mutex_, l.waiters_) {}
+lock::acquire_awaitable::acquire_awaitable(lock& l) noexcept : wait_op(sync_access::lock_ops, &l) {}
 
 void lock::release() {
   wake_list wake;
@@ -246,7 +265,7 @@ bool lock::locked() const {
 // semaphore
 
 semaphore::acquire_awaitable::acquire_awaitable(semaphore& s) noexcept
-    : wait_op(sync_access::semaphore_ops, &s, s.mutex_, s.waiters_) {}
+    : wait_op(sync_access::semaphore_ops, &s) {}
 
 semaphore::semaphore(std::ptrdiff_t value) : semaphore(value, false) {}
 
@@ -278,8 +297,7 @@ bool semaphore::locked() const {
 /// so that no notify() can come in between.
 class condition::wait_awaitable : public detail::wait_op {
  public:
-  explicit wait_awaitable(condition& c) noexcept
-      : wait_op(sync_access::condition_ops, &c, c.mutex_, c.waiters_) {}
+  explicit wait_awaitable(condition& c) noexcept : wait_op(sync_access::condition_ops, &c) {}
   /// Whether the lock was released (the node got queued): it must be re-acquired.
   bool released() const noexcept { return state != detail::wait_state::idle; }
 };

@@ -121,13 +121,6 @@ class queue {
   static bool join_undo(detail::wait_node&) noexcept { return true; }
   static bool put_undo(detail::wait_node&) noexcept { return false; }
 
-  static constexpr detail::wait_ops put_ops{"queue.put", &put_try_take, &put_available, nullptr,
-                                            &put_undo};
-  static constexpr detail::wait_ops get_ops{"queue.get", &get_try_take, &get_available, nullptr,
-                                            &get_undo};
-  static constexpr detail::wait_ops join_ops{"queue.join", &join_try_take, &join_available, nullptr,
-                                             &join_undo};
-
   const std::size_t maxsize_;
   mutable std::mutex mutex_;
   std::deque<T> items_;
@@ -135,6 +128,29 @@ class queue {
   detail::wait_list getters_;   // only while items_ is empty
   detail::wait_list putters_;   // only while the queue is full
   detail::wait_list joiners_;   // only while unfinished_ > 0
+
+  // After the members they point to (a static member's initializer sees only what precedes).
+  static constexpr detail::wait_ops put_ops{"queue.put",
+                                            &put_try_take,
+                                            &put_available,
+                                            nullptr,
+                                            &put_undo,
+                                            &detail::member_mutex<queue, &queue::mutex_>,
+                                            &detail::member_list<queue, &queue::putters_>};
+  static constexpr detail::wait_ops get_ops{"queue.get",
+                                            &get_try_take,
+                                            &get_available,
+                                            nullptr,
+                                            &get_undo,
+                                            &detail::member_mutex<queue, &queue::mutex_>,
+                                            &detail::member_list<queue, &queue::getters_>};
+  static constexpr detail::wait_ops join_ops{"queue.join",
+                                             &join_try_take,
+                                             &join_available,
+                                             nullptr,
+                                             &join_undo,
+                                             &detail::member_mutex<queue, &queue::mutex_>,
+                                             &detail::member_list<queue, &queue::joiners_>};
 };
 
 }  // namespace baton

@@ -85,8 +85,8 @@ struct context_cell {
   map_node* root = nullptr;   // owned reference, nullptr = empty
   std::uint64_t id = 0;       // unique, never reused: given on the first set() (tokens compare
                               // it), or at creation for a task
-  std::uint64_t version = 0;  // names the current root for token fast paths
-  std::uint64_t next_version = 0;
+  std::uint64_t version = 0;  // names the current root for token fast paths: 0, or a value
+                              // from fresh_version(), never given twice in the process
 
   context_cell();
   virtual ~context_cell();
@@ -96,6 +96,8 @@ struct context_cell {
 
 /// A fresh id for a cell or a task (never 0, never reused).
 std::uint64_t new_cell_id() noexcept;
+/// A fresh version for context_cell::version (never 0, never given twice in the process).
+std::uint64_t fresh_version() noexcept;
 
 void retain(context_cell* c) noexcept;
 void release(context_cell* c) noexcept;

@@ -19,11 +19,10 @@ namespace baton {
 
 template <class T>
 queue<T>::put_awaitable::put_awaitable(queue& q, T v) noexcept
-    : wait_op(put_ops, &q, q.mutex_, q.putters_), item_(std::move(v)) {}
+    : wait_op(put_ops, &q), item_(std::move(v)) {}
 
 template <class T>
-queue<T>::get_awaitable::get_awaitable(queue& q) noexcept
-    : wait_op(get_ops, &q, q.mutex_, q.getters_) {}
+queue<T>::get_awaitable::get_awaitable(queue& q) noexcept : wait_op(get_ops, &q) {}
 
 template <class T>
 T queue<T>::get_awaitable::await_resume() {
@@ -32,8 +31,7 @@ T queue<T>::get_awaitable::await_resume() {
 }
 
 template <class T>
-queue<T>::join_awaitable::join_awaitable(queue& q) noexcept
-    : wait_op(join_ops, &q, q.mutex_, q.joiners_) {}
+queue<T>::join_awaitable::join_awaitable(queue& q) noexcept : wait_op(join_ops, &q) {}
 
 // ---------------------------------------------------------------------------------------------
 // under the mutex

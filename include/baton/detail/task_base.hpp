@@ -63,15 +63,17 @@ struct task_base : context_cell {
   std::exception_ptr error;           // how it failed, if it did
   // 0: nobody waits, 1: finished, otherwise the newest waiter* (a lock-free stack).
   std::atomic<std::uintptr_t> waiters{0};
+  cancel_hook hook;
+  std::uint32_t cancel_requests = 0;  // asyncio's num_cancels_requested (under the cancel lock)
+  std::uint32_t loop_generation = 0;  // which loop's exception handler hears of failures
+  // The one-byte fields last: with 3 bytes of tail padding left, task_state<void>'s result
+  // flag fits in it (the Itanium ABI reuses a base's tail padding), saving 8 bytes a task.
   std::atomic<task_status> status{task_status::created};
   // Cancellation: pending is read without the lock on fast paths; everything else under it.
   std::atomic<bool> cancel_pending{false};
   std::atomic_flag cancel_lock = ATOMIC_FLAG_INIT;
-  std::uint32_t cancel_requests = 0;         // asyncio's num_cancels_requested
   bool cancelled = false;                    // finished by cancelled_error
   std::atomic<bool> error_retrieved{false};  // any awaiter on any thread may set it
-  std::uint64_t loop_generation = 0;         // which loop's exception handler hears of failures
-  cancel_hook hook;
 
   bool done() const noexcept { return waiters.load(std::memory_order_acquire) == 1; }
 

@@ -55,7 +55,21 @@ struct wait_ops {
   /// when the operation cannot be undone (a put whose item is in the queue): the wait then
   /// succeeds and the cancellation stays pending for the task's next suspension point.
   bool (*undo)(wait_node& n) noexcept;
+  /// The primitive's mutex and the list this kind of wait queues on (found from the node's
+  /// owner, so a node, which lives in the waiting frame, stores neither).
+  std::mutex& (*mutex)(void* owner) noexcept;
+  wait_list& (*list)(void* owner) noexcept;
 };
+
+/// wait_ops::mutex and wait_ops::list for a primitive P and its members (pointers to members).
+template <class P, auto Mutex>
+std::mutex& member_mutex(void* owner) noexcept {
+  return static_cast<P*>(owner)->*Mutex;
+}
+template <class P, auto List>
+wait_list& member_list(void* owner) noexcept {
+  return static_cast<P*>(owner)->*List;
+}
 
 /// One waiting awaiter: linked into its primitive's FIFO while queued.
 struct wait_node {
@@ -64,9 +78,10 @@ struct wait_node {
   task_base* task = nullptr;
   const wait_ops* ops = nullptr;
   void* owner = nullptr;  // the primitive
-  std::mutex* mutex = nullptr;
-  wait_list* list = nullptr;
   wait_state state = wait_state::idle;
+
+  std::mutex& mutex() const noexcept { return ops->mutex(owner); }
+  wait_list& list() const noexcept { return ops->list(owner); }
 };
 
 /// An intrusive FIFO of nodes; guarded by its primitive's mutex.
@@ -173,11 +188,9 @@ class wait_op : protected wait_node {
   void await_resume() { resume_from(*this); }
 
  protected:
-  wait_op(const wait_ops& o, void* prim, std::mutex& m, wait_list& l) noexcept {
+  wait_op(const wait_ops& o, void* prim) noexcept {
     ops = &o;
     owner = prim;
-    mutex = &m;
-    list = &l;
   }
   // Movable before it is awaited (a node is never moved while queued: it is in a frame).
   wait_op(wait_op&&) noexcept = default;
