@@ -84,6 +84,13 @@ struct promise_base {
     void await_resume() const noexcept {}
   };
 
+  // A failing frame parks its exception in its task until the awaiting frame, which runs
+  // next, takes it in await_resume: one slot per task is enough, because one frame of a task
+  // runs at a time and a failed frame hands control straight back to its awaiter. A root's
+  // failure stays there as the task's result. Frames thus carry no exception_ptr.
+  void unhandled_exception() noexcept { owner->error = std::current_exception(); }
+  [[noreturn]] void rethrow_parked() { std::rethrow_exception(std::exchange(owner->error, {})); }
+
   // Lazy. A task cancelled before its first step never starts its body: the loop finishes it
   // as cancelled instead of resuming it (loop::resume), so nested frames pay no check here.
   std::suspend_always initial_suspend() noexcept { return {}; }
@@ -103,22 +110,16 @@ struct promise_base {
 
 template <class T>
 struct promise final : promise_base {
-  // The result, without std::variant: one byte says which member is alive, so the common
-  // path (a value, read once) costs one compare and no index bookkeeping.
-  enum class outcome : unsigned char { none, value, error };
-  outcome state = outcome::none;
+  // The value, without std::variant: one byte says whether it is alive. A failure is parked
+  // in the task instead (promise_base::unhandled_exception), which keeps frames 8 bytes smaller.
+  bool has_value = false;
   union {
     T value;
-    std::exception_ptr error;
   };
 
   promise() noexcept {}
   ~promise() {
-    if (state == outcome::value) {
-      value.~T();
-    } else if (state == outcome::error) {
-      error.~exception_ptr();
-    }
+    if (has_value) value.~T();
   }
   promise(const promise&) = delete;
   promise& operator=(const promise&) = delete;
@@ -128,34 +129,23 @@ struct promise final : promise_base {
   requires std::is_convertible_v<U&&, T>
   void return_value(U&& v) {
     std::construct_at(&value, std::forward<U>(v));
-    state = outcome::value;
-  }
-  void unhandled_exception() noexcept {
-    std::construct_at(&error, std::current_exception());
-    state = outcome::error;
-  }
-
-  /// The failure, if the body threw (null otherwise).
-  std::exception_ptr failure() const noexcept {
-    return state == outcome::error ? error : std::exception_ptr();
+    has_value = true;
   }
 
   T take() {
-    if (state != outcome::value) [[unlikely]]
-      std::rethrow_exception(error);
+    if (!has_value) [[unlikely]]
+      rethrow_parked();
     return std::move(value);
   }
 };
 
 template <>
 struct promise<void> final : promise_base {
-  std::exception_ptr error;
-
   task<void> get_return_object() noexcept;
   void return_void() noexcept {}
-  void unhandled_exception() noexcept { error = std::current_exception(); }
   void take() {
-    if (error) std::rethrow_exception(error);
+    if (owner->error) [[unlikely]]
+      rethrow_parked();
   }
 };
 

@@ -48,22 +48,16 @@ struct task_state final : task_base {
   std::optional<stored> value;
 
   void take_result(std::coroutine_handle<> frame) noexcept override {
-    auto& p = std::coroutine_handle<promise<T>>::from_address(frame.address()).promise();
+    // A failure is already in `error` (promise_base::unhandled_exception parked it there).
+    if (error) return;
     if constexpr (std::is_void_v<T>) {
-      if (p.error) {
-        error = p.error;
-      } else {
-        value.emplace();
-      }
+      value.emplace();
     } else {
-      if (auto e = p.failure()) {
-        error = std::move(e);
-      } else {
-        try {
-          value.emplace(std::move(p.value));
-        } catch (...) {
-          error = std::current_exception();
-        }
+      auto& p = std::coroutine_handle<promise<T>>::from_address(frame.address()).promise();
+      try {
+        value.emplace(std::move(p.value));
+      } catch (...) {
+        error = std::current_exception();
       }
     }
   }
