@@ -16,7 +16,6 @@ namespace baton::detail {
 
 namespace {
 
-std::atomic<std::uint64_t> next_cell_id{1};
 std::atomic<var_key> next_var_key{1};
 
 /// Owns this thread's implicit context (made on the first set() outside any context) and
@@ -75,29 +74,38 @@ context_cell::context_cell() = default;
 
 namespace {
 
-std::atomic<std::uint64_t> next_version_block{1};
+/// Numbers that must be unique in the process, handed out to each thread in blocks of 1024:
+/// the common case pays no atomic, and no two threads ever get the same number.
+struct number_blocks {
+  std::atomic<std::uint64_t> next_block{1};
+};
+constinit number_blocks versions;
+constinit number_blocks cell_ids;
 
-/// This thread's unused versions [next, end), taken from next_version_block 1024 at a time: a
-/// set() pays no atomic, and versions stay unique across threads (a cell may be entered on
-/// one thread after another).
-[[gnu::tls_model("initial-exec")]] constinit thread_local std::uint64_t versions_next = 0;
-[[gnu::tls_model("initial-exec")]] constinit thread_local std::uint64_t versions_end = 0;
+struct thread_numbers {
+  std::uint64_t next = 0;
+  std::uint64_t end = 0;
+};
+[[gnu::tls_model("initial-exec")]] constinit thread_local thread_numbers thread_versions;
+[[gnu::tls_model("initial-exec")]] constinit thread_local thread_numbers thread_cell_ids;
+
+std::uint64_t take(number_blocks& global, thread_numbers& mine) noexcept {
+  if (mine.next == mine.end) [[unlikely]] {
+    constexpr std::uint64_t block = 1024;
+    // Relaxed: only uniqueness matters.
+    mine.next = global.next_block.fetch_add(block, std::memory_order_relaxed);
+    mine.end = mine.next + block;
+  }
+  return mine.next++;
+}
 
 }  // namespace
 
-std::uint64_t fresh_version() noexcept {
-  if (versions_next == versions_end) [[unlikely]] {
-    constexpr std::uint64_t block = 1024;
-    versions_next = next_version_block.fetch_add(block, std::memory_order_relaxed);
-    versions_end = versions_next + block;
-  }
-  return versions_next++;
-}
+/// Versions name a cell's root for the token fast path; a cell may be entered on one thread
+/// after another, so they must be unique across threads, not only per cell.
+std::uint64_t fresh_version() noexcept { return take(versions, thread_versions); }
 
-std::uint64_t new_cell_id() noexcept {
-  // Relaxed: only uniqueness matters.
-  return next_cell_id.fetch_add(1, std::memory_order_relaxed);
-}
+std::uint64_t new_cell_id() noexcept { return take(cell_ids, thread_cell_ids); }
 
 context_cell::~context_cell() { release(root); }
 

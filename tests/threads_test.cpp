@@ -12,6 +12,7 @@
 #include <latch>
 #include <chrono>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,8 @@ task<int> checker(std::uint64_t id, int rounds, std::atomic<int>& in_flight_same
   (void)in_flight_same_task;
   co_return wrong;
 }
+
+task<> nothing() { co_return; }
 
 /// The stress body: n tasks, a random third of them cancelled at random points.
 task<> stress(int n, std::atomic<int>& wrong, std::atomic<int>& cancelled, std::atomic<int>& ok) {
@@ -125,6 +128,33 @@ TEST_SUITE("threads") {
         },
         threads(2));
     CHECK(wrong == 0);
+  }
+
+  TEST_CASE("task ids stay unique when tasks are spawned on several loop threads") {
+    // Ids come from per-thread blocks of a global counter: spawners on different threads
+    // must still never hand out the same id.
+    std::vector<std::uint64_t> ids;
+    run_task(
+        [&]() -> task<> {
+          auto spawner = []() -> task<std::vector<std::uint64_t>> {
+            std::vector<std::uint64_t> mine;
+            for (int i = 0; i < 3000; ++i) {
+              auto h = baton::spawn(nothing());
+              mine.push_back(h.id());
+              if (i % 100 == 0) co_await baton::sleep(0ms);  // may move to another thread
+            }
+            co_return mine;
+          };
+          std::vector<baton::task_handle<std::vector<std::uint64_t>>> hs;
+          for (int i = 0; i < 8; ++i) hs.push_back(baton::spawn(spawner()));
+          for (auto& h : hs) {
+            auto mine = co_await h;
+            ids.insert(ids.end(), mine.begin(), mine.end());
+          }
+        },
+        threads(4));
+    REQUIRE(ids.size() == 8 * 3000);
+    CHECK(std::set<std::uint64_t>(ids.begin(), ids.end()).size() == ids.size());
   }
 
   TEST_CASE("tasks sharing one context never run at the same time on a threaded loop") {
