@@ -8,11 +8,15 @@
 #include <boost/context/fiber.hpp>
 #include <boost/context/protected_fixedsize_stack.hpp>
 
+#include <mutex>
+#include <vector>
+
 #if defined(__SANITIZE_THREAD__)
 #include <sanitizer/tsan_interface.h>
 #define BATON_TSAN_FIBERS 1
 #endif
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define BATON_ASAN_FIBERS 1
 #endif
@@ -60,17 +64,79 @@ struct fiber_core::impl {
 };
 
 namespace {
-/// A guard-paged stack that tells fiber_core where it is (for the sanitizers).
+
+/// Guard-paged stacks kept for the next fiber of the same size. Mapping a stack (mmap, the
+/// guard page's mprotect, munmap, the first page fault) is nearly all the cost of a fiber's
+/// spawn + join, so a finished fiber's stack comes back here instead of going to the kernel.
+/// At most `depth` stacks per size are kept; a burst of fibers gives the rest back. A kept
+/// stack stays mapped, and the pages its last fiber touched stay resident.
+class stack_cache {
+ public:
+  static constexpr std::size_t depth = 64;
+
+  /// Leaked on purpose: a fiber may end during static destruction.
+  static stack_cache& instance() {
+    static auto* c = new stack_cache;
+    return *c;
+  }
+
+  ctx::stack_context take(std::size_t size) {
+    {
+      std::lock_guard lock(mutex_);  // also orders the stack's last use before its next one
+      for (shelf& s : shelves_) {
+        if (s.size != size || s.stacks.empty()) continue;
+        const ctx::stack_context sc = s.stacks.back();
+        s.stacks.pop_back();
+#if defined(BATON_ASAN_FIBERS)
+        // Frames of the previous fiber may have left poisoned redzones in the shadow memory.
+        __asan_unpoison_memory_region(static_cast<char*>(sc.sp) - sc.size, sc.size);
+#endif
+        return sc;
+      }
+    }
+    return ctx::protected_fixedsize_stack(size).allocate();
+  }
+
+  void give(std::size_t size, ctx::stack_context& sc) noexcept {
+    {
+      std::lock_guard lock(mutex_);
+      shelf* found = nullptr;
+      for (shelf& s : shelves_) {
+        if (s.size == size) found = &s;
+      }
+      try {
+        if (found == nullptr) found = &shelves_.emplace_back(shelf{size, {}});
+        if (found->stacks.size() < depth) {
+          found->stacks.push_back(sc);
+          return;
+        }
+      } catch (...) {  // no memory for the bookkeeping: unmap instead
+      }
+    }
+    ctx::protected_fixedsize_stack(size).deallocate(sc);
+  }
+
+ private:
+  struct shelf {
+    std::size_t size;
+    std::vector<ctx::stack_context> stacks;
+  };
+  std::mutex mutex_;
+  std::vector<shelf> shelves_;  // one per stack size in use: a handful at most
+};
+
+/// A guard-paged stack from the cache that tells fiber_core where it is (for the sanitizers).
 struct recording_stack {
-  ctx::protected_fixedsize_stack inner;
+  std::size_t size;
   ctx::stack_context* out;
   ctx::stack_context allocate() {
-    ctx::stack_context sc = inner.allocate();
+    ctx::stack_context sc = stack_cache::instance().take(size);
     *out = sc;
     return sc;
   }
-  void deallocate(ctx::stack_context& sc) noexcept { inner.deallocate(sc); }
+  void deallocate(ctx::stack_context& sc) noexcept { stack_cache::instance().give(size, sc); }
 };
+
 }  // namespace
 
 fiber_core::fiber_core(std::size_t stack_size, std::function<void()> body)
@@ -78,23 +144,21 @@ fiber_core::fiber_core(std::size_t stack_size, std::function<void()> body)
 #if defined(BATON_TSAN_FIBERS)
   impl_->tsan_fiber = __tsan_create_fiber(0);
 #endif
-  impl_->fiber =
-      ctx::fiber(std::allocator_arg,
-                 recording_stack{ctx::protected_fixedsize_stack(stack_size), &impl_->stack},
-                 [this, body = std::move(body)](ctx::fiber&& caller) mutable {
-                   impl_->entered_fiber();
-                   impl_->caller = std::move(caller);
-                   try {
-                     body();
-                   } catch (const ctx::detail::forced_unwind&) {
-                     throw;  // the fiber is being destroyed: let Boost unwind it
-                   } catch (...) {
-                     error = std::current_exception();
-                   }
-                   finished_ = true;
-                   impl_->leaving_fiber(true);
-                   return std::move(impl_->caller);
-                 });
+  impl_->fiber = ctx::fiber(std::allocator_arg, recording_stack{stack_size, &impl_->stack},
+                            [this, body = std::move(body)](ctx::fiber&& caller) mutable {
+                              impl_->entered_fiber();
+                              impl_->caller = std::move(caller);
+                              try {
+                                body();
+                              } catch (const ctx::detail::forced_unwind&) {
+                                throw;  // the fiber is being destroyed: let Boost unwind it
+                              } catch (...) {
+                                error = std::current_exception();
+                              }
+                              finished_ = true;
+                              impl_->leaving_fiber(true);
+                              return std::move(impl_->caller);
+                            });
 }
 
 fiber_core::~fiber_core() {

@@ -31,6 +31,17 @@ task<> set_user(std::string u) {
   co_return;
 }
 
+/// Uses `bytes` of the fiber's stack (a buffer the compiler must keep), across an await.
+[[gnu::noinline]] std::size_t use_stack(std::size_t bytes, unsigned char seed) {
+  auto* buf = static_cast<unsigned char*>(__builtin_alloca(bytes));
+  for (std::size_t i = 0; i < bytes; i += 512) buf[i] = static_cast<unsigned char>(seed + i);
+  baton::await(baton::sleep(0ms));  // another fiber runs (maybe on the stack this one left)
+  std::size_t sum = 0;
+  for (std::size_t i = 0; i < bytes; i += 512)
+    sum += buf[i] == static_cast<unsigned char>(seed + i);
+  return sum;
+}
+
 }  // namespace
 
 TEST_SUITE("fiber") {
@@ -119,6 +130,29 @@ TEST_SUITE("fiber") {
       CHECK_THROWS_AS(baton::await(twice(1)), baton::runtime_error);
       co_return;
     });
+  }
+
+  TEST_CASE("finished fibers' stacks are reused, never handed to a fiber of another size") {
+    // Stacks are cached by size. A 256 KiB fiber that got a cached 64 KiB stack would run into
+    // the guard page with 200 KiB of locals; every fiber also finds its own bytes intact after
+    // an await, while others ran on recycled stacks.
+    bool all_intact = true;
+    run_task([&]() -> task<> {
+      for (int round = 0; round < 40; ++round) {
+        std::vector<baton::task_handle<bool>> hs;
+        for (int i = 0; i < 4; ++i) {
+          const bool big = (round + i) % 2 == 0;
+          const std::size_t bytes = big ? 200 * 1024 : 40 * 1024;
+          const auto seed = static_cast<unsigned char>(round * 4 + i);
+          auto h =
+              baton::spawn_fiber([bytes, seed] { return use_stack(bytes, seed) == bytes / 512; },
+                                 {.stack_size = big ? 256 * 1024 : 64 * 1024});
+          hs.push_back(std::move(h));
+        }
+        for (auto& h : hs) all_intact = (co_await h) && all_intact;
+      }
+    });
+    CHECK(all_intact);
   }
 
   TEST_CASE("many fibers on a threaded loop each keep their own context") {
