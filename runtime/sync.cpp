@@ -186,34 +186,16 @@ struct sync_access {
   static const wait_ops condition_ops;
 };
 
-const wait_ops sync_access::event_ops{"event",
-                                      &event_take,
-                                      &event_available,
-                                      nullptr,
-                                      &nothing_to_undo,
-                                      &member_mutex<event, &event::mutex_>,
-                                      &member_list<event, &event::waiters_>};
-const wait_ops sync_access::lock_ops{"lock",
-                                     &lock_take,
-                                     &lock_available,
-                                     nullptr,
-                                     &lock_undo,
-                                     &member_mutex<lock, &lock::mutex_>,
-                                     &member_list<lock, &lock::waiters_>};
-const wait_ops sync_access::semaphore_ops{"semaphore",
-                                          &semaphore_take,
-                                          &semaphore_available,
-                                          nullptr,
-                                          &semaphore_undo,
-                                          &member_mutex<semaphore, &semaphore::mutex_>,
-                                          &member_list<semaphore, &semaphore::waiters_>};
-const wait_ops sync_access::condition_ops{"condition",
-                                          &never,
-                                          &never_available,
-                                          &condition_queued,
-                                          &condition_undo,
-                                          &member_mutex<condition, &condition::mutex_>,
-                                          &member_list<condition, &condition::waiters_>};
+const wait_ops sync_access::event_ops = make_wait_ops<event, &event::mutex_, &event::waiters_>(
+    "event", &event_take, &event_available, nullptr, &nothing_to_undo);
+const wait_ops sync_access::lock_ops = make_wait_ops<lock, &lock::mutex_, &lock::waiters_>(
+    "lock", &lock_take, &lock_available, nullptr, &lock_undo);
+const wait_ops sync_access::semaphore_ops =
+    make_wait_ops<semaphore, &semaphore::mutex_, &semaphore::waiters_>(
+        "semaphore", &semaphore_take, &semaphore_available, nullptr, &semaphore_undo);
+const wait_ops sync_access::condition_ops =
+    make_wait_ops<condition, &condition::mutex_, &condition::waiters_>(
+        "condition", &never, &never_available, &condition_queued, &condition_undo);
 
 }  // namespace baton::detail
 

@@ -130,27 +130,15 @@ class queue {
   detail::wait_list joiners_;   // only while unfinished_ > 0
 
   // After the members they point to (a static member's initializer sees only what precedes).
-  static constexpr detail::wait_ops put_ops{"queue.put",
-                                            &put_try_take,
-                                            &put_available,
-                                            nullptr,
-                                            &put_undo,
-                                            &detail::member_mutex<queue, &queue::mutex_>,
-                                            &detail::member_list<queue, &queue::putters_>};
-  static constexpr detail::wait_ops get_ops{"queue.get",
-                                            &get_try_take,
-                                            &get_available,
-                                            nullptr,
-                                            &get_undo,
-                                            &detail::member_mutex<queue, &queue::mutex_>,
-                                            &detail::member_list<queue, &queue::getters_>};
-  static constexpr detail::wait_ops join_ops{"queue.join",
-                                             &join_try_take,
-                                             &join_available,
-                                             nullptr,
-                                             &join_undo,
-                                             &detail::member_mutex<queue, &queue::mutex_>,
-                                             &detail::member_list<queue, &queue::joiners_>};
+  static constexpr detail::wait_ops put_ops =
+      detail::make_wait_ops<queue, &queue::mutex_, &queue::putters_>(
+          "queue.put", &put_try_take, &put_available, nullptr, &put_undo);
+  static constexpr detail::wait_ops get_ops =
+      detail::make_wait_ops<queue, &queue::mutex_, &queue::getters_>(
+          "queue.get", &get_try_take, &get_available, nullptr, &get_undo);
+  static constexpr detail::wait_ops join_ops =
+      detail::make_wait_ops<queue, &queue::mutex_, &queue::joiners_>(
+          "queue.join", &join_try_take, &join_available, nullptr, &join_undo);
 };
 
 }  // namespace baton

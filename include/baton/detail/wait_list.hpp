@@ -71,6 +71,16 @@ wait_list& member_list(void* owner) noexcept {
   return static_cast<P*>(owner)->*List;
 }
 
+/// The wait_ops of one kind of wait on primitive P, whose mutex and list are its members
+/// Mutex and List (pointers to members).
+template <class P, auto Mutex, auto List>
+constexpr wait_ops make_wait_ops(const char* what, decltype(wait_ops::try_take) try_take,
+                                 decltype(wait_ops::available) available,
+                                 decltype(wait_ops::queued) queued,
+                                 decltype(wait_ops::undo) undo) noexcept {
+  return {what, try_take, available, queued, undo, &member_mutex<P, Mutex>, &member_list<P, List>};
+}
+
 /// One waiting awaiter: linked into its primitive's FIFO while queued.
 struct wait_node {
   wait_node* prev = nullptr;
