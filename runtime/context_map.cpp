@@ -269,11 +269,15 @@ void release(map_node* n) noexcept {
     destroy(n);
     return;
   }
-  if (c->count == ref_cache::capacity) {  // make room: the oldest goes for real
+  if (c->count == ref_cache::capacity) {
+    // Full: n takes the oldest's place, and the oldest goes for real. The array is consistent
+    // before release_now runs, because freeing the oldest may release its children into this
+    // cache again.
     map_node* const oldest = c->held[0];
     for (unsigned i = 1; i != c->count; ++i) c->held[i - 1] = c->held[i];
-    --c->count;
+    c->held[c->count - 1] = n;
     release_now(oldest);
+    return;
   }
   c->held[c->count++] = n;
 }

@@ -108,6 +108,38 @@ TEST_SUITE("context") {
     CHECK(counted::live.load() == before);
   }
 
+  TEST_CASE("evicting a node whose children come back into the full cache loses nothing") {
+    const int before = counted::live.load();
+    {
+      scoped_cache s;
+      // a: two keys with the same low five bits, so its root has a child node C. b = a plus
+      // one more key: a new root that shares C (C is then held by a and b).
+      detail::map_node* a = node_with_value(1 << 5);
+      detail::map_node* tmp = detail::insert(a, detail::make_entry<counted>(2 << 5, counted(2)));
+      detail::release(a);
+      a = tmp;
+      detail::map_node* b = detail::insert(a, detail::make_entry<counted>(7, counted(3)));
+      // Park a's only reference in the cache: kept here, then the other owner lets go.
+      detail::retain(a);
+      detail::release(a);
+      std::thread([a] { detail::release(a); }).join();
+      REQUIRE(refs(a) == 1);
+      // Fill the cache behind it, then one more: a is evicted and freed, and freeing it
+      // releases C into the full cache.
+      std::vector<detail::map_node*> others;
+      for (detail::var_key k = 100; k < 100 + detail::ref_cache::capacity; ++k) {
+        others.push_back(node_with_value(k));
+        detail::retain(others.back());
+      }
+      for (detail::map_node* n : others) detail::release(n);
+      CHECK(s.cache.count == detail::ref_cache::capacity);
+      CHECK(detail::size(b) == 3);
+      for (detail::map_node* n : others) detail::release(n);
+      detail::release(b);
+    }
+    CHECK(counted::live.load() == before);
+  }
+
   TEST_CASE("a node's children go through the cache too, and all of it is freed in the end") {
     const int before = counted::live.load();
     {
