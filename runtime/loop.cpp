@@ -481,7 +481,8 @@ void loop::work(worker& w, const std::function<bool()>& until) {
     flush(w.refs);
     if (threads_ == 1) {
       // Nobody else pushes to this queue (other threads post through Asio): no idle count.
-      if (!until()) ioc_.run_one();
+      // The flush may have run value destructors, which may have spawned: look again first.
+      if (ready_head_ == nullptr && !until()) ioc_.run_one();
       continue;
     }
     idle_.fetch_add(1, std::memory_order_seq_cst);
