@@ -142,11 +142,12 @@ TEST_SUITE("fiber") {
         std::vector<baton::task_handle<bool>> hs;
         for (int i = 0; i < 4; ++i) {
           const bool big = (round + i) % 2 == 0;
-          const std::size_t bytes = big ? 200 * 1024 : 40 * 1024;
+          const std::size_t bytes = std::size_t{big ? 200u : 40u} * 1024;
+          const std::size_t stack = std::size_t{big ? 256u : 64u} * 1024;
           const auto seed = static_cast<unsigned char>(round * 4 + i);
           auto h =
               baton::spawn_fiber([bytes, seed] { return use_stack(bytes, seed) == bytes / 512; },
-                                 {.stack_size = big ? 256 * 1024 : 64 * 1024});
+                                 {.stack_size = stack});
           hs.push_back(std::move(h));
         }
         for (auto& h : hs) all_intact = (co_await h) && all_intact;
