@@ -6,14 +6,10 @@
 #include <doctest/doctest.h>
 #include <support/run_test.hpp>
 #include <support/settle.hpp>
+#include <support/sync_helpers.hpp>
 
-#include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <deque>
-#include <memory>
-#include <mutex>
-#include <string>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -23,13 +19,44 @@ using baton_test::settle;
 
 namespace {
 
-baton::context_var<std::string> user("user");
-
 /// Waits once under the lock, then records id and whether it held the lock on return.
 task<> wait_and_record(baton::condition& cv, std::vector<int>& order, int id) {
   auto g = co_await cv.scoped();
   co_await cv.wait();
   if (cv.locked()) order.push_back(id);
+}
+
+/// Waits once under the lock; if cancelled, notes in `held` whether it held the lock again.
+task<> wait_noting_lock_if_cancelled(baton::condition& cv, bool& held) {
+  auto g = co_await cv.scoped();
+  try {
+    co_await cv.wait();
+  } catch (const baton::cancelled_error&) {
+    held = cv.locked();
+    throw;
+  }
+}
+
+/// Spawns wait_noting_lock_if_cancelled, lets it wait, then takes the lock and cancels the
+/// waiter: it has to wait for the lock before it can throw.
+task<baton::task_handle<>> cancel_waiter_holding_lock(baton::condition& cv, bool& held) {
+  auto h = baton::spawn(wait_noting_lock_if_cancelled(cv, held));
+  co_await settle();
+  co_await cv.acquire();
+  h.cancel();
+  co_return h;
+}
+
+/// Waits once under the lock (the waiter of the context test).
+task<> wait_once(baton::condition& cv) {
+  auto g = co_await cv.scoped();
+  co_await cv.wait();
+}
+
+/// Notifies one waiter, holding the lock while it does.
+task<> notify_one(baton::condition& cv) {
+  auto g = co_await cv.scoped();
+  cv.notify();
 }
 
 }  // namespace
@@ -72,13 +99,9 @@ TEST_SUITE("condition") {
     run_task([]() -> task<> {
       baton::condition cv;
       std::vector<int> order;
-      std::vector<baton::task_handle<>> hs;
-      for (int i = 0; i < 6; ++i) hs.push_back(baton::spawn(wait_and_record(cv, order, i)));
+      auto hs = baton_test::spawn_n(6, [&](int id) { return wait_and_record(cv, order, id); });
       co_await settle();
-      {
-        auto g = co_await cv.scoped();
-        cv.notify();
-      }
+      co_await notify_one(cv);
       co_await settle();
       CHECK(order == std::vector<int>{0});
       {
@@ -107,10 +130,7 @@ TEST_SUITE("condition") {
       auto h = baton::spawn(wait_and_record(cv, order, 1));
       co_await settle();
       CHECK_FALSE(h.done());
-      {
-        auto g = co_await cv.scoped();
-        cv.notify();
-      }
+      co_await notify_one(cv);
       co_await h;
       CHECK(order == std::vector<int>{1});
     });
@@ -152,19 +172,7 @@ TEST_SUITE("condition") {
     run_task([]() -> task<> {
       baton::condition cv;
       bool held_when_cancelled = false;
-      auto h = baton::spawn([](baton::condition& c, bool& held) -> task<> {
-        auto g = co_await c.scoped();
-        try {
-          co_await c.wait();
-        } catch (const baton::cancelled_error&) {
-          held = c.locked();
-          throw;
-        }
-      }(cv, held_when_cancelled));
-      co_await settle();
-      // Hold the lock while cancelling: the waiter must wait for it before it throws.
-      co_await cv.acquire();
-      h.cancel();
+      auto h = co_await cancel_waiter_holding_lock(cv, held_when_cancelled);
       co_await settle();
       CHECK_FALSE(h.done());
       cv.release();
@@ -178,18 +186,7 @@ TEST_SUITE("condition") {
     run_task([]() -> task<> {
       baton::condition cv;
       bool held_when_cancelled = false;
-      auto h = baton::spawn([](baton::condition& c, bool& held) -> task<> {
-        auto g = co_await c.scoped();
-        try {
-          co_await c.wait();
-        } catch (const baton::cancelled_error&) {
-          held = c.locked();
-          throw;
-        }
-      }(cv, held_when_cancelled));
-      co_await settle();
-      co_await cv.acquire();
-      h.cancel();
+      auto h = co_await cancel_waiter_holding_lock(cv, held_when_cancelled);
       co_await settle();  // now queued for the lock
       h.cancel();         // absorbed: the lock is re-acquired anyway
       co_await settle();
@@ -204,8 +201,8 @@ TEST_SUITE("condition") {
     run_task([]() -> task<> {
       baton::condition cv;
       std::vector<int> order;
-      auto a = baton::spawn(wait_and_record(cv, order, 1));
-      auto b = baton::spawn(wait_and_record(cv, order, 2));
+      auto [a, b] =
+          baton_test::spawn_each({1, 2}, [&](int id) { return wait_and_record(cv, order, id); });
       co_await settle();
       {
         auto g = co_await cv.scoped();
@@ -250,26 +247,14 @@ TEST_SUITE("condition") {
   TEST_CASE("the waiter's context is the same after the wait") {
     run_task([]() -> task<> {
       baton::condition cv;
-      auto h = baton::spawn([](baton::condition& c) -> task<std::string> {
-        (void)user.set("waiter");
-        auto g = co_await c.scoped();
-        co_await c.wait();
-        co_return user.get("none");
-      }(cv));
-      co_await settle();
-      (void)user.set("notifier");
-      {
-        auto g = co_await cv.scoped();
-        cv.notify();
-      }
-      CHECK(co_await h == "waiter");
-      CHECK(user.get() == "notifier");
+      const auto seen = co_await baton_test::users_across_wait(
+          [&cv] { return wait_once(cv); }, "notifier", [&cv] { return notify_one(cv); });
+      CHECK(seen.waiter == "waiter");
+      CHECK(seen.waker == "notifier");
     });
   }
 
   TEST_CASE("on a four-thread loop a condition-guarded buffer delivers every item exactly once") {
-    baton::run_options opts;
-    opts.threads = 4;
     constexpr int producers = 4;
     constexpr int consumers = 4;
     constexpr int per_producer = 1000;
@@ -278,8 +263,7 @@ TEST_SUITE("condition") {
           baton::condition cv;
           std::deque<int> buffer;  // guarded by cv's lock
           int producers_left = producers;
-          std::mutex out_mutex;
-          std::vector<int> out;
+          baton_test::collector out;
           std::vector<baton::task_handle<>> hs;
           for (int p = 0; p < producers; ++p) {
             hs.push_back(baton::spawn(
@@ -297,7 +281,7 @@ TEST_SUITE("condition") {
           }
           for (int k = 0; k < consumers; ++k) {
             hs.push_back(baton::spawn([](baton::condition& c, std::deque<int>& b, int& left,
-                                         std::mutex& m, std::vector<int>& o) -> task<> {
+                                         baton_test::collector& o) -> task<> {
               for (;;) {
                 auto g = co_await c.scoped();
                 co_await c.wait_for([&] { return !b.empty() || left == 0; });
@@ -306,25 +290,18 @@ TEST_SUITE("condition") {
                 b.pop_front();
                 c.notify_all();
                 g.unlock();
-                std::lock_guard lk(m);
-                o.push_back(v);
+                o.add(v);
               }
-            }(cv, buffer, producers_left, out_mutex, out)));
+            }(cv, buffer, producers_left, out)));
           }
           for (auto& h : hs) co_await h;
-          co_return out;
+          co_return out.take();
         },
-        opts);
-    std::vector<int> sorted = received;
-    std::sort(sorted.begin(), sorted.end());
-    std::vector<int> expected(producers * per_producer);
-    for (std::size_t i = 0; i < expected.size(); ++i) expected[i] = static_cast<int>(i);
-    CHECK(sorted == expected);
+        baton_test::four_threads());
+    CHECK(baton_test::sorted(received) == baton_test::numbers_below(producers * per_producer));
   }
 
   TEST_CASE("on a four-thread loop cancelling notified waiters never strands the others") {
-    baton::run_options opts;
-    opts.threads = 4;
     struct result {
       int finished;
       int cancelled;
@@ -355,20 +332,11 @@ TEST_SUITE("condition") {
             if (i % 4 == 1) hs[static_cast<std::size_t>(i / 4)].cancel();
             co_await baton::sleep(0ms);
           }
-          int finished = 0;
-          int cancelled = 0;
-          for (auto& h : hs) {
-            try {
-              co_await h;
-              ++finished;
-            } catch (const baton::cancelled_error&) {
-              ++cancelled;
-            }
-          }
+          const baton_test::joined j = co_await baton_test::join_all(hs);
           auto g = co_await cv.scoped();
-          co_return result{finished, cancelled, tokens};
+          co_return result{j.finished, j.cancelled, tokens};
         },
-        opts);
+        baton_test::four_threads());
     CHECK(r.finished + r.cancelled == 16);
     // Finished waiters took 4 tokens each, cancelled ones 0 to 3.
     CHECK(r.tokens_left <= 64 - 4 * r.finished);

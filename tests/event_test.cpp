@@ -6,26 +6,31 @@
 #include <doctest/doctest.h>
 #include <support/run_test.hpp>
 #include <support/settle.hpp>
+#include <support/sync_helpers.hpp>
 
 #include <atomic>
-#include <chrono>
-#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
-using namespace std::chrono_literals;
 using baton::task;
 using baton_test::run_task;
 using baton_test::settle;
+using baton_test::spawn_each;
+using baton_test::user;
 
 namespace {
-
-baton::context_var<std::string> user("user");
 
 task<> wait_and_record(baton::event& ev, std::vector<int>& order, int id) {
   co_await ev.wait();
   order.push_back(id);
+}
+
+/// Sets `user` to its id, waits, and counts itself in `good` if `user` still holds its id.
+task<> wait_keeping_context(baton::event& ev, std::atomic<int>& good, int id) {
+  (void)user.set(std::to_string(id));
+  co_await ev.wait();
+  if (user.get() == std::to_string(id)) good.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -56,8 +61,7 @@ TEST_SUITE("event") {
     run_task([]() -> task<> {
       baton::event ev;
       std::vector<int> order;
-      std::vector<baton::task_handle<>> hs;
-      for (int i = 0; i < 5; ++i) hs.push_back(baton::spawn(wait_and_record(ev, order, i)));
+      auto hs = baton_test::spawn_n(5, [&](int id) { return wait_and_record(ev, order, id); });
       co_await settle();
       CHECK(order.empty());
       for (auto& h : hs) CHECK_FALSE(h.done());
@@ -99,9 +103,8 @@ TEST_SUITE("event") {
     run_task([]() -> task<> {
       baton::event ev;
       std::vector<int> order;
-      auto a = baton::spawn(wait_and_record(ev, order, 1));
-      auto b = baton::spawn(wait_and_record(ev, order, 2));
-      auto c = baton::spawn(wait_and_record(ev, order, 3));
+      auto [a, b, c] =
+          spawn_each({1, 2, 3}, [&](int id) { return wait_and_record(ev, order, id); });
       co_await settle();
       CHECK(b.cancel());
       CHECK_THROWS_AS(co_await b, baton::cancelled_error);
@@ -119,8 +122,7 @@ TEST_SUITE("event") {
     run_task([]() -> task<> {
       baton::event ev;
       std::vector<int> order;
-      auto a = baton::spawn(wait_and_record(ev, order, 1));
-      auto b = baton::spawn(wait_and_record(ev, order, 2));
+      auto [a, b] = spawn_each({1, 2}, [&](int id) { return wait_and_record(ev, order, id); });
       co_await settle();
       ev.set();    // both are woken (scheduled) ...
       a.cancel();  // ... and a is cancelled before it runs
@@ -134,34 +136,21 @@ TEST_SUITE("event") {
   TEST_CASE("a task already cancelled gets cancelled_error instead of waiting") {
     run_task([]() -> task<> {
       baton::event ev;
-      auto self = std::make_shared<baton::task_handle<>>();
-      bool reached = false;
-      auto h = baton::spawn(
-          [](std::shared_ptr<baton::task_handle<>> me, baton::event& e, bool& r) -> task<> {
-            co_await baton::sleep(0ms);  // let the parent store the handle
-            me->cancel();                // pending: delivered where the task next waits
-            co_await e.wait();
-            r = true;
-          }(self, ev, reached));
-      *self = h;
+      std::vector<int> order;
+      auto h = baton_test::spawn_cancelled_before(
+          [&ev, &order] { return wait_and_record(ev, order, 1); });
       CHECK_THROWS_AS(co_await h, baton::cancelled_error);
-      CHECK_FALSE(reached);
+      CHECK(order.empty());  // it never got past the wait
     });
   }
 
   TEST_CASE("the waiter's context is the same after the wait") {
     run_task([]() -> task<> {
       baton::event ev;
-      auto h = baton::spawn([](baton::event& e) -> task<std::string> {
-        (void)user.set("waiter");
-        co_await e.wait();
-        co_return user.get("none");
-      }(ev));
-      co_await settle();
-      (void)user.set("setter");
-      ev.set();
-      CHECK(co_await h == "waiter");
-      CHECK(user.get() == "setter");
+      const auto seen = co_await baton_test::users_across_wait([&ev] { return ev.wait(); },
+                                                               "setter", [&ev] { ev.set(); });
+      CHECK(seen.waiter == "waiter");
+      CHECK(seen.waker == "setter");
     });
   }
 
@@ -179,26 +168,18 @@ TEST_SUITE("event") {
   }
 
   TEST_CASE("on a four-thread loop every waiter wakes, in its own context") {
-    baton::run_options opts;
-    opts.threads = 4;
     const int ok = run_task(
         []() -> task<int> {
           baton::event ev;
           std::atomic<int> good{0};
-          std::vector<baton::task_handle<>> hs;
-          for (int i = 0; i < 200; ++i) {
-            hs.push_back(baton::spawn([](baton::event& e, std::atomic<int>& g, int id) -> task<> {
-              (void)user.set(std::to_string(id));
-              co_await e.wait();
-              if (user.get() == std::to_string(id)) g.fetch_add(1, std::memory_order_relaxed);
-            }(ev, good, i)));
-          }
+          auto hs =
+              baton_test::spawn_n(200, [&](int id) { return wait_keeping_context(ev, good, id); });
           co_await settle();
           ev.set();
           for (auto& h : hs) co_await h;
           co_return good.load();
         },
-        opts);
+        baton_test::four_threads());
     CHECK(ok == 200);
   }
 

@@ -6,10 +6,11 @@
 #include <doctest/doctest.h>
 #include <support/run_test.hpp>
 #include <support/settle.hpp>
+#include <support/sync_helpers.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
-#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -18,16 +19,28 @@ using namespace std::chrono_literals;
 using baton::task;
 using baton_test::run_task;
 using baton_test::settle;
+using baton_test::user;
 
 namespace {
-
-baton::context_var<std::string> user("user");
 
 /// Takes the lock, records id, releases it.
 task<> take_and_record(baton::lock& l, std::vector<int>& order, int id) {
   co_await l.acquire();
   order.push_back(id);
   l.release();
+}
+
+/// Takes the lock, then queues N take_and_record waiters (ids 1 to N) behind it.
+template <std::size_t N>
+task<std::array<baton::task_handle<>, N>> hold_with_waiters(baton::lock& l,
+                                                            std::vector<int>& order) {
+  co_await l.acquire();
+  std::array<baton::task_handle<>, N> hs;
+  for (std::size_t i = 0; i < N; ++i) {
+    hs[i] = baton::spawn(take_and_record(l, order, static_cast<int>(i) + 1));
+  }
+  co_await settle();
+  co_return hs;
 }
 
 }  // namespace
@@ -59,8 +72,7 @@ TEST_SUITE("lock") {
       baton::lock l;
       std::vector<int> order;
       co_await l.acquire();
-      std::vector<baton::task_handle<>> hs;
-      for (int i = 0; i < 6; ++i) hs.push_back(baton::spawn(take_and_record(l, order, i)));
+      auto hs = baton_test::spawn_n(6, [&](int id) { return take_and_record(l, order, id); });
       co_await settle();
       CHECK(order.empty());
       l.release();
@@ -74,10 +86,7 @@ TEST_SUITE("lock") {
     run_task([]() -> task<> {
       baton::lock l;
       std::vector<int> order;
-      co_await l.acquire();
-      auto a = baton::spawn(take_and_record(l, order, 1));
-      auto b = baton::spawn(take_and_record(l, order, 2));
-      co_await settle();
+      auto [a, b] = co_await hold_with_waiters<2>(l, order);
       l.release();  // handed to a: the lock stays locked
       CHECK(l.locked());
       co_await l.acquire();  // behind a and b
@@ -117,11 +126,7 @@ TEST_SUITE("lock") {
     run_task([]() -> task<> {
       baton::lock l;
       std::vector<int> order;
-      co_await l.acquire();
-      auto a = baton::spawn(take_and_record(l, order, 1));
-      auto b = baton::spawn(take_and_record(l, order, 2));
-      auto c = baton::spawn(take_and_record(l, order, 3));
-      co_await settle();
+      auto [a, b, c] = co_await hold_with_waiters<3>(l, order);
       CHECK(a.cancel());
       CHECK_THROWS_AS(co_await a, baton::cancelled_error);
       CHECK(l.locked());  // still ours
@@ -137,10 +142,7 @@ TEST_SUITE("lock") {
     run_task([]() -> task<> {
       baton::lock l;
       std::vector<int> order;
-      co_await l.acquire();
-      auto a = baton::spawn(take_and_record(l, order, 1));
-      auto b = baton::spawn(take_and_record(l, order, 2));
-      co_await settle();
+      auto [a, b] = co_await hold_with_waiters<2>(l, order);
       l.release();  // a owns the lock now, but has not run yet
       a.cancel();   // cancellation wins: a must give the lock to b
       CHECK_THROWS_AS(co_await a, baton::cancelled_error);
@@ -154,9 +156,7 @@ TEST_SUITE("lock") {
     run_task([]() -> task<> {
       baton::lock l;
       std::vector<int> order;
-      co_await l.acquire();
-      auto a = baton::spawn(take_and_record(l, order, 1));
-      co_await settle();
+      auto [a] = co_await hold_with_waiters<1>(l, order);
       l.release();
       a.cancel();
       CHECK_THROWS_AS(co_await a, baton::cancelled_error);
@@ -169,14 +169,7 @@ TEST_SUITE("lock") {
     run_task([]() -> task<> {
       baton::lock l;
       co_await l.acquire();
-      auto self = std::make_shared<baton::task_handle<>>();
-      auto h =
-          baton::spawn([](std::shared_ptr<baton::task_handle<>> me, baton::lock& lk) -> task<> {
-            co_await baton::sleep(0ms);
-            me->cancel();
-            co_await lk.acquire();
-          }(self, l));
-      *self = h;
+      auto h = baton_test::spawn_cancelled_before([&l] { return l.acquire(); });
       CHECK_THROWS_AS(co_await h, baton::cancelled_error);
       l.release();
       CHECK_FALSE(l.locked());
@@ -187,22 +180,14 @@ TEST_SUITE("lock") {
     run_task([]() -> task<> {
       baton::lock l;
       co_await l.acquire();
-      auto h = baton::spawn([](baton::lock& lk) -> task<std::string> {
-        (void)user.set("waiter");
-        auto g = co_await lk.scoped();
-        co_return user.get("none");
-      }(l));
-      co_await settle();
-      (void)user.set("holder");
-      l.release();
-      CHECK(co_await h == "waiter");
-      CHECK(user.get() == "holder");
+      const auto seen = co_await baton_test::users_across_wait([&l] { return l.scoped(); },
+                                                               "holder", [&l] { l.release(); });
+      CHECK(seen.waiter == "waiter");
+      CHECK(seen.waker == "holder");
     });
   }
 
   TEST_CASE("on a four-thread loop the lock keeps a plain counter exact") {
-    baton::run_options opts;
-    opts.threads = 4;
     constexpr int tasks = 64;
     constexpr int rounds = 500;
     struct result {
@@ -232,15 +217,13 @@ TEST_SUITE("lock") {
           for (auto& h : hs) co_await h;
           co_return result{counter, context_ok.load(), l.locked()};
         },
-        opts);
+        baton_test::four_threads());
     CHECK(r.counter == long{tasks} * rounds);
     CHECK(r.context_ok == tasks);
     CHECK_FALSE(r.locked);
   }
 
   TEST_CASE("on a four-thread loop cancelling waiters at random never loses the lock") {
-    baton::run_options opts;
-    opts.threads = 4;
     struct result {
       long counter;
       long entries;
@@ -268,20 +251,15 @@ TEST_SUITE("lock") {
             // Cancel every other one while the lock is being handed around: some are queued,
             // some were just handed the lock, some are done.
             co_await baton::sleep(0ms);
-            for (std::size_t i = round % 2; i < hs.size(); i += 2) hs[i].cancel();
-            for (auto& h : hs) {
-              try {
-                co_await h;
-              } catch (const baton::cancelled_error&) {
-              }
-            }
+            baton_test::cancel_every_other(hs, round % 2);
+            (void)co_await baton_test::join_all(hs);
           }
           const bool locked_after = l.locked();
           co_await l.acquire();  // would hang if the lock had been lost
           l.release();
           co_return result{counter, entries.load(), locked_after};
         },
-        opts);
+        baton_test::four_threads());
     CHECK(r.counter == r.entries);
     CHECK(r.counter >= 200 * 8 * 4);  // the tasks nobody cancelled all finished
     CHECK_FALSE(r.locked_after);

@@ -7,12 +7,11 @@
 #include <support/counted.hpp>
 #include <support/run_test.hpp>
 #include <support/settle.hpp>
+#include <support/sync_helpers.hpp>
 
-#include <algorithm>
-#include <atomic>
+#include <array>
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -22,13 +21,23 @@ using namespace std::chrono_literals;
 using baton::task;
 using baton_test::run_task;
 using baton_test::settle;
+using baton_test::spawn_each;
+using baton_test::user;
 
 namespace {
 
-baton::context_var<std::string> user("user");
-
 task<> get_and_record(baton::queue<int>& q, std::vector<int>& got) {
   got.push_back(co_await q.get());
+}
+
+/// Spawns N get_and_record getters, oldest first, and lets them wait for items.
+template <std::size_t N>
+task<std::array<baton::task_handle<>, N>> waiting_getters(baton::queue<int>& q,
+                                                          std::vector<int>& got) {
+  std::array<baton::task_handle<>, N> hs;
+  for (auto& h : hs) h = baton::spawn(get_and_record(q, got));
+  co_await settle();
+  co_return hs;
 }
 
 task<> put_and_record(baton::queue<int>& q, std::vector<int>& done, int v) {
@@ -40,6 +49,20 @@ std::vector<int> drain(baton::queue<int>& q) {
   std::vector<int> out;
   while (auto v = q.try_get()) out.push_back(*v);
   return out;
+}
+
+/// Puts first, first + 1, ..., first + n - 1.
+task<> put_range(baton::queue<int>& q, int first, int n) {
+  for (int i = 0; i < n; ++i) co_await q.put(first + i);
+}
+
+/// Gets items into `out` until it gets a negative one (a stop sign).
+task<> get_until_stop(baton::queue<int>& q, baton_test::collector& out) {
+  for (;;) {
+    const int v = co_await q.get();
+    if (v < 0) co_return;
+    out.add(v);
+  }
 }
 
 }  // namespace
@@ -95,9 +118,7 @@ TEST_SUITE("queue") {
     run_task([]() -> task<> {
       baton::queue<int> q;
       std::vector<int> got;
-      std::vector<baton::task_handle<>> hs;
-      for (int i = 0; i < 3; ++i) hs.push_back(baton::spawn(get_and_record(q, got)));
-      co_await settle();
+      auto hs = co_await waiting_getters<3>(q, got);
       CHECK(got.empty());
       co_await q.put(10);
       co_await settle();
@@ -116,8 +137,7 @@ TEST_SUITE("queue") {
       co_await q.put(0);
       co_await q.put(1);
       std::vector<int> done;
-      auto a = baton::spawn(put_and_record(q, done, 2));
-      auto b = baton::spawn(put_and_record(q, done, 3));
+      auto [a, b] = spawn_each({2, 3}, [&](int v) { return put_and_record(q, done, v); });
       co_await settle();
       CHECK(done.empty());
       CHECK(q.size() == 2);
@@ -138,9 +158,7 @@ TEST_SUITE("queue") {
     run_task([]() -> task<> {
       baton::queue<int> q;
       std::vector<int> got;
-      auto a = baton::spawn(get_and_record(q, got));
-      auto b = baton::spawn(get_and_record(q, got));
-      co_await settle();
+      auto [a, b] = co_await waiting_getters<2>(q, got);
       CHECK(a.cancel());
       CHECK_THROWS_AS(co_await a, baton::cancelled_error);
       co_await q.put(7);
@@ -154,8 +172,7 @@ TEST_SUITE("queue") {
     run_task([]() -> task<> {
       baton::queue<int> q;
       std::vector<int> got;
-      auto a = baton::spawn(get_and_record(q, got));
-      co_await settle();
+      auto [a] = co_await waiting_getters<1>(q, got);
       co_await q.put(1);  // handed straight to a, which has not run yet
       co_await q.put(2);  // queued behind it
       a.cancel();         // cancellation wins: 1 goes back to the front
@@ -169,9 +186,7 @@ TEST_SUITE("queue") {
     run_task([]() -> task<> {
       baton::queue<int> q;
       std::vector<int> got;
-      auto a = baton::spawn(get_and_record(q, got));
-      auto b = baton::spawn(get_and_record(q, got));
-      co_await settle();
+      auto [a, b] = co_await waiting_getters<2>(q, got);
       CHECK(q.try_put(1));  // to a
       a.cancel();
       CHECK_THROWS_AS(co_await a, baton::cancelled_error);
@@ -186,8 +201,7 @@ TEST_SUITE("queue") {
       baton::queue<int> q(1);
       co_await q.put(0);
       std::vector<int> done;
-      auto a = baton::spawn(put_and_record(q, done, 1));
-      auto b = baton::spawn(put_and_record(q, done, 2));
+      auto [a, b] = spawn_each({1, 2}, [&](int v) { return put_and_record(q, done, v); });
       co_await settle();
       CHECK(a.cancel());
       CHECK_THROWS_AS(co_await a, baton::cancelled_error);
@@ -221,14 +235,7 @@ TEST_SUITE("queue") {
   TEST_CASE("a getter with a cancellation pending gets cancelled_error instead of waiting") {
     run_task([]() -> task<> {
       baton::queue<int> q;
-      auto self = std::make_shared<baton::task_handle<int>>();
-      auto h = baton::spawn(
-          [](std::shared_ptr<baton::task_handle<int>> me, baton::queue<int>& qu) -> task<int> {
-            co_await baton::sleep(0ms);
-            me->cancel();
-            co_return co_await qu.get();
-          }(self, q));
-      *self = h;
+      auto h = baton_test::spawn_cancelled_before([&q] { return q.get(); });
       CHECK_THROWS_AS(co_await h, baton::cancelled_error);
     });
   }
@@ -274,21 +281,13 @@ TEST_SUITE("queue") {
   TEST_CASE("the waiter's context is the same after get and after put") {
     run_task([]() -> task<> {
       baton::queue<int> q(1);
-      auto getter = baton::spawn([](baton::queue<int>& qu) -> task<std::string> {
-        (void)user.set("getter");
-        (void)co_await qu.get();
-        co_return user.get("none");
-      }(q));
+      auto getter = baton::spawn(baton_test::user_after("getter", [&q] { return q.get(); }));
       co_await settle();
       (void)user.set("main");
       co_await q.put(1);
       CHECK(co_await getter == "getter");
       co_await q.put(2);  // full now
-      auto putter = baton::spawn([](baton::queue<int>& qu) -> task<std::string> {
-        (void)user.set("putter");
-        co_await qu.put(3);
-        co_return user.get("none");
-      }(q));
+      auto putter = baton::spawn(baton_test::user_after("putter", [&q] { return q.put(3); }));
       co_await settle();
       CHECK(co_await q.get() == 2);
       CHECK(co_await putter == "putter");
@@ -297,8 +296,6 @@ TEST_SUITE("queue") {
   }
 
   TEST_CASE("on a four-thread loop 4 producers and 4 consumers pass 10000 items, each once") {
-    baton::run_options opts;
-    opts.threads = 4;
     constexpr int producers = 4;
     constexpr int consumers = 4;
     constexpr int items = 10000;
@@ -306,88 +303,42 @@ TEST_SUITE("queue") {
     const std::vector<int> received = run_task(
         []() -> task<std::vector<int>> {
           baton::queue<int> q(16);
-          std::mutex out_mutex;
-          std::vector<int> out;
-          std::vector<baton::task_handle<>> ps;
-          std::vector<baton::task_handle<>> cs;
-          for (int k = 0; k < consumers; ++k) {
-            cs.push_back(baton::spawn(
-                [](baton::queue<int>& qu, std::mutex& m, std::vector<int>& o) -> task<> {
-                  for (;;) {
-                    const int v = co_await qu.get();
-                    if (v < 0) co_return;
-                    std::lock_guard lk(m);
-                    o.push_back(v);
-                  }
-                }(q, out_mutex, out)));
-          }
-          for (int p = 0; p < producers; ++p) {
-            ps.push_back(baton::spawn([](baton::queue<int>& qu, int first) -> task<> {
-              for (int i = 0; i < per_producer; ++i) co_await qu.put(first + i);
-            }(q, p * per_producer)));
-          }
+          baton_test::collector out;
+          auto cs = baton_test::spawn_n(consumers, [&](int) { return get_until_stop(q, out); });
+          auto ps = baton_test::spawn_n(
+              producers, [&](int p) { return put_range(q, p * per_producer, per_producer); });
           for (auto& h : ps) co_await h;
           for (int k = 0; k < consumers; ++k) co_await q.put(-1);  // one stop sign each
           for (auto& h : cs) co_await h;
-          co_return out;
+          co_return out.take();
         },
-        opts);
+        baton_test::four_threads());
     REQUIRE(received.size() == items);
-    std::vector<int> sorted = received;
-    std::sort(sorted.begin(), sorted.end());
-    bool each_once = true;
-    for (int i = 0; i < items; ++i)
-      each_once = each_once && sorted[static_cast<std::size_t>(i)] == i;
-    CHECK(each_once);
+    CHECK(baton_test::sorted(received) == baton_test::numbers_below(items));
   }
 
   TEST_CASE("on a four-thread loop cancelling getters at random never loses or repeats an item") {
-    baton::run_options opts;
-    opts.threads = 4;
     constexpr int items = 4000;
     const std::vector<int> seen = run_task(
         []() -> task<std::vector<int>> {
           baton::queue<int> q(8);
-          std::mutex out_mutex;
-          std::vector<int> out;
-          std::vector<baton::task_handle<>> getters;
-          for (int k = 0; k < 16; ++k) {
-            getters.push_back(baton::spawn(
-                [](baton::queue<int>& qu, std::mutex& m, std::vector<int>& o) -> task<> {
-                  for (;;) {
-                    const int v = co_await qu.get();
-                    if (v < 0) co_return;
-                    std::lock_guard lk(m);
-                    o.push_back(v);
-                  }
-                }(q, out_mutex, out)));
-          }
-          auto producer = baton::spawn([](baton::queue<int>& qu) -> task<> {
-            for (int i = 0; i < items; ++i) co_await qu.put(i);
-          }(q));
+          baton_test::collector out;
+          auto getters = baton_test::spawn_n(16, [&](int) { return get_until_stop(q, out); });
+          auto producer = baton::spawn(put_range(q, 0, items));
           for (int k = 0; k < 16; k += 2) {  // cancel half the getters while items flow
             co_await baton::sleep(0ms);
             getters[static_cast<std::size_t>(k)].cancel();
           }
           co_await producer;
           for (int k = 0; k < 16; ++k) co_await q.put(-1);  // stop signs (extra ones stay)
-          for (auto& h : getters) {
-            try {
-              co_await h;
-            } catch (const baton::cancelled_error&) {
-            }
-          }
+          (void)co_await baton_test::join_all(getters);
           for (auto v : drain(q)) {
-            if (v >= 0) out.push_back(v);
+            if (v >= 0) out.add(v);
           }
-          co_return out;
+          co_return out.take();
         },
-        opts);
-    std::vector<int> sorted = seen;
-    std::sort(sorted.begin(), sorted.end());
-    std::vector<int> expected(items);
-    for (int i = 0; i < items; ++i) expected[static_cast<std::size_t>(i)] = i;
-    CHECK(sorted == expected);
+        baton_test::four_threads());
+    CHECK(baton_test::sorted(seen) == baton_test::numbers_below(items));
   }
 
 }  // TEST_SUITE

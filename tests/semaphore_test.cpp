@@ -6,21 +6,19 @@
 #include <doctest/doctest.h>
 #include <support/run_test.hpp>
 #include <support/settle.hpp>
+#include <support/sync_helpers.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <string>
 #include <vector>
 
 using namespace std::chrono_literals;
 using baton::task;
 using baton_test::run_task;
 using baton_test::settle;
+using baton_test::spawn_each;
 
 namespace {
-
-baton::context_var<std::string> user("user");
 
 /// Takes a permit, records id, keeps the permit.
 task<> take_and_record(baton::semaphore& s, std::vector<int>& order, int id) {
@@ -65,8 +63,7 @@ TEST_SUITE("semaphore") {
     run_task([]() -> task<> {
       baton::semaphore s(0);
       std::vector<int> order;
-      std::vector<baton::task_handle<>> hs;
-      for (int i = 0; i < 5; ++i) hs.push_back(baton::spawn(take_and_record(s, order, i)));
+      auto hs = baton_test::spawn_n(5, [&](int id) { return take_and_record(s, order, id); });
       co_await settle();
       CHECK(order.empty());
       s.release();
@@ -112,9 +109,7 @@ TEST_SUITE("semaphore") {
     run_task([]() -> task<> {
       baton::semaphore s(0);
       std::vector<int> order;
-      auto a = baton::spawn(take_and_record(s, order, 1));
-      auto b = baton::spawn(take_and_record(s, order, 2));
-      auto c = baton::spawn(take_and_record(s, order, 3));
+      auto [a, b, c] = spawn_each({1, 2, 3}, [&](int id) { return take_and_record(s, order, id); });
       co_await settle();
       CHECK(b.cancel());
       CHECK_THROWS_AS(co_await b, baton::cancelled_error);
@@ -132,8 +127,7 @@ TEST_SUITE("semaphore") {
       baton::bounded_semaphore s(1);
       std::vector<int> order;
       co_await s.acquire();
-      auto a = baton::spawn(take_and_record(s, order, 1));
-      auto b = baton::spawn(take_and_record(s, order, 2));
+      auto [a, b] = spawn_each({1, 2}, [&](int id) { return take_and_record(s, order, id); });
       co_await settle();
       s.release();  // the permit goes to a, which has not run yet
       a.cancel();   // cancellation wins: a passes the permit to b
@@ -163,22 +157,14 @@ TEST_SUITE("semaphore") {
   TEST_CASE("the waiter's context is the same after acquiring") {
     run_task([]() -> task<> {
       baton::semaphore s(0);
-      auto h = baton::spawn([](baton::semaphore& sem) -> task<std::string> {
-        (void)user.set("waiter");
-        co_await sem.acquire();
-        co_return user.get("none");
-      }(s));
-      co_await settle();
-      (void)user.set("releaser");
-      s.release();
-      CHECK(co_await h == "waiter");
-      CHECK(user.get() == "releaser");
+      const auto seen = co_await baton_test::users_across_wait([&s] { return s.acquire(); },
+                                                               "releaser", [&s] { s.release(); });
+      CHECK(seen.waiter == "waiter");
+      CHECK(seen.waker == "releaser");
     });
   }
 
   TEST_CASE("on a four-thread loop at most n tasks hold a permit at once") {
-    baton::run_options opts;
-    opts.threads = 4;
     struct result {
       int max_inside;
       int entries;
@@ -210,7 +196,7 @@ TEST_SUITE("semaphore") {
           for (auto& h : hs) co_await h;
           co_return result{max_inside.load(), entries.load(), s.locked()};
         },
-        opts);
+        baton_test::four_threads());
     CHECK(r.max_inside >= 1);
     CHECK(r.max_inside <= 3);
     CHECK(r.entries == 48 * 200);
@@ -218,8 +204,6 @@ TEST_SUITE("semaphore") {
   }
 
   TEST_CASE("on a four-thread loop cancelling waiters at random never loses a permit") {
-    baton::run_options opts;
-    opts.threads = 4;
     const bool all_back = run_task(
         []() -> task<bool> {
           baton::bounded_semaphore s(2);
@@ -242,18 +226,13 @@ TEST_SUITE("semaphore") {
             // Cancel every other one while permits are handed around: some are queued, some
             // were just handed a permit, some are done.
             co_await baton::sleep(0ms);
-            for (std::size_t i = round % 2; i < hs.size(); i += 2) hs[i].cancel();
-            for (auto& h : hs) {
-              try {
-                co_await h;
-              } catch (const baton::cancelled_error&) {
-              }
-            }
+            baton_test::cancel_every_other(hs, round % 2);
+            (void)co_await baton_test::join_all(hs);
           }
           // Both permits are free again: two acquires without waiting, and no third.
           co_return co_await acquire_now(s, 2) && s.locked();
         },
-        opts);
+        baton_test::four_threads());
     CHECK(all_back);
   }
 
