@@ -39,6 +39,24 @@ detail::map_node* node_with_value(detail::var_key key) {
 
 std::uint32_t refs(const detail::map_node* n) { return n->refs.load(); }
 
+/// A map whose two keys share their low five bits, so its root holds them in a child node.
+detail::map_node* map_with_child_node() {
+  detail::map_node* one = node_with_value(1 << 5);
+  detail::map_node* two = detail::insert(one, detail::make_entry<counted>(2 << 5, counted(2)));
+  detail::release(one);
+  return two;
+}
+
+/// n one-entry nodes with keys from `first`, each held twice (as by a spawner and a child).
+std::vector<detail::map_node*> twice_held_nodes(detail::var_key first, std::size_t n) {
+  std::vector<detail::map_node*> nodes;
+  for (detail::var_key k = first; k < first + n; ++k) {
+    nodes.push_back(node_with_value(k));
+    detail::retain(nodes.back());
+  }
+  return nodes;
+}
+
 baton::task<int> read_value(const baton::context_var<counted>& var) { co_return var.get().value; }
 
 }  // namespace
@@ -94,11 +112,7 @@ TEST_SUITE("context") {
   TEST_CASE("a full cache releases its oldest reference for real") {
     scoped_cache s;
     const int before = counted::live.load();
-    std::vector<detail::map_node*> nodes;
-    for (detail::var_key k = 10; k < 10 + detail::ref_cache::capacity + 1; ++k) {
-      nodes.push_back(node_with_value(k));
-      detail::retain(nodes.back());
-    }
+    const auto nodes = twice_held_nodes(10, detail::ref_cache::capacity + 1);
     for (detail::map_node* n : nodes) detail::release(n);
     CHECK(s.cache.count == detail::ref_cache::capacity);
     CHECK(refs(nodes.front()) == 1);  // evicted: decremented
@@ -112,12 +126,9 @@ TEST_SUITE("context") {
     const int before = counted::live.load();
     {
       scoped_cache s;
-      // a: two keys with the same low five bits, so its root has a child node C. b = a plus
-      // one more key: a new root that shares C (C is then held by a and b).
-      detail::map_node* a = node_with_value(1 << 5);
-      detail::map_node* tmp = detail::insert(a, detail::make_entry<counted>(2 << 5, counted(2)));
-      detail::release(a);
-      a = tmp;
+      // a has a child node C; b = a plus one more key, a new root that shares C (C is then
+      // held by a and b).
+      detail::map_node* a = map_with_child_node();
       detail::map_node* b = detail::insert(a, detail::make_entry<counted>(7, counted(3)));
       // Park a's only reference in the cache: kept here, then the other owner lets go.
       detail::retain(a);
@@ -126,11 +137,7 @@ TEST_SUITE("context") {
       REQUIRE(refs(a) == 1);
       // Fill the cache behind it, then one more: a is evicted and freed, and freeing it
       // releases C into the full cache.
-      std::vector<detail::map_node*> others;
-      for (detail::var_key k = 100; k < 100 + detail::ref_cache::capacity; ++k) {
-        others.push_back(node_with_value(k));
-        detail::retain(others.back());
-      }
+      const auto others = twice_held_nodes(100, detail::ref_cache::capacity);
       for (detail::map_node* n : others) detail::release(n);
       CHECK(s.cache.count == detail::ref_cache::capacity);
       CHECK(detail::size(b) == 3);
@@ -144,11 +151,8 @@ TEST_SUITE("context") {
     const int before = counted::live.load();
     {
       scoped_cache s;
-      // Keys that share their low five bits collide at the root: the map grows a child node.
-      detail::map_node* a = node_with_value(1 << 5);
-      detail::map_node* b = detail::insert(a, detail::make_entry<counted>(2 << 5, counted(8)));
+      detail::map_node* b = map_with_child_node();  // its child went through release() once
       CHECK(detail::size(b) == 2);
-      detail::release(a);  // b still shares a's value box (or its child)
       detail::retain(b);
       detail::release(b);
       detail::release(b);
