@@ -13,7 +13,7 @@ namespace baton::detail {
 
 boost::asio::io_context& io_of(loop& l) noexcept { return l.io(); }
 
-std::uint64_t loop_generation_of(const loop& l) noexcept { return l.generation(); }
+std::uint32_t loop_generation_of(const loop& l) noexcept { return l.generation(); }
 
 }  // namespace baton::detail
 

@@ -34,12 +34,14 @@ std::atomic<std::uint64_t> next_anonymous{1};
 
 using handler_ptr = std::shared_ptr<const std::function<void(const unhandled_failure&)>>;
 
-/// The exception handlers of the loops alive now, by loop generation (generations are never
-/// reused, unlike a loop's address). Leaked on purpose: tasks may die after static destruction.
+/// The exception handlers of the loops alive now, by loop generation (unlike a loop's address,
+/// a generation is not reused until 2^32 loops later, so a task that outlives its loop cannot
+/// reach the handler of a loop that happens to take its place). Leaked on purpose: tasks may
+/// die after static destruction. 32 bits, so a task stores its loop's generation in 4 bytes.
 struct handler_registry {
   std::mutex mutex;
-  std::unordered_map<std::uint64_t, handler_ptr> handlers;
-  std::uint64_t next_generation = 1;
+  std::unordered_map<std::uint32_t, handler_ptr> handlers;
+  std::uint32_t next_generation = 1;
 };
 handler_registry& registry() {
   static auto* r = new handler_registry;
@@ -117,7 +119,7 @@ void retain_task(task_base* t) noexcept { retain(static_cast<context_cell*>(t));
 // ~task_base, which reports a failure nobody looked at.
 void release_task(task_base* t) noexcept { release(static_cast<context_cell*>(t)); }
 
-void report_unretrieved(std::uint64_t generation, const unhandled_failure& f) noexcept {
+void report_unretrieved(std::uint32_t generation, const unhandled_failure& f) noexcept {
   handler_ptr h;
   {
     handler_registry& r = registry();
@@ -307,6 +309,7 @@ loop::loop(const run_options& opts)
   handler_registry& r = registry();
   std::lock_guard lock(r.mutex);
   generation_ = r.next_generation++;
+  if (generation_ == 0) generation_ = r.next_generation++;  // 0 is "no loop" (wrapped around)
   r.handlers.emplace(generation_,
                      std::make_shared<const std::function<void(const unhandled_failure&)>>(
                          opts.exception_handler));

@@ -71,7 +71,7 @@ class loop {
   void run_main(task_base* main);
   asio::io_context& io() noexcept { return ioc_; }
   asio::thread_pool& blocking_pool();
-  std::uint64_t generation() const noexcept { return generation_; }
+  std::uint32_t generation() const noexcept { return generation_; }
   const std::shared_ptr<loop_gate>& gate() const noexcept { return gate_; }
   /// False once the loop is past its last task: jobs still queued are refused.
   bool accepting() const noexcept { return accepting_.load(std::memory_order_acquire); }
@@ -96,7 +96,7 @@ class loop {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_guard_;
   const unsigned threads_;
   const std::size_t blocking_threads_;
-  std::uint64_t generation_ = 0;  // this loop's key in the handler registry (never reused)
+  std::uint32_t generation_ = 0;  // this loop's key in the handler registry
 
   // Ready queue and live list. One mutex; with one loop thread it is never contended.
   std::mutex mutex_;

@@ -54,7 +54,7 @@ struct group_state {
   std::size_t seen = 0;                      // errors handed out by wait() or errors()
   task_base* waiter = nullptr;               // the one task allowed in wait()
   std::atomic<task_base*> waiting{nullptr};  // that task while suspended, woken exactly once
-  std::uint64_t loop_generation = 0;         // for reporting errors nobody saw
+  std::uint32_t loop_generation = 0;         // for reporting errors nobody saw
 
   ~group_state();
   /// Refuses new children after a failure (asyncio's "TaskGroup is shutting down") and after

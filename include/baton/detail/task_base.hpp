@@ -101,7 +101,7 @@ struct worker;
 loop& running_loop(const char* what);
 loop* running_loop_or_null() noexcept;
 /// The generation of loop l (its key for exception reports).
-std::uint64_t loop_generation_of(const loop& l) noexcept;
+std::uint32_t loop_generation_of(const loop& l) noexcept;
 
 /// Registers t with the loop and schedules its first step. t->ctx must be set.
 void start(loop& l, task_base* t);
@@ -150,7 +150,7 @@ bool add_waiter(task_base* t, waiter* w) noexcept;
 
 /// Hands a failure nobody retrieved to the exception handler of loop `generation` (stderr
 /// when that loop is gone or has none). Never called with a lock held.
-void report_unretrieved(std::uint64_t generation, const unhandled_failure& f) noexcept;
+void report_unretrieved(std::uint32_t generation, const unhandled_failure& f) noexcept;
 
 /// The executor of the running loop (type-erased to keep Asio out of this header).
 void retain_task(task_base* t) noexcept;
