@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <doctest/doctest.h>
 #include <support/run_test.hpp>
+#include <support/settle.hpp>
 
 #include <chrono>
 #include <memory>
@@ -317,7 +318,7 @@ TEST_SUITE("combinator edge cases") {
     run_task([]() -> task<> {
       baton::task_group g;
       g.spawn(fail_after(0ms));
-      co_await baton::sleep(1ms);
+      co_await baton_test::settle();  // the child fails
       CHECK_THROWS_AS(g.spawn(value_after(1, 0ms)), baton::runtime_error);
       CHECK_THROWS_AS(co_await g.wait(), std::runtime_error);
     });
@@ -332,8 +333,8 @@ TEST_SUITE("combinator edge cases") {
           {
             baton::task_group g;
             g.spawn(fail_after(0ms));
-            co_await baton::sleep(1ms);
-          }  // destroyed without wait()
+            co_await baton_test::settle();  // the child fails
+          }                                 // destroyed without wait()
           co_await baton::sleep(0ms);
         }(),
         opts);
@@ -347,7 +348,6 @@ TEST_SUITE("combinator edge cases") {
       {
         auto h =
             g.spawn([]() -> task<std::shared_ptr<int>> { co_return std::make_shared<int>(1); }());
-        co_await baton::sleep(1ms);
         watch = co_await h;
       }
       CHECK(watch.expired());  // the group does not keep the finished child's result alive
@@ -378,7 +378,7 @@ TEST_SUITE("task_group lifetime") {
             baton::task_group g;
             CHECK(g.errors().empty());
             g.spawn(fail_after(0ms));
-            co_await baton::sleep(1ms);
+            co_await baton_test::settle();  // the child fails
           }
           co_await baton::sleep(0ms);
         }(),

@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <doctest/doctest.h>
 #include <support/run_test.hpp>
+#include <support/settle.hpp>
 
 #include <chrono>
 #include <optional>
@@ -243,7 +244,7 @@ TEST_SUITE("spawn failures") {
         throw std::runtime_error("from the first loop");
         co_return;
       }());
-      co_await baton::sleep(1ms);
+      co_await baton_test::settle();  // the child fails while its loop runs
     }(kept));
     int second_loop_reports = 0;
     baton::run_options opts;
@@ -276,7 +277,8 @@ TEST_SUITE("spawn failures") {
             baton::current_executor(),
             boost::asio::bind_executor(baton::current_executor(), baton::use_task));
         boost::asio::post(baton::current_executor(), [&var] { (void)var.set(99); });
-        co_await baton::sleep(1ms);
+        // Handlers run in the order they were posted: this one completes after the one above.
+        co_await boost::asio::post(baton::current_executor(), baton::use_task);
       }(v));
       CHECK(v.get() == 1);
     });

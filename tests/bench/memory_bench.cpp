@@ -26,6 +26,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "sixteen_vars.hpp"
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -169,29 +171,6 @@ void report(benchmark::State& state, const snapshot& before, const snapshot& aft
 // ---- baton ----------------------------------------------------------------------------------
 
 enum class park { event, event_16_vars, event_own_var, sleep };
-
-/// 16 vars, 4 of them strings (boxed values), as in runtime_bench.
-struct sixteen_vars {
-  std::vector<std::unique_ptr<baton::context_var<int>>> ints;
-  std::vector<std::unique_ptr<baton::context_var<std::string>>> strings;
-
-  sixteen_vars() {
-    for (int i = 0; i < 12; ++i) {
-      ints.push_back(std::make_unique<baton::context_var<int>>("int" + std::to_string(i)));
-    }
-    for (int i = 0; i < 4; ++i) {
-      strings.push_back(
-          std::make_unique<baton::context_var<std::string>>("string" + std::to_string(i)));
-    }
-  }
-
-  void set_all() {
-    for (std::size_t i = 0; i < ints.size(); ++i) (void)ints[i]->set(static_cast<int>(i));
-    for (std::size_t i = 0; i < strings.size(); ++i) {
-      (void)strings[i]->set("a value longer than the small-string buffer #" + std::to_string(i));
-    }
-  }
-};
 
 baton::task<> wait_for(baton::event& ev) { co_await ev.wait(); }
 

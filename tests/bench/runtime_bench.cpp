@@ -20,6 +20,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "sixteen_vars.hpp"
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -128,30 +130,6 @@ BENCHMARK(spawn_batch_join)
     ->MeasureProcessCPUTime();
 
 // ---- 2. spawn in a populated context --------------------------------------------------------
-
-/// 16 vars, 4 of them strings (boxed values): what a request handler might carry.
-struct sixteen_vars {
-  std::vector<std::unique_ptr<baton::context_var<int>>> ints;
-  std::vector<std::unique_ptr<baton::context_var<std::string>>> strings;
-
-  sixteen_vars() {
-    for (int i = 0; i < 12; ++i) {
-      ints.push_back(std::make_unique<baton::context_var<int>>("int" + std::to_string(i)));
-    }
-    for (int i = 0; i < 4; ++i) {
-      strings.push_back(
-          std::make_unique<baton::context_var<std::string>>("string" + std::to_string(i)));
-    }
-  }
-
-  /// Sets every var in the current context.
-  void set_all() {
-    for (std::size_t i = 0; i < ints.size(); ++i) (void)ints[i]->set(static_cast<int>(i));
-    for (std::size_t i = 0; i < strings.size(); ++i) {
-      (void)strings[i]->set("a value longer than the small-string buffer #" + std::to_string(i));
-    }
-  }
-};
 
 /// spawn + join from a task whose own context holds range(0) vars: 0, or 16 (12 ints and 4
 /// boxed strings). Every spawn copies that context (O(1): the copy shares the map).
