@@ -8,6 +8,7 @@
 #include <baton/baton.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <doctest/doctest.h>
+#include <support/counting_handler.hpp>
 #include <support/run_test.hpp>
 #include <support/settle.hpp>
 
@@ -325,9 +326,7 @@ TEST_SUITE("combinator edge cases") {
   }
 
   TEST_CASE("failures of a task group that is never waited are reported") {
-    int reports = 0;
-    baton::run_options opts;
-    opts.exception_handler = [&](const baton::unhandled_failure&) { ++reports; };
+    baton_test::counting_handler failures;
     baton::run(
         []() -> task<> {
           {
@@ -337,8 +336,8 @@ TEST_SUITE("combinator edge cases") {
           }                                 // destroyed without wait()
           co_await baton::sleep(0ms);
         }(),
-        opts);
-    CHECK(reports == 1);
+        failures.options());
+    CHECK(failures.reports == 1);
   }
 
   TEST_CASE("a task group releases its children as they finish") {
@@ -369,9 +368,7 @@ TEST_SUITE("task_group lifetime") {
   }
 
   TEST_CASE("a failure after errors() was read is still reported when nobody sees it") {
-    int reports = 0;
-    baton::run_options opts;
-    opts.exception_handler = [&](const baton::unhandled_failure&) { ++reports; };
+    baton_test::counting_handler failures;
     baton::run(
         []() -> task<> {
           {
@@ -382,8 +379,8 @@ TEST_SUITE("task_group lifetime") {
           }
           co_await baton::sleep(0ms);
         }(),
-        opts);
-    CHECK(reports == 1);
+        failures.options());
+    CHECK(failures.reports == 1);
   }
 
 }  // TEST_SUITE

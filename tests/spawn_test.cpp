@@ -6,6 +6,7 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/post.hpp>
 #include <doctest/doctest.h>
+#include <support/counting_handler.hpp>
 #include <support/run_test.hpp>
 #include <support/settle.hpp>
 
@@ -144,11 +145,7 @@ TEST_SUITE("spawn") {
   }
 
   TEST_CASE("a failure nobody retrieved goes to the loop's exception handler, named") {
-    std::vector<std::string> reports;
-    baton::run_options opts;
-    opts.exception_handler = [&](const baton::unhandled_failure& f) {
-      reports.push_back(f.task_name);
-    };
+    baton_test::counting_handler failures;
     baton::run(
         []() -> task<> {
           (void)baton::spawn(
@@ -159,15 +156,13 @@ TEST_SUITE("spawn") {
               {.name = "orphan"});
           co_await baton::sleep(1ms);
         }(),
-        opts);
-    REQUIRE(reports.size() == 1);
-    CHECK(reports[0] == "orphan");
+        failures.options());
+    REQUIRE(failures.task_names.size() == 1);
+    CHECK(failures.task_names[0] == "orphan");
   }
 
   TEST_CASE("a retrieved failure is not reported") {
-    int reports = 0;
-    baton::run_options opts;
-    opts.exception_handler = [&](const baton::unhandled_failure&) { ++reports; };
+    baton_test::counting_handler failures;
     baton::run(
         []() -> task<> {
           auto h = baton::spawn([]() -> task<> {
@@ -176,8 +171,8 @@ TEST_SUITE("spawn") {
           }());
           CHECK_THROWS(co_await h);
         }(),
-        opts);
-    CHECK(reports == 0);
+        failures.options());
+    CHECK(failures.reports == 0);
   }
 
   TEST_CASE("tasks left when main ends are cancelled and awaited") {
@@ -212,11 +207,7 @@ TEST_SUITE("spawn") {
 
 TEST_SUITE("spawn failures") {
   TEST_CASE("a failure is reported even when the last reference is the task's context") {
-    std::vector<std::string> reports;
-    baton::run_options opts;
-    opts.exception_handler = [&](const baton::unhandled_failure& f) {
-      reports.push_back(f.task_name);
-    };
+    baton_test::counting_handler failures;
     baton::run(
         [](std::vector<std::string>& seen) -> task<> {
           auto h = baton::spawn(
@@ -231,10 +222,10 @@ TEST_SUITE("spawn failures") {
           CHECK(seen.empty());         // the context still holds the task
           kept.reset();                // the last reference: reported now, to this loop
           CHECK(seen.size() == 1);
-        }(reports),
-        opts);
-    REQUIRE(reports.size() == 1);
-    CHECK(reports[0] == "ctx-holder");
+        }(failures.task_names),
+        failures.options());
+    REQUIRE(failures.task_names.size() == 1);
+    CHECK(failures.task_names[0] == "ctx-holder");
   }
 
   TEST_CASE("a failure dropped after its loop ended never reaches a later loop's handler") {
@@ -246,16 +237,14 @@ TEST_SUITE("spawn failures") {
       }());
       co_await baton_test::settle();  // the child fails while its loop runs
     }(kept));
-    int second_loop_reports = 0;
-    baton::run_options opts;
-    opts.exception_handler = [&](const baton::unhandled_failure&) { ++second_loop_reports; };
+    baton_test::counting_handler second_loop;
     baton::run(
         [](baton::task_handle<>& k) -> task<> {
           k = {};  // dropped while another loop runs: goes to stderr, not to this loop
           co_return;
         }(kept),
-        opts);
-    CHECK(second_loop_reports == 0);
+        second_loop.options());
+    CHECK(second_loop.reports == 0);
   }
 
   TEST_CASE("a task whose context the caller of run() has entered fails with context_error") {

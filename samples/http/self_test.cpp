@@ -164,18 +164,33 @@ void check_common(checker& k, const response& res, http::status want, const std:
 
 // ---- the concurrent scenarios -------------------------------------------------------------
 
-baton::task<outcome> whoami_scenario(tcp::endpoint ep, const identity& s) {
+/// What get_json() got: its checker, to go on with, the JSON body (null if it was not JSON),
+/// and the response's traceparent (the service's span).
+struct json_reply {
+  checker k;
+  json::value body;
+  std::string span;
+};
+
+/// GET `path` as `s` on a new connection: check_common() wanting 200 OK, then the body's echo
+/// of the caller (request_id, user, and the span in traceparent). `path` is a const char* so
+/// that no std::string temporary stands in the caller's co_await (docs/notes/004).
+baton::task<json_reply> get_json(tcp::endpoint ep, const identity& s, const char* path) {
   client_connection c;
   co_await c.connect(ep);
-  request req = make_request(http::verb::get, "/whoami", s.id, s);
+  request req = make_request(http::verb::get, path, s.id, s);
   const response res = co_await c.send(req);
-  checker k(s.id + " GET /whoami");
-  check_common(k, res, http::status::ok, s.id, s);
-  const json::value body = parse_or_null(res.body());
-  const std::string span = header(res, "traceparent");
-  k.equal("request_id", str(body, "request_id"), s.id);
-  k.equal("user", str(body, "user"), s.user);
-  k.equal("traceparent", str(body, "traceparent"), span);
+  json_reply r{checker(s.id + " GET " + path), parse_or_null(res.body()),
+               header(res, "traceparent")};
+  check_common(r.k, res, http::status::ok, s.id, s);
+  r.k.equal("request_id", str(r.body, "request_id"), s.id);
+  r.k.equal("user", str(r.body, "user"), s.user);
+  r.k.equal("traceparent", str(r.body, "traceparent"), r.span);
+  co_return r;
+}
+
+baton::task<outcome> whoami_scenario(tcp::endpoint ep, const identity& s) {
+  auto [k, body, span] = co_await get_json(ep, s, "/whoami");
   k.equal("trace_id", str(body, "trace_id"), s.trace.trace_id_hex());
   k.equal("received_traceparent", str(body, "received_traceparent"), s.trace.to_string());
   k.equal("tracestate", str(body, "tracestate"), "baton=selftest");
@@ -232,17 +247,7 @@ baton::task<outcome> notes_scenario(tcp::endpoint ep, const identity& s, ledger&
 }
 
 baton::task<outcome> chain_scenario(tcp::endpoint ep, const identity& s) {
-  client_connection c;
-  co_await c.connect(ep);
-  request req = make_request(http::verb::get, "/chain", s.id, s);
-  const response res = co_await c.send(req);
-  checker k(s.id + " GET /chain");
-  check_common(k, res, http::status::ok, s.id, s);
-  const json::value body = parse_or_null(res.body());
-  const std::string span = header(res, "traceparent");
-  k.equal("request_id", str(body, "request_id"), s.id);
-  k.equal("user", str(body, "user"), s.user);
-  k.equal("traceparent", str(body, "traceparent"), span);
+  auto [k, body, span] = co_await get_json(ep, s, "/chain");
   k.equal("sent_traceparent", str(body, "sent_traceparent"), span);
   const json::value& callee = member(body, "callee");
   k.equal("callee.request_id", str(callee, "request_id"), s.id);
