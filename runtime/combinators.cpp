@@ -134,13 +134,14 @@ void group_state::cancel_children() noexcept {
 }
 
 namespace {
-void on_group_cancel(void* g) noexcept { wake(static_cast<group_state*>(g)->waiting); }
+void on_group_cancel(task_base*, void* g) noexcept { wake(static_cast<group_state*>(g)->waiting); }
+constexpr await_kind group_wait_kind{"task_group", &on_group_cancel};
 }  // namespace
 
 bool group_wait_awaiter::suspend(std::coroutine_handle<> h) {
   std::lock_guard lock(g->mutex);
   if (g->running.empty()) return false;
-  return arm(self, h, "task_group", {&on_group_cancel, g}, [this] {
+  return arm(self, h, group_wait_kind, g, [this] {
     g->waiting.store(self, std::memory_order_release);
     return true;
   });
@@ -225,7 +226,9 @@ void shield_node::on_done(waiter* w) noexcept {
   n->release();
 }
 
-void shield_node::on_cancel(void* self) noexcept {
+const await_kind shield_node::kind{"shield", &shield_node::on_cancel};
+
+void shield_node::on_cancel(task_base*, void* self) noexcept {
   auto* n = static_cast<shield_node*>(self);
   if (!n->claimed.exchange(true, std::memory_order_acq_rel)) schedule(n->waiting);
 }
@@ -234,7 +237,7 @@ bool shield_suspend(task_base* self, task_base* target, shield_node* node,
                     std::coroutine_handle<> h) {
   node->notify = &shield_node::on_done;
   bool added = false;
-  const bool suspended = arm(self, h, "shield", {&shield_node::on_cancel, node}, [&] {
+  const bool suspended = arm(self, h, shield_node::kind, node, [&] {
     added = add_waiter(target, node);
     return added;
   });

@@ -204,6 +204,7 @@ token_state* set_entry(const slot& entry, const void* var) {
     throw;
   }
   map_node* const new_root = insert(c->root, entry);  // drops entry itself on failure
+  new_root->version = fresh_version();                // a new node, not yet published
   token_state* t = nullptr;
   try {
     t = new token_state;
@@ -224,11 +225,9 @@ token_state* set_entry(const slot& entry, const void* var) {
   }
   t->var = var;
   t->cell_id = c->id;
-  t->prev_version = c->version;
+  t->version = new_root->version;
   t->old_root = c->root;  // the cell's reference moves to the token
   c->root = new_root;
-  c->version = fresh_version();
-  t->version = c->version;
   return t;
 }
 
@@ -246,25 +245,27 @@ void reset_entry(token_state* t, var_key key, const void* var, const std::string
                         "' was created in a different context");
   }
   map_node* new_root = nullptr;
-  std::uint64_t version = 0;
-  if (c->version == t->version) {
-    // Nothing changed since the set: the old map is the answer; the token's reference to it
-    // moves back into the context (old_value() reads old_entry, not the map).
+  if (c->root != nullptr && c->root->version == t->version) {
+    // The root is the very node the set made, so nothing changed since: the old map is the
+    // answer; the token's reference to it moves back into the context (old_value() reads
+    // old_entry, not the map).
     new_root = std::exchange(t->old_root, nullptr);
-    version = t->prev_version;
-  } else if (t->had_old) {
-    if ((t->old_entry.key & boxed_bit) != 0) {
-      reinterpret_cast<value_box*>(t->old_entry.bits)->refs.fetch_add(1, std::memory_order_relaxed);
-    }
-    new_root = insert(c->root, t->old_entry);
-    version = fresh_version();
   } else {
-    new_root = erase(c->root, key);
-    version = fresh_version();
+    if (t->had_old) {
+      if ((t->old_entry.key & boxed_bit) != 0) {
+        reinterpret_cast<value_box*>(t->old_entry.bits)
+            ->refs.fetch_add(1, std::memory_order_relaxed);
+      }
+      new_root = insert(c->root, t->old_entry);
+    } else {
+      new_root = erase(c->root, key);  // c->root itself (retained) when key is not there
+    }
+    // A new node gets a version of its own (an older token may find it later); the root
+    // itself keeps the version it has.
+    if (new_root != nullptr && new_root != c->root) new_root->version = fresh_version();
   }
   release(c->root);
   c->root = new_root;
-  c->version = version;
   t->used.store(true, std::memory_order_relaxed);
 }
 

@@ -20,6 +20,7 @@ map_node* allocate(unsigned nslots) {
   const std::size_t bytes = offsetof(map_node, slots) + sizeof(slot) * (nslots == 0 ? 1 : nslots);
   auto* n = static_cast<map_node*>(::operator new(bytes));
   n->refs.store(1, std::memory_order_relaxed);
+  n->version = 0;
   return n;
 }
 

@@ -39,8 +39,8 @@ task_info snapshot(detail::task_base* t, bool read_vars) {
   const auto status = t->status.load(std::memory_order_relaxed);
   i.state = state_name(status);
   {
-    detail::cancel_guard g(t);  // awaiting is written under this lock
-    if (t->awaiting != nullptr) i.awaiting = t->awaiting;
+    detail::cancel_guard g(t);  // the hook is written under this lock
+    if (t->hook.kind != nullptr) i.awaiting = t->hook.kind->what;
   }
   if (read_vars) {
     try {

@@ -48,6 +48,17 @@ handler_registry& registry() {
   return *r;
 }
 
+/// The names of the named tasks alive now (task_base::named says whether a task has one).
+/// Leaked on purpose, like the registry: tasks may die after static destruction.
+struct name_table {
+  std::mutex mutex;
+  std::unordered_map<const task_base*, std::string> names;
+};
+name_table& names() {
+  static auto* t = new name_table;
+  return *t;
+}
+
 /// Locks only when the loop has several threads.
 class maybe_lock {
  public:
@@ -92,11 +103,26 @@ bool is_cancellation(const std::exception_ptr& e) {
 task_base::task_base() : ctx(this) { id = new_cell_id(); }
 
 task_base::~task_base() {
-  if (root_frame) root_frame.destroy();  // never ran (its loop ended first)
+  const task_status s = status.load(std::memory_order_relaxed);
+  if (resume_point && (s == task_status::created || s == task_status::scheduled)) {
+    resume_point.destroy();  // the root frame of a task that never ran (its loop ended first)
+  }
   if (ctx != this) release(ctx);
   if (error && !error_retrieved.load(std::memory_order_acquire) && !cancelled) {
     report_unretrieved(loop_generation, unhandled_failure{task_name(this), error});
   }
+  if (named) {
+    name_table& n = names();
+    std::lock_guard lock(n.mutex);
+    n.names.erase(this);
+  }
+}
+
+void set_task_name(task_base* t, std::string name) {
+  name_table& n = names();
+  std::lock_guard lock(n.mutex);
+  n.names.insert_or_assign(t, std::move(name));
+  t->named = true;
 }
 
 cancel_guard::cancel_guard(task_base* t) noexcept : t_(t) {
@@ -135,7 +161,11 @@ void report_unretrieved(std::uint32_t generation, const unhandled_failure& f) no
 }
 
 std::string task_name(const task_base* t) {
-  if (t->name) return *t->name;
+  if (t->named) {
+    name_table& n = names();
+    std::lock_guard lock(n.mutex);
+    if (auto it = n.names.find(t); it != n.names.end()) return it->second;
+  }
   return "task-" + std::to_string(t->id);
 }
 
@@ -147,14 +177,17 @@ bool cancel(task_base* t) noexcept {
     if (t->done()) return false;
     ++t->cancel_requests;
     t->cancel_pending.store(true, std::memory_order_relaxed);
-    const cancel_hook h = std::exchange(t->hook, {});
-    if (h.fn == &cancel_task_hook) {
-      // Cancelling an awaited task under our lock could come back to us (A awaits B awaits A)
-      // and spin on our own lock: keep the target alive and cancel it unlocked instead.
-      awaited = static_cast<task_base*>(h.arg);
-      retain_task(awaited);
-    } else if (h.fn != nullptr) {
-      h.fn(h.arg);
+    const cancel_hook h = t->hook;
+    if (h.kind != nullptr && !t->hook_fired) {
+      t->hook_fired = true;  // once per suspension; the hook stays for introspection
+      if (h.kind == &task_await_kind) {
+        // Cancelling an awaited task under our lock could come back to us (A awaits B awaits
+        // A) and spin on our own lock: keep the target alive and cancel it unlocked instead.
+        awaited = static_cast<task_base*>(h.arg);
+        retain_task(awaited);
+      } else {
+        h.kind->cancel(t, h.arg);
+      }
     }
   }
   if (awaited != nullptr) {
@@ -168,7 +201,6 @@ void disarm(task_base* t) {
   {
     cancel_guard g(t);
     t->hook = {};
-    t->awaiting = nullptr;
     if (!t->cancel_pending.load(std::memory_order_relaxed)) return;
     t->cancel_pending.store(false, std::memory_order_relaxed);
   }
@@ -200,7 +232,14 @@ bool add_waiter(task_base* t, waiter* w) noexcept {
 
 void notify_join(waiter* w) noexcept { schedule(static_cast<join_waiter*>(w)->waiting); }
 
-void cancel_task_hook(void* t) noexcept { cancel(static_cast<task_base*>(t)); }
+namespace {
+// Never called: cancel() recognises task_await_kind and cancels the awaited task unlocked.
+void cancel_awaited(task_base*, void* awaited) noexcept {
+  cancel(static_cast<task_base*>(awaited));
+}
+}  // namespace
+
+const await_kind task_await_kind{"task", &cancel_awaited};
 
 void throw_awaited_self() {
   throw baton::runtime_error("baton: a task cannot await its own handle");
@@ -214,7 +253,6 @@ std::exception_ptr retrieve_error(task_base* t) noexcept {
 
 std::coroutine_handle<> finish(task_base* t, std::coroutine_handle<> root) noexcept {
   t->take_result(root);
-  t->root_frame = {};
   root.destroy();
   complete(t);
   if (current_worker != nullptr) current_worker->just_finished = t;
@@ -449,8 +487,7 @@ void loop::cancel_before_start(task_base* t) noexcept {
     t->cancel_pending.store(false, std::memory_order_relaxed);  // consumed, as a step would
   }
   t->error = std::make_exception_ptr(cancelled_error());
-  if (t->root_frame) std::exchange(t->root_frame, {}).destroy();
-  t->resume_point = {};
+  std::exchange(t->resume_point, {}).destroy();  // the root frame: it never ran
   complete(t);
 }
 
@@ -458,7 +495,9 @@ void loop::fail_unrunnable(task_base* t) noexcept {
   t->error = std::make_exception_ptr(
       context_error("baton: task '" + task_name(t) +
                     "' cannot run: its context is entered by the thread that called run()"));
-  if (t->root_frame) std::exchange(t->root_frame, {}).destroy();
+  // Its context was entered before the loop started, so it never ran: resume_point is still
+  // the root frame.
+  std::exchange(t->resume_point, {}).destroy();
   complete(t);
   on_finished(t);
 }

@@ -3,8 +3,8 @@
 //
 // Who points to whom while a task waits (see include/baton/detail/wait_list.hpp):
 //
-//   task_base ── hook ──▶ cancel_waiter(node)          (installed by arm(), under cancel lock)
-//   primitive ── wait_list ──▶ node (in the frame) ──▶ task_base
+//   task_base ── hook ──▶ {wait_ops, node (in the frame)}  (set by arm(), under cancel lock)
+//   primitive ── wait_list ──▶ task_base (its own links: next_ready, wait_prev)
 //
 // Lock order: task cancel lock → primitive mutex → (nothing). The wake paths below take only
 // the primitive mutex and schedule after releasing it (wake_list).
@@ -15,6 +15,8 @@
 #include <baton/lock.hpp>
 #include <baton/semaphore.hpp>
 
+#include "loop.hpp"
+
 #include <cassert>
 #include <cstdint>
 #include <exception>
@@ -22,21 +24,19 @@
 
 namespace baton::detail {
 
-namespace {
-
-/// The cancel hook of a waiting node; runs under the task's cancel lock (see cancel()).
-void cancel_waiter(void* arg) noexcept {
-  auto& n = *static_cast<wait_node*>(arg);
-  task_base* t = nullptr;
+void cancel_waiter(task_base* t, void* node) noexcept {
+  auto& n = *static_cast<wait_node*>(node);
+  const auto& ops = static_cast<const wait_ops&>(*t->hook.kind);  // under t's cancel lock
   {
-    std::lock_guard g(n.mutex());
-    if (n.state != wait_state::queued) return;  // granted: its wake path schedules it
-    n.list().erase(&n);
-    n.state = wait_state::removed;
-    t = n.task;
+    std::lock_guard g(ops.mutex(n.owner));
+    if (t->wait != wait_state::queued) return;  // granted: its wake path schedules it
+    ops.list(n.owner).erase(t);
+    t->wait = wait_state::removed;
   }
   schedule(t);  // it resumes into disarm(), which throws cancelled_error
 }
+
+namespace {
 
 /// Puts back the cancellation disarm() just consumed: the next suspension point delivers it.
 void keep_cancel_pending(task_base* t) noexcept {
@@ -44,16 +44,21 @@ void keep_cancel_pending(task_base* t) noexcept {
   t->cancel_pending.store(true, std::memory_order_relaxed);  // the cancel lock orders it
 }
 
+/// The task whose frame runs on this thread (every wait is awaited from a task on a loop).
+task_base* running_task() noexcept { return current_worker->running; }
+
 }  // namespace
 
-bool suspend_on(wait_node& n, task_base* t, std::coroutine_handle<> h) {
-  n.task = t;
+wait_state running_wait_state() noexcept { return running_task()->wait; }
+
+bool suspend_on(wait_node& n, const wait_ops& ops, task_base* t, std::coroutine_handle<> h) {
+  t->wait = wait_state::idle;
   for (;;) {
     {
       wake_list wake;  // schedules after the guard below unlocks
-      std::lock_guard g(n.mutex());
-      if (n.ops->try_take(n, wake)) {
-        n.state = wait_state::taken;
+      std::lock_guard g(ops.mutex(n.owner));
+      if (ops.try_take(n, wake)) {
+        t->wait = wait_state::taken;
         return false;
       }
     }
@@ -61,19 +66,19 @@ bool suspend_on(wait_node& n, task_base* t, std::coroutine_handle<> h) {
     // or finds the hook. The resource may have been freed since try_take: then retry, because
     // taking it here could throw (a queue's item move), and arm()'s start must not.
     bool retry = false;
-    const bool suspended = arm(t, h, n.ops->what, {&cancel_waiter, &n}, [&n, &retry] {
+    const bool suspended = arm(t, h, ops, &n, [&] {
       {
-        std::lock_guard g(n.mutex());
-        if (n.ops->available(n)) {
+        std::lock_guard g(ops.mutex(n.owner));
+        if (ops.available(n)) {
           retry = true;
           return false;
         }
-        n.state = wait_state::queued;
-        n.list().push_back(&n);
+        t->wait = wait_state::queued;
+        ops.list(n.owner).push_back(t);
       }
-      // From here a wake path may grant n and schedule the task on another thread; the task
-      // then waits in disarm() for this thread to leave arm(), so n stays valid until then.
-      if (n.ops->queued != nullptr) n.ops->queued(n);
+      // From here a wake path may grant t and schedule it on another thread; the task then
+      // waits in disarm() for this thread to leave arm(), so n stays valid until then.
+      if (ops.queued != nullptr) ops.queued(n);
       return true;
     });
     if (suspended) return true;  // n must not be touched any more
@@ -81,19 +86,20 @@ bool suspend_on(wait_node& n, task_base* t, std::coroutine_handle<> h) {
   }
 }
 
-void resume_from(wait_node& n) {
-  // state was written before the task was scheduled (or by this thread): no lock needed.
-  if (n.state == wait_state::taken) return;
+void resume_from(wait_node& n, const wait_ops& ops) {
+  task_base* const t = running_task();
+  // wait was written before the task was scheduled (or by this thread): no lock needed.
+  if (t->wait == wait_state::taken) return;
   try {
-    disarm(n.task);
+    disarm(t);
   } catch (const cancelled_error&) {
-    if (n.state == wait_state::granted && !n.ops->undo(n)) {
-      keep_cancel_pending(n.task);  // the operation completed and cannot be undone
+    if (t->wait == wait_state::granted && !ops.undo(n)) {
+      keep_cancel_pending(t);  // the operation completed and cannot be undone
       return;
     }
     throw;
   }
-  assert(n.state == wait_state::granted);
+  assert(t->wait == wait_state::granted);
 }
 
 /// The primitives' private state, for their wait_ops.
@@ -117,7 +123,7 @@ struct sync_access {
   }
   /// Under l's mutex: ownership to the oldest waiter, else the lock becomes free.
   static void lock_hand_over(lock& l, wake_list& wake) noexcept {
-    if (wait_node* w = l.waiters_.pop_front()) {
+    if (task_base* w = l.waiters_.pop_front()) {
       wake.add(w);  // locked_ stays true: w owns it now
     } else {
       l.locked_ = false;
@@ -144,7 +150,7 @@ struct sync_access {
     return static_cast<const semaphore*>(n.owner)->value_ != 0;
   }
   static void semaphore_hand_over(semaphore& s, wake_list& wake) noexcept {
-    if (wait_node* w = s.waiters_.pop_front()) {
+    if (task_base* w = s.waiters_.pop_front()) {
       wake.add(w);  // the permit goes to w directly
     } else {
       ++s.value_;
@@ -169,7 +175,7 @@ struct sync_access {
     wake_list wake;
     std::lock_guard g(c.mutex_);
     for (; count != 0; --count) {
-      wait_node* w = c.waiters_.pop_front();
+      task_base* w = c.waiters_.pop_front();
       if (w == nullptr) break;
       wake.add(w);
     }
@@ -207,13 +213,14 @@ using detail::wake_list;
 // ---------------------------------------------------------------------------------------------
 // event
 
-event::wait_awaitable::wait_awaitable(event& e) noexcept : wait_op(sync_access::event_ops, &e) {}
+event::wait_awaitable::wait_awaitable(event& e) noexcept : wait_op(&e) {}
+const detail::wait_ops& event::wait_awaitable::ops() noexcept { return sync_access::event_ops; }
 
 void event::set() {
   wake_list wake;  // schedules after the guard below unlocks
   std::lock_guard g(mutex_);
   flag_ = true;
-  while (detail::wait_node* w = waiters_.pop_front()) wake.add(w);
+  while (detail::task_base* w = waiters_.pop_front()) wake.add(w);
 }
 
 void event::clear() {
@@ -229,7 +236,8 @@ bool event::is_set() const {
 // ---------------------------------------------------------------------------------------------
 // lock
 
-lock::acquire_awaitable::acquire_awaitable(lock& l) noexcept : wait_op(sync_access::lock_ops, &l) {}
+lock::acquire_awaitable::acquire_awaitable(lock& l) noexcept : wait_op(&l) {}
+const detail::wait_ops& lock::acquire_awaitable::ops() noexcept { return sync_access::lock_ops; }
 
 void lock::release() {
   wake_list wake;
@@ -246,8 +254,10 @@ bool lock::locked() const {
 // ---------------------------------------------------------------------------------------------
 // semaphore
 
-semaphore::acquire_awaitable::acquire_awaitable(semaphore& s) noexcept
-    : wait_op(sync_access::semaphore_ops, &s) {}
+semaphore::acquire_awaitable::acquire_awaitable(semaphore& s) noexcept : wait_op(&s) {}
+const detail::wait_ops& semaphore::acquire_awaitable::ops() noexcept {
+  return sync_access::semaphore_ops;
+}
 
 semaphore::semaphore(std::ptrdiff_t value) : semaphore(value, false) {}
 
@@ -277,11 +287,15 @@ bool semaphore::locked() const {
 
 /// Waits for a notification; its node is queued before the lock is released (condition_queued)
 /// so that no notify() can come in between.
-class condition::wait_awaitable : public detail::wait_op {
+class condition::wait_awaitable : public detail::wait_op<wait_awaitable> {
  public:
-  explicit wait_awaitable(condition& c) noexcept : wait_op(sync_access::condition_ops, &c) {}
-  /// Whether the lock was released (the node got queued): it must be re-acquired.
-  bool released() const noexcept { return state != detail::wait_state::idle; }
+  explicit wait_awaitable(condition& c) noexcept : wait_op(&c) {}
+  static const detail::wait_ops& ops() noexcept { return sync_access::condition_ops; }
+  /// After the wait: whether the lock was released (the task got queued): it must be
+  /// re-acquired.
+  static bool released() noexcept {
+    return detail::running_wait_state() != detail::wait_state::idle;
+  }
 };
 
 task<> condition::wait() {

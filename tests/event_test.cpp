@@ -33,6 +33,17 @@ task<> wait_keeping_context(baton::event& ev, std::atomic<int>& good, int id) {
   if (user.get() == std::to_string(id)) good.fetch_add(1, std::memory_order_relaxed);
 }
 
+/// Waits on a, then b, then takes l, recording each step in stage.
+task<> wait_on_three(baton::event& a, baton::event& b, baton::lock& l, int& stage) {
+  co_await a.wait();
+  stage = 1;
+  co_await b.wait();
+  stage = 2;
+  co_await l.acquire();
+  stage = 3;
+  l.release();
+}
+
 }  // namespace
 
 TEST_SUITE("event") {
@@ -181,6 +192,32 @@ TEST_SUITE("event") {
         },
         baton_test::four_threads());
     CHECK(ok == 200);
+  }
+
+  TEST_CASE("a wait keeps only the event's address in the frame; the links are in the task") {
+    // The waiting frame holds the awaiter for as long as the task waits: one pointer.
+    static_assert(sizeof(baton::event::wait_awaitable) == sizeof(void*));
+    run_task([]() -> task<> {
+      baton::event first;
+      baton::event second;
+      baton::lock l;
+      co_await l.acquire();  // held: the task below queues on the lock too
+      int stage = 0;
+      // One task waits on three primitives in turn: its one set of links serves each wait.
+      auto h = baton::spawn(wait_on_three(first, second, l, stage));
+      co_await settle();
+      CHECK(stage == 0);
+      first.set();
+      co_await settle();
+      CHECK(stage == 1);
+      second.set();
+      co_await settle();
+      CHECK(stage == 2);
+      l.release();
+      co_await h;
+      CHECK(stage == 3);
+      CHECK_FALSE(l.locked());
+    });
   }
 
 }  // TEST_SUITE

@@ -65,6 +65,27 @@ TEST_SUITE("introspection") {
     });
   }
 
+  TEST_CASE("a cancelled task still shows what it awaits until it resumes") {
+    run_task([]() -> task<> {
+      baton::event ev;
+      auto h = baton::spawn([](baton::event& e) -> task<> { co_await e.wait(); }(ev),
+                            {.name = "waiter"});
+      co_await baton::sleep(0ms);
+      CHECK(h.cancel());
+      CHECK(h.cancel());  // a second request: the wait's cancel hook must not run twice
+      // One loop thread, and this task has not suspended since: the waiter has not resumed.
+      bool found = false;
+      for (const auto& i : baton::all_tasks()) {
+        if (i.name != "waiter") continue;
+        found = true;
+        CHECK(i.awaiting == "event");
+      }
+      CHECK(found);
+      CHECK_THROWS_AS(co_await h, baton::cancelled_error);
+      CHECK(h.name() == "waiter");  // the name outlives the run, as long as a handle does
+    });
+  }
+
   TEST_CASE("unnamed tasks are called task-<id>") {
     run_task([]() -> task<> {
       auto h = baton::spawn([]() -> task<> { co_return; }());

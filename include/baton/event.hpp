@@ -34,9 +34,10 @@ namespace baton {
 class event {
  public:
   /// co_await ev.wait(): see the contract above.
-  class [[nodiscard]] wait_awaitable : public detail::wait_op {
+  class [[nodiscard]] wait_awaitable : public detail::wait_op<wait_awaitable> {
    public:
     explicit wait_awaitable(event& e) noexcept;
+    static const detail::wait_ops& ops() noexcept;  // for the runtime
   };
 
   event() = default;

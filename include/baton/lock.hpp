@@ -41,9 +41,10 @@ namespace baton {
 class lock {
  public:
   /// co_await l.acquire(): see the contract above.
-  class [[nodiscard]] acquire_awaitable : public detail::wait_op {
+  class [[nodiscard]] acquire_awaitable : public detail::wait_op<acquire_awaitable> {
    public:
     explicit acquire_awaitable(lock& l) noexcept;
+    static const detail::wait_ops& ops() noexcept;  // for the runtime
   };
 
   /// Owns a held lock and releases it when destroyed (move-only). Releasing the lock behind

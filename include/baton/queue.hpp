@@ -58,10 +58,11 @@ class queue {
 
  public:
   /// co_await q.put(v): see the contract above.
-  class [[nodiscard]] put_awaitable : public detail::wait_op {
+  class [[nodiscard]] put_awaitable : public detail::wait_op<put_awaitable> {
    public:
     put_awaitable(queue& q, T v) noexcept;
     put_awaitable(put_awaitable&&) noexcept = default;
+    static const detail::wait_ops& ops() noexcept { return put_ops; }  // for the runtime
 
    private:
     friend queue;
@@ -69,10 +70,11 @@ class queue {
   };
 
   /// co_await q.get(): see the contract above.
-  class [[nodiscard]] get_awaitable : public detail::wait_op {
+  class [[nodiscard]] get_awaitable : public detail::wait_op<get_awaitable> {
    public:
     explicit get_awaitable(queue& q) noexcept;
     get_awaitable(get_awaitable&&) noexcept = default;
+    static const detail::wait_ops& ops() noexcept { return get_ops; }  // for the runtime
     T await_resume();
 
    private:
@@ -81,9 +83,10 @@ class queue {
   };
 
   /// co_await q.join(): see the contract above.
-  class [[nodiscard]] join_awaitable : public detail::wait_op {
+  class [[nodiscard]] join_awaitable : public detail::wait_op<join_awaitable> {
    public:
     explicit join_awaitable(queue& q) noexcept;
+    static const detail::wait_ops& ops() noexcept { return join_ops; }  // for the runtime
   };
 
   explicit queue(std::size_t maxsize = 0) noexcept : maxsize_(maxsize) {}

@@ -40,9 +40,10 @@ namespace baton {
 class semaphore {
  public:
   /// co_await s.acquire(): see the contract above.
-  class [[nodiscard]] acquire_awaitable : public detail::wait_op {
+  class [[nodiscard]] acquire_awaitable : public detail::wait_op<acquire_awaitable> {
    public:
     explicit acquire_awaitable(semaphore& s) noexcept;
+    static const detail::wait_ops& ops() noexcept;  // for the runtime
   };
 
   explicit semaphore(std::ptrdiff_t value = 1);

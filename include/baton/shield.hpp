@@ -29,7 +29,8 @@ struct shield_node : waiter {
   std::atomic<int> refs{2};
   task_base* waiting = nullptr;
   static void on_done(waiter* w) noexcept;
-  static void on_cancel(void* self) noexcept;
+  static void on_cancel(task_base*, void* self) noexcept;
+  static const await_kind kind;
   void release() noexcept;
 };
 

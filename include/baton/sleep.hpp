@@ -39,7 +39,7 @@ class [[nodiscard]] sleep_awaitable {
       return true;
     }
     timer_.emplace(detail::io_of(*t_->owner_loop), d_);
-    return detail::arm(t_, h, "sleep", {&cancel_timer, this}, [this] {
+    return detail::arm(t_, h, kind, this, [this] {
       timer_->async_wait([t = t_](const boost::system::error_code&) { detail::schedule(t); });
       return true;
     });
@@ -54,9 +54,10 @@ class [[nodiscard]] sleep_awaitable {
   }
 
  private:
-  static void cancel_timer(void* self) noexcept {
+  static void cancel_timer(detail::task_base*, void* self) noexcept {
     static_cast<sleep_awaitable*>(self)->timer_->cancel();
   }
+  static constexpr detail::await_kind kind{"sleep", &cancel_timer};
 
   std::chrono::steady_clock::duration d_;
   detail::task_base* t_ = nullptr;

@@ -41,9 +41,17 @@ namespace detail {
 /// A task state for t, in ctx (retained) or a copy of the current context when ctx is null.
 template <class T>
 task_state<T>* make_state(task<T>&& t, context_cell* ctx, std::string name) {
-  auto h = t.release();
-  if (!h) throw baton::runtime_error("baton: spawn() of an empty task (moved from or default)");
+  if (!t) throw baton::runtime_error("baton: spawn() of an empty task (moved from or default)");
   auto* s = new task_state<T>;
+  if (!name.empty()) {
+    try {
+      set_task_name(s, std::move(name));
+    } catch (...) {
+      delete s;  // t still owns its frame
+      throw;
+    }
+  }
+  auto h = t.release();  // nothing below throws
   if (ctx != nullptr) {
     retain(ctx);
     s->ctx = ctx;
@@ -51,9 +59,7 @@ task_state<T>* make_state(task<T>&& t, context_cell* ctx, std::string name) {
     retain(cur->root);
     s->root = cur->root;
   }
-  if (!name.empty()) s->name = std::make_unique<std::string>(std::move(name));
   h.promise().owner = s;
-  s->root_frame = h;
   s->resume_point = h;
   return s;
 }

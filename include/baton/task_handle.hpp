@@ -44,23 +44,25 @@ namespace detail {
 
 template <class T>
 struct task_state final : task_base {
-  using stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
-  std::optional<stored> value;
+  std::optional<T> value;
 
   void take_result(std::coroutine_handle<> frame) noexcept override {
     // A failure is already in `error` (promise_base::unhandled_exception parked it there).
     if (error) return;
-    if constexpr (std::is_void_v<T>) {
-      value.emplace();
-    } else {
-      auto& p = std::coroutine_handle<promise<T>>::from_address(frame.address()).promise();
-      try {
-        value.emplace(std::move(p.value));
-      } catch (...) {
-        error = std::current_exception();
-      }
+    auto& p = std::coroutine_handle<promise<T>>::from_address(frame.address()).promise();
+    try {
+      value.emplace(std::move(p.value));
+    } catch (...) {
+      error = std::current_exception();
     }
   }
+};
+
+/// A void task's result is that it finished without an error: nothing to store (so the
+/// state is exactly a task_base).
+template <>
+struct task_state<void> final : task_base {
+  void take_result(std::coroutine_handle<>) noexcept override {}
 };
 
 /// Waits for a task to finish; the waiting task is rescheduled on notify.
@@ -70,7 +72,6 @@ struct join_waiter : waiter {
 };
 
 void notify_join(waiter* w) noexcept;
-void cancel_task_hook(void* t) noexcept;
 [[noreturn]] void throw_awaited_self();
 /// The error to rethrow for a finished task: its exception (marks it retrieved).
 std::exception_ptr retrieve_error(task_base* t) noexcept;
@@ -88,7 +89,7 @@ struct join_awaiter : join_waiter {
     waiting = self;
     h = handle;
     notify = &notify_join;
-    return arm(self, handle, "task", {&cancel_task_hook, s},
+    return arm(self, handle, task_await_kind, static_cast<task_base*>(s),
                [this] { return add_waiter(s, this); });
   }
   T await_resume() {

@@ -59,11 +59,12 @@ struct offload_base {
     // acq_rel: publishes the result to the task that this claim wakes.
     if (!claimed.exchange(true, std::memory_order_acq_rel)) schedule(waiting);
   }
-  static void on_cancel(void* self) noexcept {
+  static void on_cancel(task_base*, void* self) noexcept {
     auto* s = static_cast<offload_base*>(self);
     s->stop.request_stop();
     if (!s->claimed.exchange(true, std::memory_order_acq_rel)) schedule(s->waiting);
   }
+  static constexpr await_kind kind{"to_thread", &on_cancel};
 };
 
 template <class R>
@@ -102,7 +103,7 @@ class [[nodiscard]] offload_awaitable {
     s_ = new state;
     s_->waiting = t;
     bool posted = false;
-    const bool suspended = arm(t, h, "to_thread", {&offload_base::on_cancel, s_}, [&] {
+    const bool suspended = arm(t, h, offload_base::kind, s_, [&] {
       boost::asio::post(*ex_, [s = s_, snapshot = copy_context(), f = std::move(f_),
                                args = std::move(args_)]() mutable {
         snapshot.run([&] {

@@ -30,11 +30,10 @@ struct token_state {
   var_key key;
   const void* var;
   std::uint64_t cell_id;
-  std::uint64_t version;       // the cell's version right after the set
-  std::uint64_t prev_version;  // ... and right before it
-  map_node* old_root;          // retained: the map before the set; moved back into the
-                               // context by a reset that finds nothing changed since
-  slot old_entry;              // the var's entry before the set (box retained), if any
+  std::uint64_t version;  // the version of the root the set made (map_node::version)
+  map_node* old_root;     // retained: the map before the set; moved back into the
+                          // context by a reset that finds nothing changed since
+  slot old_entry;         // the var's entry before the set (box retained), if any
   bool had_old;
 };
 

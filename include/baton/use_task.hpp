@@ -104,7 +104,7 @@ class [[nodiscard]] async_operation {
   template <baton_promise P>
   bool await_suspend(std::coroutine_handle<P> h) {
     t_ = h.promise().owner;
-    return arm(t_, h, "asio operation", {&emit, this}, [this] {
+    return arm(t_, h, kind, this, [this] {
       std::apply(
           [this](auto&&... a) { std::move(init_)(handler{this}, std::forward<decltype(a)>(a)...); },
           std::move(args_));
@@ -168,9 +168,10 @@ class [[nodiscard]] async_operation {
   }
   void store() { values_.emplace(); }
 
-  static void emit(void* self) noexcept {
+  static void emit(task_base*, void* self) noexcept {
     static_cast<async_operation*>(self)->signal_.emit(boost::asio::cancellation_type::terminal);
   }
+  static constexpr await_kind kind{"asio operation", &emit};
 
   Initiation init_;
   std::tuple<Args...> args_;

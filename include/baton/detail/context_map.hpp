@@ -71,22 +71,30 @@ struct map_node {
   std::uint32_t count;     // number of entries in this subtree
   std::uint8_t index[32];  // position -> slot index, no_slot when empty: lookups need no
                            // popcount (which g++ calls out of line without -mpopcnt)
-  slot slots[1];           // really popcount(entries | children) slots, in position order
+  // Names this node as a context's root, for the token fast path: a value from fresh_version()
+  // given to the new root of every set() and slow reset (never given twice in the process, so
+  // equal versions mean the very same node even if its address was reused), 0 otherwise.
+  // Written once, before the node is published.
+  std::uint64_t version;
+  slot slots[1];  // really popcount(entries | children) slots, in position order
 };
 
 /// The state of one context: the map, and who has it entered.
 /// A task's state derives from it, so a task and its context are one allocation.
 struct context_cell {
   std::atomic<std::uint32_t> refs{1};
+  // Tasks only (task_base): which loop's exception handler hears of the task's failure. Here
+  // because these 4 bytes would otherwise be padding after refs.
+  std::uint32_t loop_generation = 0;
   // Who may touch root: 0 = nobody has it entered; an even value = the tag of the thread that
   // has it entered (only that thread reads or writes root); an odd value = (readers << 1) | 1,
   // threads reading it through a handle while nobody has it entered. See enter()/reader.
   std::atomic<std::uintptr_t> owner{0};
-  map_node* root = nullptr;   // owned reference, nullptr = empty
-  std::uint64_t id = 0;       // unique, never reused: given on the first set() (tokens compare
-                              // it), or at creation for a task
-  std::uint64_t version = 0;  // names the current root for token fast paths: 0, or a value
-                              // from fresh_version(), never given twice in the process
+  map_node* root = nullptr;  // owned reference, nullptr = empty
+  // Unique, never reused: given on the first set() (tokens compare it), or at creation for a
+  // task. Which root a token's set() left behind is told by the root's own map_node::version,
+  // so a cell needs no version of its own.
+  std::uint64_t id = 0;
 
   context_cell();
   virtual ~context_cell();
@@ -96,7 +104,7 @@ struct context_cell {
 
 /// A fresh id for a cell or a task (never 0, never reused).
 std::uint64_t new_cell_id() noexcept;
-/// A fresh version for context_cell::version (never 0, never given twice in the process).
+/// A fresh version for map_node::version (never 0, never given twice in the process).
 std::uint64_t fresh_version() noexcept;
 
 void retain(context_cell* c) noexcept;

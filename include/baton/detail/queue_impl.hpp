@@ -19,19 +19,20 @@ namespace baton {
 
 template <class T>
 queue<T>::put_awaitable::put_awaitable(queue& q, T v) noexcept
-    : wait_op(put_ops, &q), item_(std::move(v)) {}
+    : detail::wait_op<put_awaitable>(&q), item_(std::move(v)) {}
 
 template <class T>
-queue<T>::get_awaitable::get_awaitable(queue& q) noexcept : wait_op(get_ops, &q) {}
+queue<T>::get_awaitable::get_awaitable(queue& q) noexcept : detail::wait_op<get_awaitable>(&q) {}
 
 template <class T>
 T queue<T>::get_awaitable::await_resume() {
-  wait_op::await_resume();  // throws cancelled_error (after get_undo) when cancelled
+  // Throws cancelled_error (after get_undo) when cancelled.
+  detail::wait_op<get_awaitable>::await_resume();
   return std::move(*item_);
 }
 
 template <class T>
-queue<T>::join_awaitable::join_awaitable(queue& q) noexcept : wait_op(join_ops, &q) {}
+queue<T>::join_awaitable::join_awaitable(queue& q) noexcept : detail::wait_op<join_awaitable>(&q) {}
 
 // ---------------------------------------------------------------------------------------------
 // under the mutex
@@ -39,9 +40,9 @@ queue<T>::join_awaitable::join_awaitable(queue& q) noexcept : wait_op(join_ops, 
 template <class T>
 template <class U>
 bool queue<T>::put_locked(U&& v, detail::wake_list& wake) {
-  if (detail::wait_node* g = getters_.pop_front()) {
+  if (detail::task_base* g = getters_.pop_front()) {
     // Getters wait only while items_ is empty: the item goes to the oldest one.
-    detail::wait_op::from<get_awaitable>(*g).item_.emplace(std::forward<U>(v));
+    get_awaitable::from(detail::node_of(g)).item_.emplace(std::forward<U>(v));
     wake.add(g);
   } else if (!is_full()) {
     items_.push_back(std::forward<U>(v));  // strong guarantee: on bad_alloc nothing changed
@@ -58,8 +59,8 @@ bool queue<T>::get_locked(std::optional<T>& out, detail::wake_list& wake) {
   // One slot frees up: the oldest waiting putter fills it. Its item is appended before the
   // front is taken, so a bad_alloc leaves everything as it was.
   if (!putters_.empty() && (items_.size() - 1 < maxsize_)) {
-    detail::wait_node* p = putters_.front();
-    items_.push_back(std::move(detail::wait_op::from<put_awaitable>(*p).item_));
+    detail::task_base* p = putters_.front();
+    items_.push_back(std::move(put_awaitable::from(detail::node_of(p)).item_));
     putters_.pop_front();
     wake.add(p);
     ++unfinished_;
@@ -71,7 +72,7 @@ bool queue<T>::get_locked(std::optional<T>& out, detail::wake_list& wake) {
 
 template <class T>
 bool queue<T>::put_try_take(detail::wait_node& n, detail::wake_list& wake) {
-  auto& a = detail::wait_op::from<put_awaitable>(n);
+  auto& a = put_awaitable::from(n);
   return static_cast<queue*>(n.owner)->put_locked(std::move(a.item_), wake);
 }
 
@@ -83,7 +84,7 @@ bool queue<T>::put_available(const detail::wait_node& n) noexcept {
 
 template <class T>
 bool queue<T>::get_try_take(detail::wait_node& n, detail::wake_list& wake) {
-  auto& a = detail::wait_op::from<get_awaitable>(n);
+  auto& a = get_awaitable::from(n);
   return static_cast<queue*>(n.owner)->get_locked(a.item_, wake);
 }
 
@@ -97,12 +98,12 @@ bool queue<T>::get_undo(detail::wait_node& n) noexcept {
   // Cancellation beat the hand-over: the item goes back to where it was, the front (it is
   // older than anything queued since), or to the next getter when one waits (then the queue
   // is empty).
-  auto& a = detail::wait_op::from<get_awaitable>(n);
+  auto& a = get_awaitable::from(n);
   auto* q = static_cast<queue*>(n.owner);
   detail::wake_list wake;
   std::lock_guard g(q->mutex_);
-  if (detail::wait_node* next = q->getters_.pop_front()) {
-    detail::wait_op::from<get_awaitable>(*next).item_.emplace(std::move(*a.item_));
+  if (detail::task_base* next = q->getters_.pop_front()) {
+    get_awaitable::from(detail::node_of(next)).item_.emplace(std::move(*a.item_));
     wake.add(next);
   } else {
     q->items_.push_front(std::move(*a.item_));  // bad_alloc here terminates (noexcept)
@@ -155,7 +156,7 @@ void queue<T>::task_done() {
     throw baton::runtime_error("baton: queue::task_done() called more times than items were put");
   }
   if (--unfinished_ == 0) {
-    while (detail::wait_node* j = joiners_.pop_front()) wake.add(j);
+    while (detail::task_base* j = joiners_.pop_front()) wake.add(j);
   }
 }
 

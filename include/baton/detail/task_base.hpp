@@ -31,13 +31,25 @@ namespace baton::detail {
 class loop;
 struct task_base;
 
-/// What a suspended task does when cancel() reaches it: e.g. emit an Asio cancellation signal,
-/// wake a waiter. Runs under the task's cancel lock and must not block; the one exception is
-/// cancel_task_hook (cancelling an awaited task), which cancel() runs after unlocking.
+/// One kind of suspension point: what it is called (introspection) and what cancel() does to a
+/// task suspended there: e.g. emit an Asio cancellation signal, unlink a waiter. `cancel` runs
+/// under the task's cancel lock, at most once per suspension, and must not block; the one
+/// exception is task_await_kind (cancelling an awaited task), which cancel() runs unlocked.
+/// Kinds are static objects: a task stores a pointer, not a name and a function.
+struct await_kind {
+  const char* what;
+  void (*cancel)(task_base* t, void* arg) noexcept;
+};
+
+/// Where a task is suspended: its kind and the awaiter's argument (set by arm(), cleared by
+/// disarm(); both stay readable while the task is suspended, also after cancel() fired).
 struct cancel_hook {
-  void (*fn)(void* arg) noexcept = nullptr;
+  const await_kind* kind = nullptr;
   void* arg = nullptr;
 };
+
+/// Where a task is in a wait on a synchronisation primitive (see wait_list.hpp).
+enum class wait_state : std::uint8_t { idle, taken, queued, granted, removed };
 
 /// Something waiting for a task to finish: notify() runs once, on the finishing thread.
 struct waiter {
@@ -53,26 +65,31 @@ struct task_base : context_cell {
 
   context_cell* ctx;  // where it runs: this, or a shared context (retained)
   loop* owner_loop = nullptr;
-  std::coroutine_handle<> resume_point;  // the innermost frame to resume next
-  std::coroutine_handle<> root_frame;    // destroyed when the task finishes
-  task_base* next_ready = nullptr;       // ready-queue link (loop's lock)
-  task_base* live_prev = nullptr;        // live-list links (loop's lock)
+  // The innermost frame to resume next. Until the first step (status created or scheduled) it
+  // is the root frame, which is all a task that never runs has to destroy; afterwards the
+  // root frame is destroyed by finish(), which gets it from the root's final awaiter.
+  std::coroutine_handle<> resume_point;
+  // The ready-queue link (loop's lock), or the link of the wait list the task is queued on
+  // (that primitive's mutex): a queued task is not ready, and a task waits on one thing at a
+  // time, so the two never overlap. The wait node is thus part of the task, not of its frame.
+  task_base* next_ready = nullptr;
+  task_base* wait_prev = nullptr;  // the other wait-list link
+  task_base* live_prev = nullptr;  // live-list links (loop's lock)
   task_base* live_next = nullptr;
-  std::unique_ptr<std::string> name;  // only named tasks pay for a name
-  const char* awaiting = nullptr;     // what it waits for now (introspection)
-  std::exception_ptr error;           // how it failed, if it did
+  std::exception_ptr error;  // how it failed, if it did
   // 0: nobody waits, 1: finished, otherwise the newest waiter* (a lock-free stack).
   std::atomic<std::uintptr_t> waiters{0};
-  cancel_hook hook;
+  cancel_hook hook;  // where it is suspended (under the cancel lock; see cancel_hook)
   std::uint32_t cancel_requests = 0;  // asyncio's num_cancels_requested (under the cancel lock)
-  std::uint32_t loop_generation = 0;  // which loop's exception handler hears of failures
-  // The one-byte fields last: with 3 bytes of tail padding left, task_state<void>'s result
-  // flag fits in it (the Itanium ABI reuses a base's tail padding), saving 8 bytes a task.
+  // The loop generation is context_cell::loop_generation (it fills the padding after refs).
   std::atomic<task_status> status{task_status::created};
   // Cancellation: pending is read without the lock on fast paths; everything else under it.
   std::atomic<bool> cancel_pending{false};
   std::atomic_flag cancel_lock = ATOMIC_FLAG_INIT;
-  bool cancelled = false;                    // finished by cancelled_error
+  bool cancelled = false;   // finished by cancelled_error
+  bool hook_fired = false;  // cancel() ran hook.kind->cancel (cancel lock)
+  bool named = false;       // has an entry in the name table (only named tasks pay for a name)
+  wait_state wait = wait_state::idle;        // its current wait (the primitive's mutex)
   std::atomic<bool> error_retrieved{false};  // any awaiter on any thread may set it
 
   bool done() const noexcept { return waiters.load(std::memory_order_acquire) == 1; }
@@ -103,6 +120,10 @@ loop* running_loop_or_null() noexcept;
 /// The generation of loop l (its key for exception reports).
 std::uint32_t loop_generation_of(const loop& l) noexcept;
 
+/// Gives t a name (introspection, error reports). Names live in a table beside the tasks, so
+/// an unnamed task pays nothing for the feature.
+void set_task_name(task_base* t, std::string name);
+
 /// Registers t with the loop and schedules its first step. t->ctx must be set.
 void start(loop& l, task_base* t);
 
@@ -113,23 +134,25 @@ void schedule(task_base* t) noexcept;
 bool cancel(task_base* t) noexcept;
 
 /// Suspension protocol for awaiters. arm(): under the cancel lock, unless cancellation is
-/// pending, records the resume point, installs hook and calls start(); returns false (do not
-/// suspend) when cancellation was pending or start() returned false.
+/// pending, records the resume point, installs the hook (kind, arg) and calls start(); returns
+/// false (do not suspend) when cancellation was pending or start() returned false.
 template <class Start>
-bool arm(task_base* t, std::coroutine_handle<> h, const char* what, cancel_hook hook,
+bool arm(task_base* t, std::coroutine_handle<> h, const await_kind& kind, void* arg,
          Start&& start) {
   cancel_guard g(t);
   if (t->cancel_pending.load(std::memory_order_relaxed)) return false;
   t->resume_point = h;
-  t->awaiting = what;
-  t->hook = hook;
+  t->hook = {&kind, arg};
+  t->hook_fired = false;
   if (!start()) {
     t->hook = {};
-    t->awaiting = nullptr;
     return false;
   }
   return true;
 }
+
+/// The kind of a task suspended in `co_await handle` (its cancel() cancels the awaited task).
+extern const await_kind task_await_kind;
 
 /// After resumption: removes the hook, and throws cancelled_error when cancellation is pending
 /// (consuming it, as asyncio does).
