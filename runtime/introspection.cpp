@@ -56,9 +56,9 @@ task_info snapshot(detail::task_base* t, bool read_vars) {
 }  // namespace
 
 std::optional<task_info> current_task() {
-  detail::worker* w = detail::current_worker;
-  if (w == nullptr || w->running == nullptr) return std::nullopt;
-  return snapshot(w->running, true);
+  detail::task_base* const t = detail::running_task;
+  if (t == nullptr) return std::nullopt;
+  return snapshot(t, true);
 }
 
 std::vector<task_info> all_tasks() {

@@ -27,6 +27,7 @@ namespace baton::detail {
 
 [[gnu::tls_model("initial-exec")]] constinit thread_local worker* current_worker = nullptr;
 [[gnu::tls_model("initial-exec")]] constinit thread_local frame_cache* current_frames = nullptr;
+[[gnu::tls_model("initial-exec")]] constinit thread_local task_base* running_task = nullptr;
 
 namespace {
 
@@ -471,10 +472,10 @@ void loop::resume(worker& w, task_base* t) noexcept {
     on_finished(t);
     return;
   }
-  w.running = t;
+  running_task = t;
   t->status.store(task_status::running, std::memory_order_relaxed);
   std::exchange(t->resume_point, {}).resume();
-  w.running = nullptr;
+  running_task = nullptr;
   task_base* finished = std::exchange(w.just_finished, nullptr);
   if (finished == nullptr) t->status.store(task_status::suspended, std::memory_order_relaxed);
   leave(cell, prev);

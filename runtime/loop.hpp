@@ -36,7 +36,6 @@ struct loop_gate {
 /// One loop thread.
 struct worker {
   loop* lp = nullptr;
-  task_base* running = nullptr;         // the task being resumed now
   task_base* just_finished = nullptr;   // set by finish() for resume() to release
   fiber_core* current_fiber = nullptr;  // the fiber running on this thread (fiber.cpp)
   frame_cache frames;                   // installed as current_frames

@@ -44,12 +44,9 @@ void keep_cancel_pending(task_base* t) noexcept {
   t->cancel_pending.store(true, std::memory_order_relaxed);  // the cancel lock orders it
 }
 
-/// The task whose frame runs on this thread (every wait is awaited from a task on a loop).
-task_base* running_task() noexcept { return current_worker->running; }
-
 }  // namespace
 
-wait_state running_wait_state() noexcept { return running_task()->wait; }
+wait_state running_wait_state() noexcept { return running_task->wait; }
 
 bool suspend_on(wait_node& n, const wait_ops& ops, task_base* t, std::coroutine_handle<> h) {
   t->wait = wait_state::idle;
@@ -87,7 +84,7 @@ bool suspend_on(wait_node& n, const wait_ops& ops, task_base* t, std::coroutine_
 }
 
 void resume_from(wait_node& n, const wait_ops& ops) {
-  task_base* const t = running_task();
+  task_base* const t = running_task;
   // wait was written before the task was scheduled (or by this thread): no lock needed.
   if (t->wait == wait_state::taken) return;
   try {

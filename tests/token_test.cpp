@@ -84,6 +84,41 @@ TEST_SUITE("token") {
     });
   }
 
+  TEST_CASE("reset after other vars changed, and their roots were freed, restores only its var") {
+    // The fast path (restore the whole old map) holds only while the root is the very node the
+    // set made. Here that node is freed and new roots are made, which may reuse its address.
+    context().run([] {
+      context_var<int> a("a");
+      context_var<int> b("b");
+      context_var<int> c("c");
+      auto ta = a.set(1);
+      for (int i = 0; i < 64; ++i) {
+        auto tb = b.set(i);  // dropped without reset: b keeps i
+        (void)tb;
+        (void)c.set(i);
+      }
+      a.reset(ta);
+      CHECK_FALSE(a.try_get().has_value());
+      CHECK(b.get() == 63);
+      CHECK(c.get() == 63);
+    });
+  }
+
+  TEST_CASE("after an out-of-order reset the remaining token still restores its var") {
+    context().run([] {
+      context_var<int> a("a");
+      context_var<int> b("b");
+      auto ta = a.set(1);
+      auto tb = b.set(2);
+      a.reset(ta);  // not the newest set: a new map without a
+      CHECK_FALSE(a.try_get().has_value());
+      CHECK(b.get() == 2);
+      b.reset(tb);
+      CHECK_FALSE(b.try_get().has_value());
+      CHECK_FALSE(a.try_get().has_value());
+    });
+  }
+
   TEST_CASE("resetting a token twice throws context_error naming the var and changes nothing") {
     context().run([] {
       context_var<int> v("retries");

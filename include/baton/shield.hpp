@@ -45,7 +45,7 @@ struct shield_awaiter {
   bool await_ready() const noexcept { return h.done(); }
   template <baton_promise P>
   bool await_suspend(std::coroutine_handle<P> co) {
-    self = co.promise().owner;
+    self = running_task;
     node = new shield_node;
     node->waiting = self;
     return shield_suspend(self, h.base(), node, co);

@@ -31,7 +31,7 @@ class [[nodiscard]] sleep_awaitable {
 
   template <detail::baton_promise P>
   bool await_suspend(std::coroutine_handle<P> h) {
-    t_ = h.promise().owner;
+    t_ = detail::running_task;
     if (d_ <= std::chrono::steady_clock::duration::zero()) {
       if (t_->cancel_pending.load(std::memory_order_relaxed)) return false;
       t_->resume_point = h;

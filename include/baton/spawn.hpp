@@ -59,7 +59,6 @@ task_state<T>* make_state(task<T>&& t, context_cell* ctx, std::string name) {
     retain(cur->root);
     s->root = cur->root;
   }
-  h.promise().owner = s;
   s->resume_point = h;
   return s;
 }

@@ -65,8 +65,9 @@ auto pass_through(A&& a) {
 }
 
 struct promise_base {
-  task_base* owner = nullptr;            // the spawned task this frame belongs to
-  std::coroutine_handle<> continuation;  // the awaiting frame; empty for a root frame
+  // The awaiting frame; empty for a root frame. A frame's task is not stored: it is the
+  // running_task of the thread the frame runs on.
+  std::coroutine_handle<> continuation;
 
   // Inlined into every frame's ramp and destroy, where n is a constant: the size class folds.
   [[gnu::always_inline]] static void* operator new(std::size_t n) { return allocate_frame(n); }
@@ -80,7 +81,7 @@ struct promise_base {
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) const noexcept {
       promise_base& p = h.promise();
       if (p.continuation) return p.continuation;
-      return finish(p.owner, h);
+      return finish(running_task, h);
     }
     void await_resume() const noexcept {}
   };
@@ -89,8 +90,10 @@ struct promise_base {
   // next, takes it in await_resume: one slot per task is enough, because one frame of a task
   // runs at a time and a failed frame hands control straight back to its awaiter. A root's
   // failure stays there as the task's result. Frames thus carry no exception_ptr.
-  void unhandled_exception() noexcept { owner->error = std::current_exception(); }
-  [[noreturn]] void rethrow_parked() { std::rethrow_exception(std::exchange(owner->error, {})); }
+  void unhandled_exception() noexcept { running_task->error = std::current_exception(); }
+  [[noreturn]] static void rethrow_parked() {
+    std::rethrow_exception(std::exchange(running_task->error, {}));
+  }
 
   // Lazy. A task cancelled before its first step never starts its body: the loop finishes it
   // as cancelled instead of resuming it (loop::resume), so nested frames pay no check here.
@@ -145,7 +148,7 @@ struct promise<void> final : promise_base {
   task<void> get_return_object() noexcept;
   void return_void() noexcept {}
   void take() {
-    if (owner->error) [[unlikely]]
+    if (running_task->error) [[unlikely]]
       rethrow_parked();
   }
 };
@@ -164,13 +167,7 @@ struct task_awaiter {
   bool await_ready() const noexcept { return false; }
   template <baton_promise P>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> parent) noexcept {
-    h.promise().continuation = parent;
-    // Two 8-byte stores, never one 16-byte vector store (which g++ makes of the adjacent pair):
-    // the child loads `continuation` back on its own at final_suspend, and the CPUs measured
-    // here do not forward half of a 16-byte store to an 8-byte load. That stall cost 1.2 ns of
-    // a 5.5 ns nested co_await (docs/benchmarks.md). The fence is for the compiler only.
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    h.promise().owner = parent.promise().owner;
+    h.promise().continuation = parent;  // the child runs in the same task: nothing else to pass
     return h;
   }
   T await_resume() { return h.promise().take(); }

@@ -72,7 +72,7 @@ struct group_wait_awaiter {
   bool await_ready() const noexcept { return false; }
   template <baton_promise P>
   bool await_suspend(std::coroutine_handle<P> h) {
-    self = h.promise().owner;
+    self = running_task;
     return suspend(h);
   }
   void await_resume() { disarm(self); }

@@ -84,7 +84,7 @@ struct join_awaiter : join_waiter {
   bool await_ready() const noexcept { return s->done(); }
   template <baton_promise P>
   bool await_suspend(std::coroutine_handle<P> handle) {
-    task_base* self = handle.promise().owner;
+    task_base* self = running_task;
     if (self == s) throw_awaited_self();
     waiting = self;
     h = handle;

@@ -98,7 +98,7 @@ class [[nodiscard]] offload_awaitable {
 
   template <baton_promise P>
   bool await_suspend(std::coroutine_handle<P> h) {
-    task_base* t = h.promise().owner;
+    task_base* t = running_task;
     if (!ex_) ex_.emplace(blocking_pool_of(*t->owner_loop).get_executor());
     s_ = new state;
     s_->waiting = t;

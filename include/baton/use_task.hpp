@@ -103,7 +103,7 @@ class [[nodiscard]] async_operation {
 
   template <baton_promise P>
   bool await_suspend(std::coroutine_handle<P> h) {
-    t_ = h.promise().owner;
+    t_ = running_task;
     return arm(t_, h, kind, this, [this] {
       std::apply(
           [this](auto&&... a) { std::move(init_)(handler{this}, std::forward<decltype(a)>(a)...); },

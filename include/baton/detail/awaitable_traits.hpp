@@ -32,7 +32,7 @@ struct this_task {
   bool await_ready() const noexcept { return false; }
   template <baton_promise P>
   bool await_suspend(std::coroutine_handle<P> h) noexcept {
-    t = h.promise().owner;
+    t = running_task;
     return false;
   }
   task_base* await_resume() const noexcept { return t; }

@@ -114,6 +114,11 @@ class cancel_guard {
 struct worker;
 [[gnu::tls_model("initial-exec")]] extern constinit thread_local worker* current_worker;
 
+/// The task whose step runs on this thread now, or nullptr: set by the loop around every step.
+/// A task's frames, and every awaiter they await, run only inside one of its steps, so for them
+/// this is "my task" (frames need not store their task: 8 bytes less in every frame).
+[[gnu::tls_model("initial-exec")]] extern constinit thread_local task_base* running_task;
+
 /// The loop of the calling thread; throws baton::runtime_error naming `what` outside a loop.
 loop& running_loop(const char* what);
 loop* running_loop_or_null() noexcept;

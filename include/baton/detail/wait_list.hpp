@@ -198,7 +198,7 @@ class wait_op : protected wait_node {
 
   template <baton_promise P>
   bool await_suspend(std::coroutine_handle<P> h) {
-    return suspend_on(*this, Derived::ops(), h.promise().owner, h);
+    return suspend_on(*this, Derived::ops(), running_task, h);
   }
 
   void await_resume() { resume_from(*this, Derived::ops()); }
