@@ -28,14 +28,9 @@ using await_result_t = decltype(get_awaiter(std::declval<A>()).await_resume());
 
 /// co_await this_task{} gives the calling task's state without suspending.
 struct this_task {
-  task_base* t = nullptr;
-  bool await_ready() const noexcept { return false; }
-  template <baton_promise P>
-  bool await_suspend(std::coroutine_handle<P> h) noexcept {
-    t = running_task;
-    return false;
-  }
-  task_base* await_resume() const noexcept { return t; }
+  bool await_ready() const noexcept { return true; }
+  void await_suspend(std::coroutine_handle<>) const noexcept {}
+  task_base* await_resume() const noexcept { return running_task; }
 };
 
 /// Withdraws one cancellation request (asyncio's Task.uncancel()); returns the requests left.
