@@ -160,7 +160,7 @@ concept baton_promise = std::is_base_of_v<promise_base, P>;
 }  // namespace detail
 
 namespace detail {
-/// co_await of a plain task: runs it inline in the awaiting task (same context, same owner).
+/// co_await of a plain task: runs it inline in the awaiting task (same context, same task).
 template <class T>
 struct task_awaiter {
   std::coroutine_handle<promise<T>> h;
