@@ -76,6 +76,45 @@ task<> stress(int n, std::atomic<int>& wrong, std::atomic<int>& cancelled, std::
   }
 }
 
+/// What the tasks of the wait stress share: one lock, semaphore, event and queue.
+struct wait_stress {
+  baton::lock l;
+  baton::semaphore sem{2};
+  baton::event go;
+  baton::queue<int> q;  // unbounded: a put never waits, so stray items cannot block it
+  int guarded = 0;      // only ever touched with l held
+  std::atomic<int> locked_rounds{0};
+  std::atomic<int> in_sem{0};
+  std::atomic<int> too_many{0};  // times more than 2 tasks held a permit
+  std::atomic<int> wrong{0};     // times a task saw another context after a wait
+  std::atomic<int> puts{0};
+  std::atomic<int> gets{0};
+};
+
+/// Moves one task through every kind of wait, round after round: each wait queues the task
+/// itself on the primitive (the links are the task's), so one set of links serves them all.
+task<> wait_everywhere(wait_stress& w, std::uint64_t id) {
+  (void)tag.set(id);
+  co_await w.go.wait();
+  for (int round = 0; round < 20; ++round) {
+    co_await w.l.acquire();
+    ++w.guarded;  // no suspension between acquire and release: a cancel cannot land here
+    ++w.locked_rounds;
+    w.l.release();
+    if (tag.get() != id) ++w.wrong;
+    co_await w.sem.acquire();
+    if (++w.in_sem > 2) ++w.too_many;
+    --w.in_sem;
+    w.sem.release();
+    if (tag.get() != id) ++w.wrong;
+    co_await w.q.put(static_cast<int>(id));
+    ++w.puts;
+    (void)co_await w.q.get();
+    ++w.gets;
+    if (tag.get() != id) ++w.wrong;
+  }
+}
+
 }  // namespace
 
 TEST_SUITE("threads") {
@@ -196,6 +235,40 @@ TEST_SUITE("threads") {
     CHECK(wrong == 0);
     CHECK(ok + cancelled == 100000);
     CHECK(cancelled > 0);
+  }
+
+  TEST_CASE("stress: tasks moving between lock, semaphore, event and queue with random cancels") {
+    wait_stress w;
+    int cancelled = 0;
+    run_task(
+        [&]() -> task<> {
+          std::mt19937 rng(2026);
+          std::vector<baton::task_handle<>> hs;
+          for (std::uint64_t i = 1; i <= 400; ++i)
+            hs.push_back(baton::spawn(wait_everywhere(w, i)));
+          co_await baton::sleep(0ms);
+          w.go.set();
+          for (auto& h : hs) {
+            if (rng() % 4 == 0) h.cancel();
+            if (rng() % 8 == 0) co_await baton::sleep(0ms);
+          }
+          for (auto& h : hs) {
+            try {
+              co_await h;
+            } catch (const baton::cancelled_error&) {
+              ++cancelled;
+            }
+          }
+        },
+        threads(4));
+    CHECK(w.wrong == 0);
+    CHECK(w.too_many == 0);
+    CHECK(w.guarded == w.locked_rounds.load());
+    CHECK_FALSE(w.l.locked());
+    CHECK_FALSE(w.sem.locked());
+    CHECK(w.puts - w.gets == static_cast<int>(w.q.size()));  // nothing lost, nothing twice
+    CHECK(cancelled > 0);
+    CHECK(cancelled < 400);
   }
 
   TEST_CASE("run on a threaded loop returns main's result") {
