@@ -167,7 +167,7 @@ task_group::~task_group() {
 }
 
 task<void> task_group::wait() {
-  detail::task_base* self = co_await detail::this_task{};
+  detail::task_base* self = detail::running_task;
   {
     std::lock_guard lock(s_->mutex);
     if (s_->waiter != nullptr && s_->waiter != self) {

@@ -181,9 +181,9 @@ bool cancel(task_base* t) noexcept {
     const cancel_hook h = t->hook;
     if (h.kind != nullptr && !t->hook_fired) {
       t->hook_fired = true;  // once per suspension; the hook stays for introspection
-      if (h.kind == &task_await_kind) {
-        // Cancelling an awaited task under our lock could come back to us (A awaits B awaits
-        // A) and spin on our own lock: keep the target alive and cancel it unlocked instead.
+      if (h.kind->cancel == nullptr) {
+        // Waiting for another task: cancelling it under our lock could come back to us (A
+        // awaits B awaits A) and spin on our own lock. Keep it alive and cancel it unlocked.
         awaited = static_cast<task_base*>(h.arg);
         retain_task(awaited);
       } else {
@@ -232,15 +232,6 @@ bool add_waiter(task_base* t, waiter* w) noexcept {
 }
 
 void notify_join(waiter* w) noexcept { schedule(static_cast<join_waiter*>(w)->waiting); }
-
-namespace {
-// Never called: cancel() recognises task_await_kind and cancels the awaited task unlocked.
-void cancel_awaited(task_base*, void* awaited) noexcept {
-  cancel(static_cast<task_base*>(awaited));
-}
-}  // namespace
-
-const await_kind task_await_kind{"task", &cancel_awaited};
 
 void throw_awaited_self() {
   throw baton::runtime_error("baton: a task cannot await its own handle");

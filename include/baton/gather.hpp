@@ -82,7 +82,7 @@ void cancel_all(H&... hs) noexcept {
 
 template <class... T>
 [[nodiscard]] task<std::tuple<result_or_monostate<T>...>> gather(task_handle<T>... hs) {
-  detail::task_base* self = co_await detail::this_task{};
+  detail::task_base* self = detail::running_task;
   const std::uint32_t entry = detail::cancelling(self);
   try {
     // Braced initialisation evaluates (and so awaits) left to right.
@@ -97,7 +97,7 @@ template <class... T>
 
 template <class... T>
 [[nodiscard]] task<std::tuple<outcome<T>...>> gather(return_exceptions_t, task_handle<T>... hs) {
-  detail::task_base* self = co_await detail::this_task{};
+  detail::task_base* self = detail::running_task;
   const std::uint32_t entry = detail::cancelling(self);
   try {
     co_return std::tuple<outcome<T>...>{co_await detail::outcome_of(hs, self, entry)...};
@@ -109,7 +109,7 @@ template <class... T>
 
 template <class T>
 [[nodiscard]] task<std::vector<result_or_monostate<T>>> gather(std::vector<task_handle<T>> hs) {
-  detail::task_base* self = co_await detail::this_task{};
+  detail::task_base* self = detail::running_task;
   const std::uint32_t entry = detail::cancelling(self);
   std::vector<result_or_monostate<T>> out;
   out.reserve(hs.size());

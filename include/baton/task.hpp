@@ -22,7 +22,6 @@
 
 #include <baton/detail/task_base.hpp>
 
-#include <atomic>
 #include <coroutine>
 #include <exception>
 #include <memory>

@@ -50,7 +50,7 @@ bool end_timeout(timeout_state& s, boost::asio::steady_timer& timer) noexcept;
 template <class Awaitable>
 [[nodiscard]] task<detail::await_result_t<Awaitable>> wait_for(
     Awaitable a, std::chrono::steady_clock::duration d) {
-  detail::task_base* self = co_await detail::this_task{};
+  detail::task_base* self = detail::running_task;
   auto state = std::make_shared<detail::timeout_state>();
   state->task = self;
   state->entry = detail::cancelling(self);

@@ -26,13 +26,6 @@ decltype(auto) get_awaiter(A&& a) {
 template <class A>
 using await_result_t = decltype(get_awaiter(std::declval<A>()).await_resume());
 
-/// co_await this_task{} gives the calling task's state without suspending.
-struct this_task {
-  bool await_ready() const noexcept { return true; }
-  void await_suspend(std::coroutine_handle<>) const noexcept {}
-  task_base* await_resume() const noexcept { return running_task; }
-};
-
 /// Withdraws one cancellation request (asyncio's Task.uncancel()); returns the requests left.
 /// When no more than `floor` are left (requests older than the caller's interest, already
 /// delivered), a pending, undelivered cancellation is withdrawn too.

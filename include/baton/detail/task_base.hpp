@@ -33,12 +33,13 @@ struct task_base;
 
 /// One kind of suspension point: what it is called (introspection) and what cancel() does to a
 /// task suspended there: e.g. emit an Asio cancellation signal, unlink a waiter. `cancel` runs
-/// under the task's cancel lock, at most once per suspension, and must not block; the one
-/// exception is task_await_kind (cancelling an awaited task), which cancel() runs unlocked.
+/// under the task's cancel lock, at most once per suspension, and must not block. A kind whose
+/// `cancel` is null waits for another task, `arg`: cancel() then cancels that task after
+/// releasing this one's lock (cancelling under it could come back: A awaits B awaits A).
 /// Kinds are static objects: a task stores a pointer, not a name and a function.
 struct await_kind {
   const char* what;
-  void (*cancel)(task_base* t, void* arg) noexcept;
+  void (*cancel)(task_base* t, void* arg) noexcept;  // null: arg is the awaited task
 };
 
 /// Where a task is suspended: its kind and the awaiter's argument (set by arm(), cleared by
@@ -156,8 +157,8 @@ bool arm(task_base* t, std::coroutine_handle<> h, const await_kind& kind, void* 
   return true;
 }
 
-/// The kind of a task suspended in `co_await handle` (its cancel() cancels the awaited task).
-extern const await_kind task_await_kind;
+/// The kind of a task suspended in `co_await handle` (cancelling it cancels the awaited task).
+inline constexpr await_kind task_await_kind{"task", nullptr};
 
 /// After resumption: removes the hook, and throws cancelled_error when cancellation is pending
 /// (consuming it, as asyncio does).

@@ -36,6 +36,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <mutex>
+#include <utility>
 
 namespace baton::detail {
 
@@ -149,20 +150,13 @@ class wake_list {
   /// Marks t granted (it must be unlinked already) and keeps it for scheduling.
   void add(task_base* t) noexcept {
     t->wait = wait_state::granted;
-    t->next_ready = nullptr;
-    if (tail_ != nullptr) {
-      tail_->next_ready = t;
-    } else {
-      head_ = t;
-    }
-    tail_ = t;
+    granted_.push_back(t);
   }
 
   /// Schedules every kept task, in grant order. A granted task is not touched by anyone else
   /// and cannot run before it is scheduled, so reading its link here is safe.
   void run() noexcept {
-    task_base* t = head_;
-    head_ = tail_ = nullptr;
+    task_base* t = std::exchange(granted_, {}).head;
     while (t != nullptr) {
       task_base* const next = t->next_ready;
       schedule(t);  // from here on t may run, and push itself elsewhere
@@ -171,8 +165,7 @@ class wake_list {
   }
 
  private:
-  task_base* head_ = nullptr;
-  task_base* tail_ = nullptr;
+  wait_list granted_;  // the same links: a granted task has left its primitive's list
 };
 
 /// await_suspend of every wait: try_take, else arm() and queue the task. Returns whether the
