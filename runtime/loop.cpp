@@ -175,7 +175,7 @@ bool cancel(task_base* t) noexcept {
   task_base* awaited = nullptr;  // cancelled after the lock is released (see below)
   {
     cancel_guard g(t);
-    if (t->done()) return false;
+    if (t->status.load(std::memory_order_relaxed) == task_status::done) return false;
     ++t->cancel_requests;
     t->cancel_pending.store(true, std::memory_order_relaxed);
     const cancel_hook h = t->hook;
@@ -252,12 +252,18 @@ std::coroutine_handle<> finish(task_base* t, std::coroutine_handle<> root) noexc
 }
 
 void complete(task_base* t) noexcept {
-  if (t->error && is_cancellation(t->error)) t->cancelled = true;
   {
-    cancel_guard g(t);  // no cancel hook can run after this point
+    cancel_guard g(t);  // the commit point: a cancel() after it returns false, runs no hook
+    if (!t->error && t->cancel_pending.load(std::memory_order_relaxed)) {
+      // Cancelled while it ran, and it returned before reaching another suspension point:
+      // as in asyncio (a task cancelled right before its coroutine stops), it ends cancelled.
+      t->cancel_pending.store(false, std::memory_order_relaxed);
+      t->error = std::make_exception_ptr(cancelled_error());
+    }
     t->hook = {};
+    t->status.store(task_status::done, std::memory_order_relaxed);
   }
-  t->status.store(task_status::done, std::memory_order_relaxed);
+  if (t->error && is_cancellation(t->error)) t->cancelled = true;
   // acq_rel: publishes the result to waiters (who acquire the 1), and takes their nodes.
   std::uintptr_t list = t->waiters.exchange(1, std::memory_order_acq_rel);
   waiter* rev = nullptr;  // notify in arrival order

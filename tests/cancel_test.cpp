@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 using namespace std::chrono_literals;
@@ -133,6 +134,43 @@ TEST_SUITE("cancel") {
         FAIL("no cancelled_error");
       } catch (const baton::cancelled_error&) {
       }
+    });
+  }
+
+  TEST_CASE("a task cancelled while it runs that returns without suspending again ends cancelled") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn([]() -> task<int> {
+        baton::detail::cancel(baton::detail::running_task);  // as if cancelled from elsewhere
+        co_return 5;  // no suspension point left to deliver it: asyncio cancels at the end
+      }());
+      CHECK_THROWS_AS(co_await h, baton::cancelled_error);
+      CHECK(h.cancelled());
+    });
+  }
+
+  TEST_CASE("a wait that does not suspend does not consume a pending cancel") {
+    run_task([]() -> task<> {
+      baton::event ready;
+      ready.set();
+      auto h = baton::spawn([](baton::event& e) -> task<int> {
+        baton::detail::cancel(baton::detail::running_task);
+        co_await e.wait();  // already set: no suspension, so nothing is delivered here
+        co_return 5;
+      }(ready));
+      CHECK_THROWS_AS(co_await h, baton::cancelled_error);
+      CHECK(h.cancelled());
+    });
+  }
+
+  TEST_CASE("a failure beats a pending cancel: the task ends with its own exception") {
+    run_task([]() -> task<> {
+      auto h = baton::spawn([]() -> task<int> {
+        baton::detail::cancel(baton::detail::running_task);
+        throw std::runtime_error("own failure");
+        co_return 5;
+      }());
+      CHECK_THROWS_WITH_AS(co_await h, "own failure", std::runtime_error);
+      CHECK_FALSE(h.cancelled());
     });
   }
 

@@ -33,6 +33,12 @@ task<int> value_after(int v, std::chrono::milliseconds d) {
   co_return v;
 }
 
+// Finishes only once the test sets `go`: the test decides the order, not a timer.
+task<int> value_when(int v, baton::event& go) {
+  co_await go.wait();
+  co_return v;
+}
+
 task<int> fail_after(std::chrono::milliseconds d) {
   co_await baton::sleep(d);
   throw std::runtime_error("failed");
@@ -240,13 +246,16 @@ TEST_SUITE("task_group") {
 TEST_SUITE("shield") {
   TEST_CASE("a shielded task survives the cancellation of its awaiter") {
     run_task([]() -> task<> {
-      auto inner = baton::spawn(value_after(9, 5ms));
+      baton::event go;
+      auto inner = baton::spawn(value_when(9, go));
       auto outer = baton::spawn([](baton::task_handle<int> h) -> task<int> {
         co_return co_await baton::shield(h);
       }(inner));
       co_await baton::sleep(0ms);
       outer.cancel();
       CHECK_THROWS_AS(co_await outer, baton::cancelled_error);
+      CHECK_FALSE(inner.done());
+      go.set();
       CHECK(co_await inner == 9);
       CHECK_FALSE(inner.cancelled());
     });
@@ -273,13 +282,16 @@ TEST_SUITE("wait_for asio") {
 TEST_SUITE("combinator edge cases") {
   TEST_CASE("a gathered task cancelled by someone else fails the gather but not its siblings") {
     run_task([]() -> task<> {
+      baton::event go;
       auto victim = baton::spawn(sleep_forever());
-      auto sibling = baton::spawn(value_after(5, 5ms));
+      auto sibling = baton::spawn(value_when(5, go));
       auto g = baton::spawn(
           [](auto a, auto b) -> task<> { (void)co_await baton::gather(a, b); }(victim, sibling));
       co_await baton::sleep(0ms);
       victim.cancel();
       CHECK_THROWS_AS(co_await g, baton::cancelled_error);
+      CHECK_FALSE(sibling.cancelled());
+      go.set();
       CHECK(co_await sibling == 5);
     });
   }
@@ -306,11 +318,13 @@ TEST_SUITE("combinator edge cases") {
 
   TEST_CASE("a second concurrent wait on a task group throws runtime_error") {
     run_task([]() -> task<> {
+      baton::event go;
       baton::task_group g;
-      g.spawn(value_after(1, 5ms));
+      g.spawn(value_when(1, go));
       auto first = baton::spawn([](baton::task_group& grp) -> task<> { co_await grp.wait(); }(g));
       co_await baton::sleep(0ms);
       CHECK_THROWS_AS(co_await g.wait(), baton::runtime_error);
+      go.set();
       co_await first;
     });
   }

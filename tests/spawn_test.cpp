@@ -117,11 +117,13 @@ TEST_SUITE("spawn") {
   TEST_CASE("a task lives until it finishes even when its handle is dropped") {
     int finished = 0;
     run_task([&]() -> task<> {
-      (void)baton::spawn([](int& f) -> task<> {
-        co_await baton::sleep(2ms);
+      baton::event done;
+      (void)baton::spawn([](int& f, baton::event& d) -> task<> {
+        co_await baton::sleep(2ms);  // suspended with no handle left
         ++f;
-      }(finished));
-      co_await baton::sleep(10ms);
+        d.set();
+      }(finished, done));
+      co_await done.wait();
       CHECK(finished == 1);
     });
   }

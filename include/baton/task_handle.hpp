@@ -7,7 +7,8 @@
 //   cancelled()    it finished by cancellation (cancelled_error escaped its body).
 //   cancel()       requests cancellation: cancelled_error is thrown at the task's current
 //                  suspension point, or its next one, or before its first statement if it has
-//                  not started. false when the task already finished.
+//                  not started; a task that returns before reaching one ends cancelled (as in
+//                  asyncio). false when the task already finished.
 //   get_context()  the context the task runs in (its private copy, or the one given to spawn).
 //   name()         the name given to spawn(), or "task-<id>".
 //   co_await h     waits for the task; returns a copy of its result or rethrows its exception
