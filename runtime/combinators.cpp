@@ -12,7 +12,7 @@ namespace baton::detail {
 std::uint32_t uncancel(task_base* t, std::uint32_t floor) noexcept {
   cancel_guard g(t);
   if (t->cancel_requests > 0) --t->cancel_requests;
-  if (t->cancel_requests <= floor) t->cancel_pending.store(false, std::memory_order_relaxed);
+  if (t->cancel_requests <= floor) g.set_pending(false);
   return t->cancel_requests;
 }
 
@@ -69,7 +69,7 @@ void member_done(waiter* w) noexcept {
     std::lock_guard lock(g.mutex);
     // The group takes over the error (it reports it if nobody sees it through the group);
     // complete() has already classified it (cancelled) before waking us.
-    if (std::exception_ptr e = retrieve_error(m->child); e && !m->child->cancelled) {
+    if (std::exception_ptr e = retrieve_error(m->child); e && !m->child->cancelled()) {
       g.errors.push_back(e);
       g.failed_names.push_back(task_name(m->child));
       cancel_siblings = !std::exchange(g.failed, true);

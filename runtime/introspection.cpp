@@ -44,7 +44,7 @@ task_info snapshot(detail::task_base* t, bool read_vars) {
   }
   if (read_vars) {
     try {
-      detail::cell_reader r(t->ctx);
+      detail::cell_reader r(t->ctx());
       i.vars = detail::describe_context(r.root());
     } catch (const context_error&) {
       i.state = "running";  // entered on another thread right now

@@ -101,17 +101,23 @@ bool is_cancellation(const std::exception_ptr& e) {
 // ---------------------------------------------------------------------------------------------
 // task_base
 
-task_base::task_base() : ctx(this) { id = new_cell_id(); }
+task_base::task_base() noexcept : error() { id = new_cell_id(); }
 
 task_base::~task_base() {
   const task_status s = status.load(std::memory_order_relaxed);
   if (resume_point && (s == task_status::created || s == task_status::scheduled)) {
     resume_point.destroy();  // the root frame of a task that never ran (its loop ended first)
   }
-  if (ctx != this) release(ctx);
-  if (error && !error_retrieved.load(std::memory_order_acquire) && !cancelled) {
+  if (context_cell* const c = ctx(); c != this) {
+    root = nullptr;  // it held the shared cell, not a map (~context_cell releases root)
+    release(c);
+  }
+  // `error` is the live member of its union: a task is never destroyed while on a wait list.
+  const std::uintptr_t w = waiters.load(std::memory_order_acquire);
+  if (error && (w & (retrieved_bit | cancelled_bit)) == 0) {
     report_unretrieved(loop_generation, unhandled_failure{task_name(this), error});
   }
+  error.~exception_ptr();
   if (named) {
     name_table& n = names();
     std::lock_guard lock(n.mutex);
@@ -127,17 +133,21 @@ void set_task_name(task_base* t, std::string name) {
 }
 
 cancel_guard::cancel_guard(task_base* t) noexcept : t_(t) {
-  // acquire: see everything the previous holder wrote under the lock.
-  while (t_->cancel_lock.test_and_set(std::memory_order_acquire)) {
+  // acquire: see everything the previous holder wrote under the lock (it published it with
+  // the release store of ~cancel_guard).
+  for (;;) {
+    const std::uint8_t before =
+        t_->cancel_bits.fetch_or(task_base::lock_bit, std::memory_order_acquire);
+    if ((before & task_base::lock_bit) == 0) {
+      bits_ = before;
+      return;
+    }
+    while ((t_->cancel_bits.load(std::memory_order_relaxed) & task_base::lock_bit) != 0) {
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
+      __builtin_ia32_pause();
 #endif
+    }
   }
-}
-
-cancel_guard::~cancel_guard() {
-  // release: publish what we wrote under the lock.
-  t_->cancel_lock.clear(std::memory_order_release);
 }
 
 void retain_task(task_base* t) noexcept { retain(static_cast<context_cell*>(t)); }
@@ -177,10 +187,10 @@ bool cancel(task_base* t) noexcept {
     cancel_guard g(t);
     if (t->status.load(std::memory_order_relaxed) == task_status::done) return false;
     ++t->cancel_requests;
-    t->cancel_pending.store(true, std::memory_order_relaxed);
+    g.set_pending(true);
     const cancel_hook h = t->hook;
-    if (h.kind != nullptr && !t->hook_fired) {
-      t->hook_fired = true;  // once per suspension; the hook stays for introspection
+    if (h.kind != nullptr && !g.hook_fired()) {
+      g.set_hook_fired(true);  // once per suspension; the hook stays for introspection
       if (h.kind->cancel == nullptr) {
         // Waiting for another task: cancelling it under our lock could come back to us (A
         // awaits B awaits A) and spin on our own lock. Keep it alive and cancel it unlocked.
@@ -202,19 +212,19 @@ void disarm(task_base* t) {
   {
     cancel_guard g(t);
     t->hook = {};
-    if (!t->cancel_pending.load(std::memory_order_relaxed)) return;
-    t->cancel_pending.store(false, std::memory_order_relaxed);
+    if (!g.pending()) return;
+    g.set_pending(false);
   }
   throw cancelled_error();
 }
 
 void throw_if_cancel_pending(task_base* t) {
   // Relaxed fast path: a racing cancel() is simply seen at the next suspension point.
-  if (!t->cancel_pending.load(std::memory_order_relaxed)) return;
+  if (!t->cancel_pending()) return;
   {
     cancel_guard g(t);
-    if (!t->cancel_pending.load(std::memory_order_relaxed)) return;
-    t->cancel_pending.store(false, std::memory_order_relaxed);
+    if (!g.pending()) return;
+    g.set_pending(false);
   }
   throw cancelled_error();
 }
@@ -222,7 +232,7 @@ void throw_if_cancel_pending(task_base* t) {
 bool add_waiter(task_base* t, waiter* w) noexcept {
   std::uintptr_t head = t->waiters.load(std::memory_order_acquire);
   do {
-    if (head == 1) return false;
+    if ((head & task_base::finished_bit) != 0) return false;
     w->next = reinterpret_cast<waiter*>(head);
     // release: the waiter's fields are visible to the finishing thread; acquire on failure to
     // re-read the list head.
@@ -239,7 +249,9 @@ void throw_awaited_self() {
 
 std::exception_ptr retrieve_error(task_base* t) noexcept {
   if (!t->error) return nullptr;
-  t->error_retrieved.store(true, std::memory_order_release);
+  if ((t->waiters.load(std::memory_order_relaxed) & task_base::retrieved_bit) == 0) {
+    t->waiters.fetch_or(task_base::retrieved_bit, std::memory_order_release);
+  }
   return t->error;
 }
 
@@ -254,18 +266,20 @@ std::coroutine_handle<> finish(task_base* t, std::coroutine_handle<> root) noexc
 void complete(task_base* t) noexcept {
   {
     cancel_guard g(t);  // the commit point: a cancel() after it returns false, runs no hook
-    if (!t->error && t->cancel_pending.load(std::memory_order_relaxed)) {
+    if (!t->error && g.pending()) {
       // Cancelled while it ran, and it returned before reaching another suspension point:
       // as in asyncio (a task cancelled right before its coroutine stops), it ends cancelled.
-      t->cancel_pending.store(false, std::memory_order_relaxed);
+      g.set_pending(false);
       t->error = std::make_exception_ptr(cancelled_error());
     }
     t->hook = {};
     t->status.store(task_status::done, std::memory_order_relaxed);
   }
-  if (t->error && is_cancellation(t->error)) t->cancelled = true;
-  // acq_rel: publishes the result to waiters (who acquire the 1), and takes their nodes.
-  std::uintptr_t list = t->waiters.exchange(1, std::memory_order_acq_rel);
+  const std::uintptr_t final_bits =
+      task_base::finished_bit |
+      (t->error && is_cancellation(t->error) ? task_base::cancelled_bit : 0);
+  // acq_rel: publishes the result to waiters (who acquire finished_bit), and takes their nodes.
+  std::uintptr_t list = t->waiters.exchange(final_bits, std::memory_order_acq_rel);
   waiter* rev = nullptr;  // notify in arrival order
   while (list != 0) {
     auto* w = reinterpret_cast<waiter*>(list);
@@ -445,7 +459,7 @@ void loop::on_finished(task_base* t) noexcept {
 }
 
 void loop::resume(worker& w, task_base* t) noexcept {
-  context_cell* const cell = t->ctx;
+  context_cell* const cell = t->ctx();
   context_cell* const prev = current_cell;
   if (!try_enter(cell)) {
     if (cell->owner.load(std::memory_order_relaxed) == caller_tag_) {
@@ -460,8 +474,8 @@ void loop::resume(worker& w, task_base* t) noexcept {
     std::this_thread::yield();
     return;
   }
-  if (t->status.load(std::memory_order_relaxed) == task_status::scheduled &&
-      t->cancel_pending.load(std::memory_order_relaxed)) [[unlikely]] {
+  if (t->status.load(std::memory_order_relaxed) == task_status::scheduled && t->cancel_pending())
+      [[unlikely]] {
     // Cancelled before its first step: as in asyncio, the body never starts (nothing of it
     // could catch the error yet). Finished here, inside its context like any step.
     cancel_before_start(t);
@@ -482,7 +496,7 @@ void loop::resume(worker& w, task_base* t) noexcept {
 void loop::cancel_before_start(task_base* t) noexcept {
   {
     cancel_guard g(t);
-    t->cancel_pending.store(false, std::memory_order_relaxed);  // consumed, as a step would
+    g.set_pending(false);  // consumed, as a step would
   }
   t->error = std::make_exception_ptr(cancelled_error());
   std::exchange(t->resume_point, {}).destroy();  // the root frame: it never ran

@@ -41,7 +41,7 @@ namespace {
 /// Puts back the cancellation disarm() just consumed: the next suspension point delivers it.
 void keep_cancel_pending(task_base* t) noexcept {
   cancel_guard g(t);
-  t->cancel_pending.store(true, std::memory_order_relaxed);  // the cancel lock orders it
+  g.set_pending(true);
 }
 
 }  // namespace

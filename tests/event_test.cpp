@@ -9,6 +9,7 @@
 #include <support/sync_helpers.hpp>
 
 #include <atomic>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -217,6 +218,42 @@ TEST_SUITE("event") {
       co_await h;
       CHECK(stage == 3);
       CHECK_FALSE(l.locked());
+    });
+  }
+
+  TEST_CASE("a task that fails right after a wait reports its own failure, in every way out") {
+    // While queued, the task's failure slot is its wait-list back link: after the wake-up it
+    // must be an empty failure again, whether the task was granted, cancelled or woken in a
+    // batch behind others.
+    run_task([]() -> task<> {
+      baton::event ev;
+      std::vector<baton::task_handle<int>> hs;
+      for (int i = 0; i < 3; ++i) {
+        hs.push_back(baton::spawn([](baton::event& e, int k) -> task<int> {
+          co_await e.wait();
+          if (k == 1) co_return 1;         // succeeds between two failing neighbours
+          co_await [](int kk) -> task<> {  // a nested frame fails and parks its exception
+            throw std::runtime_error("after the wait " + std::to_string(kk));
+          }(k);
+          co_return -1;
+        }(ev, i)));
+      }
+      auto cancelled = baton::spawn([](baton::event& e) -> task<int> {
+        try {
+          co_await e.wait();
+        } catch (const baton::cancelled_error&) {
+          throw std::logic_error("cleaned up and failed");
+        }
+        co_return 0;
+      }(ev));
+      co_await settle();  // all four queued on the event
+      cancelled.cancel();
+      ev.set();
+      CHECK_THROWS_WITH_AS(co_await hs[0], "after the wait 0", std::runtime_error);
+      CHECK(co_await hs[1] == 1);
+      CHECK_THROWS_WITH_AS(co_await hs[2], "after the wait 2", std::runtime_error);
+      CHECK_THROWS_WITH_AS(co_await cancelled, "cleaned up and failed", std::logic_error);
+      CHECK_FALSE(cancelled.cancelled());
     });
   }
 

@@ -76,9 +76,10 @@ class in_context_executor {
 template <class T, class Executor>
 auto detail::promise_base::await_transform(boost::asio::awaitable<T, Executor>&& a) {
   task_base* const t = running_task;
-  retain(t->ctx);
+  context_cell* const c = t->ctx();
+  retain(c);
   detail::in_context_executor<boost::asio::io_context::executor_type> ex(
-      context::adopt(t->ctx), io_of(*t->owner_loop).get_executor());
+      context::adopt(c), io_of(*t->owner_loop).get_executor());
   return boost::asio::co_spawn(Executor(ex), std::move(a), use_task);
 }
 

@@ -33,7 +33,7 @@ class [[nodiscard]] sleep_awaitable {
   bool await_suspend(std::coroutine_handle<P> h) {
     t_ = detail::running_task;
     if (d_ <= std::chrono::steady_clock::duration::zero()) {
-      if (t_->cancel_pending.load(std::memory_order_relaxed)) return false;
+      if (t_->cancel_pending()) return false;
       t_->resume_point = h;
       detail::schedule(t_);
       return true;

@@ -54,7 +54,7 @@ task_state<T>* make_state(task<T>&& t, context_cell* ctx, std::string name) {
   auto h = t.release();  // nothing below throws
   if (ctx != nullptr) {
     retain(ctx);
-    s->ctx = ctx;
+    s->run_in(ctx);
   } else if (const context_cell* cur = current_cell) {
     retain(cur->root);
     s->root = cur->root;

@@ -122,11 +122,12 @@ class task_handle {
 
   explicit operator bool() const noexcept { return s_ != nullptr; }
   bool done() const noexcept { return s_->done(); }
-  bool cancelled() const noexcept { return s_->done() && s_->cancelled; }
+  bool cancelled() const noexcept { return s_->cancelled(); }
   bool cancel() noexcept { return detail::cancel(s_); }
   context get_context() const noexcept {
-    detail::retain(s_->ctx);
-    return context::adopt(s_->ctx);
+    detail::context_cell* const c = s_->ctx();
+    detail::retain(c);
+    return context::adopt(c);
   }
   std::string name() const { return detail::task_name(s_); }
   std::uint64_t id() const noexcept { return s_->id; }

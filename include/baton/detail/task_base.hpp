@@ -61,54 +61,96 @@ struct waiter {
 enum class task_status : std::uint8_t { created, scheduled, running, suspended, done };
 
 struct task_base : context_cell {
-  task_base();
+  task_base() noexcept;
   ~task_base() override;
 
-  context_cell* ctx;  // where it runs: this, or a shared context (retained)
+  /// Where it runs: its own cell (this), or a shared context given to spawn() (retained).
+  /// A task in a shared context never enters its own cell, so that cell's root slot, unused,
+  /// holds the shared cell, tagged with the low bit: no separate pointer in every task.
+  context_cell* ctx() noexcept {
+    const auto r = reinterpret_cast<std::uintptr_t>(root);
+    return (r & 1) != 0 ? reinterpret_cast<context_cell*>(r - 1) : this;
+  }
+  /// Makes the task run in `shared` (already retained for it). Only before the task starts.
+  void run_in(context_cell* shared) noexcept {
+    root = reinterpret_cast<map_node*>(reinterpret_cast<std::uintptr_t>(shared) + 1);
+  }
+
   loop* owner_loop = nullptr;
   // The innermost frame to resume next. Until the first step (status created or scheduled) it
   // is the root frame, which is all a task that never runs has to destroy; afterwards the
   // root frame is destroyed by finish(), which gets it from the root's final awaiter.
   std::coroutine_handle<> resume_point;
-  // The ready-queue link (loop's lock), or the link of the wait list the task is queued on
-  // (that primitive's mutex): a queued task is not ready, and a task waits on one thing at a
-  // time, so the two never overlap. The wait node is thus part of the task, not of its frame.
+  // The ready-queue link (loop's lock), or the forward link of the wait list the task is
+  // queued on (that primitive's mutex): a queued task is not ready, and a task waits on one
+  // thing at a time, so the two never overlap. The wait node is thus part of the task.
   task_base* next_ready = nullptr;
-  task_base* wait_prev = nullptr;  // the other wait-list link
   task_base* live_prev = nullptr;  // live-list links (loop's lock)
   task_base* live_next = nullptr;
-  std::exception_ptr error;  // how it failed, if it did
-  // 0: nobody waits, 1: finished, otherwise the newest waiter* (a lock-free stack).
+  // One slot, two uses that never overlap. While the task is queued on a wait list: that
+  // list's back link (wait_list switches the member on push and unlink). Otherwise: how it
+  // failed, if it did. A failing frame parks its exception here and its awaiter takes it at
+  // once, with no suspension between, so a queued task never has a failure in flight.
+  union {
+    std::exception_ptr error;
+    task_base* wait_prev;
+  };
+  // Before the task finishes: 0 (nobody waits) or the newest waiter* (a lock-free stack of
+  // 8-aligned nodes). Once it finished: finished_bit, plus cancelled_bit if it finished by
+  // cancellation, plus retrieved_bit once an awaiter took its error.
   std::atomic<std::uintptr_t> waiters{0};
+  static constexpr std::uintptr_t finished_bit = 1, cancelled_bit = 2, retrieved_bit = 4;
   cancel_hook hook;  // where it is suspended (under the cancel lock; see cancel_hook)
   std::uint32_t cancel_requests = 0;  // asyncio's num_cancels_requested (under the cancel lock)
   // The loop generation is context_cell::loop_generation (it fills the padding after refs).
   std::atomic<task_status> status{task_status::created};
-  // Cancellation: pending is read without the lock on fast paths; everything else under it.
-  std::atomic<bool> cancel_pending{false};
-  std::atomic_flag cancel_lock = ATOMIC_FLAG_INIT;
-  bool cancelled = false;   // finished by cancelled_error
-  bool hook_fired = false;  // cancel() ran hook.kind->cancel (cancel lock)
-  bool named = false;       // has an entry in the name table (only named tasks pay for a name)
-  wait_state wait = wait_state::idle;        // its current wait (the primitive's mutex)
-  std::atomic<bool> error_retrieved{false};  // any awaiter on any thread may set it
+  // The cancel lock and the two flags it guards, in one byte (see cancel_guard): pending is
+  // also read without the lock on fast paths.
+  std::atomic<std::uint8_t> cancel_bits{0};
+  static constexpr std::uint8_t lock_bit = 1, pending_bit = 2, hook_fired_bit = 4;
+  bool named = false;                  // has an entry in the name table (only named tasks pay)
+  wait_state wait = wait_state::idle;  // its current wait (the primitive's mutex)
 
-  bool done() const noexcept { return waiters.load(std::memory_order_acquire) == 1; }
+  bool done() const noexcept {
+    return (waiters.load(std::memory_order_acquire) & finished_bit) != 0;
+  }
+  /// Finished by cancellation (cancelled_error escaped it, or it was cancelled unstarted).
+  bool cancelled() const noexcept {
+    return (waiters.load(std::memory_order_acquire) & cancelled_bit) != 0;
+  }
+  /// A cancellation is owed and not yet delivered (relaxed: a racing cancel() is simply seen
+  /// at the next suspension point; under the cancel lock use cancel_guard::pending()).
+  bool cancel_pending() const noexcept {
+    return (cancel_bits.load(std::memory_order_relaxed) & pending_bit) != 0;
+  }
 
   /// Moves the root frame's result into the typed state; called once when the root finishes.
   virtual void take_result(std::coroutine_handle<> root) noexcept = 0;
 };
 
-/// Holds a task's cancel lock (a spinlock: held for a few instructions, never while blocking).
+/// Holds a task's cancel lock (a spinlock: held for a few instructions, never while blocking)
+/// and, while held, the flags it guards. The holder changes them in its copy and stores them
+/// with the unlock; that is safe because every other writer of cancel_bits only tries to set
+/// lock_bit, which changes nothing while the lock is held.
 class cancel_guard {
  public:
   explicit cancel_guard(task_base* t) noexcept;
-  ~cancel_guard();
+  ~cancel_guard() { t_->cancel_bits.store(bits_, std::memory_order_release); }
   cancel_guard(const cancel_guard&) = delete;
   cancel_guard& operator=(const cancel_guard&) = delete;
 
+  bool pending() const noexcept { return (bits_ & task_base::pending_bit) != 0; }
+  void set_pending(bool on) noexcept { set(task_base::pending_bit, on); }
+  /// cancel() ran the hook's cancel during this suspension (arm() resets it).
+  bool hook_fired() const noexcept { return (bits_ & task_base::hook_fired_bit) != 0; }
+  void set_hook_fired(bool on) noexcept { set(task_base::hook_fired_bit, on); }
+
  private:
+  void set(std::uint8_t bit, bool on) noexcept {
+    bits_ = static_cast<std::uint8_t>(on ? bits_ | bit : bits_ & ~bit);
+  }
   task_base* t_;
+  std::uint8_t bits_;  // the flags without lock_bit
 };
 
 /// The loop thread the caller runs on, or nullptr (constinit: one TLS load).
@@ -146,10 +188,10 @@ template <class Start>
 bool arm(task_base* t, std::coroutine_handle<> h, const await_kind& kind, void* arg,
          Start&& start) {
   cancel_guard g(t);
-  if (t->cancel_pending.load(std::memory_order_relaxed)) return false;
+  if (g.pending()) return false;
   t->resume_point = h;
   t->hook = {&kind, arg};
-  t->hook_fired = false;
+  g.set_hook_fired(false);
   if (!start()) {
     t->hook = {};
     return false;

@@ -33,8 +33,10 @@
 #include <baton/detail/task_base.hpp>
 #include <baton/task.hpp>
 
+#include <cassert>
 #include <coroutine>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <utility>
 
@@ -106,6 +108,9 @@ struct wait_list {
   task_base* front() const noexcept { return head; }
 
   void push_back(task_base* t) noexcept {
+    // The slot holds no failure now (see task_base::error): end that member, use the link.
+    assert(!t->error);
+    t->error.~exception_ptr();
     t->next_ready = nullptr;
     t->wait_prev = tail;
     if (tail != nullptr) {
@@ -127,7 +132,8 @@ struct wait_list {
     } else {
       tail = t->wait_prev;
     }
-    t->wait_prev = t->next_ready = nullptr;
+    t->next_ready = nullptr;
+    std::construct_at(&t->error);  // back to "no failure"
   }
 
   task_base* pop_front() noexcept {
@@ -159,7 +165,8 @@ class wake_list {
     task_base* t = std::exchange(granted_, {}).head;
     while (t != nullptr) {
       task_base* const next = t->next_ready;
-      schedule(t);  // from here on t may run, and push itself elsewhere
+      std::construct_at(&t->error);  // off every wait list now: the slot is "no failure" again
+      schedule(t);                   // from here on t may run, and push itself elsewhere
       t = next;
     }
   }
