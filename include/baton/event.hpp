@@ -37,7 +37,10 @@ class event {
   class [[nodiscard]] wait_awaitable : public detail::wait_op<wait_awaitable> {
    public:
     explicit wait_awaitable(event& e) noexcept;
-    static const detail::wait_ops& ops() noexcept;  // for the runtime
+
+   private:
+    friend detail::wait_op<wait_awaitable>;
+    static const detail::wait_ops& ops() noexcept;
   };
 
   event() = default;

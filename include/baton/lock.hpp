@@ -44,7 +44,10 @@ class lock {
   class [[nodiscard]] acquire_awaitable : public detail::wait_op<acquire_awaitable> {
    public:
     explicit acquire_awaitable(lock& l) noexcept;
-    static const detail::wait_ops& ops() noexcept;  // for the runtime
+
+   private:
+    friend detail::wait_op<acquire_awaitable>;
+    static const detail::wait_ops& ops() noexcept;
   };
 
   /// Owns a held lock and releases it when destroyed (move-only). Releasing the lock behind

@@ -62,10 +62,11 @@ class queue {
    public:
     put_awaitable(queue& q, T v) noexcept;
     put_awaitable(put_awaitable&&) noexcept = default;
-    static const detail::wait_ops& ops() noexcept { return put_ops; }  // for the runtime
 
    private:
     friend queue;
+    friend detail::wait_op<put_awaitable>;
+    static const detail::wait_ops& ops() noexcept { return put_ops; }
     T item_;
   };
 
@@ -74,11 +75,12 @@ class queue {
    public:
     explicit get_awaitable(queue& q) noexcept;
     get_awaitable(get_awaitable&&) noexcept = default;
-    static const detail::wait_ops& ops() noexcept { return get_ops; }  // for the runtime
     T await_resume();
 
    private:
     friend queue;
+    friend detail::wait_op<get_awaitable>;
+    static const detail::wait_ops& ops() noexcept { return get_ops; }
     std::optional<T> item_;
   };
 
@@ -86,7 +88,10 @@ class queue {
   class [[nodiscard]] join_awaitable : public detail::wait_op<join_awaitable> {
    public:
     explicit join_awaitable(queue& q) noexcept;
-    static const detail::wait_ops& ops() noexcept { return join_ops; }  // for the runtime
+
+   private:
+    friend detail::wait_op<join_awaitable>;
+    static const detail::wait_ops& ops() noexcept { return join_ops; }
   };
 
   explicit queue(std::size_t maxsize = 0) noexcept : maxsize_(maxsize) {}

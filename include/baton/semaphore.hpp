@@ -43,7 +43,10 @@ class semaphore {
   class [[nodiscard]] acquire_awaitable : public detail::wait_op<acquire_awaitable> {
    public:
     explicit acquire_awaitable(semaphore& s) noexcept;
-    static const detail::wait_ops& ops() noexcept;  // for the runtime
+
+   private:
+    friend detail::wait_op<acquire_awaitable>;
+    static const detail::wait_ops& ops() noexcept;
   };
 
   explicit semaphore(std::ptrdiff_t value = 1);
