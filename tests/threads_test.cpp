@@ -55,6 +55,16 @@ task<int> checker(std::uint64_t id, int rounds, std::atomic<int>& in_flight_same
 
 task<> nothing() { co_return; }
 
+/// Sets its tag over and over (each set() replaces its context's root) until told to stop.
+task<int> keep_setting(const std::atomic<bool>& stop) {
+  int sets = 0;
+  while (!stop.load()) {
+    (void)tag.set(static_cast<std::uint64_t>(++sets));
+    if (sets % 64 == 0) co_await baton::sleep(0ms);
+  }
+  co_return sets;
+}
+
 /// The stress body: n tasks, a random third of them cancelled at random points.
 task<> stress(int n, std::atomic<int>& wrong, std::atomic<int>& cancelled, std::atomic<int>& ok) {
   std::mt19937 rng(12345);
@@ -276,6 +286,26 @@ TEST_SUITE("threads") {
     CHECK(w.puts - w.gets == static_cast<int>(w.q.size()));  // nothing lost, nothing twice
     CHECK(requested > 0);
     CHECK(cancelled == requested);
+  }
+
+  TEST_CASE("get_context() of a handle is safe while its task runs and sets on another thread") {
+    // Where a task runs is read from the task while the task itself replaces its context's
+    // root with every set(): reading it must not race with those writes (TSan checks).
+    int contexts = 0;
+    run_task(
+        [&]() -> task<> {
+          std::atomic<bool> stop{false};
+          auto h = baton::spawn(keep_setting(stop));
+          for (int i = 0; i < 2000; ++i) {
+            baton::context c = h.get_context();
+            contexts += c == h.get_context() ? 1 : 0;
+            if (i % 16 == 0) co_await baton::sleep(0ms);
+          }
+          stop = true;
+          CHECK(co_await h > 0);
+        },
+        threads(2));
+    CHECK(contexts == 2000);
   }
 
   TEST_CASE("run on a threaded loop returns main's result") {

@@ -66,14 +66,19 @@ struct task_base : context_cell {
 
   /// Where it runs: its own cell (this), or a shared context given to spawn() (retained).
   /// A task in a shared context never enters its own cell, so that cell's root slot, unused,
-  /// holds the shared cell, tagged with the low bit: no separate pointer in every task.
-  context_cell* ctx() noexcept {
-    const auto r = reinterpret_cast<std::uintptr_t>(root);
-    return (r & 1) != 0 ? reinterpret_cast<context_cell*>(r - 1) : this;
+  /// holds the shared cell: no separate pointer in every task. Which of the two it is, is
+  /// shared_ctx_bit of cancel_bits, set before the task starts and never changed: any thread
+  /// may ask, while the task itself rewrites root with every set() in its own context.
+  context_cell* ctx() const noexcept {
+    if ((cancel_bits.load(std::memory_order_relaxed) & shared_ctx_bit) == 0) {
+      return const_cast<task_base*>(this);
+    }
+    return reinterpret_cast<context_cell*>(root);  // immutable once the task started
   }
   /// Makes the task run in `shared` (already retained for it). Only before the task starts.
   void run_in(context_cell* shared) noexcept {
-    root = reinterpret_cast<map_node*>(reinterpret_cast<std::uintptr_t>(shared) + 1);
+    root = reinterpret_cast<map_node*>(shared);
+    cancel_bits.fetch_or(shared_ctx_bit, std::memory_order_relaxed);
   }
 
   loop* owner_loop = nullptr;
@@ -105,9 +110,11 @@ struct task_base : context_cell {
   // The loop generation is context_cell::loop_generation (it fills the padding after refs).
   std::atomic<task_status> status{task_status::created};
   // The cancel lock and the two flags it guards, in one byte (see cancel_guard): pending is
-  // also read without the lock on fast paths.
+  // also read without the lock on fast paths. shared_ctx_bit (see ctx()) is set before the
+  // task starts and never changes, so the lock holder's write-back keeps it as it is.
   std::atomic<std::uint8_t> cancel_bits{0};
-  static constexpr std::uint8_t lock_bit = 1, pending_bit = 2, hook_fired_bit = 4;
+  static constexpr std::uint8_t lock_bit = 1, pending_bit = 2, hook_fired_bit = 4,
+                                shared_ctx_bit = 8;
   bool named = false;                  // has an entry in the name table (only named tasks pay)
   wait_state wait = wait_state::idle;  // its current wait (the primitive's mutex)
 
@@ -131,7 +138,8 @@ struct task_base : context_cell {
 /// Holds a task's cancel lock (a spinlock: held for a few instructions, never while blocking)
 /// and, while held, the flags it guards. The holder changes them in its copy and stores them
 /// with the unlock; that is safe because every other writer of cancel_bits only tries to set
-/// lock_bit, which changes nothing while the lock is held.
+/// lock_bit, which changes nothing while the lock is held (run_in() sets shared_ctx_bit before
+/// the task is published, so before anyone can lock it).
 class cancel_guard {
  public:
   explicit cancel_guard(task_base* t) noexcept;
