@@ -4,7 +4,8 @@
 
 // Contract:
 //   done()         the task finished (returned, failed or was cancelled).
-//   cancelled()    it finished by cancellation (cancelled_error escaped its body).
+//   cancelled()    it finished by cancellation (cancelled_error escaped its body, or it
+//                  returned while a cancel() was still undelivered).
 //   cancel()       requests cancellation: cancelled_error is thrown at the task's current
 //                  suspension point, or its next one, or before its first statement if it has
 //                  not started; a task that returns before reaching one ends cancelled (as in

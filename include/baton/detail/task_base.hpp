@@ -6,10 +6,10 @@
 //
 //   loop ── ready queue ──▶ task_base ──▶ frames (root frame → nested frames, one chain)
 //    │                       │  is-a context_cell (the task's own context, one allocation)
-//    │                       └─ ctx ──▶ context_cell it runs in (itself, or a shared one)
+//    │                       └─ ctx() ─▶ context_cell it runs in (itself, or a shared one)
 //    └─ live list of every unfinished task (introspection, shutdown)
 //
-//   thread ── current_cell ──▶ ctx of the task running on it (set on resume, cleared on suspend)
+//   thread ── current_cell ──▶ ctx() of the task running on it (set on resume, cleared on suspend)
 //          └─ current_worker ──▶ the loop thread it is (which loop, which task runs now)
 //
 // A task is resumed only through resume() below, which enters its context (so a task never
