@@ -41,11 +41,11 @@ shift || true
 sanitize=none
 werror=false
 suites=""
-samples=true
+samples=enabled
 for a in "$@"; do
   case "$a" in
     --suites=*) suites=${a#--suites=} ;;
-    --no-samples) samples=false ;;
+    --no-samples) samples=disabled ;;
     --sanitize=address) sanitize=address ;;
     --sanitize=thread) sanitize=thread ;;
     --sanitize=none) sanitize=none ;;

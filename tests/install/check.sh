@@ -53,7 +53,7 @@ done
 
 prefix="$tmp/prefix"
 run "configure a separate build of $srcdir" \
-  meson setup "$tmp/build" "$srcdir" --prefix "$prefix" -Dtests=false -Dsamples=false \
+  meson setup "$tmp/build" "$srcdir" --prefix "$prefix" -Dtests=disabled -Dsamples=disabled \
   -Dbenchmarks=false "$@"
 run "build libbaton" meson compile -C "$tmp/build"
 
@@ -108,6 +108,15 @@ run "run the pkg-config consumer" "$tmp/consumer-pc"
 run "build the consumer with pkg-config --static --libs" \
   "$cxx" -std=c++20 "$here/consumer.cpp" -o "$tmp/consumer-pc-static" $cflags $static_libs
 run "run the pkg-config --static consumer" "$tmp/consumer-pc-static"
+# The optional part: <baton/spdlog.hpp> with spdlog's own pkg-config file, when spdlog is there.
+with_spdlog=false
+if pkg-config --exists spdlog; then
+  with_spdlog=true
+  run "build the spdlog consumer with pkg-config --libs baton spdlog" \
+    "$cxx" -std=c++20 "$here/spdlog_consumer.cpp" -o "$tmp/spdlog-pc" \
+    $(pkg-config --cflags --libs baton spdlog)
+  run "run the pkg-config spdlog consumer" "$tmp/spdlog-pc"
+fi
 
 step="find batonConfigVersion.cmake"
 version_file=$(find "$prefix" -name batonConfigVersion.cmake -path '*/cmake/baton/*' | head -n 1)
@@ -125,6 +134,11 @@ grep -q -- "-- baton $version from " "$log" || fail "CMake did not report baton 
 run "build the CMake consumer" cmake --build "$tmp/cmake-build"
 # CMake links by full path with a build rpath: no LD_LIBRARY_PATH needed.
 run "run the CMake consumer" env -u LD_LIBRARY_PATH "$tmp/cmake-build/consumer"
+if [ "$with_spdlog" = true ]; then
+  step="find the CMake spdlog consumer"
+  [ -x "$tmp/cmake-build/spdlog_consumer" ] || fail "CMake did not build spdlog_consumer"
+  run "run the CMake spdlog consumer" env -u LD_LIBRARY_PATH "$tmp/cmake-build/spdlog_consumer"
+fi
 
 echo "install test: ok (baton-uninstalled.pc; installed headers, baton.pc plain and --static," \
-  "batonConfig.cmake)"
+  "batonConfig.cmake; spdlog lines: $with_spdlog)"
