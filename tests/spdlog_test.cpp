@@ -12,6 +12,9 @@
 
 #include <chrono>
 #include <memory>
+#include <random>
+#include <string_view>
+#include <utility>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -61,6 +64,84 @@ baton::log_fields request_and_user() {
   baton::log_fields fields;
   fields.add(request_id).add(user, "user");
   return fields;
+}
+
+/// The fields of a `[a=1 b="x y"]` prefix, split at spaces outside quotes and unescaped: what a
+/// log reader would get back.
+std::vector<std::pair<std::string, std::string>> parse_fields(std::string_view prefix) {
+  std::vector<std::pair<std::string, std::string>> fields;
+  std::size_t i = 0;
+  const auto hex = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  while (i < prefix.size()) {
+    const std::size_t eq = prefix.find('=', i);
+    if (eq == std::string_view::npos) break;
+    std::string label(prefix.substr(i, eq - i));
+    std::string value;
+    i = eq + 1;
+    if (i < prefix.size() && prefix[i] == '"') {
+      for (++i; i < prefix.size() && prefix[i] != '"'; ++i) {
+        if (prefix[i] != '\\') {
+          value.push_back(prefix[i]);
+          continue;
+        }
+        const char e = prefix[++i];
+        if (e == 'n')
+          value.push_back('\n');
+        else if (e == 'r')
+          value.push_back('\r');
+        else if (e == 't')
+          value.push_back('\t');
+        else if (e == 'x') {
+          value.push_back(static_cast<char>(hex(prefix[i + 1]) * 16 + hex(prefix[i + 2])));
+          i += 2;
+        } else if (e == 'u') {
+          unsigned cp = 0;
+          for (int k = 1; k <= 4; ++k) cp = cp * 16 + static_cast<unsigned>(hex(prefix[i + k]));
+          i += 4;
+          if (cp < 0x800) {
+            value.push_back(static_cast<char>(0xc0 | (cp >> 6)));
+          } else {
+            value.push_back(static_cast<char>(0xe0 | (cp >> 12)));
+            value.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
+          }
+          value.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+        } else {
+          value.push_back(e);  // '"' or '\\'
+        }
+      }
+      ++i;  // the closing quote
+    } else {
+      const std::size_t end = prefix.find(' ', i);
+      value = std::string(prefix.substr(i, end - i));
+      i = end == std::string_view::npos ? prefix.size() : end;
+    }
+    fields.emplace_back(std::move(label), std::move(value));
+    if (i < prefix.size() && prefix[i] == ' ') ++i;
+  }
+  return fields;
+}
+
+/// Whether s is valid UTF-8 (the same decoder the header uses is not trusted here).
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80           ? 1
+                    : (c >> 5) == 0x6  ? 2
+                    : (c >> 4) == 0xe  ? 3
+                    : (c >> 3) == 0x1e ? 4
+                                       : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    unsigned cp = n == 1 ? c : c & (0x7f >> n);
+    for (std::size_t k = 1; k < n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d >> 6) != 2) return false;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    const unsigned min[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n;
+  }
+  return true;
 }
 
 }  // namespace
@@ -329,6 +410,111 @@ TEST_SUITE("spdlog") {
                               fields, "{}-{}", 1, 2);
     });
     CHECK(out.str() == "plain\n[user=ada] 1-2\n");
+  }
+
+  TEST_CASE("a value cannot forge a field or close the brackets: it is quoted") {
+    captured_log log(request_and_user());
+    context().run([&] {
+      (void)request_id.set("a]user=admin[");
+      (void)user.set("ada");
+      log.logger->info("x");
+    });
+    REQUIRE(log.lines() == std::vector<std::string>{R"([request_id="a]user=admin[" user=ada] x)"});
+    const std::string line = log.lines()[0];
+    const auto fields = parse_fields(std::string_view(line).substr(1, line.rfind("] ") - 1));
+    CHECK(fields == std::vector<std::pair<std::string, std::string>>{
+                        {"request_id", "a]user=admin["}, {"user", "ada"}});
+  }
+
+  TEST_CASE("a value cannot end the line: line breaks and controls are escaped") {
+    captured_log log(request_and_user());
+    context().run([&] {
+      (void)request_id.set("a\nb\r\tc\x01\x7f\x1b[2J");
+      (void)user.set("\xc2\x85 \xe2\x80\xa8 \xe2\x80\xa9");  // NEL, LINE and PARAGRAPH SEPARATOR
+      log.logger->info("x");
+    });
+    CHECK(log.lines() ==
+          std::vector<std::string>{
+              R"([request_id="a\nb\r\tc\x01\x7f\x1b[2J" user="\u0085 \u2028 \u2029"] x)"});
+  }
+
+  TEST_CASE("invalid UTF-8 is escaped byte by byte, valid UTF-8 is kept inside quotes") {
+    const baton::log_fields fields = request_and_user();
+    context().run([&] {
+      const std::vector<std::pair<std::string, std::string>> cases = {
+          {"\xff\xfe\xc3\x28", R"("\xff\xfe\xc3(")"},     // the issue's note body
+          {"\xc0\xaf", R"("\xc0\xaf")"},                  // an overlong '/'
+          {"\xed\xa0\x80", R"("\xed\xa0\x80")"},          // a surrogate
+          {"\xf4\x90\x80\x80", R"("\xf4\x90\x80\x80")"},  // past U+10FFFF
+          {"ab\xe2\x82", R"("ab\xe2\x82")"},              // cut short at the end
+          {"Jos\xc3\xa9 \xf0\x9f\x8e\x89", "\"Jos\xc3\xa9 \xf0\x9f\x8e\x89\""},  // kept
+      };
+      for (const auto& [value, shown] : cases) {
+        (void)request_id.set(value);
+        CHECK(fields.current() == "request_id=" + shown);
+      }
+    });
+  }
+
+  TEST_CASE("quotes and backslashes are escaped, and an empty value is two quotes") {
+    const baton::log_fields fields = request_and_user();
+    context().run([&] {
+      (void)request_id.set(R"(say "hi" \o/)");
+      (void)user.set("");
+      CHECK(fields.current() == R"(request_id="say \"hi\" \\o/" user="")");
+    });
+  }
+
+  TEST_CASE("a value holding a character of the separators is quoted, and so is missing()") {
+    baton::log_fields fields;
+    fields.add(request_id, "id").add(user, "u").separators(", ", ": ").missing("n/a: none");
+    context().run([&] {
+      CHECK(fields.current() == R"(id: "n/a: none", u: "n/a: none")");
+      (void)request_id.set("a,b");
+      (void)user.set("x:y");
+      CHECK(fields.current() == R"(id: "a,b", u: "x:y")");
+      (void)request_id.set("a;b");
+      CHECK(fields.current() == R"(id: a;b, u: "x:y")");
+    });
+  }
+
+  TEST_CASE("any bytes in any value come back unchanged from a line that is valid UTF-8") {
+    std::mt19937 random(13);
+    captured_log log(request_and_user());
+    std::vector<std::pair<std::string, std::string>> sent;
+    context().run([&] {
+      for (int n = 0; n < 2000; ++n) {
+        std::string a(random() % 12, ' ');
+        std::string b(random() % 12, ' ');
+        for (char& c : a) c = static_cast<char>(random() % 256);
+        for (char& c : b) c = static_cast<char>(n % 2 == 0 ? random() % 256 : 32 + random() % 96);
+        (void)request_id.set(a);
+        (void)user.set(b);
+        sent.emplace_back(a, b);
+        log.logger->info("x");
+      }
+    });
+    const std::vector<std::string> lines = log.lines();
+    REQUIRE(lines.size() == sent.size());
+    int wrong = 0;
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      const std::string& line = lines[i];
+      const auto fields = parse_fields(std::string_view(line).substr(1, line.size() - 4));
+      const bool ok = valid_utf8(line) && line.find('\r') == std::string::npos &&
+                      line.ends_with("] x") &&
+                      fields == std::vector<std::pair<std::string, std::string>>{
+                                    {"request_id", sent[i].first}, {"user", sent[i].second}};
+      if (!ok && wrong++ < 3) MESSAGE("line " << i << ": " << line);
+    }
+    CHECK(wrong == 0);
+  }
+
+  TEST_CASE("log_value writes a string for the message text by the same rule") {
+    CHECK(fmt::format("{}", baton::log_value("/hello")) == "/hello");
+    CHECK(fmt::format("{}", baton::log_value("/a b\n")) == R"("/a b\n")");
+    CHECK(fmt::format("{}", baton::log_value("/\xff")) == R"("/\xff")");
+    CHECK(fmt::format("{}", baton::log_value("")) == R"("")");
+    CHECK(fmt::format("[{:>8}]", baton::log_value("a=b")) == R"([   "a=b"])");
   }
 
 }  // TEST_SUITE

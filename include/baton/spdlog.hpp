@@ -23,6 +23,8 @@
 //   log_with_context(logger, [loc,] level, fields, fmt, args...)
 //                         renders the fields at the call site into the message itself:
 //                         `[request_id=r-42 user=ada] text` (just `text` when no field shows).
+//   log_value(text)       a string for the message text, formatted by fmt (`"{}"`) with the rule
+//                         the values follow (below): `spdlog::info("GET {}", log_value(path))`.
 //
 // Sync vs async (read this): a synchronous spdlog::logger formats each line inside the log
 // call, on the caller's thread, so context_flag sees the caller's context: the task's, the
@@ -32,6 +34,17 @@
 // log_msg no room for extra data, so for async loggers use log_with_context(), which puts the
 // fields into the payload before the line is queued. A sink wrapper cannot help: async sinks
 // run on the worker too.
+//
+// Values cannot forge a field or end a line. Each value (and the missing() text) is written
+// bare when it is non-empty printable ASCII without a space, '"', '\', '=', '[', ']' or any
+// character of the two separators; otherwise it is written between double quotes, with '"',
+// '\', LF, CR and TAB as \", \\, \n, \r, \t, other ASCII controls and DEL and every byte that is
+// not part of valid UTF-8 as \xHH, and the C1 controls, U+2028 and U+2029 as \uHHHH. So a line
+// holds only valid UTF-8, and a reader that splits the fields at the separators outside quotes
+// gets back exactly the fields that were added, whatever a value contains (a request id
+// `a]user=admin[` prints as `request_id="a]user=admin["`). log_value(text) applies the same
+// rule to a string placed in the message text. Labels and separators are the program's own
+// text and are written as given.
 //
 // Values are read with context_var::try_get(), so a var's default counts as its value, and
 // each formatted line copies each value once. The vars must outlive every log_fields,
@@ -81,7 +94,125 @@ namespace detail {
 inline void append_text(spdlog::memory_buf_t& out, std::string_view s) {
   out.append(s.data(), s.data() + s.size());
 }
+
+/// The bytes a bare value may hold: printable ASCII but space, '"', backslash, '=', '[' and ']'.
+constexpr bool plain_log_byte(unsigned char c) noexcept {
+  return c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '=' && c != '[' && c != ']';
+}
+
+/// The length (2 to 4) of the valid UTF-8 sequence that starts at s[i], 0 when none does
+/// (overlong forms, surrogates and code points past U+10FFFF are not valid).
+inline std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char lead = byte(0);
+  std::size_t n = 0;
+  unsigned char low = 0x80;
+  unsigned char high = 0xbf;  // the bounds of the second byte
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    n = 2;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    n = 3;
+    if (lead == 0xe0) low = 0xa0;   // overlong
+    if (lead == 0xed) high = 0x9f;  // surrogates
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    n = 4;
+    if (lead == 0xf0) low = 0x90;   // overlong
+    if (lead == 0xf4) high = 0x8f;  // past U+10FFFF
+  } else {
+    return 0;
+  }
+  if (s.size() - i < n || byte(1) < low || byte(1) > high) return 0;
+  for (std::size_t k = 2; k < n; ++k) {
+    if (byte(k) < 0x80 || byte(k) > 0xbf) return 0;
+  }
+  return n;
+}
+
+/// Appends v bare when it is non-empty, every byte is plain_log_byte() and none is in
+/// `specials` (the separators' characters); otherwise quoted and escaped (see the contract).
+inline void append_log_value(spdlog::memory_buf_t& out, std::string_view v,
+                             std::string_view specials) {
+  bool bare = !v.empty();
+  for (const char c : v) {
+    if (!plain_log_byte(static_cast<unsigned char>(c)) ||
+        specials.find(c) != std::string_view::npos) {
+      bare = false;
+      break;
+    }
+  }
+  if (bare) {
+    append_text(out, v);
+    return;
+  }
+  static constexpr char hex[] = "0123456789abcdef";
+  const auto escape_byte = [&](unsigned char c) {
+    const char e[] = {'\\', 'x', hex[c >> 4], hex[c & 0xf]};
+    out.append(e, e + 4);
+  };
+  out.push_back('"');
+  for (std::size_t i = 0; i < v.size();) {
+    const auto c = static_cast<unsigned char>(v[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '"':
+          append_text(out, "\\\"");
+          break;
+        case '\\':
+          append_text(out, "\\\\");
+          break;
+        case '\n':
+          append_text(out, "\\n");
+          break;
+        case '\r':
+          append_text(out, "\\r");
+          break;
+        case '\t':
+          append_text(out, "\\t");
+          break;
+        default:
+          if (c < 0x20 || c == 0x7f) {
+            escape_byte(c);
+          } else {
+            out.push_back(static_cast<char>(c));
+          }
+      }
+      ++i;
+      continue;
+    }
+    const std::size_t n = utf8_sequence(v, i);
+    if (n == 0) {
+      escape_byte(c);
+      ++i;
+      continue;
+    }
+    const auto second = static_cast<unsigned char>(v[i + 1]);
+    const bool c1_control = n == 2 && c == 0xc2 && second <= 0x9f;  // U+0080..U+009F
+    const bool line_break = n == 3 && c == 0xe2 && second == 0x80 &&
+                            (v[i + 2] == '\xa8' || v[i + 2] == '\xa9');  // U+2028, U+2029
+    if (c1_control) {
+      const char e[] = {'\\', 'u', '0', '0', hex[second >> 4], hex[second & 0xf]};
+      out.append(e, e + 6);
+    } else if (line_break) {
+      append_text(out, v[i + 2] == '\xa8' ? "\\u2028" : "\\u2029");
+    } else {
+      append_text(out, v.substr(i, n));
+    }
+    i += n;
+  }
+  out.push_back('"');
+}
 }  // namespace detail
+
+/// A string to log in a message's text by the rule the fields' values follow: bare when that
+/// is safe, otherwise quoted and escaped (see the contract). Formatted by fmt with "{}".
+class log_value {
+ public:
+  explicit log_value(std::string_view text) noexcept : text_(text) {}
+  std::string_view text() const noexcept { return text_; }
+
+ private:
+  std::string_view text_;  // not owned: a log_value lives for one log call
+};
 
 /// Which context vars a log line shows, labelled and in order.
 class log_fields {
@@ -104,10 +235,10 @@ class log_fields {
     using shown = std::remove_cvref_t<std::invoke_result_t<const Format&, const T&>>;
     static_assert(fmt::is_formattable<shown>::value,
                   "baton::log_fields: the format function must return something fmt can format");
-    auto append_value = [&var, format = std::move(format)](spdlog::memory_buf_t& out) {
+    auto append_value = [&var, format = std::move(format)](spdlog::memory_buf_t& text) {
       const std::optional<T> v = var.try_get();
       if (!v) return false;
-      fmt::format_to(fmt::appender(out), "{}", std::invoke(format, *v));
+      fmt::format_to(fmt::appender(text), "{}", std::invoke(format, *v));
       return true;
     };
     fields_.push_back(field{std::move(label), std::move(append_value)});
@@ -123,6 +254,7 @@ class log_fields {
   log_fields& separators(std::string between_fields, std::string between_label_and_value) {
     field_separator_ = std::move(between_fields);
     value_separator_ = std::move(between_label_and_value);
+    specials_ = field_separator_ + value_separator_;
     return *this;
   }
 
@@ -139,10 +271,12 @@ class log_fields {
         detail::append_text(out, f.label);
         detail::append_text(out, value_separator_);
       }
-      if (f.append_value(out)) {
+      spdlog::memory_buf_t text;
+      if (f.append_value(text)) {
+        detail::append_log_value(out, std::string_view(text.data(), text.size()), specials_);
         first = false;
       } else if (missing_) {
-        detail::append_text(out, *missing_);
+        detail::append_log_value(out, *missing_, specials_);
         first = false;
       } else {
         out.resize(mark);  // leave the var out, with its separator
@@ -160,12 +294,14 @@ class log_fields {
  private:
   struct field {
     std::string label;
-    std::function<bool(spdlog::memory_buf_t&)> append_value;  // false: no value in context
+    // Formats the value, unescaped, into its argument; false: no value in the context.
+    std::function<bool(spdlog::memory_buf_t&)> append_value;
   };
 
   std::vector<field> fields_;
   std::string field_separator_ = " ";
   std::string value_separator_ = "=";
+  std::string specials_ = " =";  // the separators' characters: a value holding one is quoted
   std::optional<std::string> missing_;
 };
 
@@ -252,3 +388,15 @@ void log_with_context(spdlog::logger& logger, spdlog::level::level_enum level,
 }
 
 }  // namespace baton
+
+/// fmt formats a baton::log_value escaped (and honours width and alignment, as for a string).
+template <>
+struct fmt::formatter<baton::log_value> : fmt::formatter<fmt::string_view> {
+  template <class FormatContext>
+  auto format(const baton::log_value& v, FormatContext& ctx) const -> decltype(ctx.out()) {
+    spdlog::memory_buf_t text;
+    baton::detail::append_log_value(text, v.text(), {});
+    return fmt::formatter<fmt::string_view>::format(fmt::string_view(text.data(), text.size()),
+                                                    ctx);
+  }
+};

@@ -8,6 +8,7 @@
 
 #include <baton/executor.hpp>
 #include <baton/sleep.hpp>
+#include <baton/spdlog.hpp>
 #include <baton/spawn.hpp>
 #include <baton/trace_context.hpp>
 #include <baton/use_task.hpp>
@@ -373,7 +374,7 @@ baton::task<bool> server::serve_request(tcp::socket& sock, request req) {
     }
   }
   if (failure) {
-    spdlog::warn("{}", failure_text);
+    spdlog::warn("{}", baton::log_value(failure_text));
     res = error_response(*failure, failure_text);
   }
 
@@ -392,8 +393,9 @@ baton::task<bool> server::serve_request(tcp::socket& sock, request req) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                       std::chrono::steady_clock::now() - started)
                       .count();
-  spdlog::info("{} {} -> {} ({} us)", view(req.method_string()), view(req.target()),
-               res.result_int(), us);
+  // The target is the client's bytes: log_value quotes and escapes it when it needs that.
+  spdlog::info("{} {} -> {} ({} us)", view(req.method_string()),
+               baton::log_value(view(req.target())), res.result_int(), us);
   co_return res.keep_alive();
 }
 
