@@ -11,14 +11,14 @@
 #   --sanitize=thread    ThreadSanitizer (build folder build-tsan)
 #   --werror             warnings are errors (CI uses it)
 #   --suites=a,b         build and run only these test suites (meson suites: context, tasks,
-#                        asio, threads, bridge, sync, trace, logging, samples, install)
+#                        asio, threads, bridge, sync, trace, logging, samples, http, install)
 #   --no-samples         do not build the samples (nor run them as tests)
 # Safe to run again: packages already present are skipped, a configured build folder is reused.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(g++ meson ninja-build pkg-config cmake libboost1.81-dev libboost-context1.81-dev doctest-dev
-  libbenchmark-dev libspdlog-dev libsqlite3-dev python3)
+  libbenchmark-dev libspdlog-dev libsqlite3-dev libboost-url1.81-dev python3)
 
 install_deps() {
   local missing=()
@@ -126,9 +126,9 @@ wanted = set(sys.argv[2].split(","))
 root = os.path.abspath(sys.argv[1])
 for t in json.load(sys.stdin):
     if wanted & {s.split(":")[-1] for s in t["suite"]}:
-        exe = t["cmd"][0]
-        if exe.startswith(root + "/"):
-            print(os.path.relpath(exe, root))
+        for exe in t["cmd"]:  # the test, and an executable it is given (suite http)
+            if exe.startswith(root + "/"):
+                print(os.path.relpath(exe, root))
 ' "$builddir" "$suites" | sort -u)
       ninja -C "$builddir" "${targets[@]}"
       suite_args+=(--no-rebuild)

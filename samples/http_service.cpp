@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -41,12 +42,14 @@ struct options {
 };
 
 [[noreturn]] void usage(const char* why) {
-  std::fprintf(stderr,
-               "http_service: %s\n"
-               "usage: http_service [--port P] [--address A] [--threads N] [--db FILE]\n"
-               "                    [--log-level trace|debug|info|warn|error|off] [--log-file F]\n"
-               "       http_service --self-test N [--threads N]\n",
-               why);
+  std::fprintf(
+      stderr,
+      "http_service: %s\n"
+      "usage: http_service [--port P] [--address A] [--threads N] [--db FILE]\n"
+      "                    [--log-level trace|debug|info|warn|error|off] [--log-file F]\n"
+      "                    [--read-timeout-ms N] [--idle-timeout-ms N] [--shutdown-grace-ms N]\n"
+      "       http_service --self-test N [--threads N]\n",
+      why);
   std::exit(2);
 }
 
@@ -79,6 +82,12 @@ options parse(int argc, char** argv) {
       o.log.level = spdlog::level::from_str(value());
     } else if (a == "--log-file") {
       o.log.file = value();
+    } else if (a == "--read-timeout-ms") {
+      o.server.read_timeout = std::chrono::milliseconds(number(1, 3'600'000));
+    } else if (a == "--idle-timeout-ms") {
+      o.server.idle_timeout = std::chrono::milliseconds(number(1, 3'600'000));
+    } else if (a == "--shutdown-grace-ms") {
+      o.server.shutdown_grace = std::chrono::milliseconds(number(0, 3'600'000));
     } else if (a == "--self-test") {
       o.self_test = static_cast<int>(number(1, 100000));
     } else {

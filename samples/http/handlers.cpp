@@ -90,12 +90,16 @@ baton::task<response> whoami(server& srv, const incoming& in) {
 // ---- /notes: SQLite through to_thread -----------------------------------------------------
 
 baton::task<response> add_note(server& srv, const incoming& in) {
-  if (const auto d = query_param(in.query, "delay_ms")) {
+  if (const auto d = query_param(in.url, "delay_ms")) {
     if (const auto ms = to_number(*d)) {
       co_await baton::sleep(std::chrono::milliseconds(std::min(*ms, 60'000LL)));
     }
   }
   if (in.req.body().empty()) co_return error_response(http::status::bad_request, "empty note");
+  if (!plain_text(in.req.body())) {
+    co_return error_response(http::status::bad_request,
+                             "a note is UTF-8 text without control characters but tab, LF, CR");
+  }
 
   notes_db& db = srv.db();
   // The job gets its own copy of the text: if the request is cancelled (deadline, shutdown),
@@ -140,7 +144,7 @@ baton::task<response> list_notes(server& srv) {
 
 baton::task<response> slow(const incoming& in) {
   long long ms = 100;
-  if (const auto p = query_param(in.query, "ms")) {
+  if (const auto p = query_param(in.url, "ms")) {
     const auto n = to_number(*p);
     if (!n) co_return error_response(http::status::bad_request, "ms: a number of milliseconds");
     ms = std::min(*n, 60'000LL);

@@ -34,8 +34,8 @@ class server;
 
 struct incoming {
   const request& req;
-  std::string_view path;
-  std::string_view query;
+  std::string_view path;      // percent-decoded
+  boost::urls::url_view url;  // the target: query_param(url, name) reads its query
   std::optional<baton::trace_parent> received;  // the caller's traceparent, if valid
 };
 

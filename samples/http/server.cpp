@@ -67,17 +67,21 @@ baton::task<void> drain(tcp::socket& sock) {
   }
 }
 
-/// Reads a request: the header, then (after `100 Continue` when the client waits for it) the
-/// body. A body over the limit is refused from its Content-Length, before the client sends it.
-baton::task<void> read_request(tcp::socket& sock, beast::flat_buffer& buffer,
-                               http::request_parser<http::string_body>& parser) {
+/// Reads a request: the header, then, unless check_framing() refuses it (returned: answer it
+/// and close), and after `100 Continue` when the client waits for it, the body. A body over
+/// the limit is refused from its Content-Length, before the client sends it.
+baton::task<std::optional<framing_error>> read_request(
+    tcp::socket& sock, beast::flat_buffer& buffer,
+    http::request_parser<http::string_body>& parser) {
   co_await http::async_read_header(sock, buffer, parser, baton::use_task);
-  if (parser.is_done()) co_return;
+  if (auto refused = check_framing(parser.get())) co_return refused;
+  if (parser.is_done()) co_return std::nullopt;
   if (beast::iequals(view(parser.get()[http::field::expect]), "100-continue")) {
     http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
     co_await http::async_write(sock, go_on, baton::use_task);
   }
   co_await http::async_read(sock, buffer, parser, baton::use_task);
+  co_return std::nullopt;
 }
 
 }  // namespace
@@ -282,14 +286,20 @@ baton::task<void> server::serve_connection(tcp::socket& sock, beast::flat_buffer
     parser.body_limit(opts_.body_limit);
     boost::system::error_code ec;
     bool too_slow = false;
+    std::optional<framing_error> refused;
     try {
-      co_await baton::wait_for(read_request(sock, buffer, parser), opts_.read_timeout);
+      refused = co_await baton::wait_for(read_request(sock, buffer, parser), opts_.read_timeout);
     } catch (const boost::system::system_error& e) {
       ec = e.code();
     } catch (const baton::timeout_error&) {
       too_slow = true;
     }
 
+    if (refused) {
+      auto rejecting = baton::spawn(reject(sock, refused->status, std::move(refused->why)));
+      co_await rejecting;
+      co_return;
+    }
     if (too_slow || ec) {
       http::status status = http::status::bad_request;
       std::string why = ec.message();
@@ -351,8 +361,9 @@ baton::task<bool> server::serve_request(tcp::socket& sock, request req) {
   const std::optional<baton::trace_parent> received = baton::current_trace();
   (void)baton::start_span();  // this request's span: a child of the caller's, or a new trace
 
-  const target_parts target = split_target(view(req.target()));
-  const incoming in{req, target.path, target.query, received};
+  // check_framing() accepted the target, so it parses.
+  const target_parts target = parse_target(view(req.target())).value();
+  const incoming in{req, target.path, target.url, received};
   response res;
   std::optional<http::status> failure;
   std::string failure_text;

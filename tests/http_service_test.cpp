@@ -1,0 +1,687 @@
+// SPDX-License-Identifier: BSL-1.0
+// The flagship service under hostile input: each case starts build/samples/http_service on
+// loopback, sends raw bytes and checks the status, the connection's fate, and that the service
+// keeps serving.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/src.hpp>  // Boost.JSON header-only: its compiled part
+#include <boost/json/value.hpp>
+#include <sqlite3.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string service_binary;  // the first argument that is not an option (tests/meson.build)
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return s;
+}
+
+/// The service in a child process: port 0, a fresh folder for its database and log file.
+class service {
+ public:
+  /// `args` are added to the defaults; `max_files`, when not 0, is RLIMIT_NOFILE (soft and
+  /// hard); `db` empty: notes.db in the folder.
+  explicit service(std::vector<std::string> args_ = {}, rlim_t max_files = 0, fs::path db_ = {}) {
+    std::string dir_template = (fs::temp_directory_path() / "baton-http-test-XXXXXX").string();
+    if (::mkdtemp(dir_template.data()) == nullptr) throw std::runtime_error("mkdtemp");
+    dir_ = dir_template;
+    const fs::path db = db_.empty() ? dir_ / "notes.db" : db_;
+    std::vector<std::string> args = {service_binary, "--port",     "0",
+                                     "--threads",    "2",          "--db",
+                                     db.string(),    "--log-file", log_file().string()};
+    args.insert(args.end(), args_.begin(), args_.end());
+    int out[2];
+    if (::pipe(out) != 0) throw std::runtime_error("pipe");
+    const std::string err = (dir_ / "stderr").string();
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_ = ::fork();
+    if (pid_ == 0) {  // the child: async-signal-safe calls only, then exec
+      if (max_files != 0) {
+        const rlimit r{max_files, max_files};
+        ::setrlimit(RLIMIT_NOFILE, &r);
+      }
+      ::dup2(out[1], 1);
+      const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (e >= 0) ::dup2(e, 2);
+      ::close(out[0]);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    // `http_service: listening on http://127.0.0.1:P`
+    std::string said;
+    char buf[256];
+    while (said.find('\n') == std::string::npos) {
+      pollfd p{out[0], POLLIN, 0};
+      if (::poll(&p, 1, 30'000) <= 0) break;
+      const ssize_t n = ::read(out[0], buf, sizeof buf);
+      if (n <= 0) break;
+      said.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(out[0]);
+    const auto at = said.find("127.0.0.1:");
+    if (at == std::string::npos) {
+      kill_now();
+      throw std::runtime_error("the service did not start: " + said + " " + read(dir_ / "stderr"));
+    }
+    port_ = static_cast<unsigned short>(std::stoi(said.substr(at + 10)));
+  }
+
+  ~service() {
+    if (pid_ > 0) kill_now();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  service(const service&) = delete;
+  service& operator=(const service&) = delete;
+
+  unsigned short port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  fs::path folder() const { return dir_; }
+  fs::path log_file() const { return dir_ / "service.log"; }
+  std::string log() const { return read(log_file()); }
+
+  /// SIGTERM, then the exit status (128 + signal when a signal ended it).
+  int terminate() {
+    ::kill(pid_, SIGTERM);
+    return reap();
+  }
+  void kill_now() {
+    ::kill(pid_, SIGKILL);
+    reap();
+  }
+
+ private:
+  int reap() {
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  static std::string read(const fs::path& f) {
+    std::ifstream in(f, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+  fs::path dir_;
+  pid_t pid_ = -1;
+  unsigned short port_ = 0;
+};
+
+struct reply {
+  int status = 0;
+  std::string version;
+  std::map<std::string, std::string> headers;  // names in lower case
+  std::string body;
+
+  std::string header(const std::string& name) const {
+    const auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+  bool says_close() const { return lower(header("connection")) == "close"; }
+};
+
+/// What happened to a connection: the service closed it (FIN or RST), it is still open after
+/// the wait, or more bytes came.
+enum class fate { closed, open, more_data };
+
+/// A blocking client socket whose reads wait at most a given time (poll), never forever.
+class client {
+ public:
+  explicit client(unsigned short port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      const std::string why = std::strerror(errno);
+      if (fd_ >= 0) ::close(fd_);
+      throw std::runtime_error("connect: " + why);
+    }
+    const int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  ~client() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  client(client&& o) noexcept : fd_(std::exchange(o.fd_, -1)), in_(std::move(o.in_)) {}
+  client& operator=(client&&) = delete;
+
+  /// Sends everything it can; false when the service closed the connection meanwhile.
+  bool send(std::string_view bytes) {
+    while (!bytes.empty()) {
+      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+
+  /// One response (the service always sends Content-Length), nullopt when the connection
+  /// ended first or nothing complete came within `limit`.
+  std::optional<reply> read_reply(std::chrono::milliseconds limit = 20s) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    std::size_t end;
+    while ((end = in_.find("\r\n\r\n")) == std::string::npos) {
+      if (!fill(until)) return std::nullopt;
+    }
+    reply r;
+    std::istringstream head(in_.substr(0, end));
+    std::string line;
+    std::getline(head, line);
+    std::istringstream status_line(line);
+    status_line >> r.version >> r.status;
+    while (std::getline(head, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      const auto colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      std::string value = line.substr(colon + 1);
+      value.erase(0, value.find_first_not_of(' '));
+      r.headers[lower(line.substr(0, colon))] = value;
+    }
+    const std::size_t length =
+        r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+    while (in_.size() < end + 4 + length) {
+      if (!fill(until)) return std::nullopt;
+    }
+    r.body = in_.substr(end + 4, length);
+    in_.erase(0, end + 4 + length);
+    return r;
+  }
+
+  /// Waits up to `limit` for the service to close the connection.
+  fate wait_closed(std::chrono::milliseconds limit = 20s) {
+    if (!in_.empty()) return fate::more_data;
+    const auto until = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      pollfd p{fd_, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0) {
+        return fate::open;
+      }
+      char buf[4096];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return fate::closed;  // FIN, or a reset
+      return fate::more_data;
+    }
+  }
+
+  int fd() const { return fd_; }
+
+ private:
+  bool fill(std::chrono::steady_clock::time_point until) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    pollfd p{fd_, POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char buf[65536];
+    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) return false;
+    in_.append(buf, static_cast<std::size_t>(n));
+    return true;
+  }
+
+  int fd_ = -1;
+  std::string in_;  // received, not yet returned
+};
+
+std::string get(std::string_view target, std::string_view headers = "") {
+  return "GET " + std::string(target) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + std::string(headers) +
+         "\r\n";
+}
+
+std::string post(std::string_view target, std::string_view body, std::string_view headers = "") {
+  return "POST " + std::string(target) +
+         " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
+         std::string(headers) + "\r\n" + std::string(body);
+}
+
+/// Sends `bytes` on a new connection and reads one response.
+std::optional<reply> send_once(const service& s, std::string_view bytes) {
+  client c(s.port());
+  c.send(bytes);
+  return c.read_reply();
+}
+
+/// The service still answers a normal request on a new connection.
+bool serving(const service& s) {
+  const auto r = send_once(s, get("/healthz"));
+  return r && r->status == 200 && r->body == "ok\n";
+}
+
+/// Sends `bytes`; the answer must be `status` with Connection: close, and then the connection
+/// must close without another response.
+void expect_refused_and_closed(const service& s, const std::string& bytes, int status) {
+  client c(s.port());
+  c.send(bytes);
+  const auto r = c.read_reply();
+  REQUIRE_MESSAGE(r.has_value(), "no response");
+  CHECK(r->status == status);
+  CHECK(r->says_close());
+  CHECK(c.wait_closed() == fate::closed);
+}
+
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const std::size_t n = c < 0x80           ? 1
+                          : (c >> 5) == 0x6  ? 2
+                          : (c >> 4) == 0xe  ? 3
+                          : (c >> 3) == 0x1e ? 4
+                                             : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    unsigned cp = n == 1 ? c : c & (0x7fu >> n);
+    for (std::size_t k = 1; k < n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d >> 6) != 2) return false;
+      cp = (cp << 6) | (d & 0x3fu);
+    }
+    const unsigned least[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < least[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n;
+  }
+  return true;
+}
+
+/// A JSON body the strictest reader accepts: valid UTF-8 (Boost.JSON checks it by default).
+std::optional<boost::json::value> strict_json(const std::string& body) {
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(body, ec);
+  if (ec || !valid_utf8(body)) return std::nullopt;
+  return v;
+}
+
+/// The `[k=v k="v w" ...]` fields of a log line, split outside quotes and unescaped; nullopt
+/// when the line has no such prefix.
+std::optional<std::vector<std::pair<std::string, std::string>>> log_fields(std::string_view line) {
+  const auto open = line.find(" [");
+  if (open == std::string_view::npos) return std::nullopt;
+  std::vector<std::pair<std::string, std::string>> fields;
+  std::size_t i = open + 2;
+  while (i < line.size() && line[i] != ']') {
+    const auto eq = line.find('=', i);
+    if (eq == std::string_view::npos) return std::nullopt;
+    std::string label(line.substr(i, eq - i));
+    std::string value;
+    i = eq + 1;
+    if (i < line.size() && line[i] == '"') {
+      for (++i; i < line.size() && line[i] != '"'; ++i) {
+        if (line[i] == '\\') ++i;  // the escaped character (its escape letter is enough here)
+        value.push_back(line[i]);
+      }
+      ++i;
+    } else {
+      while (i < line.size() && line[i] != ' ' && line[i] != ']') value.push_back(line[i++]);
+    }
+    fields.emplace_back(std::move(label), std::move(value));
+    if (i < line.size() && line[i] == ' ') ++i;
+  }
+  if (i >= line.size()) return std::nullopt;
+  return fields;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+}  // namespace
+
+// ---- message framing (RFC 9112) ---------------------------------------------------------
+
+TEST_CASE(
+    "a Transfer-Encoding whose final coding is not chunked is a 400 and the connection "
+    "closes: the body is never served as a request") {
+  service s;
+  const std::string smuggled = "GET /hello HTTP/1.1\r\nHost: x\r\nX-User: smuggled\r\n\r\n";
+  for (const char* coding : {"xchunked", "chunked, identity", "identity", "chunked;q=1, gzip"}) {
+    CAPTURE(coding);
+    expect_refused_and_closed(s,
+                              "POST /notes HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " +
+                                  std::string(coding) + "\r\nX-User: a\r\n\r\n" + smuggled,
+                              400);
+  }
+  CHECK(serving(s));
+}
+
+TEST_CASE("chunked twice is a 400, and a coding before chunked that the service lacks a 501") {
+  service s;
+  expect_refused_and_closed(s,
+                            "POST /notes HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                            "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                            400);
+  expect_refused_and_closed(
+      s, "POST /notes HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+      501);
+  CHECK(serving(s));
+}
+
+TEST_CASE(
+    "Transfer-Encoding together with Content-Length is a 400 and the connection closes, "
+    "in either order and whatever the coding") {
+  service s;
+  const std::string body = "5\r\nhello\r\n0\r\n\r\n";
+  for (const char* fields : {"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+                             "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+                             "Content-Length: 15\r\nTransfer-Encoding: identity\r\n",
+                             "Transfer-Encoding: xchunked\r\nContent-Length: 15\r\n"}) {
+    CAPTURE(fields);
+    expect_refused_and_closed(
+        s, "POST /notes HTTP/1.1\r\nHost: x\r\n" + std::string(fields) + "X-User: a\r\n\r\n" + body,
+        400);
+  }
+  CHECK(serving(s));
+}
+
+TEST_CASE("an HTTP/1.0 request with Transfer-Encoding is a 400 and the connection closes") {
+  service s;
+  expect_refused_and_closed(s,
+                            "POST /notes HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                            "X-User: a\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                            400);
+  CHECK(serving(s));
+}
+
+TEST_CASE("a chunked note is stored and the connection stays open") {
+  service s;
+  client c(s.port());
+  c.send(
+      "POST /notes HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nX-User: ada\r\n\r\n"
+      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+  const auto r = c.read_reply();
+  REQUIRE(r);
+  CHECK(r->status == 201);
+  CHECK_FALSE(r->says_close());
+  c.send(get("/notes", "X-User: ada\r\n"));
+  const auto listed = c.read_reply();
+  REQUIRE(listed);
+  CHECK(listed->body.find("\"text\":\"hello world\"") != std::string::npos);
+}
+
+TEST_CASE("an HTTP/1.1 request without Host, or with two, is a 400; HTTP/1.0 may omit it") {
+  service s;
+  expect_refused_and_closed(s, "GET /hello HTTP/1.1\r\n\r\n", 400);
+  expect_refused_and_closed(s, "GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+  expect_refused_and_closed(s, "GET /hello HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", 400);
+  expect_refused_and_closed(s, "GET /hello HTTP/1.1\r\nHost: a b\r\n\r\n", 400);
+  expect_refused_and_closed(s, "GET /hello HTTP/1.1\r\nHost: user@a\r\n\r\n", 400);
+  const auto old = send_once(s, "GET /hello HTTP/1.0\r\n\r\n");
+  REQUIRE(old);
+  CHECK(old->status == 200);
+  CHECK(old->version == "HTTP/1.0");
+  const auto empty_host = send_once(s, "GET /hello HTTP/1.1\r\nHost:\r\n\r\n");
+  REQUIRE(empty_host);
+  CHECK(empty_host->status == 200);
+  CHECK(serving(s));
+}
+
+TEST_CASE("malformed request lines and fields get a 4xx and a closed connection, one by one") {
+  service s;
+  const std::vector<std::string> cases = {
+      "BAD REQUEST LINE\r\n\r\n",
+      "GET /hello HTTP/2.0\r\nHost: a\r\n\r\n",
+      "GET /hello HTTP/1.1\nHost: a\n\n",                   // bare LF
+      "GET /hello HTTP/1.1\r\nHost : a\r\n\r\n",            // space before colon
+      "GET /hello HTTP/1.1\r\nHost: a\r\nX: \x01\r\n\r\n",  // a control in a value
+      "GET /hello HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+      "GET /hello HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+      "GET /he\xffllo HTTP/1.1\r\nHost: a\r\n\r\n",  // a raw byte in the target
+      "GET /he%ffllo HTTP/1.1\r\nHost: a\r\n\r\n",   // decodes to invalid UTF-8
+      "GET hello HTTP/1.1\r\nHost: a\r\n\r\n",       // no form the server serves
+      "GET ftp://a/hello HTTP/1.1\r\nHost: a\r\n\r\n",
+      "GET /a#frag HTTP/1.1\r\nHost: a\r\n\r\n",
+      std::string("GET /hello HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 40),
+  };
+  for (const std::string& bytes : cases) {
+    CAPTURE(bytes);
+    client c(s.port());
+    c.send(bytes);
+    const auto r = c.read_reply();
+    REQUIRE(r);
+    CHECK(r->status >= 400);
+    CHECK(r->status < 500);
+    CHECK(r->says_close());
+    CHECK(c.wait_closed() == fate::closed);
+    CHECK(strict_json(r->body).has_value());
+  }
+  CHECK(serving(s));
+}
+
+TEST_CASE("the target is parsed by Boost.URL: percent-decoded query, absolute-form by path") {
+  service s;
+  const auto decoded = send_once(s, get("/slow?ms=%31%30&x=%e2%82%ac", "X-Deadline-Ms: 5000\r\n"));
+  REQUIRE(decoded);
+  CHECK(decoded->status == 200);
+  CHECK(decoded->body == "{\"slept_ms\":10}\n");
+  const auto absolute = send_once(s, "GET http://example.com/hello HTTP/1.1\r\nHost: a\r\n\r\n");
+  REQUIRE(absolute);
+  CHECK(absolute->status == 200);
+  const auto encoded_path = send_once(s, get("/hel%6co"));
+  REQUIRE(encoded_path);
+  CHECK(encoded_path->status == 200);
+  const auto not_a_number = send_once(s, get("/slow?ms=%ff"));
+  REQUIRE(not_a_number);
+  CHECK(not_a_number->status == 400);
+  CHECK(strict_json(not_a_number->body).has_value());
+}
+
+// ---- UTF-8 in and out ---------------------------------------------------------------------
+
+TEST_CASE("a note that is not valid UTF-8, or holds control characters, is a 400 and not stored") {
+  service s;
+  client c(s.port());
+  for (const std::string& body : {std::string("\xff\xfe\xc3\x28"), std::string(100, '\x01'),
+                                  std::string("ab\xed\xa0\x80"), std::string("a\x7f")}) {
+    c.send(post("/notes", body, "X-User: ada\r\n"));
+    const auto r = c.read_reply();
+    REQUIRE(r);
+    CHECK(r->status == 400);
+    CHECK_FALSE(r->says_close());
+  }
+  c.send(post("/notes", "tab\tand\r\nlines \xe2\x82\xac", "X-User: ada\r\n"));
+  const auto stored = c.read_reply();
+  REQUIRE(stored);
+  CHECK(stored->status == 201);
+  c.send(get("/notes", "X-User: ada\r\n"));
+  const auto listed = c.read_reply();
+  REQUIRE(listed);
+  const auto v = strict_json(listed->body);
+  REQUIRE(v);
+  REQUIRE(v->at("notes").as_array().size() == 1);
+  CHECK(v->at("notes").at(0).at("text").as_string() == "tab\tand\r\nlines \xe2\x82\xac");
+}
+
+TEST_CASE("GET /notes is valid JSON even when a stored note is not valid UTF-8") {
+  const fs::path db =
+      fs::temp_directory_path() / ("baton-http-test-" + std::to_string(::getpid()) + ".db");
+  {
+    service first({}, 0, db);  // creates the schema
+    CHECK(first.terminate() == 0);
+  }
+  {
+    // A note stored before notes were checked, written behind the service's back.
+    sqlite3* h = nullptr;
+    REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+    const char* sql = "INSERT INTO notes(user, text, request_id) VALUES ('ada', ?1, 'old')";
+    sqlite3_stmt* st = nullptr;
+    REQUIRE(sqlite3_prepare_v2(h, sql, -1, &st, nullptr) == SQLITE_OK);
+    const std::string text = "ok \xff\xfe\xc3\x28 end";
+    sqlite3_bind_text(st, 1, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    CHECK(sqlite3_step(st) == SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+  }
+  service s({}, 0, db);
+  const auto r = send_once(s, get("/notes", "X-User: ada\r\n"));
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  const auto v = strict_json(r->body);
+  REQUIRE(v);
+  CHECK(v->at("notes").at(0).at("text").as_string() ==
+        "ok \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd( end");
+  CHECK(s.terminate() == 0);
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(db.string() + suffix, ec);
+}
+
+// ---- the log -------------------------------------------------------------------------------
+
+TEST_CASE("no request can forge a log field or put invalid UTF-8 into the log") {
+  service s;
+  const auto forged = send_once(s, get("/hello", "X-Request-Id: a]user=admin[\r\nX-User: ada\r\n"));
+  REQUIRE(forged);
+  CHECK(forged->status == 200);
+  CHECK(forged->header("x-request-id") == "a]user=admin[");
+  (void)send_once(s, get("/he\xffllo"));
+  (void)send_once(s, get("/x%ff%0aforged"));
+  (void)send_once(s, get("/hello", "X-Request-Id: q\"uote\\d=\r\nX-User: bob\r\n"));
+  CHECK(s.terminate() == 0);  // the log is complete once the service has exited
+
+  const std::string log = s.log();
+  CHECK(valid_utf8(log));
+  int access_lines = 0;
+  for (const std::string& line : lines_of(log)) {
+    CAPTURE(line);
+    const auto fields = log_fields(line);
+    REQUIRE(fields.has_value());
+    if (line.find("GET /hello -> 200") == std::string::npos) continue;
+    ++access_lines;
+    std::map<std::string, std::string> by_label;
+    for (const auto& [label, value] : *fields) {
+      CHECK(by_label.count(label) == 0);
+      by_label[label] = value;
+    }
+    const bool forged_one = by_label["request_id"] == "a]user=admin[";
+    CHECK(by_label["user"] == (forged_one ? "ada" : "bob"));
+    CHECK((forged_one || by_label["request_id"] == "q\"uote\\d="));
+  }
+  CHECK(access_lines == 2);
+}
+
+// ---- slow and concurrent clients ----------------------------------------------------------
+
+TEST_CASE("a request that does not arrive in time gets a 408 and the connection closes") {
+  service s({"--read-timeout-ms", "300"});
+  client c(s.port());
+  c.send("GET /hello HTTP/1.1\r\nHost: a\r\nX-Us");  // and nothing more
+  const auto r = c.read_reply();
+  REQUIRE(r);
+  CHECK(r->status == 408);
+  CHECK(c.wait_closed() == fate::closed);
+  CHECK(serving(s));
+}
+
+TEST_CASE("oversized requests get 431 or 413 and a closed connection") {
+  service s;
+  expect_refused_and_closed(s, get("/hello", "X-Big: " + std::string(16 * 1024, 'a') + "\r\n"),
+                            431);
+  std::string many;
+  for (int i = 0; i < 2000; ++i) many += "X-" + std::to_string(i) + ": 1\r\n";
+  expect_refused_and_closed(s, get("/hello", many), 431);
+  expect_refused_and_closed(s, post("/notes", std::string(100'000, 'b')), 413);
+  std::string chunks = "POST /notes HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 20; ++i) chunks += "1000\r\n" + std::string(0x1000, 'c') + "\r\n";
+  expect_refused_and_closed(s, chunks + "0\r\n\r\n", 413);
+  CHECK(serving(s));
+}
+
+TEST_CASE("concurrent hostile and normal clients each get their own answer") {
+  service s;
+  constexpr int threads = 8;
+  constexpr int rounds = 20;
+  std::vector<std::thread> pool;
+  std::vector<int> wrong(threads, 0);
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      for (int i = 0; i < rounds; ++i) {
+        const std::string user = "u" + std::to_string(t) + "-" + std::to_string(i);
+        client c(s.port());
+        std::optional<reply> r;
+        int want = 200;
+        switch (i % 4) {
+          case 0:
+            c.send(get("/hello", "X-User: " + user + "\r\n"));
+            break;
+          case 1:
+            c.send("POST /notes HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n" +
+                   get("/hello"));
+            want = 400;
+            break;
+          case 2:
+            c.send("GET /hello HTTP/1.1\r\n\r\n");
+            want = 400;
+            break;
+          default:
+            c.send(post("/notes", "\xff", "X-User: " + user + "\r\n"));
+            want = 400;
+        }
+        r = c.read_reply();
+        const bool ok = r && r->status == want &&
+                        (want != 200 || r->body == "hello, " + user + "\n") &&
+                        (i % 4 != 1 || c.wait_closed() == fate::closed);
+        wrong[static_cast<std::size_t>(t)] += ok ? 0 : 1;
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  CHECK(std::count(wrong.begin(), wrong.end(), 0) == threads);
+  CHECK(serving(s));
+}
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (argv[i][0] != '-') service_binary = argv[i];
+  }
+  if (service_binary.empty()) {
+    std::fprintf(stderr, "http_service_test: pass the path of samples/http_service\n");
+    return 2;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  doctest::Context context(argc, argv);
+  return context.run();
+}
