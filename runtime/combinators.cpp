@@ -9,18 +9,6 @@
 
 namespace baton::detail {
 
-std::uint32_t uncancel(task_base* t, std::uint32_t floor) noexcept {
-  cancel_guard g(t);
-  if (t->cancel_requests > 0) --t->cancel_requests;
-  if (t->cancel_requests <= floor) g.set_pending(false);
-  return t->cancel_requests;
-}
-
-std::uint32_t cancelling(task_base* t) noexcept {
-  cancel_guard g(t);
-  return t->cancel_requests;
-}
-
 void arm_timeout(const std::shared_ptr<timeout_state>& s, boost::asio::steady_timer& timer) {
   timer.async_wait([s](const boost::system::error_code& ec) {
     if (ec) return;  // cancelled: wait_for finished first

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: BSL-1.0
-// Contexts: cells, entering and leaving, the implicit per-thread context, tokens, var registry.
+// Contexts: cells, entering and leaving, the implicit per-thread context, the var registry.
 
 #include <baton/context.hpp>
+
+#include "var_registry.hpp"
 
 #include <mutex>
 #include <string>
@@ -31,13 +33,6 @@ struct implicit_context {
 };
 thread_local implicit_context implicit;
 
-context_cell* current_or_implicit() {
-  if (current_cell != nullptr) return current_cell;
-  implicit.cell = new context_cell;
-  current_cell = implicit.cell;
-  return current_cell;
-}
-
 struct var_info {
   const std::string* name;
   std::string (*describe)(const slot&);
@@ -53,13 +48,6 @@ var_registry& registry() {
   return *r;
 }
 
-std::string var_name(var_key key) {
-  var_registry& r = registry();
-  std::lock_guard lock(r.mutex);
-  const auto it = r.vars.find(key);
-  return it != r.vars.end() ? *it->second.name : std::string("<destroyed var>");
-}
-
 void pause() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -69,6 +57,20 @@ void pause() noexcept {
 }
 
 }  // namespace
+
+context_cell* current_or_implicit() {
+  if (current_cell != nullptr) return current_cell;
+  implicit.cell = new context_cell;
+  current_cell = implicit.cell;
+  return current_cell;
+}
+
+std::string var_name(var_key key) {
+  var_registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  const auto it = r.vars.find(key);
+  return it != r.vars.end() ? *it->second.name : std::string("<destroyed var>");
+}
 
 context_cell::context_cell() = default;
 
@@ -181,92 +183,6 @@ cell_reader::~cell_reader() {
   while (!cell_->owner.compare_exchange_weak(s, s == 3 ? 0 : s - 2, std::memory_order_release,
                                              std::memory_order_relaxed)) {
   }
-}
-
-void release(token_state* t) noexcept {
-  // acq_rel: as for cells.
-  // As for cells: a count of 1 is ours alone.
-  if (t->refs.load(std::memory_order_acquire) != 1 &&
-      t->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) {
-    return;
-  }
-  release(t->old_root);
-  if (t->had_old) drop_entry(t->old_entry);
-  delete t;
-}
-
-token_state* set_entry(const slot& entry, const void* var) {
-  context_cell* c = nullptr;
-  try {
-    c = current_or_implicit();
-  } catch (...) {
-    drop_entry(entry);
-    throw;
-  }
-  map_node* const new_root = insert(c->root, entry);  // drops entry itself on failure
-  new_root->version = fresh_version();                // a new node, not yet published
-  token_state* t = nullptr;
-  try {
-    t = new token_state;
-  } catch (...) {
-    release(new_root);
-    throw;
-  }
-  if (c->id == 0) c->id = new_cell_id();  // only cells that ever made a token need an id
-  t->key = entry.key & ~boxed_bit;
-  t->had_old = false;
-  if (const slot* old = find(c->root, t->key)) {
-    t->old_entry = *old;
-    t->had_old = true;
-    if ((old->key & boxed_bit) != 0) {
-      // Relaxed: a new reference from an existing one.
-      reinterpret_cast<value_box*>(old->bits)->refs.fetch_add(1, std::memory_order_relaxed);
-    }
-  }
-  t->var = var;
-  t->cell_id = c->id;
-  t->version = new_root->version;
-  t->old_root = c->root;  // the cell's reference moves to the token
-  c->root = new_root;
-  return t;
-}
-
-void reset_entry(token_state* t, var_key key, const void* var, const std::string& name) {
-  if (t->used.load(std::memory_order_relaxed)) {
-    throw context_error("baton: the token of context var '" + name + "' has already been used");
-  }
-  if (t->var != var) {
-    throw context_error("baton: a token of context var '" + var_name(t->key) +
-                        "' cannot reset context var '" + name + "'");
-  }
-  context_cell* const c = current_cell;
-  if (c == nullptr || c->id != t->cell_id) {
-    throw context_error("baton: the token of context var '" + name +
-                        "' was created in a different context");
-  }
-  map_node* new_root = nullptr;
-  if (c->root != nullptr && c->root->version == t->version) {
-    // The root is the very node the set made, so nothing changed since: the old map is the
-    // answer; the token's reference to it moves back into the context (old_value() reads
-    // old_entry, not the map).
-    new_root = std::exchange(t->old_root, nullptr);
-  } else {
-    if (t->had_old) {
-      if ((t->old_entry.key & boxed_bit) != 0) {
-        reinterpret_cast<value_box*>(t->old_entry.bits)
-            ->refs.fetch_add(1, std::memory_order_relaxed);
-      }
-      new_root = insert(c->root, t->old_entry);
-    } else {
-      new_root = erase(c->root, key);  // c->root itself (retained) when key is not there
-    }
-    // A new node gets a version of its own (an older token may find it later); the root
-    // itself keeps the version it has.
-    if (new_root != nullptr && new_root != c->root) new_root->version = fresh_version();
-  }
-  release(c->root);
-  c->root = new_root;
-  t->used.store(true, std::memory_order_relaxed);
 }
 
 var_key register_var(const std::string* name, std::string (*describe)(const slot&)) {

@@ -4,14 +4,12 @@
 #include <baton/introspection.hpp>
 
 #include <baton/context.hpp>
+#include <baton/detail/cancel.hpp>
 #include <baton/errors.hpp>
 #include <baton/task_handle.hpp>
 
 #include "loop.hpp"
-
-namespace baton::detail {
-std::vector<std::pair<std::string, std::string>> describe_context(const map_node* root);
-}
+#include "var_registry.hpp"
 
 namespace baton {
 namespace {

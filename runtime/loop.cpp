@@ -2,19 +2,41 @@
 // The loop: scheduling, resuming with the task's context installed, finishing, shutdown.
 //
 //   loop ── ready queue (FIFO of task_base*) ──▶ task_base ── resume_point ──▶ innermost frame
-//     │                                            │ ctx ──▶ context_cell ──▶ map
+//     │                                            │ ctx() ──▶ context_cell ── root ──▶ map
 //     └─ io_context (timers, sockets, cross-thread wake-ups)
 //
 //   A loop thread repeats: pop a ready task and resume it; every 64 resumes, or when nothing is
-//   ready, let Asio run its handlers (which push tasks back to the ready queue). Resuming a
-//   task = enter its context (exclusive: never on two threads at once) + resume its frame +
-//   leave. Suspending never touches the scheduler: the awaiter hands the task to whoever
-//   completes the operation, and that code calls schedule().
+//   ready, let Asio run its handlers (which push tasks back to the ready queue). Suspending
+//   never touches the scheduler: the awaiter hands the task to whoever completes the
+//   operation, and that code calls schedule().
+//
+// The context path, from a resume to a get() (every step is a few loads; no lock, no lookup
+// by name):
+//
+//   1. loop::resume(t) enters t->ctx(): the task's own cell (a task is-a context_cell), or
+//      the cell of a context shared through spawn(t, ctx) (task_base::ctx, task_base.hpp).
+//      try_enter() (context.cpp) swaps the cell's owner word from 0 to this thread's tag
+//      (exclusive: one thread at a time) and sets the thread-local current_cell to the cell.
+//   2. The task's innermost frame runs. Nested co_awaits of task<T> are frames of the same
+//      task (task.hpp), so they run in the same cell: nothing to install.
+//   3. var.get() (context_var.hpp) reads current_cell (one TLS load) and looks its key up in
+//      the cell's root: find() in detail/context_map.hpp, a persistent hash trie whose flat
+//      first node answers with one index-table byte and one compare.
+//   4. var.set(v) makes a new root (insert(), the old map is never changed) and stores it in
+//      the cell (set_entry(), token.cpp). spawn() starts a child from the same root with one
+//      reference more (spawn.hpp: O(1), the child's sets make its own new roots).
+//   5. When the frame suspends or finishes, resume() leaves the cell: current_cell goes back
+//      to the loop thread's own empty context and the owner word to 0 (a release store that
+//      publishes the task's sets to whichever thread enters next).
 
 #include "loop.hpp"
 
+#include <baton/detail/asio_glue.hpp>
+#include <baton/detail/cancel.hpp>
 #include <baton/errors.hpp>
+#include <baton/loop_handle.hpp>
 #include <baton/task_handle.hpp>
+#include <baton/to_thread.hpp>
 
 #include <boost/asio/post.hpp>
 
@@ -108,9 +130,10 @@ task_base::~task_base() {
   if (resume_point && (s == task_status::created || s == task_status::scheduled)) {
     resume_point.destroy();  // the root frame of a task that never ran (its loop ended first)
   }
-  if (context_cell* const c = ctx(); c != this) {
+  if (in_shared_context()) {
+    context_cell* const shared = shared_cell();
     root = nullptr;  // it held the shared cell, not a map (~context_cell releases root)
-    release(c);
+    release(shared);
   }
   // `error` is the live member of its union: a task is never destroyed while on a wait list.
   const std::uintptr_t w = waiters.load(std::memory_order_acquire);
@@ -118,7 +141,7 @@ task_base::~task_base() {
     report_unretrieved(loop_generation, unhandled_failure{task_name(this), error});
   }
   error.~exception_ptr();
-  if (named) {
+  if (named()) {
     name_table& n = names();
     std::lock_guard lock(n.mutex);
     n.names.erase(this);
@@ -129,25 +152,7 @@ void set_task_name(task_base* t, std::string name) {
   name_table& n = names();
   std::lock_guard lock(n.mutex);
   n.names.insert_or_assign(t, std::move(name));
-  t->named = true;
-}
-
-cancel_guard::cancel_guard(task_base* t) noexcept : t_(t) {
-  // acquire: see everything the previous holder wrote under the lock (it published it with
-  // the release store of ~cancel_guard).
-  for (;;) {
-    const std::uint8_t before =
-        t_->cancel_bits.fetch_or(task_base::lock_bit, std::memory_order_acquire);
-    if ((before & task_base::lock_bit) == 0) {
-      bits_ = before;
-      return;
-    }
-    while ((t_->cancel_bits.load(std::memory_order_relaxed) & task_base::lock_bit) != 0) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
-    }
-  }
+  t->flags |= task_base::named_flag;  // before start(): see task_base::flags
 }
 
 void retain_task(task_base* t) noexcept { retain(static_cast<context_cell*>(t)); }
@@ -172,61 +177,12 @@ void report_unretrieved(std::uint32_t generation, const unhandled_failure& f) no
 }
 
 std::string task_name(const task_base* t) {
-  if (t->named) {
+  if (t->named()) {
     name_table& n = names();
     std::lock_guard lock(n.mutex);
     if (auto it = n.names.find(t); it != n.names.end()) return it->second;
   }
   return "task-" + std::to_string(t->id);
-}
-
-bool cancel(task_base* t) noexcept {
-  if (t->done()) return false;
-  task_base* awaited = nullptr;  // cancelled after the lock is released (see below)
-  {
-    cancel_guard g(t);
-    if (t->status.load(std::memory_order_relaxed) == task_status::done) return false;
-    ++t->cancel_requests;
-    g.set_pending(true);
-    const cancel_hook h = t->hook;
-    if (h.kind != nullptr && !g.hook_fired()) {
-      g.set_hook_fired(true);  // once per suspension; the hook stays for introspection
-      if (h.kind->cancel == nullptr) {
-        // Waiting for another task: cancelling it under our lock could come back to us (A
-        // awaits B awaits A) and spin on our own lock. Keep it alive and cancel it unlocked.
-        awaited = static_cast<task_base*>(h.arg);
-        retain_task(awaited);
-      } else {
-        h.kind->cancel(t, h.arg);
-      }
-    }
-  }
-  if (awaited != nullptr) {
-    cancel(awaited);
-    release_task(awaited);
-  }
-  return true;
-}
-
-void disarm(task_base* t) {
-  {
-    cancel_guard g(t);
-    t->hook = {};
-    if (!g.pending()) return;
-    g.set_pending(false);
-  }
-  throw cancelled_error();
-}
-
-void throw_if_cancel_pending(task_base* t) {
-  // Relaxed fast path: a racing cancel() is simply seen at the next suspension point.
-  if (!t->cancel_pending()) return;
-  {
-    cancel_guard g(t);
-    if (!g.pending()) return;
-    g.set_pending(false);
-  }
-  throw cancelled_error();
 }
 
 bool add_waiter(task_base* t, waiter* w) noexcept {
@@ -458,42 +414,35 @@ void loop::on_finished(task_base* t) noexcept {
   release_task(t);  // the loop's reference
 }
 
-void loop::resume(worker& w, task_base* t) noexcept {
-  context_cell* const cell = t->ctx();
-  context_cell* const prev = current_cell;
-  if (!try_enter(cell)) {
-    if (cell->owner.load(std::memory_order_relaxed) == caller_tag_) {
-      // Entered by the thread blocked in run() (a context::run around baton::run): it stays
-      // entered until the loop ends, so the task can never run. Fail it, clearly.
-      fail_unrunnable(t);
-      return;
-    }
-    // Its context is entered elsewhere (a context shared by several tasks, or one a thread is
-    // running): try again later rather than run two things in one context at once.
-    push(t);
-    std::this_thread::yield();
+// The task's context is entered by someone else, so it cannot run now.
+void loop::context_busy(task_base* t) noexcept {
+  if (t->ctx()->owner.load(std::memory_order_relaxed) == caller_tag_) {
+    // Entered by the thread blocked in run() (a context::run around baton::run): it stays
+    // entered until the loop ends, so the task can never run. Fail it, clearly.
+    fail_unrunnable(t);
     return;
   }
-  if (t->status.load(std::memory_order_relaxed) == task_status::scheduled && t->cancel_pending())
-      [[unlikely]] {
-    // Cancelled before its first step: as in asyncio, the body never starts (nothing of it
-    // could catch the error yet). Finished here, inside its context like any step.
-    cancel_before_start(t);
-    leave(cell, prev);
-    on_finished(t);
-    return;
-  }
+  // Entered elsewhere (a context shared by several tasks, or one a thread is running): try
+  // again later rather than run two things in one context at once.
+  push(t);
+  std::this_thread::yield();
+}
+
+// Resumes t's innermost frame with running_task set; returns t if it finished in this step
+// (finish() reports it through the worker), else nullptr.
+[[gnu::always_inline]] inline task_base* loop::run_step(worker& w, task_base* t) noexcept {
   running_task = t;
   t->status.store(task_status::running, std::memory_order_relaxed);
   std::exchange(t->resume_point, {}).resume();
   running_task = nullptr;
-  task_base* finished = std::exchange(w.just_finished, nullptr);
+  task_base* const finished = std::exchange(w.just_finished, nullptr);
   if (finished == nullptr) t->status.store(task_status::suspended, std::memory_order_relaxed);
-  leave(cell, prev);
-  if (finished != nullptr) on_finished(finished);
+  return finished;
 }
 
-void loop::cancel_before_start(task_base* t) noexcept {
+// Cancelled before its first step: as in asyncio, the body never starts (nothing of it could
+// catch the error yet). Finished here, inside its context like any step; returns t.
+task_base* loop::cancel_before_start(task_base* t) noexcept {
   {
     cancel_guard g(t);
     g.set_pending(false);  // consumed, as a step would
@@ -501,6 +450,26 @@ void loop::cancel_before_start(task_base* t) noexcept {
   t->error = std::make_exception_ptr(cancelled_error());
   std::exchange(t->resume_point, {}).destroy();  // the root frame: it never ran
   complete(t);
+  return t;
+}
+
+// One step of t: enter its context, run its frame until it suspends or finishes, leave.
+void loop::resume(worker& w, task_base* t) noexcept {
+  context_cell* const cell = t->ctx();
+  context_cell* const prev = current_cell;
+  if (!try_enter(cell)) [[unlikely]] {
+    context_busy(t);
+    return;
+  }
+  task_base* finished = nullptr;  // a task that finished in this step, released after leaving
+  if (t->status.load(std::memory_order_relaxed) == task_status::scheduled && cancel_pending(t))
+      [[unlikely]] {
+    finished = cancel_before_start(t);
+  } else {
+    finished = run_step(w, t);
+  }
+  leave(cell, prev);
+  if (finished != nullptr) on_finished(finished);
 }
 
 void loop::fail_unrunnable(task_base* t) noexcept {
@@ -649,6 +618,31 @@ void loop::shutdown() {
 void run_main(task_base* main, const run_options& opts) {
   loop l(opts);
   l.run_main(main);
+}
+
+// ---------------------------------------------------------------------------------------------
+// the loop as header templates and loop_handle reach it (declared in detail/asio_glue.hpp,
+// task_base.hpp, to_thread.hpp and loop_handle.hpp: loop itself stays private)
+
+boost::asio::io_context& io_of(loop& l) noexcept { return l.io(); }
+
+std::uint32_t loop_generation_of(const loop& l) noexcept { return l.generation(); }
+
+boost::asio::thread_pool& blocking_pool_of(loop& l) { return l.blocking_pool(); }
+
+bool post_to_loop(const std::shared_ptr<loop_gate>& gate, std::function<void(bool)> job) {
+  std::lock_guard lock(gate->mutex);
+  loop* l = gate->open;
+  if (l == nullptr) return false;
+  boost::asio::post(l->io(), [l, job = std::move(job)]() mutable { job(l->accepting()); });
+  return true;
+}
+
+std::shared_ptr<loop_gate> gate_of_running_loop() { return running_loop("this_loop()").gate(); }
+
+bool gate_open(const loop_gate& gate) noexcept {
+  std::lock_guard lock(const_cast<std::mutex&>(gate.mutex));
+  return gate.open != nullptr;
 }
 
 }  // namespace baton::detail

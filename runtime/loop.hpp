@@ -85,11 +85,13 @@ class loop {
   void work(worker& w, const std::function<bool()>& until);
   task_base* pop() noexcept;
   void resume(worker& w, task_base* t) noexcept;
+  void context_busy(task_base* t) noexcept;
+  task_base* run_step(worker& w, task_base* t) noexcept;
   void wake_all() noexcept;
   void cancel_all() noexcept;
   void shutdown();
   void fail_unrunnable(task_base* t) noexcept;
-  void cancel_before_start(task_base* t) noexcept;
+  task_base* cancel_before_start(task_base* t) noexcept;
 
   asio::io_context ioc_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_guard_;

@@ -18,6 +18,7 @@
 //   auto [a, b] = co_await baton::gather(baton::spawn(f()), baton::spawn(g()));
 
 #include <baton/detail/awaitable_traits.hpp>
+#include <baton/detail/cancel.hpp>
 #include <baton/errors.hpp>
 #include <baton/task.hpp>
 #include <baton/task_handle.hpp>

@@ -12,6 +12,7 @@
 // Example:
 //   co_await baton::shield(commit_handle);   // a cancelled request still commits
 
+#include <baton/detail/cancel.hpp>
 #include <baton/task.hpp>
 #include <baton/task_handle.hpp>
 

@@ -14,6 +14,7 @@
 //   co_await baton::sleep(std::chrono::milliseconds(50));
 
 #include <baton/detail/asio_glue.hpp>
+#include <baton/detail/cancel.hpp>
 #include <baton/task.hpp>
 
 #include <boost/asio/steady_timer.hpp>
@@ -33,7 +34,7 @@ class [[nodiscard]] sleep_awaitable {
   bool await_suspend(std::coroutine_handle<P> h) {
     t_ = detail::running_task;
     if (d_ <= std::chrono::steady_clock::duration::zero()) {
-      if (t_->cancel_pending()) return false;
+      if (detail::cancel_pending(t_)) return false;
       t_->resume_point = h;
       detail::schedule(t_);
       return true;

@@ -27,6 +27,7 @@
 //   g.spawn(fetch(b));
 //   co_await g.wait();
 
+#include <baton/detail/cancel.hpp>
 #include <baton/spawn.hpp>
 #include <baton/task.hpp>
 #include <baton/task_handle.hpp>

@@ -30,6 +30,7 @@
 //   try { co_await h; } catch (const baton::cancelled_error&) { /* ... */ }
 
 #include <baton/context.hpp>
+#include <baton/detail/cancel.hpp>
 #include <baton/detail/task_base.hpp>
 #include <baton/errors.hpp>
 #include <baton/task.hpp>

@@ -20,6 +20,7 @@
 
 #include <baton/context.hpp>
 #include <baton/detail/asio_glue.hpp>
+#include <baton/detail/cancel.hpp>
 #include <baton/task.hpp>
 
 #include <boost/asio/post.hpp>

@@ -21,6 +21,7 @@
 //   std::size_t n = co_await sock.async_read_some(boost::asio::buffer(buf), baton::use_task);
 
 #include <baton/detail/asio_glue.hpp>
+#include <baton/detail/cancel.hpp>
 #include <baton/task.hpp>
 
 #include <boost/asio/async_result.hpp>

@@ -17,6 +17,7 @@
 
 #include <baton/detail/asio_glue.hpp>
 #include <baton/detail/awaitable_traits.hpp>
+#include <baton/detail/cancel.hpp>
 #include <baton/errors.hpp>
 #include <baton/task.hpp>
 

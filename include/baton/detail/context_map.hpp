@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSL-1.0
-// The persistent map behind every context, and the one thread-local pointer of baton.
+// The persistent map behind every context, the cell that holds it, and current_cell.
 #pragma once
 
 // Picture (docs/design/context-structure.md has the long version):
@@ -82,10 +82,6 @@ struct map_node {
 /// The state of one context: the map, and who has it entered.
 /// A task's state derives from it, so a task and its context are one allocation.
 struct context_cell {
-  std::atomic<std::uint32_t> refs{1};
-  // Tasks only (task_base): which loop's exception handler hears of the task's failure. Here
-  // because these 4 bytes would otherwise be padding after refs.
-  std::uint32_t loop_generation = 0;
   // Who may touch root: 0 = nobody has it entered; an even value = the tag of the thread that
   // has it entered (only that thread reads or writes root); an odd value = (readers << 1) | 1,
   // threads reading it through a handle while nobody has it entered. See enter()/reader.
@@ -95,6 +91,9 @@ struct context_cell {
   // task. Which root a token's set() left behind is told by the root's own map_node::version,
   // so a cell needs no version of its own.
   std::uint64_t id = 0;
+  // Last, so the 4 bytes after it are tail padding, which a derived task_base fills with its
+  // own 4-byte field (task_base.hpp asserts the sizes).
+  std::atomic<std::uint32_t> refs{1};
 
   context_cell();
   virtual ~context_cell();
@@ -139,6 +138,10 @@ void flush(ref_cache& c) noexcept;
 /// constinit + initial-exec keep the access a single TLS load also from a shared libbaton;
 /// see docs/design/context-structure.md and docs/benchmarks.md for the measurements.
 [[gnu::tls_model("initial-exec")]] extern constinit thread_local context_cell* current_cell;
+
+/// current_cell, or else this thread's implicit context, created now (a set() outside any
+/// context makes one; the thread releases it when it ends).
+context_cell* current_or_implicit();
 
 /// This thread's tag for context_cell::owner (even, non-zero, unique among live threads).
 inline std::uintptr_t thread_tag() noexcept {

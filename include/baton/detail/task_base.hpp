@@ -2,7 +2,8 @@
 // The state every spawned task has, and the scheduler calls templates need.
 #pragma once
 
-// Who points to whom (runtime/loop.cpp owns the loop and has the full picture):
+// Who points to whom (runtime/loop.cpp owns the loop; its opening comment follows the context
+// path from a resume to a get()):
 //
 //   loop ── ready queue ──▶ task_base ──▶ frames (root frame → nested frames, one chain)
 //    │                       │  is-a context_cell (the task's own context, one allocation)
@@ -10,10 +11,12 @@
 //    └─ live list of every unfinished task (introspection, shutdown)
 //
 //   thread ── current_cell ──▶ ctx() of the task running on it (set on resume, cleared on suspend)
-//          └─ current_worker ──▶ the loop thread it is (which loop, which task runs now)
+//          ├─ running_task ──▶ that task (set around each step)
+//          └─ current_worker ──▶ the loop thread it is (its loop, caches)
 //
-// A task is resumed only through resume() below, which enters its context (so a task never
-// runs on two threads at once: entering is exclusive) and makes it current.
+// A task is resumed only by loop::resume, which enters its context (so a task never runs on
+// two threads at once: entering is exclusive) and makes it current. Cancellation is in
+// detail/cancel.hpp.
 
 #include <baton/detail/context_map.hpp>
 #include <baton/detail/frame_cache.hpp>
@@ -31,19 +34,11 @@ namespace baton::detail {
 class loop;
 struct task_base;
 
-/// One kind of suspension point: what it is called (introspection) and what cancel() does to a
-/// task suspended there: e.g. emit an Asio cancellation signal, unlink a waiter. `cancel` runs
-/// under the task's cancel lock, at most once per suspension, and must not block. A kind whose
-/// `cancel` is null waits for another task, `arg`: cancel() then cancels that task after
-/// releasing this one's lock (cancelling under it could come back: A awaits B awaits A).
-/// Kinds are static objects: a task stores a pointer, not a name and a function.
-struct await_kind {
-  const char* what;
-  void (*cancel)(task_base* t, void* arg) noexcept;  // null: arg is the awaited task
-};
+struct await_kind;  // detail/cancel.hpp
 
 /// Where a task is suspended: its kind and the awaiter's argument (set by arm(), cleared by
 /// disarm(); both stay readable while the task is suspended, also after cancel() fired).
+/// See detail/cancel.hpp.
 struct cancel_hook {
   const await_kind* kind = nullptr;
   void* arg = nullptr;
@@ -64,23 +59,22 @@ struct task_base : context_cell {
   task_base() noexcept;
   ~task_base() override;
 
-  /// Where it runs: its own cell (this), or a shared context given to spawn() (retained).
-  /// A task in a shared context never enters its own cell, so that cell's root slot, unused,
-  /// holds the shared cell: no separate pointer in every task. Which of the two it is, is
-  /// shared_ctx_bit of cancel_bits, set before the task starts and never changed: any thread
-  /// may ask, while the task itself rewrites root with every set() in its own context.
+  /// Where it runs: its own cell (this), or a shared context given to spawn().
   context_cell* ctx() const noexcept {
-    if ((cancel_bits.load(std::memory_order_relaxed) & shared_ctx_bit) == 0) {
-      return const_cast<task_base*>(this);
-    }
-    return reinterpret_cast<context_cell*>(root);  // immutable once the task started
+    return in_shared_context() ? shared_cell() : const_cast<task_base*>(this);
   }
   /// Makes the task run in `shared` (already retained for it). Only before the task starts.
   void run_in(context_cell* shared) noexcept {
-    root = reinterpret_cast<map_node*>(shared);
-    cancel_bits.fetch_or(shared_ctx_bit, std::memory_order_relaxed);
+    set_shared_cell(shared);
+    flags |= shared_context_flag;
   }
+  bool in_shared_context() const noexcept { return (flags & shared_context_flag) != 0; }
+  /// Has an entry in the name table (set_task_name): only named tasks pay for a name.
+  bool named() const noexcept { return (flags & named_flag) != 0; }
 
+  // Tasks only: which loop's exception handler hears of the task's failure. First, so that it
+  // fills context_cell's tail padding (context_cell puts its 4-byte refs last for this).
+  std::uint32_t loop_generation = 0;
   loop* owner_loop = nullptr;
   // The innermost frame to resume next. Until the first step (status created or scheduled) it
   // is the root frame, which is all a task that never runs has to destroy; afterwards the
@@ -92,10 +86,11 @@ struct task_base : context_cell {
   task_base* next_ready = nullptr;
   task_base* live_prev = nullptr;  // live-list links (loop's lock)
   task_base* live_next = nullptr;
-  // One slot, two uses that never overlap. While the task is queued on a wait list: that
-  // list's back link (wait_list switches the member on push and unlink). Otherwise: how it
-  // failed, if it did. A failing frame parks its exception here and its awaiter takes it at
-  // once, with no suspension between, so a queued task never has a failure in flight.
+  // One slot, two uses that never overlap, each under its own name. While the task is queued
+  // on a wait list: that list's back link (wait_list switches the member on push and unlink).
+  // Otherwise: how it failed, if it did. A failing frame parks its exception here and its
+  // awaiter takes it at once, with no suspension between, so a queued task never has a failure
+  // in flight. Sharing saves 8 bytes in every task.
   union {
     std::exception_ptr error;
     task_base* wait_prev;
@@ -105,17 +100,17 @@ struct task_base : context_cell {
   // cancellation, plus retrieved_bit once an awaiter took its error.
   std::atomic<std::uintptr_t> waiters{0};
   static constexpr std::uintptr_t finished_bit = 1, cancelled_bit = 2, retrieved_bit = 4;
-  cancel_hook hook;  // where it is suspended (under the cancel lock; see cancel_hook)
+  cancel_hook hook;  // where it is suspended (under the cancel lock; see detail/cancel.hpp)
   std::uint32_t cancel_requests = 0;  // asyncio's num_cancels_requested (under the cancel lock)
-  // The loop generation is context_cell::loop_generation (it fills the padding after refs).
   std::atomic<task_status> status{task_status::created};
-  // The cancel lock and the two flags it guards, in one byte (see cancel_guard): pending is
-  // also read without the lock on fast paths. shared_ctx_bit (see ctx()) is set before the
-  // task starts and never changes, so the lock holder's write-back keeps it as it is.
+  // The cancel lock and the two flags it guards, in one byte (see cancel_guard in
+  // detail/cancel.hpp): pending is also read without the lock on fast paths.
   std::atomic<std::uint8_t> cancel_bits{0};
-  static constexpr std::uint8_t lock_bit = 1, pending_bit = 2, hook_fired_bit = 4,
-                                shared_ctx_bit = 8;
-  bool named = false;                  // has an entry in the name table (only named tasks pay)
+  static constexpr std::uint8_t lock_bit = 1, pending_bit = 2, hook_fired_bit = 4;
+  // Facts fixed before the task is published (spawn sets them before start()), so a plain byte:
+  // every later reader sees them through the publication (the loop's lock or Asio's post).
+  std::uint8_t flags = 0;
+  static constexpr std::uint8_t shared_context_flag = 1, named_flag = 2;
   wait_state wait = wait_state::idle;  // its current wait (the primitive's mutex)
 
   bool done() const noexcept {
@@ -125,41 +120,24 @@ struct task_base : context_cell {
   bool cancelled() const noexcept {
     return (waiters.load(std::memory_order_acquire) & cancelled_bit) != 0;
   }
-  /// A cancellation is owed and not yet delivered (relaxed: a racing cancel() is simply seen
-  /// at the next suspension point; under the cancel lock use cancel_guard::pending()).
-  bool cancel_pending() const noexcept {
-    return (cancel_bits.load(std::memory_order_relaxed) & pending_bit) != 0;
-  }
 
   /// Moves the root frame's result into the typed state; called once when the root finishes.
   virtual void take_result(std::coroutine_handle<> root) noexcept = 0;
-};
-
-/// Holds a task's cancel lock (a spinlock: held for a few instructions, never while blocking)
-/// and, while held, the flags it guards. The holder changes them in its copy and stores them
-/// with the unlock; that is safe because every other writer of cancel_bits only tries to set
-/// lock_bit, which changes nothing while the lock is held (run_in() sets shared_ctx_bit before
-/// the task is published, so before anyone can lock it).
-class cancel_guard {
- public:
-  explicit cancel_guard(task_base* t) noexcept;
-  ~cancel_guard() { t_->cancel_bits.store(bits_, std::memory_order_release); }
-  cancel_guard(const cancel_guard&) = delete;
-  cancel_guard& operator=(const cancel_guard&) = delete;
-
-  bool pending() const noexcept { return (bits_ & task_base::pending_bit) != 0; }
-  void set_pending(bool on) noexcept { set(task_base::pending_bit, on); }
-  /// cancel() ran the hook's cancel during this suspension (arm() resets it).
-  bool hook_fired() const noexcept { return (bits_ & task_base::hook_fired_bit) != 0; }
-  void set_hook_fired(bool on) noexcept { set(task_base::hook_fired_bit, on); }
 
  private:
-  void set(std::uint8_t bit, bool on) noexcept {
-    bits_ = static_cast<std::uint8_t>(on ? bits_ | bit : bits_ & ~bit);
-  }
-  task_base* t_;
-  std::uint8_t bits_;  // the flags without lock_bit
+  // A task in a shared context never enters its own cell, so that cell's `root`, which it would
+  // never read, holds the shared cell: no separate pointer in every task. `root` is a
+  // map_node*; these two are the only places that store and read the other job's pointer in it
+  // (a round trip through reinterpret_cast gives the original pointer back).
+  context_cell* shared_cell() const noexcept { return reinterpret_cast<context_cell*>(root); }
+  void set_shared_cell(context_cell* c) noexcept { root = reinterpret_cast<map_node*>(c); }
 };
+
+/// 120 bytes, the whole of a task_state<void>: malloc serves it from a 128-byte chunk with
+/// nothing left over (docs/design/task-and-loop.md, "The task state layout"). A field added
+/// here must take bytes from another, or the benchmarks' memory figures move.
+static_assert(sizeof(context_cell) == 40 && sizeof(task_base) == 120,
+              "task_base must stay 120 bytes: loop_generation fills context_cell's tail padding");
 
 /// The loop thread the caller runs on, or nullptr (constinit: one TLS load).
 struct worker;
@@ -180,42 +158,12 @@ std::uint32_t loop_generation_of(const loop& l) noexcept;
 /// an unnamed task pays nothing for the feature.
 void set_task_name(task_base* t, std::string name);
 
-/// Registers t with the loop and schedules its first step. t->ctx must be set.
+/// Registers t with the loop and schedules its first step. Where it runs (its own cell's map,
+/// or run_in()) and its name are set before: they are fixed from here on.
 void start(loop& l, task_base* t);
 
 /// Makes t ready to run again at t->resume_point (from a loop thread or any thread).
 void schedule(task_base* t) noexcept;
-
-/// Requests cancellation (asyncio's Task.cancel()); false when t already finished.
-bool cancel(task_base* t) noexcept;
-
-/// Suspension protocol for awaiters. arm(): under the cancel lock, unless cancellation is
-/// pending, records the resume point, installs the hook (kind, arg) and calls start(); returns
-/// false (do not suspend) when cancellation was pending or start() returned false.
-template <class Start>
-bool arm(task_base* t, std::coroutine_handle<> h, const await_kind& kind, void* arg,
-         Start&& start) {
-  cancel_guard g(t);
-  if (g.pending()) return false;
-  t->resume_point = h;
-  t->hook = {&kind, arg};
-  g.set_hook_fired(false);
-  if (!start()) {
-    t->hook = {};
-    return false;
-  }
-  return true;
-}
-
-/// The kind of a task suspended in `co_await handle` (cancelling it cancels the awaited task).
-inline constexpr await_kind task_await_kind{"task", nullptr};
-
-/// After resumption: removes the hook, and throws cancelled_error when cancellation is pending
-/// (consuming it, as asyncio does).
-void disarm(task_base* t);
-
-/// Throws cancelled_error if cancellation is pending for t (consumes it).
-void throw_if_cancel_pending(task_base* t);
 
 /// Called by a root frame's final awaiter: records the result, wakes waiters, returns the
 /// coroutine to continue with (always noop: the scheduler regains control).
@@ -231,7 +179,8 @@ bool add_waiter(task_base* t, waiter* w) noexcept;
 /// when that loop is gone or has none). Never called with a lock held.
 void report_unretrieved(std::uint32_t generation, const unhandled_failure& f) noexcept;
 
-/// The executor of the running loop (type-erased to keep Asio out of this header).
+/// A reference to t (its cell's count). The last release deletes it, and ~task_base reports a
+/// failure nobody retrieved.
 void retain_task(task_base* t) noexcept;
 void release_task(task_base* t) noexcept;
 

@@ -30,6 +30,7 @@
 // and never takes a cancel lock: it collects granted tasks in a wake_list and schedules them
 // after unlocking. schedule() takes neither.
 
+#include <baton/detail/cancel.hpp>
 #include <baton/detail/task_base.hpp>
 #include <baton/task.hpp>
 
