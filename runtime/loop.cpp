@@ -337,10 +337,42 @@ void default_report(const unhandled_failure& f) noexcept {
                f.task_name.c_str(), describe(f.error).c_str());
 }
 
-asio::thread_pool& loop::blocking_pool() {
+blocking_pool& loop::blocking_jobs() {
+  // acquire: pairs with the release store below; the pool is fully constructed.
+  if (blocking_pool* p = pool_ready_.load(std::memory_order_acquire)) return *p;
   std::lock_guard lock(pool_mutex_);
-  if (!pool_) pool_.emplace(blocking_threads_);
+  if (!pool_) {
+    pool_.emplace(blocking_threads_);
+    pool_ready_.store(&*pool_, std::memory_order_release);
+  }
   return *pool_;
+}
+
+void loop::push_remote(task_base* t) noexcept {
+  task_base* head = remote_.load(std::memory_order_relaxed);
+  do {
+    t->next_ready = head;
+    // release: the task's state (its result, written by the pusher) is visible to the drain,
+    // which takes the stack with an acquire exchange.
+  } while (!remote_.compare_exchange_weak(head, t, std::memory_order_release,
+                                          std::memory_order_relaxed));
+  if (head == nullptr) asio::post(ioc_, [this] { drain_remote(); });
+}
+
+void loop::drain_remote() noexcept {
+  task_base* list = remote_.exchange(nullptr, std::memory_order_acquire);
+  task_base* rev = nullptr;  // oldest first, as they were woken
+  while (list != nullptr) {
+    task_base* next = list->next_ready;
+    list->next_ready = rev;
+    rev = list;
+    list = next;
+  }
+  while (rev != nullptr) {
+    task_base* next = rev->next_ready;
+    push(rev);
+    rev = next;
+  }
 }
 
 void loop::start(task_base* t) {
@@ -608,6 +640,7 @@ void loop::shutdown() {
     std::lock_guard lock(pool_mutex_);
     if (pool_) {
       pool_->join();
+      pool_ready_.store(nullptr, std::memory_order_relaxed);  // no task is left to submit
       pool_.reset();
     }
   }
@@ -622,13 +655,12 @@ void run_main(task_base* main, const run_options& opts) {
 
 // ---------------------------------------------------------------------------------------------
 // the loop as header templates and loop_handle reach it (declared in detail/asio_glue.hpp,
-// task_base.hpp, to_thread.hpp and loop_handle.hpp: loop itself stays private)
+// task_base.hpp and loop_handle.hpp; the blocking pool's in blocking_pool.cpp: loop itself
+// stays private)
 
 boost::asio::io_context& io_of(loop& l) noexcept { return l.io(); }
 
 std::uint32_t loop_generation_of(const loop& l) noexcept { return l.generation(); }
-
-boost::asio::thread_pool& blocking_pool_of(loop& l) { return l.blocking_pool(); }
 
 bool post_to_loop(const std::shared_ptr<loop_gate>& gate, std::function<void(bool)> job) {
   std::lock_guard lock(gate->mutex);

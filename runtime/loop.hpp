@@ -6,9 +6,10 @@
 #include <baton/detail/task_base.hpp>
 #include <baton/run.hpp>
 
+#include "blocking_pool.hpp"
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/thread_pool.hpp>
 
 #include <array>
 #include <condition_variable>
@@ -69,7 +70,15 @@ class loop {
   void on_finished(task_base* t) noexcept;
   void run_main(task_base* main);
   asio::io_context& io() noexcept { return ioc_; }
-  asio::thread_pool& blocking_pool();
+  /// The blocking pool (started on first use; joined by shutdown()).
+  blocking_pool& blocking_jobs();
+  /// Makes t ready from a thread that is not one of this loop's: lock-free, and one Asio post
+  /// per batch (the push that finds the queue empty posts the drain; everything pushed before
+  /// the drain runs goes in with it). The blocking pool's completions come back this way
+  /// (wake_from_pool). Only while the loop is alive: callers are threads the loop joins before
+  /// it ends. Scheduler work (issue 11, "sched"): keep this entry point and its name; feed
+  /// your injection queue from it or make it that queue.
+  void push_remote(task_base* t) noexcept;
   std::uint32_t generation() const noexcept { return generation_; }
   const std::shared_ptr<loop_gate>& gate() const noexcept { return gate_; }
   /// False once the loop is past its last task: jobs still queued are refused.
@@ -90,6 +99,7 @@ class loop {
   void wake_all() noexcept;
   void cancel_all() noexcept;
   void shutdown();
+  void drain_remote() noexcept;
   void fail_unrunnable(task_base* t) noexcept;
   task_base* cancel_before_start(task_base* t) noexcept;
 
@@ -116,8 +126,12 @@ class loop {
   std::atomic<bool> accepting_{true};
   void close_gate() noexcept;
 
-  std::mutex pool_mutex_;
-  std::optional<asio::thread_pool> pool_;
+  // Tasks pushed by push_remote(), newest first (a lock-free stack through next_ready).
+  std::atomic<task_base*> remote_{nullptr};
+
+  std::mutex pool_mutex_;  // starting and joining the pool
+  std::optional<blocking_pool> pool_;
+  std::atomic<blocking_pool*> pool_ready_{nullptr};  // &*pool_ once started: no lock per job
   std::vector<std::thread> extra_threads_;
 };
 

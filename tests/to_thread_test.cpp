@@ -146,4 +146,80 @@ TEST_SUITE("to_thread") {
         o);
   }
 
+  TEST_CASE("a job queued behind a blocked job runs on another pool thread") {
+    // The first job blocks until the second has run: the pool must hand the second to its other
+    // thread (the wake-up passes on when a worker takes a job and more are queued).
+    baton::run_options o;
+    o.blocking_threads = 2;
+    run_task(
+        []() -> task<> {
+          std::latch second_ran(1);
+          auto first = baton::spawn([](std::latch& l) -> task<> {
+            co_await baton::to_thread([&] { l.wait(); });
+          }(second_ran));
+          auto second = baton::spawn([](std::latch& l) -> task<> {
+            co_await baton::to_thread([&] { l.count_down(); });
+          }(second_ran));
+          co_await second;
+          co_await first;
+        },
+        o);
+  }
+
+  TEST_CASE("tasks looping on to_thread from two loop threads all get their own results") {
+    baton::run_options o;
+    o.threads = 2;
+    o.blocking_threads = 3;
+    run_task(
+        []() -> task<> {
+          std::vector<baton::task_handle<long>> hs;
+          for (int i = 0; i < 200; ++i) {
+            hs.push_back(baton::spawn([](int k) -> task<long> {
+              (void)user.set(std::to_string(k));
+              long sum = 0;
+              for (int j = 0; j < 50; ++j) {
+                sum += co_await baton::to_thread([k, j] {
+                  return user.get() == std::to_string(k) ? long{j} : -1000000L;
+                });
+              }
+              co_return sum;
+            }(i)));
+          }
+          for (auto& h : hs) CHECK(co_await h == 49 * 50 / 2);
+        },
+        o);
+  }
+
+  TEST_CASE("jobs still queued when the task is cancelled run before run() returns") {
+    std::atomic<int> ran{0};
+    baton::run_options o;
+    o.blocking_threads = 1;
+    run_task(
+        [&]() -> task<> {
+          std::latch release(1);
+          int submitted = 0;  // one loop thread: counted in the step that submits the job
+          std::vector<baton::task_handle<>> hs;
+          // The first job holds the only pool thread; the others queue behind it.
+          hs.push_back(baton::spawn([](std::latch& l, std::atomic<int>& n, int& s) -> task<> {
+            ++s;
+            co_await baton::to_thread([&] {
+              l.wait();
+              ++n;
+            });
+          }(release, ran, submitted)));
+          for (int i = 0; i < 10; ++i) {
+            hs.push_back(baton::spawn([](std::atomic<int>& n, int& s) -> task<> {
+              ++s;
+              co_await baton::to_thread([&] { ++n; });
+            }(ran, submitted)));
+          }
+          while (submitted < 11) co_await baton::sleep(0ms);
+          for (auto& h : hs) h.cancel();
+          for (auto& h : hs) CHECK_THROWS_AS(co_await h, baton::cancelled_error);
+          release.count_down();
+        },
+        o);
+    CHECK(ran == 11);  // the pool ran every job it had accepted before run() returned
+  }
+
 }  // TEST_SUITE

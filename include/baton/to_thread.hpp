@@ -19,12 +19,11 @@
 //   auto rows = co_await baton::to_thread([](std::string q) { return db.query(q); }, sql);
 
 #include <baton/context.hpp>
-#include <baton/detail/asio_glue.hpp>
+#include <baton/detail/blocking_job.hpp>
 #include <baton/detail/cancel.hpp>
 #include <baton/task.hpp>
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
 #include <exception>
@@ -40,55 +39,140 @@ namespace baton {
 
 namespace detail {
 
-boost::asio::thread_pool& blocking_pool_of(loop& l);
-
-/// Shared by the awaiting task and the job: whoever claims first (the job finishing, or a
-/// cancellation) wakes the task; the last of the two frees it.
-struct offload_base {
+/// The state of one call, shared by the awaiting task and the job: the call's only heap block
+/// (the job's queue link, the context snapshot, f, its arguments and its result all live in
+/// it). Whoever claims first (the job finishing, or a cancellation) wakes the task; the last of
+/// the two frees it.
+struct offload_base : blocking_job {
   std::atomic<int> refs{2};
   std::atomic<bool> claimed{false};
+  bool on_loop_pool = false;  // to_thread: the job runs on the loop's own pool (wake_from_pool)
   task_base* waiting = nullptr;
-  std::stop_source stop;
   std::exception_ptr error;
+  // The fresh copy of the task's context that f runs in: a cell of its own, sharing the task's
+  // immutable map, entered on the pool thread for the call. Nothing else ever retains it (no
+  // API hands out the current cell), so it lives and dies with this state.
+  context_cell snapshot;
 
+  offload_base() noexcept {
+    if (const context_cell* cur = current_cell) {
+      retain(cur->root);
+      snapshot.root = cur->root;
+    }
+  }
   virtual ~offload_base() = default;
+  /// Requests stop on f's std::stop_token, if f takes one.
+  virtual void request_stop() noexcept {}
+
   void release() noexcept {
     // acq_rel: the last owner sees the other's writes (the result) before deleting.
     if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
   void finished() noexcept {  // from the job's thread
     // acq_rel: publishes the result to the task that this claim wakes.
-    if (!claimed.exchange(true, std::memory_order_acq_rel)) schedule(waiting);
+    if (claimed.exchange(true, std::memory_order_acq_rel)) return;
+    if (on_loop_pool) {
+      wake_from_pool(waiting);
+    } else {
+      schedule(waiting);
+    }
   }
   static void on_cancel(task_base*, void* self) noexcept {
     auto* s = static_cast<offload_base*>(self);
-    s->stop.request_stop();
+    s->request_stop();
     if (!s->claimed.exchange(true, std::memory_order_acq_rel)) schedule(s->waiting);
   }
   static constexpr await_kind kind{"to_thread", &on_cancel};
 };
 
-template <class R>
-struct offload_state final : offload_base {
-  std::optional<std::conditional_t<std::is_void_v<R>, std::monostate, R>> value;
-};
+template <class F, class... A>
+inline constexpr bool takes_stop_token_v = std::is_invocable_v<F&, std::stop_token, A&&...>;
 
 // The job calls f once, so the arguments are handed over as rvalues; a reference result is
 // returned as a copy (the referent may not outlive the job).
 template <class F, class... A>
 using offload_result_t =
-    std::decay_t<typename std::conditional_t<std::is_invocable_v<F&, std::stop_token, A&&...>,
+    std::decay_t<typename std::conditional_t<takes_stop_token_v<F, A...>,
                                              std::invoke_result<F&, std::stop_token, A&&...>,
                                              std::invoke_result<F&, A&&...>>::type>;
 
+/// What f gets for its stop token: a std::stop_source only when f takes a token (the source's
+/// shared state is a heap block of its own, which a call that cannot use it does not pay for).
+template <bool Stoppable>
+struct offload_stop {
+  std::stop_token token() const noexcept { return {}; }
+  void request() noexcept {}
+};
+template <>
+struct offload_stop<true> {
+  std::stop_source source;
+  std::stop_token token() const noexcept { return source.get_token(); }
+  void request() noexcept { source.request_stop(); }
+};
+
+template <class F, class... A>
+struct offload_state final : offload_base {
+  using result_type = offload_result_t<F, A...>;
+  using stored_result = std::conditional_t<std::is_void_v<result_type>, std::monostate, result_type>;
+
+  offload_state(F&& fn, std::tuple<A...>&& a) : f(std::move(fn)), args(std::move(a)) {
+    run = &run_job;
+  }
+  void request_stop() noexcept override { stop.request(); }
+
+  /// The job: f(args...) inside the snapshot, then the claim, then this side's reference.
+  static void run_job(blocking_job* j) noexcept {
+    auto* s = static_cast<offload_state*>(j);
+    context_cell* const prev = current_cell;
+    (void)try_enter(&s->snapshot);  // a fresh cell: nobody else can have it entered
+    try {
+      s->value.emplace(s->call());
+    } catch (...) {
+      s->error = std::current_exception();
+    }
+    leave(&s->snapshot, prev);
+    s->finished();
+    s->release();
+  }
+
+  stored_result call() {
+    return std::apply(
+        [&](A&... a) -> stored_result {
+          if constexpr (std::is_void_v<result_type>) {
+            if constexpr (takes_stop_token_v<F, A...>) {
+              std::invoke(f, stop.token(), std::move(a)...);
+            } else {
+              std::invoke(f, std::move(a)...);
+            }
+            return std::monostate{};
+          } else if constexpr (takes_stop_token_v<F, A...>) {
+            return std::invoke(f, stop.token(), std::move(a)...);
+          } else {
+            return std::invoke(f, std::move(a)...);
+          }
+        },
+        args);
+  }
+
+  F f;
+  std::tuple<A...> args;
+  std::optional<stored_result> value;
+  [[no_unique_address]] offload_stop<takes_stop_token_v<F, A...>> stop;
+};
+
+/// The executor slot of to_thread's awaitable: it runs on the loop's own pool.
+struct loop_pool {};
+
+/// Executor = loop_pool: the loop's own blocking pool (to_thread); otherwise an Asio executor.
 template <class Executor, class F, class... A>
 class [[nodiscard]] offload_awaitable {
-  using result_type = offload_result_t<F, A...>;
-  using state = offload_state<result_type>;
+  using state = offload_state<F, A...>;
+  using result_type = typename state::result_type;
+  static constexpr bool on_loop_pool = std::is_same_v<Executor, loop_pool>;
 
  public:
   template <class G, class... B>
-  offload_awaitable(std::optional<Executor> ex, G&& f, B&&... a)
+  offload_awaitable(Executor ex, G&& f, B&&... a)
       : ex_(std::move(ex)), f_(std::forward<G>(f)), args_(std::forward<B>(a)...) {}
   offload_awaitable(offload_awaitable&&) = default;
   ~offload_awaitable() {
@@ -100,27 +184,20 @@ class [[nodiscard]] offload_awaitable {
   template <baton_promise P>
   bool await_suspend(std::coroutine_handle<P> h) {
     task_base* t = running_task;
-    if (!ex_) ex_.emplace(blocking_pool_of(*t->owner_loop).get_executor());
-    s_ = new state;
+    s_ = new state(std::move(f_), std::move(args_));  // also takes the context snapshot
     s_->waiting = t;
-    bool posted = false;
+    s_->on_loop_pool = on_loop_pool;
+    bool submitted = false;
     const bool suspended = arm(t, h, offload_base::kind, s_, [&] {
-      boost::asio::post(*ex_, [s = s_, snapshot = copy_context(), f = std::move(f_),
-                               args = std::move(args_)]() mutable {
-        snapshot.run([&] {
-          try {
-            s->value.emplace(call(f, s->stop.get_token(), args));
-          } catch (...) {
-            s->error = std::current_exception();
-          }
-        });
-        s->finished();
-        s->release();
-      });
-      posted = true;
+      if constexpr (on_loop_pool) {
+        submit_blocking(*t->owner_loop, s_);
+      } else {
+        boost::asio::post(ex_, [s = s_]() noexcept { state::run_job(s); });
+      }
+      submitted = true;
       return true;
     });
-    if (!posted) s_->release();  // the job never got its reference
+    if (!submitted) s_->release();  // the job never got its reference
     return suspended;
   }
 
@@ -133,28 +210,7 @@ class [[nodiscard]] offload_awaitable {
   }
 
  private:
-  static std::conditional_t<std::is_void_v<result_type>, std::monostate, result_type> call(
-      F& f, std::stop_token st, std::tuple<A...>& args) {
-    return std::apply(
-        [&](A&... a)
-            -> std::conditional_t<std::is_void_v<result_type>, std::monostate, result_type> {
-          if constexpr (std::is_void_v<result_type>) {
-            if constexpr (std::is_invocable_v<F&, std::stop_token, A&&...>) {
-              std::invoke(f, std::move(st), std::move(a)...);
-            } else {
-              std::invoke(f, std::move(a)...);
-            }
-            return std::monostate{};
-          } else if constexpr (std::is_invocable_v<F&, std::stop_token, A&&...>) {
-            return std::invoke(f, std::move(st), std::move(a)...);
-          } else {
-            return std::invoke(f, std::move(a)...);
-          }
-        },
-        args);
-  }
-
-  std::optional<Executor> ex_;
+  [[no_unique_address]] Executor ex_;
   F f_;
   std::tuple<A...> args_;
   state* s_ = nullptr;
@@ -164,15 +220,14 @@ class [[nodiscard]] offload_awaitable {
 
 template <class F, class... A>
 [[nodiscard]] auto to_thread(F&& f, A&&... a) {
-  using ex = boost::asio::thread_pool::executor_type;
-  return detail::offload_awaitable<ex, std::decay_t<F>, std::decay_t<A>...>(
-      std::nullopt, std::forward<F>(f), std::forward<A>(a)...);
+  return detail::offload_awaitable<detail::loop_pool, std::decay_t<F>, std::decay_t<A>...>(
+      detail::loop_pool{}, std::forward<F>(f), std::forward<A>(a)...);
 }
 
 template <class Executor, class F, class... A>
 [[nodiscard]] auto run_in_executor(Executor ex, F&& f, A&&... a) {
   return detail::offload_awaitable<Executor, std::decay_t<F>, std::decay_t<A>...>(
-      std::optional<Executor>(std::move(ex)), std::forward<F>(f), std::forward<A>(a)...);
+      std::move(ex), std::forward<F>(f), std::forward<A>(a)...);
 }
 
 }  // namespace baton
