@@ -27,8 +27,8 @@ void blocking_pool::submit(blocking_job* j) noexcept {
     j->next = head;
     // release: the job's fields (and everything the submitter wrote for it) are visible to the
     // worker that takes it (acquire exchange in take()).
-  } while (!inbox_.compare_exchange_weak(head, j, std::memory_order_seq_cst,
-                                         std::memory_order_relaxed));
+  } while (
+      !inbox_.compare_exchange_weak(head, j, std::memory_order_seq_cst, std::memory_order_relaxed));
   if (searching_.load(std::memory_order_seq_cst) == 0) wake_one();
 }
 
@@ -48,7 +48,7 @@ void blocking_pool::wake_one() noexcept {
   }
   std::lock_guard lock(threads_mutex_);
   if (joined_ || threads_.size() >= max_threads_) return;  // a busy worker takes it next
-  searching_.fetch_add(1, std::memory_order_seq_cst);  // the new thread starts looking
+  searching_.fetch_add(1, std::memory_order_seq_cst);      // the new thread starts looking
   try {
     threads_.emplace_back([this] { work(); });
   } catch (...) {

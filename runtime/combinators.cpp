@@ -9,25 +9,60 @@
 
 namespace baton::detail {
 
-void arm_timeout(const std::shared_ptr<timeout_state>& s, boost::asio::steady_timer& timer) {
-  timer.async_wait([s](const boost::system::error_code& ec) {
-    if (ec) return;  // cancelled: wait_for finished first
-    std::lock_guard lock(s->mutex);
-    if (s->finished) return;
-    s->fired = true;
-    cancel(s->task);  // the task is alive: wait_for has not finished
-  });
+struct timeout::shared final : timer_node {
+  std::mutex mutex;
+  std::atomic<int> refs{2};  // wait_for's, and the timers' until fired or taken off
+  task_base* task = nullptr;
+  loop* lp = nullptr;
+  bool finished = false;    // wait_for is past its await: the fire must not cancel
+  bool fired = false;       // the fire requested the cancellation
+  bool ended = false;       // end() ran (wait_for's side)
+  std::uint32_t entry = 0;  // the task's cancellation requests when wait_for began
+
+  void release() noexcept {
+    // acq_rel: the last owner sees the other's writes before deleting.
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  static void on_fire(timer_node* n) noexcept {
+    auto* s = static_cast<shared*>(n);
+    {
+      std::lock_guard lock(s->mutex);
+      if (!s->finished) {
+        s->fired = true;
+        cancel(s->task);  // the task is alive: wait_for has not finished
+      }
+    }
+    s->release();
+  }
+};
+
+timeout::timeout(task_base* t, std::chrono::steady_clock::duration d) : s_(new shared) {
+  s_->task = t;
+  s_->lp = t->owner_loop;
+  s_->entry = cancelling(t);
+  const auto now = std::chrono::steady_clock::now();
+  s_->deadline = d >= std::chrono::steady_clock::time_point::max() - now
+                     ? std::chrono::steady_clock::time_point::max()
+                     : now + d;
+  s_->fire = &shared::on_fire;
+  add_timer(*s_->lp, s_);
 }
 
-bool end_timeout(timeout_state& s, boost::asio::steady_timer& timer) noexcept {
+timeout::~timeout() {
+  if (!s_->ended) end();
+  s_->release();
+}
+
+bool timeout::end() noexcept {
   bool fired = false;
   {
-    std::lock_guard lock(s.mutex);
-    s.finished = true;
-    fired = s.fired;
+    std::lock_guard lock(s_->mutex);
+    s_->finished = true;
+    fired = s_->fired;
   }
-  timer.cancel();
-  return fired && uncancel(s.task, s.entry) <= s.entry;
+  s_->ended = true;
+  if (cancel_timer(*s_->lp, s_)) s_->release();  // taken off before firing: the timers' ref
+  return fired && uncancel(s_->task, s_->entry) <= s_->entry;
 }
 
 }  // namespace baton::detail

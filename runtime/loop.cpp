@@ -644,6 +644,7 @@ void loop::shutdown() {
       pool_.reset();
     }
   }
+  timers_.shutdown();
   work_guard_.reset();
   ioc_.poll();  // completions posted during shutdown (they find nothing left to do)
 }

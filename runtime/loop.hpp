@@ -7,6 +7,7 @@
 #include <baton/run.hpp>
 
 #include "blocking_pool.hpp"
+#include "timer_wheel.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -70,6 +71,8 @@ class loop {
   void on_finished(task_base* t) noexcept;
   void run_main(task_base* main);
   asio::io_context& io() noexcept { return ioc_; }
+  /// The loop's timers (sleep, wait_for): add, cancel, fire-due (timer_wheel.hpp).
+  timer_queue& timers() noexcept { return timers_; }
   /// The blocking pool (started on first use; joined by shutdown()).
   blocking_pool& blocking_jobs();
   /// Makes t ready from a thread that is not one of this loop's: lock-free, and one Asio post
@@ -104,6 +107,7 @@ class loop {
   task_base* cancel_before_start(task_base* t) noexcept;
 
   asio::io_context ioc_;
+  timer_queue timers_{ioc_};  // after ioc_: its driver timer dies first
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_guard_;
   const unsigned threads_;
   const std::size_t blocking_threads_;

@@ -178,9 +178,8 @@ TEST_SUITE("to_thread") {
               (void)user.set(std::to_string(k));
               long sum = 0;
               for (int j = 0; j < 50; ++j) {
-                sum += co_await baton::to_thread([k, j] {
-                  return user.get() == std::to_string(k) ? long{j} : -1000000L;
-                });
+                sum += co_await baton::to_thread(
+                    [k, j] { return user.get() == std::to_string(k) ? long{j} : -1000000L; });
               }
               co_return sum;
             }(i)));

@@ -5,64 +5,71 @@
 // Contract: co_await sleep(d) resumes the task after d (on a steady clock); d <= 0 only lets
 // every other ready task run first (asyncio.sleep(0)).
 //   Context:      the task's own context, unchanged, on whatever loop thread it resumes.
-//   Exceptions:   cancelled_error when the task is cancelled while sleeping (at once: the timer
-//                 is cancelled) or was cancelled before.
-//   Cancellation: cancel() wakes the task immediately with cancelled_error.
+//   Exceptions:   cancelled_error when the task is cancelled while sleeping (at once) or was
+//                 cancelled before.
+//   Memory:       none beyond the 8-byte awaiter in the frame: the sleeping task is linked into
+//                 its loop's timer wheel through its own fields (docs/design/timers.md).
+//   Cancellation: cancel() wakes the task immediately with cancelled_error (the task leaves the
+//                 loop's timers in O(1)).
 //   Thread-safety: used by the awaiting task only.
 //
 // Example:
 //   co_await baton::sleep(std::chrono::milliseconds(50));
 
-#include <baton/detail/asio_glue.hpp>
 #include <baton/detail/cancel.hpp>
+#include <baton/detail/timer.hpp>
 #include <baton/task.hpp>
 
-#include <boost/asio/steady_timer.hpp>
-
 #include <chrono>
-#include <optional>
 
 namespace baton {
 
 class [[nodiscard]] sleep_awaitable {
+  using clock = std::chrono::steady_clock;
+
  public:
-  explicit sleep_awaitable(std::chrono::steady_clock::duration d) noexcept : d_(d) {}
+  explicit sleep_awaitable(clock::duration d) noexcept : deadline_(deadline_after(d)) {}
 
   bool await_ready() const noexcept { return false; }
 
   template <detail::baton_promise P>
   bool await_suspend(std::coroutine_handle<P> h) {
-    t_ = detail::running_task;
-    if (d_ <= std::chrono::steady_clock::duration::zero()) {
-      if (detail::cancel_pending(t_)) return false;
-      t_->resume_point = h;
-      detail::schedule(t_);
+    detail::task_base* const t = detail::running_task;
+    if (deadline_ == yield_only) {
+      if (detail::cancel_pending(t)) return false;
+      t->resume_point = h;
+      detail::schedule(t);
       return true;
     }
-    timer_.emplace(detail::io_of(*t_->owner_loop), d_);
-    return detail::arm(t_, h, kind, this, [this] {
-      timer_->async_wait([t = t_](const boost::system::error_code&) { detail::schedule(t); });
+    // The task itself is the timer entry (linked through its own fields); the loop's timers
+    // read the deadline through the hook's argument while it sleeps.
+    return detail::arm(t, h, kind, &deadline_, [&] {
+      detail::start_sleep(t, &deadline_);
       return true;
     });
   }
 
   void await_resume() {
-    if (d_ <= std::chrono::steady_clock::duration::zero()) {
-      detail::throw_if_cancel_pending(t_);
+    if (deadline_ == yield_only) {
+      detail::throw_if_cancel_pending(detail::running_task);
     } else {
-      detail::disarm(t_);
+      detail::disarm(detail::running_task);
     }
   }
 
  private:
-  static void cancel_timer(detail::task_base*, void* self) noexcept {
-    static_cast<sleep_awaitable*>(self)->timer_->cancel();
-  }
-  static constexpr detail::await_kind kind{"sleep", &cancel_timer};
+  static constexpr clock::time_point yield_only = clock::time_point::min();
 
-  std::chrono::steady_clock::duration d_;
-  detail::task_base* t_ = nullptr;
-  std::optional<boost::asio::steady_timer> timer_;
+  /// now + d, saturated at the clock's end; yield_only for d <= 0.
+  static clock::time_point deadline_after(clock::duration d) noexcept {
+    if (d <= clock::duration::zero()) return yield_only;
+    const clock::time_point now = clock::now();
+    return d >= clock::time_point::max() - now ? clock::time_point::max() : now + d;
+  }
+  static void cancel_sleep(detail::task_base* t, void*) noexcept { detail::cancel_sleep(t); }
+  static constexpr detail::await_kind kind{"sleep", &cancel_sleep};
+
+  clock::time_point deadline_;  // yield_only, or when to wake (the whole awaiter: 8 bytes)
 };
 
 [[nodiscard]] inline sleep_awaitable sleep(std::chrono::steady_clock::duration d) noexcept {

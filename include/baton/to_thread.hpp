@@ -113,7 +113,8 @@ struct offload_stop<true> {
 template <class F, class... A>
 struct offload_state final : offload_base {
   using result_type = offload_result_t<F, A...>;
-  using stored_result = std::conditional_t<std::is_void_v<result_type>, std::monostate, result_type>;
+  using stored_result =
+      std::conditional_t<std::is_void_v<result_type>, std::monostate, result_type>;
 
   offload_state(F&& fn, std::tuple<A...>&& a) : f(std::move(fn)), args(std::move(a)) {
     run = &run_job;

@@ -15,62 +15,61 @@
 // Example:
 //   auto n = co_await baton::wait_for(sock.async_read_some(buf, baton::use_task), 2s);
 
-#include <baton/detail/asio_glue.hpp>
 #include <baton/detail/awaitable_traits.hpp>
 #include <baton/detail/cancel.hpp>
+#include <baton/detail/timer.hpp>
 #include <baton/errors.hpp>
 #include <baton/task.hpp>
 
-#include <boost/asio/steady_timer.hpp>
-
+#include <atomic>
 #include <chrono>
-#include <memory>
 #include <mutex>
 
 namespace baton {
 
 namespace detail {
 
-/// Shared by wait_for and its timer handler (which may run after wait_for returned).
-struct timeout_state {
-  std::mutex mutex;
-  task_base* task = nullptr;
-  bool finished = false;    // wait_for is past its await: the handler must not cancel
-  bool fired = false;       // the handler requested the cancellation
-  std::uint32_t entry = 0;  // the task's cancellation requests when wait_for began
-};
+/// wait_for's time-out: a node on the loop's timers. The node and what the fire needs live in
+/// one heap block shared by wait_for and the timers (the fire may run on another loop thread
+/// while wait_for ends); the last of the two frees it.
+class timeout {
+ public:
+  /// Queues the time-out for task t after d.
+  timeout(task_base* t, std::chrono::steady_clock::duration d);
+  ~timeout();  // ends the wait if end() was not called (an exception from the awaitable's start)
+  timeout(const timeout&) = delete;
+  timeout& operator=(const timeout&) = delete;
 
-void arm_timeout(const std::shared_ptr<timeout_state>& s, boost::asio::steady_timer& timer);
-/// Marks the wait over and withdraws the time-out's cancellation request if it fired.
-/// Returns true when the time-out fired and nobody else asked to cancel the task since
-/// wait_for began (it had `entry` requests then).
-bool end_timeout(timeout_state& s, boost::asio::steady_timer& timer) noexcept;
+  /// Marks the wait over, takes the node off the timers, and withdraws the time-out's
+  /// cancellation request if it fired. Returns true when the time-out fired and nobody else
+  /// asked to cancel the task since wait_for began.
+  bool end() noexcept;
+
+ private:
+  struct shared;
+  shared* s_;
+};
 
 }  // namespace detail
 
 template <class Awaitable>
 [[nodiscard]] task<detail::await_result_t<Awaitable>> wait_for(
     Awaitable a, std::chrono::steady_clock::duration d) {
-  detail::task_base* self = detail::running_task;
-  auto state = std::make_shared<detail::timeout_state>();
-  state->task = self;
-  state->entry = detail::cancelling(self);
-  boost::asio::steady_timer timer(detail::io_of(*self->owner_loop), d);
-  detail::arm_timeout(state, timer);
+  detail::timeout limit(detail::running_task, d);
   try {
     if constexpr (std::is_void_v<detail::await_result_t<Awaitable>>) {
       co_await std::move(a);
-      detail::end_timeout(*state, timer);
+      limit.end();
       co_return;
     } else {
       auto r = co_await std::move(a);
-      detail::end_timeout(*state, timer);
+      limit.end();
       co_return r;
     }
   } catch (const cancelled_error&) {
-    if (!detail::end_timeout(*state, timer)) throw;  // not ours, or someone else cancelled too
+    if (!limit.end()) throw;  // not ours, or someone else cancelled too
   } catch (...) {
-    detail::end_timeout(*state, timer);
+    limit.end();
     throw;
   }
   throw timeout_error("baton: wait_for timed out");

@@ -13,7 +13,7 @@ class loop;
 struct task_base;
 
 struct blocking_job {
-  blocking_job* next = nullptr;                   // the pool's queue link
+  blocking_job* next = nullptr;                        // the pool's queue link
   void (*run)(blocking_job* self) noexcept = nullptr;  // called once, on a pool thread
 };
 

@@ -81,16 +81,19 @@ struct task_base : context_cell {
   // root frame is destroyed by finish(), which gets it from the root's final awaiter.
   std::coroutine_handle<> resume_point;
   // The ready-queue link (loop's lock), or the forward link of the wait list the task is
-  // queued on (that primitive's mutex): a queued task is not ready, and a task waits on one
-  // thing at a time, so the two never overlap. The wait node is thus part of the task.
+  // queued on (that primitive's mutex), or, while it sleeps, its forward link in the loop's
+  // timer wheel (the wheel's lock; runtime/timer_wheel.cpp stores a tagged address here): a
+  // queued or sleeping task is not ready, and a task waits on one thing at a time, so the
+  // uses never overlap. The wait node and the timer entry are thus part of the task.
   task_base* next_ready = nullptr;
   task_base* live_prev = nullptr;  // live-list links (loop's lock)
   task_base* live_next = nullptr;
   // One slot, two uses that never overlap, each under its own name. While the task is queued
-  // on a wait list: that list's back link (wait_list switches the member on push and unlink).
-  // Otherwise: how it failed, if it did. A failing frame parks its exception here and its
-  // awaiter takes it at once, with no suspension between, so a queued task never has a failure
-  // in flight. Sharing saves 8 bytes in every task.
+  // on a wait list, or asleep in the loop's timer wheel: that list's back link (wait_list and
+  // timer_wheel switch the member on link and unlink). Otherwise: how it failed, if it did. A
+  // failing frame parks its exception here and its awaiter takes it at once, with no
+  // suspension between, so a queued or sleeping task never has a failure in flight. Sharing
+  // saves 8 bytes in every task.
   union {
     std::exception_ptr error;
     task_base* wait_prev;
@@ -111,7 +114,9 @@ struct task_base : context_cell {
   // every later reader sees them through the publication (the loop's lock or Asio's post).
   std::uint8_t flags = 0;
   static constexpr std::uint8_t shared_context_flag = 1, named_flag = 2;
-  wait_state wait = wait_state::idle;  // its current wait (the primitive's mutex)
+  // Its current wait (the primitive's mutex); `queued` also while asleep in the timer wheel
+  // (the wheel's lock).
+  wait_state wait = wait_state::idle;
 
   bool done() const noexcept {
     return (waiters.load(std::memory_order_acquire) & finished_bit) != 0;

@@ -168,11 +168,12 @@ auto post_to_pool_and_back(asio::thread_pool::executor_type pool, F f, Token&& t
       token, std::move(f));
 }
 
-asio::awaitable<void> asio_caller(asio::thread_pool& pool, int calls, std::atomic<std::int64_t>& sum) {
+asio::awaitable<void> asio_caller(asio::thread_pool& pool, int calls,
+                                  std::atomic<std::int64_t>& sum) {
   std::int64_t mine = 0;
   for (int i = 0; i < calls; ++i) {
-    mine += co_await post_to_pool_and_back(pool.get_executor(), [] { return 1; },
-                                           asio::use_awaitable);
+    mine += co_await post_to_pool_and_back(
+        pool.get_executor(), [] { return 1; }, asio::use_awaitable);
   }
   sum.fetch_add(mine, std::memory_order_relaxed);
 }
@@ -184,7 +185,8 @@ double asio_time(const options& o) {
   const int tasks = o.mode == "sustained" ? tasks_in_flight : 1;
   const int calls = o.mode == "sustained" ? calls_per_task : round_trip_calls;
   const auto t0 = clock_type::now();
-  for (int i = 0; i < tasks; ++i) asio::co_spawn(ioc, asio_caller(pool, calls, sum), asio::detached);
+  for (int i = 0; i < tasks; ++i)
+    asio::co_spawn(ioc, asio_caller(pool, calls, sum), asio::detached);
   std::vector<std::thread> extra;
   for (unsigned i = 1; i < o.threads; ++i) extra.emplace_back([&] { ioc.run(); });
   ioc.run();
@@ -223,8 +225,8 @@ options parse(int argc, char** argv) {
       std::exit(2);
     }
   }
-  if ((o.impl != "baton" && o.impl != "asio") || (o.mode != "sustained" && o.mode != "round-trip") ||
-      o.threads == 0) {
+  if ((o.impl != "baton" && o.impl != "asio") ||
+      (o.mode != "sustained" && o.mode != "round-trip") || o.threads == 0) {
     std::fprintf(stderr, "blocking: --impl baton|asio --mode sustained|round-trip --threads N\n");
     std::exit(2);
   }

@@ -36,16 +36,17 @@ def build_blocking(build):
     return exe
 
 
-def build_tokio(out):
+def build_tokio(out, src_dir=os.path.join(HERE, "tokio"), exe_name="blocking-tokio"):
+    """Builds the cargo project in src_dir offline under out; (exe, None) or (None, why)."""
     cargo = shutil.which("cargo")
     if cargo is None:
         return None, "cargo not found"
     if not os.path.isdir(CARGO_REGISTRY) or \
             not any(d.startswith("tokio-1.") for d in os.listdir(CARGO_REGISTRY)):
         return None, "no tokio 1.x in " + CARGO_REGISTRY + " (apt-get install librust-tokio-dev)"
-    src = os.path.join(out, "tokio-src")
+    src = os.path.join(out, exe_name + "-src")
     shutil.rmtree(src, ignore_errors=True)
-    shutil.copytree(os.path.join(HERE, "tokio"), src)  # cargo writes Cargo.lock beside it
+    shutil.copytree(src_dir, src)  # cargo writes Cargo.lock beside it
     home = tempfile.mkdtemp(prefix="cargo-home-")
     try:
         with open(os.path.join(home, "config.toml"), "w") as f:
@@ -59,7 +60,7 @@ def build_tokio(out):
         shutil.rmtree(home, ignore_errors=True)
     if r.returncode != 0:
         return None, "cargo build failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
-    return os.path.join(out, "tokio-target", "release", "blocking-tokio"), None
+    return os.path.join(out, "tokio-target", "release", exe_name), None
 
 
 def measure(cmd, min_time):
