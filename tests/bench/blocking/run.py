@@ -7,7 +7,7 @@
 
 baton's and Asio's program is <build>/tests/bench/blocking (built here with ninja if missing).
 The tokio twin (spawn_blocking) is built offline with cargo against Debian's registry
-(/usr/share/cargo/registry, package librust-tokio-dev) under <build>/blocking-peers; when cargo
+(/usr/share/cargo/registry, package librust-tokio-dev) under <build>/tokio-peers; when cargo
 or the crate is missing it is skipped with a line saying why. For each mode and loop-thread
 count the programs run one after another (interleaved, so a noisy spell hits all of them),
 --passes times; each figure is the median over the passes of each program's own median time
@@ -88,7 +88,7 @@ def main():
     exe = build_blocking(a.build)
     programs = [("baton", [exe, "--impl", "baton"]), ("asio", [exe, "--impl", "asio"])]
     if not a.no_peers:
-        out = os.path.join(os.path.abspath(a.build), "blocking-peers")
+        out = os.path.join(os.path.abspath(a.build), "tokio-peers")
         os.makedirs(out, exist_ok=True)
         tokio, why = build_tokio(out)
         if tokio is None:

@@ -40,7 +40,7 @@ def main():
                    stdout=subprocess.DEVNULL)
     programs = [("baton", [os.path.join(a.build, "tests", "bench", "timers")])]
     if not a.no_peers:
-        out = os.path.join(os.path.abspath(a.build), "timers-peers")
+        out = os.path.join(os.path.abspath(a.build), "tokio-peers")
         os.makedirs(out, exist_ok=True)
         exe, why = build_tokio(out, os.path.join(HERE, "tokio"), "timers-tokio")
         if exe is None:
