@@ -5,6 +5,7 @@
 
 #include "var_registry.hpp"
 
+#include <exception>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -18,7 +19,29 @@ namespace baton::detail {
 
 namespace {
 
+/// Var keys by flow: an always-var takes the next number whose low 5 bits are neither
+/// tasks_position nor never_position; a tasks-var is (n << 5) | tasks_position and a never-var
+/// (n << 5) | never_position, with n from a counter of their own. So every key is unique, and
+/// every tasks- or never-var sits at its fixed root position (context_map.hpp).
 std::atomic<var_key> next_var_key{1};
+std::atomic<var_key> next_tasks_var{0};
+std::atomic<var_key> next_never_var{0};
+
+var_key new_var_key(inherit flow) noexcept {
+  // Relaxed: only uniqueness matters.
+  switch (flow) {
+    case inherit::tasks:
+      return next_tasks_var.fetch_add(1, std::memory_order_relaxed) << 5 | tasks_position;
+    case inherit::never:
+      return next_never_var.fetch_add(1, std::memory_order_relaxed) << 5 | never_position;
+    case inherit::always:
+      break;
+  }
+  for (;;) {
+    const var_key k = next_var_key.fetch_add(1, std::memory_order_relaxed);
+    if ((k & 31) < tasks_position) return k;
+  }
+}
 
 /// Owns this thread's implicit context (made on the first set() outside any context) and
 /// releases it when the thread ends. The pointer in current_cell stays a plain,
@@ -35,7 +58,7 @@ thread_local implicit_context implicit;
 
 struct var_info {
   const std::string* name;
-  std::string (*describe)(const slot&);
+  const var_ops* ops;
 };
 
 struct var_registry {
@@ -141,7 +164,10 @@ bool try_enter(context_cell* c) noexcept {
 }
 
 void enter(context_cell* c) {
-  if (try_enter(c)) return;
+  if (try_enter(c)) {
+    sync_mirrors();
+    return;
+  }
   const std::uintptr_t s = c->owner.load(std::memory_order_relaxed);
   throw context_error(s == thread_tag()
                           ? "baton: cannot enter the context: it is already entered on this thread"
@@ -185,15 +211,16 @@ cell_reader::~cell_reader() {
   }
 }
 
-var_key register_var(const std::string* name, std::string (*describe)(const slot&)) {
-  const var_key key = next_var_key.fetch_add(1, std::memory_order_relaxed);
+var_key register_var(const std::string* name, const var_ops* ops, inherit flow) {
+  const var_key key = new_var_key(flow);
   var_registry& r = registry();
   std::lock_guard lock(r.mutex);
-  r.vars.emplace(key, var_info{name, describe});
+  r.vars.emplace(key, var_info{name, ops});
   return key;
 }
 
 void unregister_var(var_key key) noexcept {
+  remove_mirror(key);
   var_registry& r = registry();
   std::lock_guard lock(r.mutex);
   r.vars.erase(key);
@@ -213,11 +240,210 @@ std::vector<std::pair<std::string, std::string>> describe_context(const map_node
       }
       const auto it = r.vars.find(n->slots[i].key & ~boxed_bit);
       if (it == r.vars.end()) continue;  // its var is gone; the value is unreachable
-      out.emplace_back(*it->second.name, it->second.describe(n->slots[i]));
+      out.emplace_back(*it->second.name, it->second.ops->describe(n->slots[i]));
     }
   };
   visit(visit, root);
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// mirrors
+
+std::atomic<unsigned> mirror_count{0};
+
+namespace {
+
+constinit std::atomic<mirror*> mirror_table[max_mirrors] = {};
+constinit std::mutex mirror_mutex;  // installs and removals; syncs read the table lock-free
+
+/// What this thread last told each mirror, and the root it last compared against.
+struct mirror_view {
+  const map_node* root = nullptr;  // not a reference: only compared, with version
+  std::uint64_t version = 0;       // root's version then (versions name one root for good)
+  unsigned synced = 0;             // mirrors [0, synced) were brought up to date with root
+  bool busy = false;               // a report is running (a mirror that sets is not re-entered)
+  // The entry last reported to mirror i (key 0: nullptr was reported). A boxed value is
+  // retained, so its address cannot be reused for another value while it is compared against.
+  slot reported[max_mirrors] = {};
+
+  mirror_view() = default;
+  mirror_view(const mirror_view&) = delete;
+  mirror_view& operator=(const mirror_view&) = delete;
+  ~mirror_view() {
+    for (const slot& s : reported) {
+      if (s.key != 0) drop_entry(s);
+    }
+  }
+};
+thread_local mirror_view this_thread_mirrors;
+
+}  // namespace
+
+void sync_mirrors_slow() noexcept {
+  mirror_view& v = this_thread_mirrors;
+  if (v.busy) return;
+  const context_cell* const c = current_cell;
+  const map_node* const root = c != nullptr ? c->root : nullptr;
+  const std::uint64_t version = root != nullptr ? root->version : 0;
+  // acquire: the table entries stored before the count are seen.
+  const unsigned n = mirror_count.load(std::memory_order_acquire);
+  const bool same_root = root == v.root && version == v.version;
+  if (same_root && n == v.synced) return;
+  const unsigned from = same_root ? v.synced : 0;  // a new mirror only: report just that one
+  v.root = root;
+  v.version = version;
+  v.synced = n;
+  v.busy = true;
+  for (unsigned i = from; i < n; ++i) {
+    // Relaxed: stored before the count this thread acquired.
+    mirror* const m = mirror_table[i].load(std::memory_order_relaxed);
+    // Relaxed: a mirror switched off concurrently is a var destroyed while in use (see
+    // context_var's contract); the record itself stays valid.
+    const var_key key = m->key.load(std::memory_order_relaxed);
+    slot& last = v.reported[i];
+    if (key == 0) continue;
+    const slot* const now = find(root, key);
+    if (now == nullptr ? last.key == 0 : now->key == last.key && now->bits == last.bits) continue;
+    const slot before = last;
+    if (now != nullptr && (now->key & boxed_bit) != 0) {
+      // Relaxed: a new reference from the one the current root holds.
+      reinterpret_cast<value_box*>(now->bits)->refs.fetch_add(1, std::memory_order_relaxed);
+    }
+    last = now != nullptr ? *now : slot{};
+    m->report(*m, now);
+    if (before.key != 0) drop_entry(before);
+  }
+  v.busy = false;
+}
+
+void install_mirror(mirror* m, const std::string& name) {
+  {
+    std::lock_guard lock(mirror_mutex);
+    const unsigned n = mirror_count.load(std::memory_order_relaxed);
+    const var_key key = m->key.load(std::memory_order_relaxed);
+    for (unsigned i = 0; i < n; ++i) {
+      if (mirror_table[i].load(std::memory_order_relaxed)->key.load(std::memory_order_relaxed) ==
+          key) {
+        throw context_error("baton: context var '" + name +
+                            "' already has a mirror (on_switch() installs one per var)");
+      }
+    }
+    if (n == max_mirrors) {
+      throw context_error("baton: cannot install a mirror for context var '" + name +
+                          "': a process has at most " + std::to_string(max_mirrors) + " mirrors");
+    }
+    mirror_table[n].store(m, std::memory_order_relaxed);
+    // release: a thread that reads the new count sees the entry.
+    mirror_count.store(n + 1, std::memory_order_release);
+  }
+  sync_mirrors_slow();  // the installing thread's mirror is right at once
+}
+
+void remove_mirror(var_key key) noexcept {
+  std::lock_guard lock(mirror_mutex);
+  const unsigned n = mirror_count.load(std::memory_order_relaxed);
+  for (unsigned i = 0; i < n; ++i) {
+    mirror* const m = mirror_table[i].load(std::memory_order_relaxed);
+    if (m->key.load(std::memory_order_relaxed) == key) m->key.store(0, std::memory_order_relaxed);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// reading a context as a mapping
+
+namespace {
+
+/// The root of c, retained, read through the owner word (context_error when another thread
+/// has c entered).
+map_node* retained_root(context_cell* c) {
+  cell_reader r(c);
+  auto* root = const_cast<map_node*>(r.root());
+  retain(root);
+  return root;
+}
+
+template <class F>
+void for_each_slot(const map_node* n, F&& f) {
+  if (n == nullptr) return;
+  unsigned i = 0;
+  for (std::uint32_t all = n->entries | n->children; all != 0; all &= all - 1, ++i) {
+    if ((n->children & (all & -all)) != 0) {
+      for_each_slot(n->slots[i].child, f);
+    } else {
+      f(n->slots[i]);
+    }
+  }
+}
+
+}  // namespace
+
+context_listing::context_listing(context_cell* c) : root_(retained_root(c)) {
+  try {
+    var_registry& r = registry();
+    std::lock_guard lock(r.mutex);
+    for_each_slot(root_, [&](const slot& s) {
+      const auto it = r.vars.find(s.key & ~boxed_bit);
+      if (it == r.vars.end()) return;  // its var is gone; the value is unreachable
+      entries_.push_back(context_entry(s, *it->second.name, it->second.ops));
+    });
+  } catch (...) {
+    release(root_);
+    throw;
+  }
+}
+
+context_listing::~context_listing() { release(root_); }
+
+bool equal_contents(context_cell* a, context_cell* b) {
+  if (a == b) return true;
+  map_node* const ra = retained_root(a);
+  map_node* rb = nullptr;
+  try {
+    rb = retained_root(b);
+  } catch (...) {
+    release(ra);
+    throw;
+  }
+  struct drop_roots {
+    map_node* a;
+    map_node* b;
+    ~drop_roots() {
+      release(a);
+      release(b);
+    }
+  } guard{ra, rb};
+  if (ra == rb) return true;
+  if (size(ra) != size(rb)) return false;
+  // Pairs whose entries differ: compared by their var's equality, found without the lock held
+  // while user code (operator==) runs.
+  std::vector<std::pair<const slot*, const slot*>> differing;
+  bool same_keys = true;
+  for_each_slot(ra, [&](const slot& s) {
+    const slot* o = find(rb, s.key & ~boxed_bit);
+    if (o == nullptr || o->key != s.key) {
+      same_keys = false;
+    } else if (o->bits != s.bits) {
+      differing.emplace_back(&s, o);
+    }
+  });
+  if (!same_keys) return false;
+  std::vector<const var_ops*> ops(differing.size(), nullptr);
+  {
+    var_registry& r = registry();
+    std::lock_guard lock(r.mutex);
+    for (std::size_t i = 0; i < differing.size(); ++i) {
+      const auto it = r.vars.find(differing[i].first->key & ~boxed_bit);
+      if (it != r.vars.end()) ops[i] = it->second.ops;
+    }
+  }
+  for (std::size_t i = 0; i < differing.size(); ++i) {
+    // A destroyed var's values compare by identity (already known to differ).
+    if (ops[i] == nullptr || !ops[i]->equal(*differing[i].first, *differing[i].second)) {
+      return false;
+    }
+  }
+  return true;
 }
 
 void throw_lookup_error(const std::string& name) {
@@ -242,6 +468,27 @@ context context::copy() const {
   c->root = const_cast<detail::map_node*>(r.root());
   return context(c);
 }
+
+bool context::equal_values(const context& other) const {
+  return detail::equal_contents(cell_, other.cell_);
+}
+
+namespace detail {
+
+context capture_context(hand_off h) {
+  auto* c = new context_cell;
+  if (const context_cell* cur = current_cell) {
+    try {
+      c->root = capture_root(cur->root, h);
+    } catch (...) {
+      delete c;
+      throw;
+    }
+  }
+  return context::adopt(c);
+}
+
+}  // namespace detail
 
 context copy_context() {
   auto* c = new detail::context_cell;

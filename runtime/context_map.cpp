@@ -21,6 +21,8 @@ map_node* allocate(unsigned nslots) {
   auto* n = static_cast<map_node*>(::operator new(bytes));
   n->refs.store(1, std::memory_order_relaxed);
   n->version = 0;
+  n->filtered[0].store(nullptr, std::memory_order_relaxed);
+  n->filtered[1].store(nullptr, std::memory_order_relaxed);
   return n;
 }
 
@@ -208,8 +210,16 @@ map_node* erase_at(const map_node* n, var_key key, unsigned shift) {
 
 namespace {
 
+/// Stands in map_node::filtered for "filtering leaves the empty map" (never dereferenced).
+map_node* const no_entries = reinterpret_cast<map_node*>(alignof(map_node));
+
 /// Frees n, whose last reference the caller holds.
 void destroy(map_node* n) noexcept {
+  for (std::atomic<map_node*>& memo : n->filtered) {
+    // Relaxed: the caller holds the last reference, so it already sees every store to it.
+    map_node* const f = memo.load(std::memory_order_relaxed);
+    if (f != nullptr && f != no_entries) release(f);
+  }
   for_each_owned(n, [n](unsigned i, bool child) {
     const slot& s = n->slots[i];
     if (child) {
@@ -281,6 +291,61 @@ void release(map_node* n) noexcept {
     return;
   }
   c->held[c->count++] = n;
+}
+
+namespace {
+
+/// A new root holding root's slots except those at the positions in drop (root positions only:
+/// every var a hand-off drops sits there), or nullptr when nothing is left.
+map_node* without_positions(const map_node* root, std::uint32_t drop) {
+  const std::uint32_t all = root->entries | root->children;
+  const unsigned kept = static_cast<unsigned>(std::popcount(all & ~drop));
+  if (kept == 0) return nullptr;
+  map_node* r = allocate(kept);
+  r->entries = root->entries & ~drop;
+  r->children = root->children & ~drop;
+  r->count = root->count;
+  unsigned i = 0;
+  unsigned j = 0;
+  for (std::uint32_t rest = all; rest != 0; rest &= rest - 1, ++i) {
+    const std::uint32_t bit = rest & -rest;
+    const slot& s = root->slots[i];
+    const bool child = (root->children & bit) != 0;
+    if ((drop & bit) != 0) {
+      r->count -= child ? s.child->count : 1;
+      continue;
+    }
+    if (child) {
+      retain(s.child);
+    } else if ((s.key & boxed_bit) != 0) {
+      retain_box(s.bits);
+    }
+    r->slots[j++] = s;
+  }
+  r->version = fresh_version();  // a root of its own, for the token fast path and mirrors
+  return seal(r);
+}
+
+}  // namespace
+
+map_node* filtered_root(map_node* root, hand_off h) {
+  std::atomic<map_node*>& memo = root->filtered[h == hand_off::task ? 0 : 1];
+  // acquire: a node another thread built and published here is seen complete.
+  map_node* f = memo.load(std::memory_order_acquire);
+  if (f == nullptr) {
+    map_node* const built = without_positions(root, static_cast<std::uint32_t>(h));
+    map_node* const mine = built != nullptr ? built : no_entries;
+    // acq_rel: publishes the built node (release), or sees the winner's (acquire).
+    if (memo.compare_exchange_strong(f, mine, std::memory_order_acq_rel,
+                                     std::memory_order_acquire)) {
+      f = mine;
+    } else if (built != nullptr) {
+      release_now(built);  // another thread kept its node first; use that one
+    }
+  }
+  if (f == no_entries) return nullptr;
+  retain(f);
+  return f;
 }
 
 void drop_entry(const slot& s) noexcept {

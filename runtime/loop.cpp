@@ -493,6 +493,7 @@ void loop::resume(worker& w, task_base* t) noexcept {
     context_busy(t);
     return;
   }
+  sync_mirrors();  // before any code of the task runs (leave() below syncs nothing: see work())
   task_base* finished = nullptr;  // a task that finished in this step, released after leaving
   if (t->status.load(std::memory_order_relaxed) == task_status::scheduled && cancel_pending(t))
       [[unlikely]] {
@@ -526,7 +527,7 @@ void loop::work(worker& w, const std::function<bool()>& until) {
       resume(w, t);
       if (++since_poll == 64) {
         since_poll = 0;
-        ioc_.poll();
+        run_handlers(false);
       }
       continue;
     }
@@ -537,7 +538,7 @@ void loop::work(worker& w, const std::function<bool()>& until) {
     if (threads_ == 1) {
       // Nobody else pushes to this queue (other threads post through Asio): no idle count.
       // The flush may have run value destructors, which may have spawned: look again first.
-      if (ready_head_ == nullptr && !until()) ioc_.run_one();
+      if (ready_head_ == nullptr && !until()) run_handlers(true);
       continue;
     }
     idle_.fetch_add(1, std::memory_order_seq_cst);
@@ -546,9 +547,30 @@ void loop::work(worker& w, const std::function<bool()>& until) {
       std::lock_guard lock(mutex_);
       ready = ready_head_ != nullptr;
     }
-    if (!ready && !until()) ioc_.run_one();
+    if (!ready && !until()) run_handlers(true);
     idle_.fetch_sub(1, std::memory_order_seq_cst);
   }
+}
+
+void loop::run_handlers(bool wait) {
+  // Plain Asio handlers: each starts in an empty context (this thread's base context, which
+  // a loop thread is in between tasks) and what it sets is gone when it returns, so nothing
+  // flows from one handler to the next. Mirrors follow before the first one runs.
+  sync_mirrors();
+  if (wait) {
+    if (ioc_.run_one() != 0) forget_handler_context();
+    return;
+  }
+  while (ioc_.poll_one() != 0) forget_handler_context();
+}
+
+void forget_handler_context() noexcept {
+  context_cell* const base = current_cell;
+  if (base->root != nullptr || base->id != 0) [[unlikely]] {
+    release(std::exchange(base->root, nullptr));
+    base->id = 0;  // a token the handler made must not reset anything in the next one
+  }
+  sync_mirrors();
 }
 
 void loop::cancel_all() noexcept {
@@ -578,18 +600,17 @@ void loop::run_main(task_base* main) {
     // Asio handlers never see or change the caller's context.
     worker w;
     worker_scope scope(w, this);
-    context_cell* const caller_cell = current_cell;
-    context base;
-    enter(base.cell());
-    start(main);
-    work(w, [main] { return main->done(); });
-    close_gate();
-    // asyncio.run: cancel what is left and wait for it (tasks spawned by the clean-up run to
-    // their end).
-    cancel_all();
-    work(w, nothing_live);
-    shutdown();
-    leave(base.cell(), caller_cell);
+    context base;  // left also when a handler throws: the caller's context comes back
+    base.run([&] {
+      start(main);
+      work(w, [main] { return main->done(); });
+      close_gate();
+      // asyncio.run: cancel what is left and wait for it (tasks spawned by the clean-up run
+      // to their end).
+      cancel_all();
+      work(w, nothing_live);
+      shutdown();
+    });
     return;
   }
   // Several loop threads: they all run work(); this thread only coordinates, so that the
@@ -624,8 +645,10 @@ void loop::run_main(task_base* main) {
   worker w;
   worker_scope scope(w, this);
   context base;
-  base.run([&] { work(w, nothing_live); });
-  shutdown();
+  base.run([&] {
+    work(w, nothing_live);
+    shutdown();
+  });
 }
 
 void loop::close_gate() noexcept {
@@ -646,7 +669,7 @@ void loop::shutdown() {
   }
   timers_.shutdown();
   work_guard_.reset();
-  ioc_.poll();  // completions posted during shutdown (they find nothing left to do)
+  run_handlers(false);  // completions posted during shutdown (they find nothing left to do)
 }
 
 void run_main(task_base* main, const run_options& opts) {

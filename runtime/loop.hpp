@@ -100,6 +100,9 @@ class loop {
   void context_busy(task_base* t) noexcept;
   task_base* run_step(worker& w, task_base* t) noexcept;
   void wake_all() noexcept;
+  /// Runs the Asio handlers that are ready (or, with wait, one, waiting for it), each in an
+  /// empty context: see forget_handler_context(). Every handler run of the loop goes here.
+  void run_handlers(bool wait);
   void cancel_all() noexcept;
   void shutdown();
   void drain_remote() noexcept;
@@ -140,5 +143,9 @@ class loop {
 };
 
 void default_report(const unhandled_failure& f) noexcept;
+
+/// After a plain Asio handler returns on a loop thread: empties the thread's base context of
+/// whatever the handler set (and forgets its tokens), so the next handler starts empty.
+void forget_handler_context() noexcept;
 
 }  // namespace baton::detail

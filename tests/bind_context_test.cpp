@@ -5,6 +5,8 @@
 #include <baton/baton.hpp>
 #include <baton/context_executor.hpp>
 #include <doctest/doctest.h>
+#include <support/flow_vars.hpp>
+#include <support/thread_mirror.hpp>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -13,6 +15,7 @@
 
 #include <atomic>
 #include <future>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -158,4 +161,46 @@ TEST_SUITE("context_executor") {
     pool.join();
   }
 
+}  // TEST_SUITE
+
+TEST_SUITE("bind_context and flow") {
+  TEST_CASE("bind_context, start_thread and context_executor carry always vars only") {
+    baton_test::flow_vars v;
+    asio::thread_pool pool(1);
+    context().run([&] {
+      v.set_all();
+      auto bound = baton::bind_context([&] { return v.seen(); });
+      CHECK(bound() == baton_test::to_a_thread);
+      CHECK(bound.snapshot().size() == 1);
+      std::string from_thread;
+      baton::start_thread([&] { from_thread = v.seen(); }).join();
+      CHECK(from_thread == baton_test::to_a_thread);
+      std::promise<std::string> job;
+      asio::post(baton::make_context_executor(pool.get_executor()),
+                 [&] { job.set_value(v.seen()); });
+      CHECK(job.get_future().get() == baton_test::to_a_thread);
+      CHECK(v.seen() == baton_test::everything);
+    });
+  }
+
+  TEST_CASE("a bound call that throws restores the caller's context and its mirror") {
+    struct tag;
+    using mirror = baton_test::thread_mirror<tag, std::string>;
+    mirror::install(user);
+    context().run([&] {
+      (void)user.set("caller");
+      auto bound = context().run([] {
+        (void)user.set("binder");
+        return baton::bind_context([]() -> int {
+          (void)user.set("inside");
+          throw std::runtime_error("bound");
+        });
+      });
+      CHECK(mirror::seen == "caller");
+      CHECK_THROWS_AS(bound(), std::runtime_error);
+      CHECK(user.get() == "caller");
+      CHECK(mirror::seen == "caller");
+    });
+    CHECK_FALSE(mirror::seen.has_value());
+  }
 }  // TEST_SUITE

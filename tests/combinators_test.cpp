@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 #include <support/counting_handler.hpp>
 #include <support/run_test.hpp>
+#include <support/flow_vars.hpp>
 #include <support/settle.hpp>
 
 #include <chrono>
@@ -397,4 +398,19 @@ TEST_SUITE("task_group lifetime") {
     CHECK(failures.reports == 1);
   }
 
+}  // TEST_SUITE
+
+TEST_SUITE("task_group and flow") {
+  TEST_CASE("task_group children get always and tasks vars, not never vars") {
+    baton_test::flow_vars v;
+    std::string seen;
+    run_task([&]() -> task<> {
+      v.set_all();
+      baton::task_group g;
+      auto h = g.spawn(baton_test::seen_by_task(v));
+      co_await g.wait();
+      seen = co_await h;
+    });
+    CHECK(seen == baton_test::to_a_task);
+  }
 }  // TEST_SUITE

@@ -4,9 +4,14 @@
 
 #include <doctest/doctest.h>
 
+#include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <future>
+#include <memory>
 #include <thread>
+#include <vector>
 
 using baton::context;
 using baton::context_var;
@@ -173,4 +178,113 @@ TEST_SUITE("context") {
     });
   }
 
+}  // TEST_SUITE
+
+TEST_SUITE("context as a mapping") {
+  TEST_CASE("for_each visits every (var, value) pair with names, text and typed values") {
+    context_var<int> n("n");
+    context_var<std::string> user("user", {.flow = baton::inherit::never});
+    context_var<double> unset("unset");
+    context ctx;
+    ctx.run([&] {
+      (void)n.set(42);
+      (void)user.set("ada");
+    });
+    std::map<std::string, std::string> text;
+    std::optional<int> typed_n;
+    std::optional<std::string> typed_user;
+    int user_as_n = 0;
+    ctx.for_each([&](const baton::context_entry& e) {
+      text[e.name()] = e.value_text();
+      if (e.is(n)) typed_n = e.get(n);
+      if (e.is(user)) {
+        typed_user = e.get(user);
+        CHECK(e.flow() == baton::inherit::never);
+      }
+      if (e.get(n).has_value() && !e.is(n)) ++user_as_n;
+      CHECK_FALSE(e.is(unset));
+    });
+    CHECK(text == std::map<std::string, std::string>{{"n", "42"}, {"user", "ada"}});
+    CHECK(typed_n == 42);
+    CHECK(typed_user == "ada");
+    CHECK(user_as_n == 0);
+  }
+
+  TEST_CASE("for_each of a context of 100 vars visits each once, and skips destroyed vars") {
+    std::vector<std::unique_ptr<context_var<int>>> vars;
+    for (int i = 0; i < 100; ++i) {
+      vars.push_back(std::make_unique<context_var<int>>("v" + std::to_string(i)));
+    }
+    context ctx;
+    ctx.run([&] {
+      for (int i = 0; i < 100; ++i) (void)vars[static_cast<std::size_t>(i)]->set(i);
+    });
+    vars.resize(60);
+    std::map<std::string, int> seen;
+    ctx.for_each([&](const baton::context_entry& e) { ++seen[e.name()]; });
+    CHECK(seen.size() == 60);
+    for (const auto& [name, count] : seen) CHECK(count == 1);
+  }
+
+  TEST_CASE("for_each's function may enter and change the context it visits") {
+    context_var<int> n("n");
+    context ctx;
+    ctx.run([&] { (void)n.set(1); });
+    int visits = 0;
+    ctx.for_each([&](const baton::context_entry&) {
+      ++visits;
+      ctx.run([&] { (void)n.set(2); });
+    });
+    CHECK(visits == 1);
+    CHECK(ctx.get(n) == 2);
+  }
+
+  TEST_CASE("equal_values compares contents; == stays identity") {
+    context_var<int> n("n");
+    context_var<std::string> user("user");
+    context a;
+    context b;
+    CHECK(a.equal_values(b));
+    CHECK_FALSE(a == b);
+    a.run([&] {
+      (void)n.set(1);
+      (void)user.set("ada");
+    });
+    b.run([&] {
+      (void)user.set("ada");  // another box holding an equal string, set in another order
+      (void)n.set(1);
+    });
+    CHECK(a.equal_values(b));
+    CHECK(b.equal_values(a));
+    CHECK(a.equal_values(a.copy()));
+    b.run([&] { (void)user.set("bob"); });
+    CHECK_FALSE(a.equal_values(b));
+    b.run([&] { (void)user.set("ada"); });
+    CHECK(a.equal_values(b));
+    b.run([&] { (void)n.set(2); });
+    CHECK_FALSE(a.equal_values(b));
+    context_var<int> other("other");
+    context c = a.copy();
+    c.run([&] { (void)other.set(0); });
+    CHECK_FALSE(a.equal_values(c));
+    CHECK_FALSE(c.equal_values(a));
+  }
+
+  TEST_CASE("equal_values and for_each refuse a context entered on another thread") {
+    context_var<int> n("n");
+    context ctx;
+    std::promise<void> entered;
+    std::promise<void> done;
+    std::thread t([&] {
+      ctx.run([&] {
+        entered.set_value();
+        done.get_future().wait();
+      });
+    });
+    entered.get_future().wait();
+    CHECK_THROWS_AS(ctx.for_each([](const baton::context_entry&) {}), baton::context_error);
+    CHECK_THROWS_AS((void)ctx.equal_values(context()), baton::context_error);
+    done.set_value();
+    t.join();
+  }
 }  // TEST_SUITE

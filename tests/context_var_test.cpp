@@ -5,10 +5,12 @@
 #include <baton/context.hpp>
 #include <doctest/doctest.h>
 #include <support/counted.hpp>
+#include <support/thread_mirror.hpp>
 
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -224,4 +226,170 @@ TEST_SUITE("context_var inline values") {
     });
   }
 
+}  // TEST_SUITE
+
+TEST_SUITE("context_var flow") {
+  TEST_CASE("a var flows always unless its options say otherwise, and flow() tells which") {
+    context_var<int> plain("plain");
+    context_var<int> always("always", {.flow = baton::inherit::always});
+    context_var<int> tasks("tasks", {.flow = baton::inherit::tasks});
+    context_var<int> never("never", 5, {.flow = baton::inherit::never});
+    CHECK(plain.flow() == baton::inherit::always);
+    CHECK(always.flow() == baton::inherit::always);
+    CHECK(tasks.flow() == baton::inherit::tasks);
+    CHECK(never.flow() == baton::inherit::never);
+    CHECK(never.get() == 5);
+  }
+
+  TEST_CASE("vars of every flow hold their own values side by side, 100 of each") {
+    std::vector<std::unique_ptr<context_var<int>>> vars;
+    for (int i = 0; i < 300; ++i) {
+      const auto flow = static_cast<baton::inherit>(i % 3);
+      vars.push_back(std::make_unique<context_var<int>>("v" + std::to_string(i),
+                                                        baton::var_options{.flow = flow}));
+    }
+    context().run([&] {
+      for (int i = 0; i < 300; ++i) (void)vars[i]->set(i);
+      for (int i = 0; i < 300; ++i) CHECK(vars[i]->get() == i);
+    });
+  }
+
+  TEST_CASE("explicit copies copy every var, whatever its flow") {
+    context_var<int> tasks("tasks", {.flow = baton::inherit::tasks});
+    context_var<std::string> never("never", {.flow = baton::inherit::never});
+    context_var<int> always("always");
+    context ctx;
+    ctx.run([&] {
+      (void)tasks.set(1);
+      (void)never.set("deadline");
+      (void)always.set(3);
+      const context snap = baton::copy_context();
+      CHECK(snap.get(tasks) == 1);
+      CHECK(snap.get(never) == "deadline");
+      CHECK(snap.get(always) == 3);
+    });
+    const context copy = ctx.copy();
+    CHECK(copy.get(tasks) == 1);
+    CHECK(copy.get(never) == "deadline");
+    CHECK(copy.get(always) == 3);
+    CHECK(copy.size() == 3);
+  }
+}  // TEST_SUITE
+
+TEST_SUITE("context_var on_switch") {
+  TEST_CASE("a mirror follows set and reset, with nullptr when the context has no value") {
+    struct tag;
+    using mirror = baton_test::thread_mirror<tag, std::string>;
+    context_var<std::string> span("span", "default-not-counted");
+    mirror::install(span);
+    CHECK(mirror::calls == 0);  // this thread's context has no value: nothing changed
+    context().run([&] {
+      auto t1 = span.set("a");
+      CHECK(mirror::seen == "a");
+      auto t2 = span.set("b");
+      CHECK(mirror::seen == "b");
+      span.reset(t2);
+      CHECK(mirror::seen == "a");
+      span.reset(t1);
+      CHECK_FALSE(mirror::seen.has_value());
+      CHECK(mirror::calls == 4);
+    });
+  }
+
+  TEST_CASE("a mirror is not called when the value did not change") {
+    struct tag;
+    using mirror = baton_test::thread_mirror<tag, int>;
+    context_var<int> v("v");
+    context_var<int> other("other");
+    mirror::install(v);
+    context().run([&] {
+      (void)v.set(7);
+      CHECK(mirror::calls == 1);
+      (void)other.set(1);  // another var: the root changes, v's value does not
+      (void)v.set(7);      // the same inline value again
+      CHECK(mirror::calls == 1);
+      const context same = baton::copy_context();
+      same.copy().run([] {});  // entering and leaving a context with the same value
+      CHECK(mirror::calls == 1);
+    });
+  }
+
+  TEST_CASE("context::run switches the mirror before its body runs and back when it leaves") {
+    struct tag;
+    using mirror = baton_test::thread_mirror<tag, int>;
+    context_var<int> v("v");
+    mirror::install(v);
+    context outer;
+    context inner;
+    inner.run([&] { (void)v.set(2); });
+    outer.run([&] {
+      (void)v.set(1);
+      inner.run([&] { CHECK(mirror::seen == 2); });
+      CHECK(mirror::seen == 1);
+      try {
+        inner.run([]() -> int { throw std::runtime_error("out"); });
+      } catch (const std::runtime_error&) {
+      }
+      CHECK(mirror::seen == 1);  // also when the body throws
+    });
+    CHECK_FALSE(mirror::seen.has_value());
+  }
+
+  TEST_CASE("each thread's mirror follows that thread's context") {
+    struct tag;
+    using mirror = baton_test::thread_mirror<tag, int>;
+    context_var<int> v("v");
+    mirror::install(v);
+    std::vector<std::thread> threads;
+    std::vector<int> seen(4, -1);
+    for (int i = 0; i < 4; ++i) {
+      threads.emplace_back([&, i] {
+        context().run([&] {
+          (void)v.set(i);
+          seen[static_cast<std::size_t>(i)] = mirror::seen.value_or(-1);
+        });
+        if (mirror::seen.has_value()) seen[static_cast<std::size_t>(i)] = -2;
+      });
+    }
+    for (auto& t : threads) t.join();
+    CHECK(seen == std::vector<int>{0, 1, 2, 3});
+  }
+
+  TEST_CASE("installing a mirror reports the current value at once") {
+    struct tag;
+    using mirror = baton_test::thread_mirror<tag, int>;
+    context_var<int> v("v");
+    context().run([&] {
+      (void)v.set(9);
+      mirror::install(v);
+      CHECK(mirror::seen == 9);
+      CHECK(mirror::calls == 1);
+    });
+  }
+
+  TEST_CASE("a second mirror for the same var throws context_error naming the var") {
+    context_var<int> v("trace_id");
+    v.on_switch([](const int*) {});
+    try {
+      v.on_switch([](const int*) {});
+      FAIL("a second on_switch did not throw");
+    } catch (const baton::context_error& e) {
+      CHECK(std::string(e.what()).find("trace_id") != std::string::npos);
+      CHECK(std::string(e.what()).rfind("baton:", 0) == 0);
+    }
+    CHECK_THROWS_AS(v.on_switch(nullptr), baton::context_error);
+  }
+
+  TEST_CASE("a destroyed var's mirror is no longer called") {
+    int calls = 0;
+    context ctx;
+    {
+      context_var<int> v("v");
+      v.on_switch([&](const int*) { ++calls; });
+      ctx.run([&] { (void)v.set(1); });
+      CHECK(calls == 2);  // entering (1) and leaving (nullptr)
+    }
+    ctx.run([] {});
+    CHECK(calls == 2);
+  }
 }  // TEST_SUITE

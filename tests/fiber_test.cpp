@@ -5,9 +5,12 @@
 #include <baton/baton.hpp>
 #include <doctest/doctest.h>
 #include <support/run_test.hpp>
+#include <support/flow_vars.hpp>
+#include <support/thread_mirror.hpp>
 
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -202,4 +205,53 @@ TEST_SUITE("fiber misuse") {
     });
   }
 
+}  // TEST_SUITE
+
+TEST_SUITE("fiber and flow") {
+  TEST_CASE("spawn_fiber carries always and tasks vars, not never vars") {
+    baton_test::flow_vars v;
+    const std::string seen = run_task([&]() -> task<std::string> {
+      v.set_all();
+      co_return co_await baton::spawn_fiber([&] { return v.seen(); });
+    });
+    CHECK(seen == baton_test::to_a_task);
+  }
+
+  TEST_CASE("a fiber's mirror agrees with get() after every await, across two loop threads") {
+    struct tag;
+    using mirror = baton_test::thread_mirror<tag, int>;
+    baton::context_var<int> n("n");
+    mirror::install(n);
+    std::atomic<int> wrong{0};
+    baton::run_options opts;
+    opts.threads = 2;
+    run_task(
+        [&]() -> task<> {
+          std::vector<baton::task_handle<>> fibers;
+          for (int f = 0; f < 8; ++f) {
+            fibers.push_back(baton::spawn_fiber([&, f] {
+              for (int i = 0; i < 50; ++i) {
+                (void)n.set(f * 1000 + i);
+                baton::await(baton::sleep(0ms));
+                if (mirror::seen != n.get() || n.get() != f * 1000 + i) ++wrong;
+              }
+            }));
+          }
+          for (auto& h : fibers) co_await h;
+        },
+        opts);
+    CHECK(wrong.load() == 0);
+  }
+
+  TEST_CASE("a fiber's values do not reach the next fiber on its reused stack") {
+    baton::context_var<int> n("n");
+    run_task([&]() -> task<> {
+      co_await baton::spawn_fiber([&] {
+        (void)n.set(1);
+        baton::await(baton::sleep(0ms));
+      });
+      // The first fiber's stack is back in the cache; the next one of the same size takes it.
+      CHECK(co_await baton::spawn_fiber([&] { return n.get(-1); }) == -1);
+    });
+  }
 }  // TEST_SUITE

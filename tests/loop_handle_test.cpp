@@ -5,6 +5,7 @@
 #include <baton/baton.hpp>
 #include <doctest/doctest.h>
 #include <support/run_test.hpp>
+#include <support/flow_vars.hpp>
 
 #include <chrono>
 #include <future>
@@ -82,4 +83,28 @@ TEST_SUITE("loop_handle") {
     CHECK_THROWS_AS((void)baton::this_loop(), baton::runtime_error);
   }
 
+}  // TEST_SUITE
+
+TEST_SUITE("loop_handle and flow") {
+  TEST_CASE("submit and call carry the submitting thread's always vars only") {
+    baton_test::flow_vars v;
+    run_task([&]() -> task<> {
+      auto h = baton::this_loop();
+      std::future<std::string> submitted;
+      std::future<std::string> called;
+      std::thread([&] {
+        baton::context().run([&] {
+          v.set_all();
+          submitted = h.submit(baton_test::seen_by_task(v));
+          called = h.call([&] { return v.seen(); });
+        });
+      }).join();
+      while (submitted.wait_for(0s) != std::future_status::ready ||
+             called.wait_for(0s) != std::future_status::ready) {
+        co_await baton::sleep(1ms);
+      }
+      CHECK(submitted.get() == baton_test::to_a_thread);
+      CHECK(called.get() == baton_test::to_a_thread);
+    });
+  }
 }  // TEST_SUITE

@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 #include <support/counting_handler.hpp>
 #include <support/run_test.hpp>
+#include <support/flow_vars.hpp>
 #include <support/settle.hpp>
 
 #include <chrono>
@@ -301,4 +302,64 @@ TEST_SUITE("spawn failures") {
     });
   }
 
+}  // TEST_SUITE
+
+TEST_SUITE("spawn and flow") {
+  TEST_CASE("spawn carries always and tasks vars, and leaves never vars behind") {
+    baton_test::flow_vars v;
+    const std::string seen = run_task([&]() -> task<std::string> {
+      v.set_all();
+      CHECK(v.seen() == baton_test::everything);
+      co_return co_await baton::spawn(baton_test::seen_by_task(v));
+    });
+    CHECK(seen == baton_test::to_a_task);
+  }
+
+  TEST_CASE(
+      "a never var set in a spawned task is seen by the coroutines it awaits, not its spawns") {
+    baton_test::flow_vars v;
+    run_task([&]() -> task<> {
+      co_await baton::spawn([](baton_test::flow_vars& fv) -> task<> {
+        (void)fv.never.set("mine");
+        CHECK(co_await baton_test::seen_by_task(fv) == "- - mine");  // awaited: its context
+        CHECK(co_await baton::spawn(baton_test::seen_by_task(fv)) == "- - -");  // spawned
+      }(v));
+    });
+  }
+
+  TEST_CASE("spawn with a chosen context runs with every var of it") {
+    baton_test::flow_vars v;
+    const std::string seen = run_task([&]() -> task<std::string> {
+      v.set_all();
+      auto h1 = baton::spawn(baton_test::seen_by_task(v), baton::copy_context());
+      CHECK(co_await h1 == baton_test::everything);
+      baton::task_options opts{.name = "chosen", .ctx = baton::copy_context()};
+      auto h2 = baton::spawn(baton_test::seen_by_task(v), std::move(opts));
+      co_return co_await h2;
+    });
+    CHECK(seen == baton_test::everything);
+  }
+
+  TEST_CASE("run's main task starts like a spawn: without the caller's never vars") {
+    baton_test::flow_vars v;
+    const std::string seen = baton::context().run([&] {
+      v.set_all();
+      return run_task([&]() -> task<std::string> { co_return v.seen(); });
+    });
+    CHECK(seen == baton_test::to_a_task);
+  }
+
+  TEST_CASE("spawns from one context, again and again with sets between, each see their spawn's") {
+    baton_test::flow_vars v;
+    run_task([&]() -> task<> {
+      v.set_all();
+      for (int i = 0; i < 50; ++i) {
+        if (i % 10 == 0) (void)v.tasks.set("t" + std::to_string(i / 10));
+        if (i % 7 == 0) (void)v.never.set("n" + std::to_string(i));
+        const std::string expect = "a t" + std::to_string(i / 10) + " -";
+        auto h = baton::spawn(baton_test::seen_by_task(v));
+        CHECK(co_await h == expect);
+      }
+    });
+  }
 }  // TEST_SUITE

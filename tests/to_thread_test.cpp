@@ -5,13 +5,17 @@
 #include <baton/baton.hpp>
 #include <doctest/doctest.h>
 #include <support/run_test.hpp>
+#include <support/flow_vars.hpp>
+#include <support/thread_mirror.hpp>
 
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <latch>
+#include <optional>
 #include <stdexcept>
 #include <stop_token>
 #include <string>
@@ -221,4 +225,72 @@ TEST_SUITE("to_thread") {
     CHECK(ran == 11);  // the pool ran every job it had accepted before run() returned
   }
 
+}  // TEST_SUITE
+
+TEST_SUITE("to_thread and flow") {
+  TEST_CASE("to_thread and run_in_executor carry always vars only") {
+    baton_test::flow_vars v;
+    boost::asio::thread_pool pool(1);
+    run_task([&]() -> task<> {
+      v.set_all();
+      CHECK(co_await baton::to_thread([&] { return v.seen(); }) == baton_test::to_a_thread);
+      CHECK(co_await baton::run_in_executor(pool.get_executor(), [&] { return v.seen(); }) ==
+            baton_test::to_a_thread);
+      CHECK(v.seen() == baton_test::everything);  // the task keeps all three
+    });
+  }
+
+  TEST_CASE("a pool thread keeps nothing of a job: not its values, not its tokens") {
+    baton::context_var<int> n("n");
+    boost::asio::thread_pool pool(1);  // one thread: every job runs on it
+    run_task([&]() -> task<> {
+      std::optional<baton::token<int>> left;
+      co_await baton::run_in_executor(pool.get_executor(), [&] { left = n.set(1); });
+      CHECK(co_await baton::run_in_executor(pool.get_executor(), [&] { return n.get(-1); }) == -1);
+      // The token belongs to the first job's context, which is gone.
+      CHECK_THROWS_AS(co_await baton::run_in_executor(pool.get_executor(), [&] { n.reset(*left); }),
+                      baton::context_error);
+    });
+  }
+
+  TEST_CASE("a job that throws leaves the pool thread's context as it was") {
+    baton::context_var<int> n("n");
+    boost::asio::thread_pool pool(1);
+    run_task([&]() -> task<> {
+      (void)n.set(5);
+      CHECK_THROWS_AS(co_await baton::run_in_executor(pool.get_executor(),
+                                                      [&]() -> int {
+                                                        (void)n.set(6);
+                                                        throw std::runtime_error("job");
+                                                      }),
+                      std::runtime_error);
+      CHECK(co_await baton::run_in_executor(pool.get_executor(), [&] { return n.get(-1); }) == 5);
+      CHECK(n.get() == 5);
+    });
+    std::promise<int> outside;
+    boost::asio::post(pool, [&] { outside.set_value(n.get(-1)); });  // a plain job: no context
+    CHECK(outside.get_future().get() == -1);
+  }
+
+  TEST_CASE("a mirror follows a pool job's context in and out") {
+    struct tag;
+    using mirror = baton_test::thread_mirror<tag, int>;
+    baton::context_var<int> n("n");
+    mirror::install(n);
+    boost::asio::thread_pool pool(1);
+    run_task([&]() -> task<> {
+      (void)n.set(3);
+      CHECK(mirror::seen == 3);
+      const int in_job = co_await baton::run_in_executor(pool.get_executor(), [&] {
+        const int before = mirror::seen.value_or(-1);
+        (void)n.set(4);
+        return before * 10 + mirror::seen.value_or(-1);
+      });
+      CHECK(in_job == 34);
+      CHECK(mirror::seen == 3);
+    });
+    std::promise<std::optional<int>> after;
+    boost::asio::post(pool, [&] { after.set_value(mirror::seen); });
+    CHECK(after.get_future().get() == std::nullopt);  // the job's end switched it back
+  }
 }  // TEST_SUITE

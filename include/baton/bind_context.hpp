@@ -3,12 +3,13 @@
 #pragma once
 
 // Contract:
-//   bind_context(f) captures a snapshot of the current context now (O(1)) and returns a
+//   bind_context(f) captures a snapshot of the current context now (O(1)), without its
+//   inherit::tasks and inherit::never vars (a thread hand-off), and returns a
 //   callable; every call runs f in a FRESH copy of that snapshot, on whatever thread calls it,
 //   and returns f's result. Calls may run concurrently on several threads: each has its own
 //   copy, so a set() inside one call is seen by nobody else, not even the next call.
 //   start_thread(f, a...) starts a std::jthread that runs f(a...) in a copy of the caller's
-//   context (f may take a std::stop_token first, as with std::jthread).
+//   context, as bind_context takes it (f may take a std::stop_token first, as with std::jthread).
 //   Exceptions:   f's own; the calling thread's context is restored also when f throws.
 //   Thread-safety: the returned callable is copyable and may be called from any thread.
 //
@@ -48,7 +49,8 @@ class context_bound {
 
 template <class F>
 [[nodiscard]] context_bound<std::decay_t<F>> bind_context(F&& f) {
-  return context_bound<std::decay_t<F>>(copy_context(), std::forward<F>(f));
+  return context_bound<std::decay_t<F>>(detail::capture_context(detail::hand_off::thread),
+                                        std::forward<F>(f));
 }
 
 template <class F, class... A>

@@ -4,7 +4,8 @@
 
 // Contract: wrap any Asio executor (a thread_pool's, a strand, the loop's own, an
 // any_io_executor). Every submission through it (post, dispatch, defer, or a completion
-// handler bound to it) snapshots the submitter's context at submission time, and the job runs
+// handler bound to it) snapshots the submitter's context at submission time (without its
+// inherit::tasks and inherit::never vars: a thread hand-off), and the job runs
 // in a fresh copy of that snapshot. A job never sees another job's values, nor values a
 // previous job left on the same pool thread: unlike a per-thread initializer, the context is
 // captured per submission. Sets inside a job never reach the submitter.
@@ -43,9 +44,8 @@ class context_executor {
     boost::asio::execution::execute(
         // The snapshot is this job's own copy (made at submission), so the job runs in it
         // directly: one copy per submission.
-        ex_, [snapshot = copy_context(), fn = std::decay_t<F>(std::forward<F>(f))]() mutable {
-          snapshot.run(fn);
-        });
+        ex_, [snapshot = detail::capture_context(detail::hand_off::thread),
+              fn = std::decay_t<F>(std::forward<F>(f))]() mutable { snapshot.run(fn); });
   }
 
   template <class Property>

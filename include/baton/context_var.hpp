@@ -9,6 +9,23 @@
 //   set(v)         sets v in the current context and returns a token that can undo it.
 //   reset(t)       restores the value (or absence) from before t's set; context_error on misuse
 //                  (token used, made by another var or in another context), before any change.
+// How far a value flows (var_options::flow, fixed at construction; flow() tells it):
+//   inherit::always  (default) every implicit hand-off carries the value (PEP 567).
+//   inherit::tasks   spawned tasks (spawn, task_group::spawn, spawn_fiber, run's main task) see
+//                    it; work handed to another thread (to_thread, run_in_executor,
+//                    bind_context, start_thread, context_executor, loop_handle) starts without.
+//   inherit::never   only the context that set it: every spawn and hand-off starts without.
+//   Explicit copies (copy_context(), context::copy(), spawn(t, ctx)) copy every var.
+// on_switch(f): a mirror. From then on, on every thread, f(p) is called whenever the var's value
+//   in that thread's current context changes (set, reset, a task resuming on it, context::run
+//   entering or leaving, a pool job starting or ending, a plain Asio handler of the loop
+//   starting): p points to the value (valid during the call only), or is nullptr when the
+//   context has none (the default does not count). Called before any code of the new context
+//   runs, never when the value did not change, and at once on the installing thread. A thread
+//   reports its first value at its next switch. One mirror per var, at most 64 in a process:
+//   context_error otherwise. f must not throw (that ends the program, as from a destructor);
+//   it may not get, set or reset context vars. Destroy a mirrored var only when no thread uses
+//   it. A program with no mirror pays one load per switch for the feature.
 // "The current context" is the context of what runs on this thread now: a task, a
 // context::run(), or else the thread's own implicit context.
 // A var is non-copyable and non-movable: its identity is its address and a unique id that is
@@ -31,6 +48,9 @@
 #include <baton/errors.hpp>
 #include <baton/token.hpp>
 
+#include <concepts>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -38,8 +58,22 @@
 
 namespace baton {
 
+/// How far a var's value flows through implicit hand-offs (see the contract above).
+enum class inherit { always, tasks, never };
+
+struct var_options {
+  inherit flow = inherit::always;
+};
+
 namespace detail {
-var_key register_var(const std::string* name, std::string (*describe)(const slot&));
+
+/// The functions the runtime needs for a var of type T (names, equality, mirrors).
+struct var_ops {
+  std::string (*describe)(const slot&);
+  bool (*equal)(const slot&, const slot&);
+};
+
+var_key register_var(const std::string* name, const var_ops* ops, inherit flow);
 void unregister_var(var_key key) noexcept;
 [[noreturn]] void throw_lookup_error(const std::string& name);
 
@@ -53,6 +87,40 @@ std::string describe_value(const slot& s) {
     return "<value>";
   }
 }
+
+template <class T>
+bool equal_values(const slot& a, const slot& b) {
+  if (a.bits == b.bits) return true;  // the same inline bits, or the same box
+  if constexpr (stored_inline<T>) {
+    return false;  // inline values compare by their bits
+  } else if constexpr (std::equality_comparable<T>) {
+    return load<T>(a) == load<T>(b);
+  } else {
+    return false;  // no operator==: equal only when it is the very same value
+  }
+}
+
+template <class T>
+inline constexpr var_ops ops_of{&describe_value<T>, &equal_values<T>};
+
+template <class T>
+struct typed_mirror final : mirror {
+  std::function<void(const T*)> f;
+  typed_mirror(var_key k, std::function<void(const T*)> fn)
+      : mirror(k, &report_value), f(std::move(fn)) {}
+  static void report_value(const mirror& self, const slot* s) noexcept {
+    const auto& m = static_cast<const typed_mirror&>(self);
+    if (s == nullptr) {
+      m.f(nullptr);
+    } else if constexpr (stored_inline<T>) {
+      const T v = load<T>(*s);
+      m.f(&v);
+    } else {
+      m.f(&static_cast<const typed_box<T>*>(reinterpret_cast<value_box*>(s->bits))->value);
+    }
+  }
+};
+
 }  // namespace detail
 
 template <class T>
@@ -61,12 +129,15 @@ class context_var {
   static_assert(!std::is_reference_v<T>, "context_var<T> holds values, not references");
 
  public:
-  explicit context_var(std::string name)
-      : name_(std::move(name)), key_(detail::register_var(&name_, &detail::describe_value<T>)) {}
+  explicit context_var(std::string name) : context_var(std::move(name), var_options{}) {}
+  context_var(std::string name, var_options opts)
+      : name_(std::move(name)), key_(detail::register_var(&name_, &detail::ops_of<T>, opts.flow)) {}
   context_var(std::string name, T default_value)
+      : context_var(std::move(name), std::move(default_value), var_options{}) {}
+  context_var(std::string name, T default_value, var_options opts)
       : name_(std::move(name)),
         default_(std::move(default_value)),
-        key_(detail::register_var(&name_, &detail::describe_value<T>)) {}
+        key_(detail::register_var(&name_, &detail::ops_of<T>, opts.flow)) {}
   ~context_var() { detail::unregister_var(key_); }
   context_var(const context_var&) = delete;
   context_var& operator=(const context_var&) = delete;
@@ -95,6 +166,27 @@ class context_var {
   }
 
   void reset(const token<T>& t) { detail::reset_entry(t.s_, key_, this, name_); }
+
+  /// How far the var's value flows through implicit hand-offs.
+  inherit flow() const noexcept {
+    switch (detail::flow_of(key_)) {
+      case detail::flow_class::tasks:
+        return inherit::tasks;
+      case detail::flow_class::never:
+        return inherit::never;
+      default:
+        return inherit::always;
+    }
+  }
+
+  /// Installs the var's mirror (see the contract): context_error if it has one already.
+  void on_switch(std::function<void(const T* value)> f) {
+    if (!f)
+      throw context_error("baton: on_switch() of context var '" + name_ + "' needs a function");
+    auto m = std::make_unique<detail::typed_mirror<T>>(key_, std::move(f));
+    detail::install_mirror(m.get(), name_);
+    m.release();  // the table keeps it for the rest of the process
+  }
 
   /// The var's unique id (for the runtime and introspection).
   detail::var_key key() const noexcept { return key_; }

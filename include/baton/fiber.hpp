@@ -4,7 +4,8 @@
 
 // Contract:
 //   spawn_fiber(f, opts) runs f() on its own stack as a task of the running loop and returns a
-//   task_handle for its result; it behaves like spawn(): a copy of the current context,
+//   task_handle for its result; it behaves like spawn(): a copy of the current context (without
+//   inherit::never vars),
 //   cancellable, awaitable, kept alive by the loop, failures reported when nobody looks.
 //   await(x) inside a fiber suspends only that fiber until x is done and returns its result
 //   (x: a task<T>, a task_handle<T>, sleep(d), an Asio operation with use_task, any baton

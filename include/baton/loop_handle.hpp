@@ -5,7 +5,8 @@
 // Contract:
 //   this_loop()        a handle to the loop running on this thread (runtime_error outside).
 //   h.submit(t)        from any thread: runs task t on the loop, in a copy of the SUBMITTING
-//                      thread's context, and returns a std::future for its result or exception
+//                      thread's context (without inherit::tasks and inherit::never vars: a
+//                      thread hand-off), and returns a std::future for its result or exception
 //                      (asyncio.run_coroutine_threadsafe).
 //   h.call(f)          from any thread: runs f() on a loop thread (in a copy of the submitting
 //                      thread's context) and returns a std::future for its result
@@ -56,7 +57,8 @@ class loop_handle {
     auto promise = std::make_shared<std::promise<T>>();
     std::future<T> f = promise->get_future();
     auto body = std::make_shared<task<T>>(std::move(t));
-    auto job = [promise, body, ctx = copy_context()](bool runs) mutable {
+    auto job = [promise, body,
+                ctx = detail::capture_context(detail::hand_off::thread)](bool runs) mutable {
       if (!runs) {
         promise->set_exception(std::make_exception_ptr(
             baton::runtime_error("baton: the loop finished before the submitted task started")));
@@ -73,7 +75,8 @@ class loop_handle {
     using R = std::invoke_result_t<F&>;
     auto promise = std::make_shared<std::promise<R>>();
     std::future<R> fut = promise->get_future();
-    auto job = [promise, fn = std::move(f), ctx = copy_context()](bool runs) mutable {
+    auto job = [promise, fn = std::move(f),
+                ctx = detail::capture_context(detail::hand_off::thread)](bool runs) mutable {
       if (!runs) {
         promise->set_exception(std::make_exception_ptr(
             baton::runtime_error("baton: the loop finished before the call could run")));

@@ -8,7 +8,11 @@
 //   in a copy of the calling thread's context, and when main finishes cancels every task still
 //   alive, waits for them, shuts the blocking pool down and returns main's result or rethrows its
 //   exception.
-//     Context:      main sees a copy of the caller's context; its sets never reach the caller.
+//     Context:      main sees a copy of the caller's context, taken as spawn() takes it (without
+//                   inherit::never vars); its sets never reach the caller, whose context (and
+//                   mirrors) is restored when run() returns or throws. Plain Asio handlers the
+//                   loop runs each start in an empty context; what they set is gone when they
+//                   return.
 //     Exceptions:   main's; runtime_error when called on a thread that already runs a loop.
 //     Thread-safety: each call owns its loop; several threads may each run() their own.
 //   run_options::exception_handler receives failures nobody retrieved (default: one line on

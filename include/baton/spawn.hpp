@@ -3,8 +3,10 @@
 #pragma once
 
 // Contract:
-//   spawn(t)            runs t concurrently in a COPY of the current context (taken now).
-//   spawn(t, ctx)       runs t in ctx itself (asyncio's Task(context=ctx)); several tasks may
+//   spawn(t)            runs t concurrently in a COPY of the current context (taken now),
+//                       without its inherit::never vars (context_var.hpp).
+//   spawn(t, ctx)       runs t in ctx itself, every var (asyncio's Task(context=ctx)); several
+//   tasks may
 //                       share ctx: they never run at the same time, even on a threaded loop.
 //   spawn(t, opts)      with a name and/or a context (task_options).
 //   The task is scheduled, not started: it runs when the spawner next suspends (or on another
@@ -43,21 +45,20 @@ template <class T>
 task_state<T>* make_state(task<T>&& t, context_cell* ctx, std::string name) {
   if (!t) throw baton::runtime_error("baton: spawn() of an empty task (moved from or default)");
   auto* s = new task_state<T>;
-  if (!name.empty()) {
-    try {
-      set_task_name(s, std::move(name));
-    } catch (...) {
-      delete s;  // t still owns its frame
-      throw;
+  try {
+    if (!name.empty()) set_task_name(s, std::move(name));
+    if (ctx == nullptr) {
+      // An implicit hand-off: the never-vars stay behind (context_var's contract).
+      if (const context_cell* cur = current_cell) s->root = capture_root(cur->root, hand_off::task);
     }
+  } catch (...) {
+    delete s;  // t still owns its frame
+    throw;
   }
   auto h = t.release();  // nothing below throws
   if (ctx != nullptr) {
     retain(ctx);
     s->run_in(ctx);
-  } else if (const context_cell* cur = current_cell) {
-    retain(cur->root);
-    s->root = cur->root;
   }
   s->resume_point = h;
   return s;

@@ -9,7 +9,8 @@
 //                     first failure; errors() lists every failure in the order they happened.
 //                     Children may be spawned until wait() returns; after that, or once a
 //                     child failed, spawn() throws runtime_error.
-//   Context:      children get copies of the spawner's context; nothing leaks back.
+//   Context:      children get copies of the spawner's context, as spawn() takes them (without
+//                 inherit::never vars); nothing leaks back.
 //   Exceptions:   wait(): the first failure; cancelled_error when the waiting task was
 //                 cancelled (its children are cancelled and awaited first).
 //   Cancellation: cancelling the task in wait() cancels every child and waits for them.

@@ -5,7 +5,8 @@
 // Contract: co_await to_thread(f, a...) runs f(a...) on the loop's blocking pool (size from
 // run_options::blocking_threads, default min(32, cores + 4) like Python's default executor);
 // run_in_executor(ex, f, a...) does the same on any Asio executor (a thread_pool's, a strand).
-//   Context:      f runs inside a fresh copy of the awaiting task's context, installed for the
+//   Context:      f runs inside a fresh copy of the awaiting task's context without its
+//                 inherit::tasks and inherit::never vars (a thread hand-off), installed for the
 //                 call and removed after it, also when f throws; a set() inside f never reaches
 //                 the task, and the pool thread keeps nothing for its next job.
 //   Exceptions:   f's exception is rethrown in the task; cancelled_error when the task is
@@ -54,10 +55,10 @@ struct offload_base : blocking_job {
   // API hands out the current cell), so it lives and dies with this state.
   context_cell snapshot;
 
-  offload_base() noexcept {
+  // A thread hand-off: the snapshot leaves out inherit::tasks and inherit::never vars.
+  offload_base() {
     if (const context_cell* cur = current_cell) {
-      retain(cur->root);
-      snapshot.root = cur->root;
+      snapshot.root = capture_root(cur->root, hand_off::thread);
     }
   }
   virtual ~offload_base() = default;
@@ -126,12 +127,14 @@ struct offload_state final : offload_base {
     auto* s = static_cast<offload_state*>(j);
     context_cell* const prev = current_cell;
     (void)try_enter(&s->snapshot);  // a fresh cell: nobody else can have it entered
+    sync_mirrors();                 // before f runs
     try {
       s->value.emplace(s->call());
     } catch (...) {
       s->error = std::current_exception();
     }
     leave(&s->snapshot, prev);
+    sync_mirrors();  // the pool thread's own context again
     s->finished();
     s->release();
   }

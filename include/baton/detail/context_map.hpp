@@ -24,6 +24,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <type_traits>
 
 namespace baton::detail {
@@ -76,6 +77,12 @@ struct map_node {
   // equal versions mean the very same node even if its address was reused), 0 otherwise.
   // Written once, before the node is published.
   std::uint64_t version;
+  // What a hand-off captures of this node as a root, built on first use and kept (an owned
+  // reference, released with the node): [0] without the never-vars (a spawn), [1] without the
+  // tasks- and never-vars (a thread hand-off). nullptr = not built yet; a sentinel
+  // (context_map.cpp) when the result is the empty map. Written once (compare-and-swap), read by
+  // any thread sharing it.
+  std::atomic<map_node*> filtered[2];
   slot slots[1];  // really popcount(entries | children) slots, in position order
 };
 
@@ -142,6 +149,45 @@ void flush(ref_cache& c) noexcept;
 /// current_cell, or else this thread's implicit context, created now (a set() outside any
 /// context makes one; the thread releases it when it ends).
 context_cell* current_or_implicit();
+
+/// Mirrors (context_var::on_switch): functions told, on each thread, the value of their var in
+/// the current context whenever it changes there. Installed ones are never removed (a destroyed
+/// var's mirror is switched off), so a thread may read the table without a lock.
+struct mirror {
+  // The var it reports, or 0 once that var is destroyed. Relaxed: each sync reads it afresh.
+  std::atomic<var_key> key;
+  // Calls the user's function with the value in s, or nullptr when s is null.
+  void (*report)(const mirror& self, const slot* s) noexcept;
+  mirror(var_key k, void (*r)(const mirror&, const slot*) noexcept) noexcept : key(k), report(r) {}
+  virtual ~mirror() = default;
+  mirror(const mirror&) = delete;
+  mirror& operator=(const mirror&) = delete;
+};
+
+/// At most this many mirrors in a process (on_switch beyond it throws context_error).
+inline constexpr unsigned max_mirrors = 64;
+
+/// How many mirrors were ever installed: 0 means a switch of context costs this one load.
+extern std::atomic<unsigned> mirror_count;
+
+/// Brings this thread's mirrors up to date with the current context (see sync_mirrors()).
+void sync_mirrors_slow() noexcept;
+
+/// Called after every change of this thread's current context that code runs in next: reports
+/// each mirrored var whose value differs from what this thread last reported. Compares values
+/// only when the current root is another node than at the last sync.
+inline void sync_mirrors() noexcept {
+  // Relaxed: a thread that has not seen a new mirror yet reports to it at its next switch;
+  // sync_mirrors_slow acquires the table itself.
+  if (mirror_count.load(std::memory_order_relaxed) != 0) [[unlikely]]
+    sync_mirrors_slow();
+}
+
+/// Installs m for var `name` (one per var, at most max_mirrors): context_error otherwise.
+/// Reports the calling thread's current value at once.
+void install_mirror(mirror* m, const std::string& name);
+/// Switches off the mirror of key, if it has one (its var is being destroyed).
+void remove_mirror(var_key key) noexcept;
 
 /// This thread's tag for context_cell::owner (even, non-zero, unique among live threads).
 inline std::uintptr_t thread_tag() noexcept {
@@ -211,6 +257,45 @@ slot make_entry(var_key key, U&& v) {
         static_cast<value_box*>(new typed_box<T>(static_cast<U&&>(v))));
   }
   return s;
+}
+
+/// How far a var's value flows (see baton::inherit), told by its key's low 5 bits, which are
+/// its position in a root node: every tasks-var sits at root position 30, every never-var at
+/// 31, and no always-var uses either. A hand-off therefore drops at most two root slots.
+enum class flow_class : unsigned { always, tasks, never };
+inline constexpr unsigned tasks_position = 30;
+inline constexpr unsigned never_position = 31;
+
+inline flow_class flow_of(var_key key) noexcept {
+  switch (key & 31) {
+    case tasks_position:
+      return flow_class::tasks;
+    case never_position:
+      return flow_class::never;
+    default:
+      return flow_class::always;
+  }
+}
+
+/// An implicit hand-off, as the root positions it drops.
+enum class hand_off : std::uint32_t {
+  task = std::uint32_t{1} << never_position,  // spawn, run()
+  thread = (std::uint32_t{1} << never_position) | (std::uint32_t{1} << tasks_position),  // pool..
+};
+
+/// The root a hand-off of type h starts from (an owned reference, or nullptr), built once per
+/// root and kept on it. Out of line: only reached when root holds a tasks- or never-var.
+map_node* filtered_root(map_node* root, hand_off h);
+
+/// The root that a context with this root hands to a hand-off of type h: root itself (retained)
+/// unless it holds a var the hand-off must not carry. An owned reference, or nullptr.
+inline map_node* capture_root(map_node* root, hand_off h) {
+  if (root == nullptr) return nullptr;
+  if (((root->entries | root->children) & static_cast<std::uint32_t>(h)) != 0) {
+    return filtered_root(root, h);
+  }
+  retain(root);
+  return root;
 }
 
 /// Releases an entry made by make_entry that never made it into a map.
