@@ -8,8 +8,12 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include <array>
 #include <atomic>
 #include <latch>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <chrono>
 #include <random>
 #include <set>
@@ -377,4 +381,147 @@ TEST_SUITE("threads mixed") {
     CHECK(cancelled > 0);
   }
 
+}  // TEST_SUITE
+
+namespace {
+
+/// The flow stress: vars of random flows, four of them mirrored into thread_locals, and tasks
+/// that know what they must see (their model) and check it after every await.
+namespace flow_stress {
+
+constexpr std::size_t nvars = 12;
+constexpr int total_tasks = 10000;
+using model = std::array<std::optional<int>, nvars>;
+
+thread_local std::array<std::optional<int>, nvars> mirrored;  // what each mirror last said
+
+struct world {
+  std::vector<std::unique_ptr<baton::context_var<int>>> vars;
+  std::array<bool, nvars> has_mirror{};
+  std::atomic<int> spawned{0};
+  std::atomic<int> checks{0};
+  std::atomic<int> wrong{0};
+  std::mutex first_mutex;
+  std::string first;  // the first mismatch, for the report
+
+  explicit world(std::mt19937& rng) {
+    for (std::size_t i = 0; i < nvars; ++i) {
+      const auto flow = static_cast<baton::inherit>(rng() % 3);
+      vars.push_back(std::make_unique<baton::context_var<int>>("v" + std::to_string(i),
+                                                               baton::var_options{flow}));
+      if (i % 3 == 0) {
+        has_mirror[i] = true;
+        vars[i]->on_switch([i](const int* p) {
+          mirrored[i] = p != nullptr ? std::optional<int>(*p) : std::nullopt;
+        });
+      }
+    }
+  }
+
+  /// What a hand-off of this kind keeps of m.
+  model keep(const model& m, bool thread_hand_off) const {
+    model out = m;
+    for (std::size_t i = 0; i < nvars; ++i) {
+      const baton::inherit f = vars[i]->flow();
+      if (f == baton::inherit::never || (thread_hand_off && f == baton::inherit::tasks)) {
+        out[i].reset();
+      }
+    }
+    return out;
+  }
+
+  /// Compares this thread's current context and mirrors with m.
+  void check(const model& m, const char* where) {
+    checks.fetch_add(1, std::memory_order_relaxed);
+    for (std::size_t i = 0; i < nvars; ++i) {
+      const std::optional<int> got = vars[i]->try_get();
+      const bool mirror_wrong = has_mirror[i] && mirrored[i] != got;
+      if (got != m[i] || mirror_wrong) {
+        if (wrong.fetch_add(1, std::memory_order_relaxed) == 0) {
+          std::lock_guard lock(first_mutex);
+          first = std::string(where) + ": var " + std::to_string(i) + " got " +
+                  (got ? std::to_string(*got) : "none") + ", expected " +
+                  (m[i] ? std::to_string(*m[i]) : "none") + (mirror_wrong ? " (mirror)" : "");
+        }
+      }
+    }
+  }
+};
+
+task<> walker(world& w, model m, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  w.check(m, "start");
+  std::vector<std::pair<baton::task_handle<>, int>> children;
+  for (int step = 0; step < 6; ++step) {
+    switch (rng() % 5) {
+      case 0: {
+        const std::size_t i = rng() % nvars;
+        const int v = static_cast<int>(rng() % 1000);
+        (void)w.vars[i]->set(v);
+        m[i] = v;
+        w.check(m, "set");
+        break;
+      }
+      case 1:
+        co_await baton::sleep(0ms);
+        w.check(m, "sleep");
+        break;
+      case 2:
+        if (w.spawned.fetch_add(1, std::memory_order_relaxed) < total_tasks) {
+          children.emplace_back(baton::spawn(walker(w, w.keep(m, false), rng())), 0);
+          w.check(m, "spawn");
+        }
+        break;
+      case 3: {
+        const model expect = w.keep(m, true);
+        const std::size_t i = rng() % nvars;
+        co_await baton::to_thread([&w, &expect, i] {
+          w.check(expect, "to_thread job");
+          (void)w.vars[i]->set(-1);  // gone when the job ends
+        });
+        w.check(m, "to_thread");
+        break;
+      }
+      default:
+        if (!children.empty()) {
+          co_await children.back().first;
+          children.pop_back();
+          w.check(m, "join");
+        }
+        break;
+    }
+  }
+  for (auto& c : children) co_await c.first;
+  w.check(m, "end");
+}
+
+}  // namespace flow_stress
+}  // namespace
+
+TEST_SUITE("threads and flow") {
+  TEST_CASE("stress: 10000 tasks of random flows, spawns and to_thread on two threads") {
+    std::mt19937 rng(12);
+    flow_stress::world w(rng);
+    run_task(
+        [&]() -> task<> {
+          flow_stress::model m;
+          for (std::size_t i = 0; i < flow_stress::nvars; i += 2) {
+            (void)w.vars[i]->set(static_cast<int>(i));
+            m[i] = static_cast<int>(i);
+          }
+          std::vector<baton::task_handle<>> roots;
+          for (int i = 0; i < flow_stress::total_tasks / 10; ++i) {
+            w.spawned.fetch_add(1, std::memory_order_relaxed);
+            roots.push_back(baton::spawn(flow_stress::walker(w, w.keep(m, false), rng())));
+            if (roots.size() % 64 == 0) co_await baton::sleep(0ms);
+          }
+          for (auto& r : roots) co_await r;
+          w.check(m, "main");
+        },
+        threads(2));
+    INFO(w.first);
+    CHECK(w.wrong.load() == 0);
+    CHECK(w.spawned.load() >= flow_stress::total_tasks);  // the walkers spawned the rest
+    CHECK(w.checks.load() > 3 * flow_stress::total_tasks);
+  }
 }  // TEST_SUITE
