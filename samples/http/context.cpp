@@ -19,13 +19,15 @@ namespace http_service {
 
 baton::context_var<std::string> current_request_id("request_id");
 baton::context_var<std::string> current_user("user");
-baton::context_var<std::int64_t> current_deadline("deadline");
+// inherit::never: a task the request spawns to outlive it must not inherit its deadline.
+baton::context_var<std::int64_t> current_deadline("deadline", {.flow = baton::inherit::never});
 
 void set_deadline(std::chrono::steady_clock::time_point at) {
   (void)current_deadline.set(
       std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count());
 }
-baton::context_var<std::uint64_t> current_connection("conn");
+// inherit::tasks: the connection stays on the loop; pool threads never act on it.
+baton::context_var<std::uint64_t> current_connection("conn", {.flow = baton::inherit::tasks});
 
 std::chrono::milliseconds time_left() {
   using namespace std::chrono;

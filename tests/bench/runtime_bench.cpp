@@ -150,6 +150,23 @@ baton::task<> spawn_join_in_context(benchmark::State& state) {
 void spawn_join_context(benchmark::State& state) { run_baton(spawn_join_in_context(state)); }
 BENCHMARK(spawn_join_context)->ArgName("vars")->Arg(0)->Arg(16)->UseRealTime();
 
+/// The same with 16 vars of mixed flows (6 always, 5 tasks, 5 never): each spawn drops the
+/// never-vars, so the child's map is the spawner's without root slot 31, built once and kept
+/// on the spawner's root. Compare with vars:0 above.
+baton::task<> spawn_join_in_mixed_context(benchmark::State& state) {
+  sixteen_vars vars(true);
+  vars.set_all();
+  co_await spawn_join_loop(state);
+  auto check = baton::spawn([](sixteen_vars& v) -> baton::task<int> {
+    co_return v.ints[1]->get(-1) * 100 + v.ints[2]->get(-1);  // a tasks-var and a never-var
+  }(vars));
+  if (co_await check != 100 - 1) state.SkipWithError("the child saw the wrong flows");
+}
+void spawn_join_context_mixed_flows(benchmark::State& state) {
+  run_baton(spawn_join_in_mixed_context(state));
+}
+BENCHMARK(spawn_join_context_mixed_flows)->UseRealTime();
+
 // ---- 3. nested co_await of a task<int> ------------------------------------------------------
 
 baton::task<int> next_int(int x) { co_return x + 1; }
@@ -310,6 +327,53 @@ BENCHMARK(yield_sleep_0)->UseRealTime();
 /// For reference: the same Asio post awaited from a task through baton::use_task.
 void yield_post_use_task(benchmark::State& state) { run_baton(post_use_task_loop(state)); }
 BENCHMARK(yield_post_use_task)->UseRealTime();
+
+// ---- 5. mirrors (registered last: a mirror, once installed, stays for the process) ----------
+
+/// Two tasks on one thread taking turns (sleep(0)), each with its own value of one int var.
+/// One iteration is two resumes. mirror:0 runs before any mirror exists (the baseline);
+/// mirror:1 installs a mirror on the var, and the values differ, so every resume calls it;
+/// mirror:2 gives both tasks the same value, so every resume compares and calls nothing;
+/// mirror:3 is mirror:1 with a std::string var (a boxed value: the mirror state holds a
+/// reference to the value it last reported).
+baton::context_var<int> mirrored_int("mirrored_int");
+baton::context_var<std::string> mirrored_string("mirrored_string");
+thread_local int last_int = 0;
+thread_local const std::string* last_string = nullptr;
+
+/// Sets this task's value, then yields until the timing loop ends (the partner until `done`).
+baton::task<> take_turns(benchmark::State& state, int value, bool& done, bool timing) {
+  if (state.range(0) == 3) {
+    (void)mirrored_string.set(value == 1 ? "a value longer than the small-string buffer"
+                                         : "another value longer than the small-string buffer");
+  } else {
+    (void)mirrored_int.set(state.range(0) == 2 ? 1 : value);
+  }
+  if (timing) {
+    for (auto _ : state) co_await baton::sleep(std::chrono::milliseconds(0));
+    done = true;
+  } else {
+    while (!done) co_await baton::sleep(std::chrono::milliseconds(0));
+  }
+}
+
+baton::task<> two_tasks(benchmark::State& state) {
+  static bool installed = false;
+  if (state.range(0) != 0 && !installed) {
+    mirrored_int.on_switch([](const int* v) { last_int = v != nullptr ? *v : 0; });
+    mirrored_string.on_switch([](const std::string* v) { last_string = v; });
+    installed = true;
+  }
+  bool done = false;
+  auto partner = baton::spawn(take_turns(state, 2, done, false));
+  co_await take_turns(state, 1, done, true);
+  co_await partner;
+  benchmark::DoNotOptimize(last_int);
+  benchmark::DoNotOptimize(last_string);
+}
+
+void resume_with_mirror(benchmark::State& state) { run_baton(two_tasks(state)); }
+BENCHMARK(resume_with_mirror)->ArgName("mirror")->Arg(0)->Arg(1)->Arg(2)->Arg(3)->UseRealTime();
 
 }  // namespace
 }  // namespace baton_bench
