@@ -26,8 +26,7 @@ void set_deadline(std::chrono::steady_clock::time_point at) {
   (void)current_deadline.set(
       std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count());
 }
-// inherit::tasks: the connection stays on the loop; pool threads never act on it.
-baton::context_var<std::uint64_t> current_connection("conn", {.flow = baton::inherit::tasks});
+baton::context_var<std::uint64_t> current_connection("conn");
 
 std::chrono::milliseconds time_left() {
   using namespace std::chrono;

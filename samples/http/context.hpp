@@ -9,10 +9,9 @@
 //   current_deadline     from baton::extract() and baton::start_span() in the same place.
 // Everything the request runs sees them: the handler it awaits, the tasks the handler spawns
 // (copies of its context), the to_thread jobs it offloads (copies again), and the log
-// formatter, which reads them on whatever thread formats the line. Two go less far:
+// formatter, which reads them on whatever thread formats the line. One goes less far:
 // current_deadline is inherit::never (only the request's own task and what it awaits: a task
-// it spawns starts without a deadline), current_connection inherit::tasks (to_thread jobs do
-// not see it; their log lines show no conn).
+// it spawns starts without a deadline).
 
 #include <baton/context_var.hpp>
 
