@@ -24,8 +24,8 @@
 //   runs, never when the value did not change, and at once on the installing thread. A thread
 //   reports its first value at its next switch. One mirror per var, at most 64 in a process:
 //   context_error otherwise. f must not throw (that ends the program, as from a destructor);
-//   it may not get, set or reset context vars. Destroy a mirrored var only when no thread uses
-//   it. A program with no mirror pays one load per switch for the feature.
+//   it must not set or reset vars (that is not reported). Destroy a mirrored var only when no
+//   thread uses it. A program with no mirror pays one load per switch for the feature.
 // "The current context" is the context of what runs on this thread now: a task, a
 // context::run(), or else the thread's own implicit context.
 // A var is non-copyable and non-movable: its identity is its address and a unique id that is
