@@ -23,8 +23,7 @@ struct sixteen_vars {
       return baton::var_options{i % 3 == 1 ? baton::inherit::tasks : baton::inherit::never};
     };
     for (int i = 0; i < 12; ++i) {
-      ints.push_back(
-          std::make_unique<baton::context_var<int>>("int" + std::to_string(i), flow(i)));
+      ints.push_back(std::make_unique<baton::context_var<int>>("int" + std::to_string(i), flow(i)));
     }
     for (int i = 0; i < 4; ++i) {
       strings.push_back(std::make_unique<baton::context_var<std::string>>(
