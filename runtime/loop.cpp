@@ -82,22 +82,6 @@ name_table& names() {
   return *t;
 }
 
-/// Locks only when the loop has several threads.
-class maybe_lock {
- public:
-  maybe_lock(std::mutex& m, bool multi) : m_(multi ? &m : nullptr) {
-    if (m_) m_->lock();
-  }
-  ~maybe_lock() {
-    if (m_) m_->unlock();
-  }
-  maybe_lock(const maybe_lock&) = delete;
-  maybe_lock& operator=(const maybe_lock&) = delete;
-
- private:
-  std::mutex* m_;
-};
-
 std::string describe(const std::exception_ptr& e) {
   try {
     std::rethrow_exception(e);
@@ -295,11 +279,14 @@ void schedule(task_base* t) noexcept {
     l->push(t);
     return;
   }
-  // From another thread (a pool job, a timer of another loop): post under the gate's lock, so
-  // the loop cannot be destroyed while this thread is still inside Asio's post.
-  loop_gate& g = *l->gate();
+  schedule_injected(*l, t, t, 1);
+}
+
+void schedule_injected(loop& l, task_base* first, task_base* last, std::size_t n) noexcept {
+  // Under the gate's lock: the loop cannot be destroyed while this thread queues to it.
+  loop_gate& g = *l.gate();
   std::lock_guard lock(g.mutex);
-  if (g.alive != nullptr) asio::post(l->io(), [l, t] { l->push(t); });
+  if (g.alive != nullptr) l.inject_locked(first, last, n);
 }
 
 loop::loop(const run_options& opts)
@@ -309,6 +296,7 @@ loop::loop(const run_options& opts)
                             ? opts.blocking_threads
                             : std::min<std::size_t>(32, std::thread::hardware_concurrency() + 4)) {
   work_guard_.emplace(ioc_.get_executor());
+  shards_ = std::make_unique<live_shard[]>(shard_count());
   gate_ = std::make_shared<loop_gate>();
   gate_->open = this;
   gate_->alive = this;
@@ -380,42 +368,41 @@ void loop::start(task_base* t) {
   t->loop_generation = generation_;
   retain_task(t);  // the loop's reference, dropped when the task finishes
   t->status.store(task_status::scheduled, std::memory_order_relaxed);
+  worker* const w =
+      current_worker != nullptr && current_worker->lp == this ? current_worker : nullptr;
+  const unsigned shard = w != nullptr ? w->index % shard_count() : 0;
+  t->set_live_shard(shard);
   {
-    maybe_lock lock(mutex_, threads_ > 1);
-    t->live_next = live_head_;
-    if (live_head_ != nullptr) live_head_->live_prev = t;
-    live_head_ = t;
-    ++live_count_;
+    live_shard& s = shards_[shard];
+    shard_lock lock(s, threads_ > 1);
+    t->live_next = s.head;
+    if (s.head != nullptr) s.head->live_prev = t;
+    s.head = t;
+    ++s.count;
   }
-  push(t);
+  if (w != nullptr) {
+    push(t);
+  } else {
+    schedule_injected(*this, t, t, 1);  // main, from the thread in run() of a threaded loop
+  }
 }
 
 void loop::push(task_base* t) noexcept {
-  t->next_ready = nullptr;
-  bool was_empty = false;
-  {
-    maybe_lock lock(mutex_, threads_ > 1);
-    if (ready_tail_ != nullptr) {
-      ready_tail_->next_ready = t;
-    } else {
-      ready_head_ = t;
-      was_empty = true;
-    }
-    ready_tail_ = t;
+  if (threaded_) {
+    push_local(*current_worker, t);
+    return;
   }
-  if (threads_ == 1) return;
-  // A loop thread that pushes onto an empty queue pops the task itself as soon as its current
-  // task suspends (tokio's LIFO slot does the same): waking an idle thread for it would only
-  // hand the task over through two locks and a futex. A second task queued behind it, or a
-  // push from elsewhere (the thread in run()), wakes a sleeper.
-  if (was_empty && current_worker != nullptr && current_worker->lp == this) return;
-  // seq_cst pairs with the idle_ increment in work(): either the sleeper sees the task in the
-  // queue, or we see the sleeper and wake it.
-  if (idle_.load(std::memory_order_seq_cst) != 0) asio::post(ioc_, [] {});
+  // One loop thread: a FIFO only it touches (asyncio's call_soon order).
+  t->next_ready = nullptr;
+  if (ready_tail_ != nullptr) {
+    ready_tail_->next_ready = t;
+  } else {
+    ready_head_ = t;
+  }
+  ready_tail_ = t;
 }
 
 task_base* loop::pop() noexcept {
-  maybe_lock lock(mutex_, threads_ > 1);
   task_base* t = ready_head_;
   if (t != nullptr) {
     ready_head_ = t->next_ready;
@@ -424,18 +411,68 @@ task_base* loop::pop() noexcept {
   return t;
 }
 
-void loop::on_finished(task_base* t) noexcept {
-  bool last = false;
+bool loop::take_injected() noexcept {
+  if (inject_len_.load(std::memory_order_relaxed) == 0) return false;
+  task_base* first = nullptr;
+  task_base* last = nullptr;
   {
-    maybe_lock lock(mutex_, threads_ > 1);
+    std::lock_guard lock(gate_->mutex);
+    first = std::exchange(inject_head_, nullptr);
+    last = std::exchange(inject_tail_, nullptr);
+    inject_len_.store(0, std::memory_order_relaxed);
+  }
+  if (first == nullptr) return false;
+  if (ready_tail_ != nullptr) {
+    ready_tail_->next_ready = first;
+  } else {
+    ready_head_ = first;
+  }
+  ready_tail_ = last;
+  return true;
+}
+
+void loop::inject_locked(task_base* first, task_base* last, std::size_t n) noexcept {
+  last->next_ready = nullptr;
+  const bool was_empty = inject_head_ == nullptr;
+  if (inject_tail_ != nullptr) {
+    inject_tail_->next_ready = first;
+  } else {
+    inject_head_ = first;
+  }
+  inject_tail_ = last;
+  inject_len_.fetch_add(n, std::memory_order_relaxed);  // the lock orders it with the list
+  if (threaded_) {
+    notify_one();
+  } else if (was_empty) {
+    // The loop thread takes the whole list at once, so only a list that was empty needs a
+    // wake-up: a later push finds it non-empty, and the loop thread will look anyway.
+    asio::post(ioc_, [] {});
+  }
+}
+
+bool loop::nothing_live() noexcept {
+  for (unsigned i = 0; i < shard_count(); ++i) {
+    shard_lock lock(shards_[i], threads_ > 1);
+    if (shards_[i].count != 0) return false;
+  }
+  return true;
+}
+
+void loop::on_finished(task_base* t) noexcept {
+  bool shard_empty = false;
+  {
+    live_shard& s = shards_[t->live_shard()];
+    shard_lock lock(s, threads_ > 1);
     if (t->live_prev != nullptr) t->live_prev->live_next = t->live_next;
     if (t->live_next != nullptr) t->live_next->live_prev = t->live_prev;
-    if (live_head_ == t) live_head_ = t->live_next;
+    if (s.head == t) s.head = t->live_next;
     t->live_prev = t->live_next = nullptr;
-    last = --live_count_ == 0;
+    shard_empty = --s.count == 0;
   }
-  // Only the thread in run_main() waits for these two events; wake it wherever it sleeps.
-  if (last || t == main_) {
+  // Only the thread in run_main() waits for these two events; wake it wherever it sleeps. It
+  // counts the shards itself: an empty shard is only a hint (draining_ is set before it
+  // counts, and the shard locks order the two).
+  if (t == main_ || (shard_empty && draining_.load(std::memory_order_acquire))) {
     if (threads_ == 1) {
       wake_all();
     } else {
@@ -446,18 +483,26 @@ void loop::on_finished(task_base* t) noexcept {
   release_task(t);  // the loop's reference
 }
 
-// The task's context is entered by someone else, so it cannot run now.
-void loop::context_busy(task_base* t) noexcept {
-  if (t->ctx()->owner.load(std::memory_order_relaxed) == caller_tag_) {
+// The task's context is entered by someone else, so it cannot run now. Returns true when the
+// holder has left meanwhile (try again), false when the task waits or has failed.
+bool loop::context_busy(worker& w, task_base* t) noexcept {
+  const std::uintptr_t holder = t->ctx()->owner.load(std::memory_order_relaxed);
+  if (holder == 0 || (holder & 1) != 0) return true;  // left, or only read: try again
+  if (holder == caller_tag_) {
     // Entered by the thread blocked in run() (a context::run around baton::run): it stays
     // entered until the loop ends, so the task can never run. Fail it, clearly.
     fail_unrunnable(t);
-    return;
+    return false;
   }
-  // Entered elsewhere (a context shared by several tasks, or one a thread is running): try
-  // again later rather than run two things in one context at once.
-  push(t);
-  std::this_thread::yield();
+  // Never two things in one context at once, and no spinning: a loop thread of ours that holds
+  // it queues the task once its step ends; any other holder (a plain thread in context::run,
+  // another loop) is waited for on a timer.
+  if (worker* h = threaded_ ? worker_by_tag(holder) : nullptr; h != nullptr && h != &w) {
+    hand_off(*h, t);
+  } else {
+    wait_for_cell(t);
+  }
+  return false;
 }
 
 // Resumes t's innermost frame with running_task set; returns t if it finished in this step
@@ -489,9 +534,8 @@ task_base* loop::cancel_before_start(task_base* t) noexcept {
 void loop::resume(worker& w, task_base* t) noexcept {
   context_cell* const cell = t->ctx();
   context_cell* const prev = current_cell;
-  if (!try_enter(cell)) [[unlikely]] {
-    context_busy(t);
-    return;
+  while (!try_enter(cell)) [[unlikely]] {
+    if (!context_busy(w, t)) return;
   }
   sync_mirrors();  // before any code of the task runs (leave() below syncs nothing: see work())
   task_base* finished = nullptr;  // a task that finished in this step, released after leaving
@@ -520,6 +564,36 @@ void loop::wake_all() noexcept {
   for (unsigned i = 0; i < threads_; ++i) asio::post(ioc_, [] {});
 }
 
+void loop::wait_for_cell(task_base* t) noexcept {
+  std::lock_guard lock(cell_wait_mutex_);
+  const bool arm = cell_wait_head_ == nullptr;
+  t->next_ready = cell_wait_head_;
+  cell_wait_head_ = t;
+  if (!arm) return;
+  // The delay doubles while tasks keep waiting (up to 10 ms), and starts again at 50 us once
+  // a retry has been quiet for twice the delay: a wait that costs nothing measurable.
+  using std::chrono::microseconds;
+  const auto now = std::chrono::steady_clock::now();
+  cell_wait_delay_ = now - cell_wait_last_ < 2 * cell_wait_delay_
+                         ? std::min(2 * cell_wait_delay_, microseconds(10'000))
+                         : microseconds(50);
+  cell_wait_timer_.expires_after(cell_wait_delay_);
+  cell_wait_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) retry_cell_waiters();
+  });
+}
+
+void loop::retry_cell_waiters() noexcept {
+  task_base* list = nullptr;
+  {
+    std::lock_guard lock(cell_wait_mutex_);
+    list = std::exchange(cell_wait_head_, nullptr);
+    cell_wait_last_ = std::chrono::steady_clock::now();
+  }
+  // Runs as an Asio handler on a loop thread: each goes back to a ready queue, to try again.
+  while (list != nullptr) push(std::exchange(list, list->next_ready));
+}
+
 void loop::work(worker& w, const std::function<bool()>& until) {
   unsigned since_poll = 0;
   while (!until()) {
@@ -527,28 +601,22 @@ void loop::work(worker& w, const std::function<bool()>& until) {
       resume(w, t);
       if (++since_poll == 64) {
         since_poll = 0;
+        take_injected();
         run_handlers(false);
       }
       continue;
     }
     since_poll = 0;
+    if (take_injected()) continue;
     // Going idle: map references kept for the next spawn are dropped now, so what the
     // finished tasks' contexts held does not outlive them by more than a busy spell.
     flush(w.refs);
-    if (threads_ == 1) {
-      // Nobody else pushes to this queue (other threads post through Asio): no idle count.
-      // The flush may have run value destructors, which may have spawned: look again first.
-      if (ready_head_ == nullptr && !until()) run_handlers(true);
-      continue;
+    // Other threads queue to this loop through the injection queue and wake it with a posted
+    // handler, which ends run_one(). The flush may have run value destructors, which may have
+    // spawned: look again first.
+    if (ready_head_ == nullptr && inject_len_.load(std::memory_order_relaxed) == 0 && !until()) {
+      run_handlers(true);
     }
-    idle_.fetch_add(1, std::memory_order_seq_cst);
-    bool ready = false;
-    {
-      std::lock_guard lock(mutex_);
-      ready = ready_head_ != nullptr;
-    }
-    if (!ready && !until()) run_handlers(true);
-    idle_.fetch_sub(1, std::memory_order_seq_cst);
   }
 }
 
@@ -575,13 +643,10 @@ void forget_handler_context() noexcept {
 
 void loop::cancel_all() noexcept {
   std::vector<task_base*> alive;
-  {
-    maybe_lock lock(mutex_, threads_ > 1);
-    for (task_base* t = live_head_; t != nullptr; t = t->live_next) {
-      retain_task(t);
-      alive.push_back(t);
-    }
-  }
+  for_each_live([&](task_base* t) {
+    retain_task(t);
+    alive.push_back(t);
+  });
   for (task_base* t : alive) {
     cancel(t);
     release_task(t);
@@ -590,10 +655,7 @@ void loop::cancel_all() noexcept {
 
 void loop::run_main(task_base* main) {
   main_ = main;
-  auto nothing_live = [this] {
-    maybe_lock lock(mutex_, threads_ > 1);
-    return live_count_ == 0;
-  };
+  auto none_live = [this] { return nothing_live(); };
   caller_tag_ = thread_tag();
   if (threads_ == 1) {
     // This thread is the loop. Between tasks it runs in an empty context of its own, so plain
@@ -607,20 +669,30 @@ void loop::run_main(task_base* main) {
       close_gate();
       // asyncio.run: cancel what is left and wait for it (tasks spawned by the clean-up run
       // to their end).
+      draining_.store(true, std::memory_order_release);
       cancel_all();
-      work(w, nothing_live);
+      work(w, none_live);
       shutdown();
     });
     return;
   }
-  // Several loop threads: they all run work(); this thread only coordinates, so that the
-  // events it waits for cannot be swallowed by a loop thread's wake-up.
+  // Several loop threads: they all run work_threaded(); this thread only coordinates, so that
+  // the events it waits for cannot be swallowed by a loop thread's wake-up.
+  max_searching_ = threads_ >= 8 ? 2 : 1;
   for (unsigned i = 0; i < threads_; ++i) {
-    extra_threads_.emplace_back([this] {
-      worker ew;
+    workers_.push_back(std::make_unique<worker>());
+    workers_.back()->index = i;
+    workers_.back()->rng = 0x9e3779b9u * (i + 1);
+    workers_.back()->seen_steps.assign(threads_, no_steps);
+  }
+  threaded_ = true;
+  for (unsigned i = 0; i < threads_; ++i) {
+    extra_threads_.emplace_back([this, i] {
+      worker& ew = *workers_[i];
       worker_scope scope(ew, this);
+      ew.tag.store(thread_tag(), std::memory_order_relaxed);
       context base;  // between tasks, an empty context of this thread's own
-      base.run([&] { work(ew, [this] { return stop_workers_.load(std::memory_order_acquire); }); });
+      base.run([&] { work_threaded(ew); });
     });
   }
   start(main);
@@ -629,24 +701,28 @@ void loop::run_main(task_base* main) {
     events_.wait(lock, [main] { return main->done(); });
   }
   close_gate();
+  // seq_cst: before the shards are counted (see on_finished).
+  draining_.store(true, std::memory_order_seq_cst);
   cancel_all();
   {
     std::unique_lock lock(events_mutex_);
-    events_.wait(lock, nothing_live);
+    events_.wait(lock, none_live);
   }
-  stop_workers_.store(true, std::memory_order_release);
-  // stop() rather than posted wake-ups: a worker's poll() could swallow a wake-up meant for a
-  // thread asleep in run_one(), which would then never notice stop_workers_.
-  ioc_.stop();
+  stop_workers();
   for (auto& th : extra_threads_) th.join();
   ioc_.restart();
   // A loop_handle job accepted before the gate closed may have spawned a task after the last
   // check: this thread, now the only one, runs whatever is left before refusing more work.
+  {
+    std::lock_guard lock(gate_->mutex);
+    threaded_ = false;  // foreign pushes read it under this lock
+  }
+  drain_workers();
   worker w;
   worker_scope scope(w, this);
   context base;
   base.run([&] {
-    work(w, nothing_live);
+    work(w, none_live);
     shutdown();
   });
 }
@@ -669,6 +745,7 @@ void loop::shutdown() {
   }
   timers_.shutdown();
   work_guard_.reset();
+  cell_wait_timer_.cancel();
   run_handlers(false);  // completions posted during shutdown (they find nothing left to do)
 }
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSL-1.0
-// The loop (private): the ready queue, the live list, the Asio io_context and its threads.
+// The loop (private): the ready queues, the live list, the Asio io_context and its threads.
 #pragma once
 
 #include <baton/context.hpp>
@@ -7,12 +7,16 @@
 #include <baton/run.hpp>
 
 #include "blocking_pool.hpp"
+#include "run_queue.hpp"
 #include "timer_wheel.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <condition_variable>
 #include <atomic>
 #include <functional>
@@ -35,14 +39,63 @@ struct loop_gate {
   loop* alive = nullptr;  // nullptr once the loop is being destroyed (no posts at all)
 };
 
-/// One loop thread.
+/// One loop thread. The fields after `refs` serve a threaded loop's scheduler only
+/// (runtime/scheduler.cpp, docs/design/scheduler.md); other threads read those marked so.
 struct worker {
   loop* lp = nullptr;
   task_base* just_finished = nullptr;   // set by finish() for resume() to release
   fiber_core* current_fiber = nullptr;  // the fiber running on this thread (fiber.cpp)
   frame_cache frames;                   // installed as current_frames
   ref_cache refs;                       // map references kept for the next spawn (context_map.hpp)
+
+  unsigned index = 0;                  // in the loop's workers
+  std::atomic<std::uintptr_t> tag{0};  // thread_tag() of its thread: a held cell's owner word
+  task_base* yielded = nullptr;  // scheduled itself during its step: queued when the step ends
+  unsigned lifo_streak = 0;      // steps in a row taken from the LIFO slot (bounded)
+  std::uint32_t tick = 0;        // steps taken, for the periodic injection and Asio checks
+  std::uint32_t rng = 1;         // where a search starts (xorshift)
+  bool searching = false;        // counted in the loop's num_searching_
+  std::vector<std::uint64_t> seen_steps;  // each victim's `steps` when its LIFO slot was seen
+
+  // Read by other workers:
+  alignas(64) std::atomic<task_base*> lifo{nullptr};  // the task woken or spawned last
+  std::atomic<std::uint64_t> steps{0};  // bumped by the owner per step: a thief sees it stuck
+  run_queue queue;
+  // Tasks whose context this worker held when another worker popped them: a stack through
+  // next_ready, pushed by any worker, drained by this one after each step.
+  alignas(64) std::atomic<task_base*> handoff{nullptr};
+  std::atomic<std::uint32_t> permit{0};  // 1: unparked (the parking futex word)
+  std::atomic<bool> driving{false};      // parked in the io_context rather than on `permit`
 };
+
+/// One shard of the live list: the tasks started on one worker (a threaded loop has one per
+/// worker, so starting and finishing a task locks a line that stays on its thread).
+struct live_shard {
+  spin_mutex mutex;
+  task_base* head = nullptr;
+  std::size_t count = 0;
+};
+
+/// Locks a shard only when the loop has several threads.
+class shard_lock {
+ public:
+  shard_lock(live_shard& s, bool multi) noexcept : m_(multi ? &s.mutex : nullptr) {
+    if (m_ != nullptr) m_->lock();
+  }
+  ~shard_lock() {
+    if (m_ != nullptr) m_->unlock();
+  }
+  shard_lock(const shard_lock&) = delete;
+  shard_lock& operator=(const shard_lock&) = delete;
+
+ private:
+  spin_mutex* m_;
+};
+
+/// Queues a list of tasks of loop l linked through next_ready (first to last, n of them) from
+/// any thread, through the injection queue: one lock and at most one wake-up for the list.
+/// Nothing happens once the loop is being destroyed.
+void schedule_injected(loop& l, task_base* first, task_base* last, std::size_t n) noexcept;
 
 /// Makes the calling thread a thread of loop l while it lives: current_worker, and its ref
 /// cache and frame cache installed (the ref cache flushed on the way out).
@@ -68,6 +121,10 @@ class loop {
 
   void start(task_base* t);
   void push(task_base* t) noexcept;  // from a thread of this loop
+  /// From any thread: queues the tasks of a list linked through next_ready (all of this loop,
+  /// none queued elsewhere) in the injection queue, under the gate's mutex, which the caller
+  /// holds while gate().alive is this loop. One lock and at most one wake-up per list.
+  void inject_locked(task_base* first, task_base* last, std::size_t n) noexcept;
   void on_finished(task_base* t) noexcept;
   void run_main(task_base* main);
   asio::io_context& io() noexcept { return ioc_; }
@@ -89,15 +146,46 @@ class loop {
 
   template <class F>
   void for_each_live(F&& f) {
-    std::lock_guard lock(mutex_);
-    for (task_base* t = live_head_; t != nullptr; t = t->live_next) f(t);
+    for (unsigned i = 0; i < shard_count(); ++i) {
+      live_shard& s = shards_[i];
+      std::lock_guard lock(s.mutex);
+      for (task_base* t = s.head; t != nullptr; t = t->live_next) f(t);
+    }
   }
 
  private:
+  static constexpr std::uint64_t no_steps = ~std::uint64_t{0};  // see worker::seen_steps
+  unsigned shard_count() const noexcept { return std::min(threads_, task_base::live_shards); }
+
+  // One loop thread (runtime/loop.cpp): the FIFO ready queue, nothing shared.
   void work(worker& w, const std::function<bool()>& until);
   task_base* pop() noexcept;
+  bool take_injected() noexcept;
+  // Several loop threads (runtime/scheduler.cpp).
+  void work_threaded(worker& w);
+  void push_local(worker& w, task_base* t) noexcept;
+  void push_ring(worker& w, task_base* t) noexcept;
+  task_base* next_task(worker& w) noexcept;
+  task_base* pop_injected(worker& w) noexcept;
+  task_base* search(worker& w) noexcept;
+  void after_step(worker& w) noexcept;
+  void poll_io(worker& w) noexcept;
+  bool start_searching(worker& w) noexcept;
+  void stop_searching(worker& w) noexcept;
+  void park(worker& w) noexcept;
+  void notify_one() noexcept;
+  void unpark(worker& w) noexcept;
+  bool work_visible(const worker& w) const noexcept;
+  void hand_off(worker& holder, task_base* t) noexcept;
+  worker* worker_by_tag(std::uintptr_t tag) noexcept;
+  void drain_workers() noexcept;
+  void stop_workers() noexcept;
+  // A task whose context a thread outside this loop holds: parked until a retry.
+  void wait_for_cell(task_base* t) noexcept;
+  void retry_cell_waiters() noexcept;
+
   void resume(worker& w, task_base* t) noexcept;
-  void context_busy(task_base* t) noexcept;
+  bool context_busy(worker& w, task_base* t) noexcept;
   task_base* run_step(worker& w, task_base* t) noexcept;
   void wake_all() noexcept;
   /// Runs the Asio handlers that are ready (or, with wait, one, waiting for it), each in an
@@ -108,6 +196,7 @@ class loop {
   void drain_remote() noexcept;
   void fail_unrunnable(task_base* t) noexcept;
   task_base* cancel_before_start(task_base* t) noexcept;
+  bool nothing_live() noexcept;
 
   asio::io_context ioc_;
   timer_queue timers_{ioc_};  // after ioc_: its driver timer dies first
@@ -116,14 +205,35 @@ class loop {
   const std::size_t blocking_threads_;
   std::uint32_t generation_ = 0;  // this loop's key in the handler registry
 
-  // Ready queue and live list. One mutex; with one loop thread it is never contended.
-  std::mutex mutex_;
+  // One loop thread: the ready queue, touched by that thread only.
   task_base* ready_head_ = nullptr;
   task_base* ready_tail_ = nullptr;
-  task_base* live_head_ = nullptr;
-  std::size_t live_count_ = 0;
-  std::atomic<unsigned> idle_{0};
+  // Several: a worker each (run queue, LIFO slot, hand-off stack), and what they share.
+  std::vector<std::unique_ptr<worker>> workers_;
+  bool threaded_ = false;  // workers_ run the tasks (false before they start and once joined)
+  // The injection queue (guarded by gate_->mutex): tasks scheduled from outside the loop and
+  // the overflow of full run queues. inject_len_ lets workers look without the lock.
+  task_base* inject_head_ = nullptr;
+  task_base* inject_tail_ = nullptr;
+  std::atomic<std::size_t> inject_len_{0};
+  // Idle workers: parked ones in sleepers_ (idle_mutex_), and how many are searching.
+  std::mutex idle_mutex_;
+  std::vector<unsigned> sleepers_;
+  std::atomic<unsigned> num_searching_{0};
+  std::atomic<unsigned> num_parked_{0};
+  unsigned max_searching_ = 1;
+  std::atomic<unsigned> io_owner_{0};  // 0, or 1 + the worker running Asio handlers now
   std::atomic<bool> stop_workers_{false};
+  // Tasks whose shared context a thread outside the loop holds, retried by a timer whose delay
+  // doubles while they wait (cell_wait_mutex_).
+  std::mutex cell_wait_mutex_;
+  task_base* cell_wait_head_ = nullptr;
+  std::chrono::microseconds cell_wait_delay_{0};
+  std::chrono::steady_clock::time_point cell_wait_last_{};
+  asio::steady_timer cell_wait_timer_{ioc_};
+  // The live list, one shard per worker (shard 0 also for the thread in run()).
+  std::unique_ptr<live_shard[]> shards_;
+  std::atomic<bool> draining_{false};  // main finished: report the last live task
   task_base* main_ = nullptr;
   std::uintptr_t caller_tag_ = 0;  // the thread blocked in run()
   std::mutex events_mutex_;        // main finished / nothing live (threaded loops)

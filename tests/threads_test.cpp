@@ -14,6 +14,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <semaphore>
+#include <thread>
 #include <chrono>
 #include <random>
 #include <set>
@@ -150,9 +152,9 @@ TEST_SUITE("threads") {
   }
 
   TEST_CASE("a second queued task wakes the idle loop thread: two children run at once") {
-    // The first push of a loop thread onto an empty queue wakes nobody (that thread pops the
-    // task itself at its next suspension); the second must wake the idle thread, or the two
-    // children, which each wait for the other to be running, could never meet.
+    // The first child goes to the spawner's LIFO slot, the second pushes it to the run queue:
+    // the idle thread must be woken and take one, or the two children, which each wait for
+    // the other to be running, could never meet.
     std::latch both_running(2);
     auto meet = [](std::latch& l) -> task<> {
       l.arrive_and_wait();
@@ -170,8 +172,8 @@ TEST_SUITE("threads") {
   }
 
   TEST_CASE("a chain of spawn and join on two loop threads keeps every context") {
-    // The hand-over path that skips the wake-up: each child is pushed onto an empty queue by
-    // the thread that then suspends and pops it.
+    // The LIFO hand-over: each child goes to the slot of the thread that then suspends and
+    // runs it, unless the other thread, searching, takes it first.
     int wrong = 0;
     run_task(
         [&]() -> task<> {
@@ -254,6 +256,14 @@ TEST_SUITE("threads") {
     CHECK(cancelled > 0);
   }
 
+  TEST_CASE("stress: 100000 tasks with random cancels on eight threads (more than cores)") {
+    std::atomic<int> wrong{0}, cancelled{0}, ok{0};
+    run_task([&]() -> task<> { co_await stress(100000, wrong, cancelled, ok); }, threads(8));
+    CHECK(wrong == 0);
+    CHECK(ok + cancelled == 100000);
+    CHECK(cancelled > 0);
+  }
+
   TEST_CASE("stress: tasks moving between lock, semaphore, event and queue with random cancels") {
     wait_stress w;
     int cancelled = 0;
@@ -310,6 +320,168 @@ TEST_SUITE("threads") {
         },
         threads(2));
     CHECK(contexts == 2000);
+  }
+
+  TEST_CASE("a task woken by a loop thread stuck in a long step runs on another thread") {
+    // The waker sets the event (the sleeper goes to its LIFO slot) and then does not suspend
+    // until the sleeper has run: only another loop thread, taking it from the slot, can run it.
+    for (unsigned n : {2u, 4u}) {
+      std::binary_semaphore woken_ran(0);
+      bool ran_in_time = false;
+      run_task(
+          [&]() -> task<> {
+            baton::event e;
+            auto sleeper = baton::spawn([](baton::event& ev, std::binary_semaphore& s) -> task<> {
+              co_await ev.wait();
+              s.release();
+            }(e, woken_ran));
+            co_await baton::sleep(0ms);  // the sleeper is waiting now (or soon: set() covers it)
+            auto waker = baton::spawn([](baton::event& ev, std::binary_semaphore& s) -> task<bool> {
+              ev.set();
+              // A long step: blocks its loop thread. The bound only turns a hang into a failure.
+              co_return s.try_acquire_for(std::chrono::seconds(60));
+            }(e, woken_ran));
+            ran_in_time = co_await waker;
+            co_await sleeper;
+          },
+          threads(n));
+      CHECK(ran_in_time);
+    }
+  }
+
+  TEST_CASE("a task spawned by a loop thread stuck in a long step runs on another thread") {
+    std::binary_semaphore child_ran(0);
+    bool ran_in_time = false;
+    run_task(
+        [&]() -> task<> {
+          auto parent = baton::spawn([](std::binary_semaphore& s) -> task<bool> {
+            auto child = baton::spawn([](std::binary_semaphore& c) -> task<> {
+              c.release();
+              co_return;
+            }(s));
+            const bool ok = s.try_acquire_for(std::chrono::seconds(60));  // the long step
+            co_await child;
+            co_return ok;
+          }(child_ran));
+          ran_in_time = co_await parent;
+        },
+        threads(2));
+    CHECK(ran_in_time);
+  }
+
+  TEST_CASE("tasks that yield forever, or wake each other forever, cannot starve the others") {
+    // One yielder per thread and a pair waking each other through events (which keeps feeding
+    // the LIFO slot): the other tasks, a chain of spawns and joins, must still finish.
+    for (unsigned n : {1u, 2u, 4u}) {
+      int chains_done = 0;
+      run_task(
+          [&]() -> task<> {
+            std::atomic<bool> stop{false};
+            std::vector<baton::task_handle<>> forever;
+            for (unsigned i = 0; i < n; ++i) {
+              forever.push_back(baton::spawn([](std::atomic<bool>& st) -> task<> {
+                while (!st.load()) co_await baton::sleep(0ms);
+              }(stop)));
+            }
+            baton::event ping, pong;
+            auto player = [](baton::event& mine, baton::event& other,
+                             std::atomic<bool>& st) -> task<> {
+              while (!st.load()) {
+                co_await mine.wait();
+                mine.clear();
+                other.set();
+              }
+              other.set();
+            };
+            forever.push_back(baton::spawn(player(ping, pong, stop)));
+            forever.push_back(baton::spawn(player(pong, ping, stop)));
+            ping.set();
+            std::vector<baton::task_handle<int>> chains;
+            for (int c = 0; c < 8; ++c) {
+              chains.push_back(baton::spawn([]() -> task<int> {
+                for (int k = 0; k < 200; ++k) co_await baton::spawn(nothing());
+                co_return 1;
+              }()));
+            }
+            for (auto& h : chains) chains_done += co_await h;
+            stop = true;
+            ping.set();
+            pong.set();
+            for (auto& h : forever) co_await h;
+          },
+          threads(n));
+      CHECK(chains_done == 8);
+    }
+  }
+
+  TEST_CASE("run() returns with tasks queued on every loop thread: each one is cancelled") {
+    // Spawners meet on every thread (each waits for all of them to be running, so they run on
+    // different threads), each fills its own queues with yielders, and main returns at once.
+    std::atomic<int> cancelled{0};
+    std::atomic<int> started{0};
+    constexpr int spawners = 4;
+    constexpr int per_spawner = 300;
+    std::latch all_running(spawners);
+    run_task(
+        [&]() -> task<> {
+          std::vector<baton::task_handle<>> hs;
+          for (int i = 0; i < spawners; ++i) {
+            hs.push_back(baton::spawn(
+                [](std::latch& meet, std::atomic<int>& st, std::atomic<int>& can) -> task<> {
+                  meet.arrive_and_wait();
+                  for (int k = 0; k < per_spawner; ++k) {
+                    baton::spawn([](std::atomic<int>& s, std::atomic<int>& c) -> task<> {
+                      ++s;
+                      try {
+                        for (;;) co_await baton::sleep(0ms);
+                      } catch (const baton::cancelled_error&) {
+                        ++c;
+                        throw;
+                      }
+                    }(st, can));
+                  }
+                  co_return;
+                }(all_running, started, cancelled)));
+          }
+          for (auto& h : hs) co_await h;
+        },
+        threads(spawners));
+    CHECK(cancelled == started.load());
+  }
+
+  TEST_CASE("a task whose shared context a plain thread holds runs once the thread leaves it") {
+    // The task is parked (not retried at full speed) while the thread is inside
+    // context::run, never runs inside it, and runs after it.
+    for (unsigned n : {1u, 2u}) {
+      baton::context shared;
+      std::binary_semaphore entered(0), release(0);
+      std::atomic<bool> thread_inside{false};
+      bool overlapped = true;
+      std::thread holder([&] {
+        shared.run([&] {
+          thread_inside = true;
+          entered.release();
+          release.acquire();
+          thread_inside = false;
+        });
+      });
+      entered.acquire();
+      run_task(
+          [&]() -> task<> {
+            auto h = baton::spawn(
+                [](std::atomic<bool>& inside) -> task<bool> {
+                  co_return inside.load();
+                }(thread_inside),
+                shared);
+            for (int i = 0; i < 100; ++i) co_await baton::sleep(0ms);  // it tries, and waits
+            CHECK_FALSE(h.done());
+            release.release();
+            overlapped = co_await h;
+          },
+          threads(n));
+      holder.join();
+      CHECK_FALSE(overlapped);
+    }
   }
 
   TEST_CASE("run on a threaded loop returns main's result") {

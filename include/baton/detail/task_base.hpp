@@ -114,6 +114,16 @@ struct task_base : context_cell {
   // every later reader sees them through the publication (the loop's lock or Asio's post).
   std::uint8_t flags = 0;
   static constexpr std::uint8_t shared_context_flag = 1, named_flag = 2;
+  // The six high bits of flags are a second field: which shard of its loop's live list holds
+  // the task (the worker that started it, mod 64), so that finishing unlinks it there. Set by
+  // start() before the task is published, like the flags; in this byte so that the task state
+  // stays 120 bytes.
+  static constexpr unsigned live_shard_shift = 2, live_shards = 64;
+  unsigned live_shard() const noexcept { return flags >> live_shard_shift; }
+  void set_live_shard(unsigned shard) noexcept {
+    flags = static_cast<std::uint8_t>((flags & (shared_context_flag | named_flag)) |
+                                      (shard << live_shard_shift));
+  }
   // Its current wait (the primitive's mutex); `queued` also while asleep in the timer wheel
   // (the wheel's lock).
   wait_state wait = wait_state::idle;
