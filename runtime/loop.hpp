@@ -64,8 +64,10 @@ struct worker {
   // Tasks whose context this worker held when another worker popped them: a stack through
   // next_ready, pushed by any worker, drained by this one after each step.
   alignas(64) std::atomic<task_base*> handoff{nullptr};
-  std::atomic<std::uint32_t> permit{0};  // 1: unparked (the parking futex word)
-  std::atomic<bool> driving{false};      // parked in the io_context rather than on `permit`
+  std::atomic<std::uint32_t> permit{0};  // 1: unparked (set under park_mutex)
+  std::atomic<bool> driving{false};      // parked in the io_context rather than on park_cv
+  std::mutex park_mutex;
+  std::condition_variable park_cv;
 };
 
 /// One shard of the live list: the tasks started on one worker (a threaded loop has one per
@@ -175,7 +177,8 @@ class loop {
   void park(worker& w) noexcept;
   void notify_one() noexcept;
   void unpark(worker& w) noexcept;
-  bool work_visible(const worker& w) const noexcept;
+  enum class visible { none, lifo_only, work };
+  visible work_visible(const worker& w) const noexcept;
   void hand_off(worker& holder, task_base* t) noexcept;
   worker* worker_by_tag(std::uintptr_t tag) noexcept;
   void drain_workers() noexcept;

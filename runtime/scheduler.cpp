@@ -25,6 +25,7 @@ namespace {
 constexpr unsigned max_lifo_streak = 3;       // LIFO steps in a row before the ring's head goes
 constexpr std::uint32_t check_interval = 61;  // steps between looks at injection queue, Asio
 constexpr auto search_time = std::chrono::microseconds(20);  // a searcher's spin before parking
+constexpr auto lifo_recheck = std::chrono::milliseconds(1);  // see park()
 
 }  // namespace
 
@@ -217,13 +218,15 @@ task_base* loop::search(worker& w) noexcept {
   }
 }
 
-bool loop::work_visible(const worker& w) const noexcept {
-  if (w.handoff.load(std::memory_order_seq_cst) != nullptr) return true;
-  if (inject_len_.load(std::memory_order_seq_cst) != 0) return true;
+loop::visible loop::work_visible(const worker& w) const noexcept {
+  if (w.handoff.load(std::memory_order_seq_cst) != nullptr) return visible::work;
+  if (inject_len_.load(std::memory_order_seq_cst) != 0) return visible::work;
+  visible found = visible::none;
   for (const auto& v : workers_) {
-    if (v->queue.size() != 0 || v->lifo.load(std::memory_order_seq_cst) != nullptr) return true;
+    if (v->queue.size() != 0) return visible::work;
+    if (v->lifo.load(std::memory_order_seq_cst) != nullptr) found = visible::lifo_only;
   }
-  return false;
+  return found;
 }
 
 void loop::notify_one() noexcept {
@@ -254,12 +257,15 @@ void loop::notify_one() noexcept {
 }
 
 void loop::unpark(worker& w) noexcept {
-  // seq_cst, with driving's in park(): either the worker sees its permit before it blocks in
-  // the io_context, or this sees it driving and interrupts run_one() with a handler only it
-  // can run (it owns io_owner_).
-  w.permit.store(1, std::memory_order_seq_cst);
+  {
+    std::lock_guard lock(w.park_mutex);
+    // seq_cst, with driving's in park(): either the worker sees its permit before it blocks
+    // in the io_context, or this sees it driving and interrupts run_one() with a handler only
+    // it can run (it owns io_owner_).
+    w.permit.store(1, std::memory_order_seq_cst);
+  }
   if (w.driving.load(std::memory_order_seq_cst)) asio::post(ioc_, [] {});
-  w.permit.notify_one();
+  w.park_cv.notify_one();
 }
 
 void loop::park(worker& w) noexcept {
@@ -276,10 +282,17 @@ void loop::park(worker& w) noexcept {
   flush(w.refs);
   // Registered first, then a last look (pairs with notify_one()'s fence).
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  bool wake = work_visible(w) || stop_workers_.load(std::memory_order_acquire);
+  const visible seen =
+      stop_workers_.load(std::memory_order_acquire) ? visible::work : work_visible(w);
+  bool wake = seen == visible::work;
+  // Only LIFO slots of busy workers hold tasks: their owners run them after the current step,
+  // but a step that runs long must not keep them waiting, so this worker sleeps only a while
+  // and then searches again (a thief takes a slot whose owner is still in the same step).
+  const bool for_a_while = seen == visible::lifo_only;
   unsigned none = 0;
-  if (!wake && io_owner_.compare_exchange_strong(none, w.index + 1, std::memory_order_acquire,
-                                                 std::memory_order_relaxed)) {
+  if (!wake && !for_a_while &&
+      io_owner_.compare_exchange_strong(none, w.index + 1, std::memory_order_acquire,
+                                        std::memory_order_relaxed)) {
     // The driver: parked inside the io_context, so timers and sockets wake it too.
     w.driving.store(true, std::memory_order_seq_cst);
     while (w.permit.load(std::memory_order_seq_cst) == 0 &&
@@ -295,6 +308,14 @@ void loop::park(worker& w) noexcept {
     w.driving.store(false, std::memory_order_relaxed);
     io_owner_.store(0, std::memory_order_release);
     if (stop_workers_.load(std::memory_order_acquire)) wake = true;
+  } else if (!wake) {
+    std::unique_lock lock(w.park_mutex);
+    auto permitted = [&w] { return w.permit.load(std::memory_order_relaxed) != 0; };
+    if (!for_a_while) {
+      w.park_cv.wait(lock, permitted);
+    } else if (!w.park_cv.wait_for(lock, lifo_recheck, permitted)) {
+      wake = true;  // time to look at those slots again
+    }
   }
   if (wake) {
     // Leave by itself, unless a notifier has already taken it off the list (then its permit
@@ -313,10 +334,10 @@ void loop::park(worker& w) noexcept {
       return;
     }
   }
-  // acquire: what the notifier wrote (searching) before the permit.
-  while (w.permit.exchange(0, std::memory_order_acquire) == 0) {
-    w.permit.wait(0, std::memory_order_acquire);
-  }
+  // The notifier's permit (it wrote `searching` before, under park_mutex).
+  std::unique_lock lock(w.park_mutex);
+  w.park_cv.wait(lock, [&w] { return w.permit.load(std::memory_order_relaxed) != 0; });
+  w.permit.store(0, std::memory_order_relaxed);
 }
 
 worker* loop::worker_by_tag(std::uintptr_t tag) noexcept {
