@@ -2,13 +2,15 @@
 // The loop: scheduling, resuming with the task's context installed, finishing, shutdown.
 //
 //   loop ── ready queue (FIFO of task_base*) ──▶ task_base ── resume_point ──▶ innermost frame
-//     │                                            │ ctx() ──▶ context_cell ── root ──▶ map
+//     │       one loop thread: this queue;          │ ctx() ──▶ context_cell ── root ──▶ map
+//     │       several: a run queue + LIFO slot per worker (runtime/scheduler.cpp)
+//     ├─ injection queue: tasks scheduled from threads outside the loop
 //     └─ io_context (timers, sockets, cross-thread wake-ups)
 //
 //   A loop thread repeats: pop a ready task and resume it; every 64 resumes, or when nothing is
-//   ready, let Asio run its handlers (which push tasks back to the ready queue). Suspending
-//   never touches the scheduler: the awaiter hands the task to whoever completes the
-//   operation, and that code calls schedule().
+//   ready, take the injection queue and let Asio run its handlers (which push tasks back to the
+//   ready queue). Suspending never touches the scheduler: the awaiter hands the task to
+//   whoever completes the operation, and that code calls schedule().
 //
 // The context path, from a resume to a get() (every step is a few loads; no lock, no lookup
 // by name):
@@ -535,8 +537,8 @@ void loop::resume(worker& w, task_base* t) noexcept {
   context_cell* const cell = t->ctx();
   context_cell* const prev = current_cell;
   while (!try_enter(cell)) [[unlikely]] {
-    if (!context_busy(w, t)) return;
-  }
+      if (!context_busy(w, t)) return;
+    }
   sync_mirrors();  // before any code of the task runs (leave() below syncs nothing: see work())
   task_base* finished = nullptr;  // a task that finished in this step, released after leaving
   if (t->status.load(std::memory_order_relaxed) == task_status::scheduled && cancel_pending(t))

@@ -135,11 +135,10 @@ class loop {
   /// The blocking pool (started on first use; joined by shutdown()).
   blocking_pool& blocking_jobs();
   /// Makes t ready from a thread that is not one of this loop's: lock-free, and one Asio post
-  /// per batch (the push that finds the queue empty posts the drain; everything pushed before
+  /// per batch (the push that finds the stack empty posts the drain; everything pushed before
   /// the drain runs goes in with it). The blocking pool's completions come back this way
   /// (wake_from_pool). Only while the loop is alive: callers are threads the loop joins before
-  /// it ends. Scheduler work (issue 11, "sched"): keep this entry point and its name; feed
-  /// your injection queue from it or make it that queue.
+  /// it ends.
   void push_remote(task_base* t) noexcept;
   std::uint32_t generation() const noexcept { return generation_; }
   const std::shared_ptr<loop_gate>& gate() const noexcept { return gate_; }
