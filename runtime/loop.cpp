@@ -95,6 +95,14 @@ std::string describe(const std::exception_ptr& e) {
 }
 
 bool is_cancellation(const std::exception_ptr& e) {
+#if defined(__GLIBCXX__) && defined(__cpp_rtti)
+  // The common case without a throw (a rethrow costs about 1.5 µs, which a million cancelled
+  // tasks would pay once more each): libstdc++ tells the exception's exact type. A type
+  // derived from cancelled_error still needs the catch below.
+  if (const std::type_info* type = e.__cxa_exception_type(); type != nullptr) {
+    if (*type == typeid(cancelled_error)) return true;
+  }
+#endif
   try {
     std::rethrow_exception(e);
   } catch (const cancelled_error&) {

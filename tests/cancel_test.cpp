@@ -174,6 +174,24 @@ TEST_SUITE("cancel") {
     });
   }
 
+  TEST_CASE("a task ending with a type derived from cancelled_error counts as cancelled") {
+    struct shutdown_requested : baton::cancelled_error {};
+    run_task([]() -> task<> {
+      auto derived = baton::spawn([]() -> task<> {
+        throw shutdown_requested();
+        co_return;
+      }());
+      auto plain = baton::spawn([]() -> task<> {
+        throw baton::cancelled_error();
+        co_return;
+      }());
+      CHECK_THROWS_AS(co_await derived, shutdown_requested);
+      CHECK_THROWS_AS(co_await plain, baton::cancelled_error);
+      CHECK(derived.cancelled());
+      CHECK(plain.cancelled());
+    });
+  }
+
   TEST_CASE("yield (sleep 0) is a cancellation point") {
     run_task([]() -> task<> {
       auto h = baton::spawn([]() -> task<> {
