@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(g++ meson ninja-build pkg-config cmake libboost1.81-dev libboost-context1.81-dev doctest-dev
-  libbenchmark-dev libspdlog-dev libsqlite3-dev libboost-url1.81-dev python3)
+  libbenchmark-dev libspdlog-dev libsqlite3-dev libboost-url1.81-dev libssl-dev python3)
 
 install_deps() {
   local missing=()

@@ -16,6 +16,9 @@
 //   Thread-safety: the completion handler runs on a loop thread (its associated executor is
 //                 the loop's, blocking.never, so it is never invoked inline).
 // The operation object must be awaited right away (it holds the initiation's arguments).
+// Every form Asio and Beast use works: operations that name the token's return_type (Beast,
+// redirect_error) get a task<R> with the same results; as_tuple(use_task) returns the error
+// with the values; use_task.as_default_on(obj) makes use_task an I/O object's default token.
 //
 // Example:
 //   std::size_t n = co_await sock.async_read_some(boost::asio::buffer(buf), baton::use_task);
@@ -40,6 +43,29 @@ namespace baton {
 
 struct use_task_t {
   constexpr use_task_t() noexcept = default;
+
+  /// Executor adapter whose default completion token is use_task (as use_awaitable_t's).
+  template <class InnerExecutor>
+  struct executor_with_default : InnerExecutor {
+    using default_completion_token_type = use_task_t;
+
+    executor_with_default(const InnerExecutor& ex) noexcept : InnerExecutor(ex) {}
+    template <class Other>
+    requires(!std::is_same_v<Other, executor_with_default> &&
+             std::is_convertible_v<Other, InnerExecutor>) executor_with_default(const Other& ex)
+    noexcept : InnerExecutor(ex) {}
+  };
+
+  /// The I/O object type T with use_task as its default token: `as_default_on_t<tcp::socket>`.
+  template <class T>
+  using as_default_on_t =
+      typename T::template rebind_executor<executor_with_default<typename T::executor_type>>::other;
+
+  /// Moves an I/O object into its as_default_on_t twin: co_await s.async_read_some(buf).
+  template <class T>
+  static as_default_on_t<std::decay_t<T>> as_default_on(T&& object) {
+    return as_default_on_t<std::decay_t<T>>(std::forward<T>(object));
+  }
 };
 
 /// The completion token: `co_await timer.async_wait(baton::use_task)`.
@@ -99,6 +125,10 @@ class [[nodiscard]] async_operation {
           std::is_nothrow_move_constructible_v<std::tuple<Args...>>)
       : init_(std::move(o.init_)), args_(std::move(o.args_)) {}
   async_operation& operator=(async_operation&&) = delete;
+
+  /// The same operation as a task, for code that names the token's return_type (Beast's
+  /// operations, redirect_error): one nested frame more, same results and cancellation.
+  operator task<typename traits::result>() && { return as_task(std::move(*this)); }
 
   bool await_ready() const noexcept { return false; }
 
@@ -169,6 +199,10 @@ class [[nodiscard]] async_operation {
   }
   void store() { values_.emplace(); }
 
+  static task<typename traits::result> as_task(async_operation op) {
+    co_return co_await std::move(op);
+  }
+
   static void emit(task_base*, void* self) noexcept {
     static_cast<async_operation*>(self)->signal_.emit(boost::asio::cancellation_type::terminal);
   }
@@ -188,6 +222,11 @@ class [[nodiscard]] async_operation {
 
 template <class R, class... Ts>
 struct boost::asio::async_result<baton::use_task_t, R(Ts...)> {
+  /// What a function that names it returns (Beast's operations, redirect_error, as_single):
+  /// initiate()'s operation converts to it. Functions that deduce their return type (Asio's
+  /// own) get the operation itself, without the extra frame.
+  using return_type = baton::task<typename baton::detail::completion<void(Ts...)>::result>;
+
   template <class Initiation, class... Args>
   static auto initiate(Initiation&& init, baton::use_task_t, Args&&... args) {
     return baton::detail::async_operation<void(Ts...), std::decay_t<Initiation>,
