@@ -304,7 +304,8 @@ loop::loop(const run_options& opts)
       threads_(std::max(1u, opts.threads)),
       blocking_threads_(opts.blocking_threads != 0
                             ? opts.blocking_threads
-                            : std::min<std::size_t>(32, std::thread::hardware_concurrency() + 4)) {
+                            : std::min<std::size_t>(32, std::thread::hardware_concurrency() + 4)),
+      debug_(debug_monitor::make(opts)) {
   work_guard_.emplace(ioc_.get_executor());
   shards_ = std::make_unique<live_shard[]>(shard_count());
   gate_ = std::make_shared<loop_gate>();
@@ -520,7 +521,12 @@ bool loop::context_busy(worker& w, task_base* t) noexcept {
 [[gnu::always_inline]] inline task_base* loop::run_step(worker& w, task_base* t) noexcept {
   running_task = t;
   t->status.store(task_status::running, std::memory_order_relaxed);
-  std::exchange(t->resume_point, {}).resume();
+  const std::coroutine_handle<> step = std::exchange(t->resume_point, {});
+  if (debug_ == nullptr) [[likely]] {
+    step.resume();
+  } else {
+    debug_->step(t, step);  // debug mode: times the step (debug.cpp)
+  }
   running_task = nullptr;
   task_base* const finished = std::exchange(w.just_finished, nullptr);
   if (finished == nullptr) t->status.store(task_status::suspended, std::memory_order_relaxed);

@@ -7,6 +7,7 @@
 #include <baton/run.hpp>
 
 #include "blocking_pool.hpp"
+#include "debug.hpp"
 #include "run_queue.hpp"
 #include "timer_wheel.hpp"
 
@@ -144,6 +145,8 @@ class loop {
   const std::shared_ptr<loop_gate>& gate() const noexcept { return gate_; }
   /// False once the loop is past its last task: jobs still queued are refused.
   bool accepting() const noexcept { return accepting_.load(std::memory_order_acquire); }
+  /// Its debug-mode monitor, or nullptr when debug mode is off.
+  debug_monitor* debug() const noexcept { return debug_.get(); }
 
   template <class F>
   void for_each_live(F&& f) {
@@ -252,6 +255,7 @@ class loop {
   std::optional<blocking_pool> pool_;
   std::atomic<blocking_pool*> pool_ready_{nullptr};  // &*pool_ once started: no lock per job
   std::vector<std::thread> extra_threads_;
+  const std::unique_ptr<debug_monitor> debug_;  // null unless debug mode is on
 };
 
 void default_report(const unhandled_failure& f) noexcept;

@@ -7,6 +7,7 @@
 #include <baton/errors.hpp>
 #include <baton/executor.hpp>
 #include <baton/run.hpp>
+#include <baton/debug.hpp>
 #include <baton/sleep.hpp>
 #include <baton/spawn.hpp>
 #include <baton/task.hpp>

@@ -35,6 +35,7 @@
 
 #include <baton/context_var.hpp>
 #include <baton/detail/context_map.hpp>
+#include <baton/detail/debug_hooks.hpp>
 
 #include <cstddef>
 #include <functional>
@@ -109,6 +110,15 @@ bool equal_contents(context_cell* a, context_cell* b);
 /// the vars whose flow stops there (context_var's contract). O(1); see context_map.hpp.
 context capture_context(hand_off h);
 
+/// How context::run() leaves c: c was entered on this thread, unless the function suspended
+/// inside and came back on another thread (a fiber that moved), which debug mode reports.
+inline void leave_run(context_cell* c, context_cell* prev) noexcept {
+  // relaxed: only the entering thread stores its tag here, and it compares with its own.
+  if (c->owner.load(std::memory_order_relaxed) != thread_tag()) [[unlikely]] {
+    report_left_elsewhere(c);
+  }
+  leave(c, prev);
+}
 }  // namespace detail
 
 class context {
@@ -133,7 +143,7 @@ class context {
       detail::context_cell* cell;
       detail::context_cell* prev;
       ~leave_on_exit() {
-        detail::leave(cell, prev);
+        detail::leave_run(cell, prev);
         detail::sync_mirrors();
       }
     } guard{cell_, prev};

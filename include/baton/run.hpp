@@ -16,22 +16,25 @@
 //     Exceptions:   main's; runtime_error when called on a thread that already runs a loop.
 //     Thread-safety: each call owns its loop; several threads may each run() their own.
 //   run_options::exception_handler receives failures nobody retrieved (default: one line on
-//   stderr naming the task and the error).
+//   stderr naming the task and the error). run_options::debug turns on debug mode (debug.hpp).
 //
 // Example:
 //   int main() { return baton::run(serve()); }
 
+#include <baton/debug.hpp>
 #include <baton/detail/task_base.hpp>
 #include <baton/errors.hpp>
 #include <baton/spawn.hpp>
 #include <baton/task.hpp>
 #include <baton/task_handle.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <functional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace baton {
 
@@ -39,6 +42,11 @@ struct run_options {
   unsigned threads = 1;              // loop threads: tasks resume on any of them
   std::size_t blocking_threads = 0;  // to_thread pool size; 0 = min(32, cores + 4)
   std::function<void(const unhandled_failure&)> exception_handler;  // empty = stderr
+  // Debug mode (debug.hpp); also on when the environment has BATON_DEBUG=1.
+  bool debug = false;
+  std::chrono::nanoseconds slow_step = std::chrono::milliseconds(100);  // report longer steps
+  std::vector<std::string> debug_vars;  // names of the context vars a slow_step report shows
+  std::function<void(const debug_report&)> debug_handler;  // empty = stderr
 };
 
 namespace detail {

@@ -20,12 +20,14 @@
 //   baton::task<int> answer() { co_return 42; }
 //   baton::task<> main_task() { int v = co_await answer(); }
 
+#include <baton/detail/debug_hooks.hpp>
 #include <baton/detail/task_base.hpp>
 
 #include <coroutine>
 #include <exception>
 #include <memory>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 namespace boost::asio {
@@ -189,7 +191,10 @@ class [[nodiscard]] task {
     return *this;
   }
   ~task() {
-    if (h_) h_.destroy();
+    if (h_) {
+      if (!h_.done()) [[unlikely]] detail::report_never_awaited(typeid(T));  // debug mode
+      h_.destroy();
+    }
   }
 
   /// Whether this object holds a coroutine (false after a move).
