@@ -11,7 +11,8 @@
 #   --sanitize=thread    ThreadSanitizer (build folder build-tsan)
 #   --werror             warnings are errors (CI uses it)
 #   --suites=a,b         build and run only these test suites (meson suites: context, tasks,
-#                        asio, threads, bridge, sync, trace, logging, samples, http, install)
+#                        asio, threads, bridge, sync, trace, logging, samples, http, install,
+#                        compile_fail)
 #   --no-samples         do not build the samples (nor run them as tests)
 # Safe to run again: packages already present are skipped, a configured build folder is reused.
 set -euo pipefail

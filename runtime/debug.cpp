@@ -25,14 +25,6 @@ bool debug_env() noexcept {
   return v != nullptr && std::strcmp(v, "1") == 0;
 }
 
-std::string demangled(const std::type_info& type) {
-  int status = 0;
-  char* name = abi::__cxa_demangle(type.name(), nullptr, nullptr, &status);
-  std::string out = status == 0 && name != nullptr ? name : type.name();
-  std::free(name);
-  return out;
-}
-
 std::string milliseconds(std::chrono::nanoseconds d) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f ms", static_cast<double>(d.count()) / 1e6);
@@ -61,6 +53,14 @@ std::string running_task_name() {
 }
 
 }  // namespace
+
+std::string type_name(const std::type_info& type) {
+  int status = 0;
+  char* name = abi::__cxa_demangle(type.name(), nullptr, nullptr, &status);
+  std::string out = status == 0 && name != nullptr ? name : type.name();
+  std::free(name);
+  return out;
+}
 
 std::unique_ptr<debug_monitor> debug_monitor::make(const run_options& opts) {
   if (!opts.debug && !debug_env()) return nullptr;
@@ -121,7 +121,7 @@ void report_never_awaited(const std::type_info& type) noexcept {
     debug_report r;
     r.what = debug_report::kind::never_awaited;
     r.task = running_task_name();
-    r.message = "baton debug: a task<" + demangled(type) +
+    r.message = "baton debug: a task<" + type_name(type) +
                 "> was destroyed without being awaited or spawned" +
                 (r.task.empty() ? std::string() : " (in task '" + r.task + "')");
     dispatch(r);

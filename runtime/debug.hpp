@@ -39,6 +39,9 @@ class debug_monitor {
   std::mutex mutex_;  // one report at a time
 };
 
+/// A type's name for messages: `int`, `std::string` (demangled when the ABI can).
+std::string type_name(const std::type_info& type);
+
 /// The monitor of the loop running on this thread, else nullptr.
 debug_monitor* current_debug_monitor() noexcept;
 

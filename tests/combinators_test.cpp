@@ -159,6 +159,34 @@ TEST_SUITE("gather") {
     });
   }
 
+  TEST_CASE("gather of plain tasks spawns them, each in its own copy of the context") {
+    run_task([]() -> task<> {
+      (void)marker.set(1);
+      auto child = [](int v) -> task<int> {
+        CHECK(marker.get() == 1);  // a copy of the gathering task's context
+        (void)marker.set(v * 10);  // not visible to the parent or siblings
+        co_await baton::sleep(0ms);
+        co_return v;
+      };
+      auto [a, b] = co_await baton::gather(child(1), child(2));
+      CHECK(a == 1);
+      CHECK(b == 2);
+      CHECK(marker.get() == 1);
+      auto named = child(3);
+      auto [c] = co_await baton::gather(std::move(named));
+      CHECK(c == 3);
+    });
+  }
+
+  TEST_CASE("gather of plain tasks with return_exceptions returns the failure") {
+    run_task([]() -> task<> {
+      auto [ok, failed] =
+          co_await baton::gather(baton::return_exceptions, value_after(5, 0ms), fail_after(0ms));
+      CHECK(std::get<0>(ok) == 5);
+      CHECK(std::holds_alternative<std::exception_ptr>(failed));
+    });
+  }
+
 }  // TEST_SUITE
 
 TEST_SUITE("task_group") {

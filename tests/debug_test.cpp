@@ -93,10 +93,12 @@ TEST_SUITE("debug") {
   TEST_CASE("a slow last step reports the task as finished") {
     env_unset clean;
     captured c;
-    run_task([]() -> task<> {
-      co_await baton::sleep(0ms);
-      busy_for(30ms);
-    }, c.options(10ms));
+    run_task(
+        []() -> task<> {
+          co_await baton::sleep(0ms);
+          busy_for(30ms);
+        },
+        c.options(10ms));
     REQUIRE(c.reports.size() == 1);
     CHECK(c.reports[0].task == "main");
     CHECK(c.reports[0].awaiting.empty());
@@ -106,10 +108,12 @@ TEST_SUITE("debug") {
   TEST_CASE("steps within slow_step are not reported") {
     env_unset clean;
     captured c;
-    run_task([]() -> task<> {
-      for (int i = 0; i < 100; ++i) co_await baton::sleep(0ms);
-      CHECK(co_await answer() == 42);
-    }, c.options(std::chrono::hours(1)));
+    run_task(
+        []() -> task<> {
+          for (int i = 0; i < 100; ++i) co_await baton::sleep(0ms);
+          CHECK(co_await answer() == 42);
+        },
+        c.options(std::chrono::hours(1)));
     CHECK(c.reports.empty());
   }
 
@@ -118,11 +122,13 @@ TEST_SUITE("debug") {
     captured c;
     baton::run_options o = c.options(1ms);
     o.debug = false;
-    run_task([]() -> task<> {
-      busy_for(20ms);
-      { auto dropped = answer(); }  // never awaited either
-      co_return;
-    }, o);
+    run_task(
+        []() -> task<> {
+          busy_for(20ms);
+          { auto dropped = answer(); }  // never awaited either
+          co_return;
+        },
+        o);
     CHECK(c.reports.empty());
   }
 
@@ -131,10 +137,12 @@ TEST_SUITE("debug") {
     baton::run_options o = c.options(5ms);
     o.debug = false;
     ::setenv("BATON_DEBUG", "1", 1);
-    run_task([]() -> task<> {
-      busy_for(20ms);
-      co_return;
-    }, o);
+    run_task(
+        []() -> task<> {
+          busy_for(20ms);
+          co_return;
+        },
+        o);
     ::unsetenv("BATON_DEBUG");
     REQUIRE(c.reports.size() == 1);
     CHECK(c.reports[0].what == debug_report::kind::slow_step);
@@ -143,15 +151,17 @@ TEST_SUITE("debug") {
   TEST_CASE("a task destroyed without being awaited or spawned is reported with its type") {
     env_unset clean;
     captured c;
-    run_task([]() -> task<> {
-      { auto forgotten = answer(); }               // created, dropped: the bug
-      CHECK(co_await answer() == 42);               // awaited: fine
-      auto h = baton::spawn(answer());              // spawned: fine
-      CHECK(co_await h == 42);
-      baton::task<int> moved = answer();
-      baton::task<int> kept = std::move(moved);     // the moved-from one holds nothing
-      CHECK(co_await std::move(kept) == 42);
-    }, c.options());
+    run_task(
+        []() -> task<> {
+          { auto forgotten = answer(); }    // created, dropped: the bug
+          CHECK(co_await answer() == 42);   // awaited: fine
+          auto h = baton::spawn(answer());  // spawned: fine
+          CHECK(co_await h == 42);
+          baton::task<int> moved = answer();
+          baton::task<int> kept = std::move(moved);  // the moved-from one holds nothing
+          CHECK(co_await std::move(kept) == 42);
+        },
+        c.options());
     REQUIRE(c.reports.size() == 1);
     const debug_report& r = c.reports[0];
     CHECK(r.what == debug_report::kind::never_awaited);
@@ -167,11 +177,13 @@ TEST_SUITE("debug") {
     // What a fiber that moves while suspended inside ctx.run() does: the entering half on
     // one thread, the leaving half (context::run's own exit path) on another.
     std::thread([&] { baton::detail::enter(ctx.cell()); }).join();
-    run_task([&]() -> task<> {
-      baton::detail::context_cell* const mine = baton::detail::current_cell;
-      baton::detail::leave_run(ctx.cell(), mine);
-      co_return;
-    }, c.options());
+    run_task(
+        [&]() -> task<> {
+          baton::detail::context_cell* const mine = baton::detail::current_cell;
+          baton::detail::leave_run(ctx.cell(), mine);
+          co_return;
+        },
+        c.options());
     REQUIRE(c.reports.size() == 1);
     CHECK(c.reports[0].what == debug_report::kind::context_left_elsewhere);
     CHECK(c.reports[0].task == "main");
@@ -182,11 +194,13 @@ TEST_SUITE("debug") {
   TEST_CASE("a context::run entered and left on one thread is not reported") {
     env_unset clean;
     captured c;
-    run_task([]() -> task<> {
-      baton::context ctx;
-      ctx.run([] { (void)request_id.set("inside"); });
-      co_return;
-    }, c.options());
+    run_task(
+        []() -> task<> {
+          baton::context ctx;
+          ctx.run([] { (void)request_id.set("inside"); });
+          co_return;
+        },
+        c.options());
     CHECK(c.reports.empty());
   }
 
@@ -200,10 +214,12 @@ TEST_SUITE("debug") {
       ++calls;
       throw std::runtime_error("handler bug");
     };
-    CHECK(run_task([]() -> task<int> {
-      busy_for(10ms);
-      co_return 7;
-    }, o) == 7);
+    CHECK(run_task(
+              []() -> task<int> {
+                busy_for(10ms);
+                co_return 7;
+              },
+              o) == 7);
     CHECK(calls == 1);
   }
 }

@@ -91,6 +91,60 @@ TEST_SUITE("task") {
     CHECK_FALSE(ran);
   }
 
+  // Misuse: a clear baton error, never a crash (with or without NDEBUG).
+
+  TEST_CASE("awaiting a task twice throws runtime_error naming the task type and the awaiter") {
+    run_task([]() -> task<> {
+      task<int> t = []() -> task<int> { co_return 42; }();
+      CHECK(co_await std::move(t) == 42);
+      try {
+        (void)co_await std::move(t);
+        FAIL("a second await must throw");
+      } catch (const baton::runtime_error& e) {
+        const std::string what = e.what();
+        CHECK(what.rfind("baton: ", 0) == 0);
+        CHECK(what.find("task<int>") != std::string::npos);
+        CHECK(what.find("already awaited") != std::string::npos);
+        CHECK(what.find("'main'") != std::string::npos);
+      }
+    });
+  }
+
+  TEST_CASE("awaiting a moved-from task throws runtime_error") {
+    run_task([]() -> task<> {
+      task<std::string> t = []() -> task<std::string> { co_return "x"; }();
+      task<std::string> u = std::move(t);
+      try {
+        (void)co_await std::move(t);
+        FAIL("awaiting a moved-from task must throw");
+      } catch (const baton::runtime_error& e) {
+        CHECK(std::string(e.what()).find("empty task<std::__cxx11::basic_string") !=
+              std::string::npos);
+        CHECK(std::string(e.what()).find("moved from") != std::string::npos);
+      }
+      CHECK(co_await std::move(u) == "x");  // the task it moved to is intact
+    });
+  }
+
+  TEST_CASE("awaiting a default-constructed task<void> throws runtime_error") {
+    run_task([]() -> task<> {
+      task<> empty;
+      CHECK_THROWS_AS(co_await std::move(empty), baton::runtime_error);
+      co_return;
+    });
+  }
+
+  TEST_CASE("awaiting a task whose body threw, a second time, throws runtime_error") {
+    run_task([]() -> task<> {
+      task<> t = []() -> task<> {
+        throw std::logic_error("body");
+        co_return;
+      }();
+      CHECK_THROWS_AS(co_await std::move(t), std::logic_error);
+      CHECK_THROWS_AS(co_await std::move(t), baton::runtime_error);
+    });
+  }
+
   TEST_CASE("task is move-only") {
     static_assert(!std::is_copy_constructible_v<task<int>>);
     static_assert(std::is_nothrow_move_constructible_v<task<int>>);

@@ -37,11 +37,11 @@ namespace baton {
 struct debug_report {
   enum class kind : std::uint8_t { slow_step, never_awaited, context_left_elsewhere };
   kind what = kind::slow_step;
-  std::string task;                    // the task concerned, or the one where it happened
-  std::chrono::nanoseconds took{};     // slow_step: how long the step ran
-  std::string awaiting;                // slow_step: what the task awaits now ("" if finished)
+  std::string task;                 // the task concerned, or the one where it happened
+  std::chrono::nanoseconds took{};  // slow_step: how long the step ran
+  std::string awaiting;             // slow_step: what the task awaits now ("" if finished)
   std::vector<std::pair<std::string, std::string>> vars;  // slow_step: chosen vars, as text
-  std::string message;                 // all of it in one line, as the default handler prints
+  std::string message;  // all of it in one line, as the default handler prints
 };
 
 }  // namespace baton

@@ -7,6 +7,9 @@
 //   co_await gather(vector of handles)  -> std::vector<R>
 //   co_await gather(return_exceptions, h1, ...) -> std::tuple<outcome<R1>, ...>, where
 //                  outcome<R> = std::variant<R, std::exception_ptr>: failures are returned.
+//   co_await gather(f(), g())           -> the same for plain tasks: each is spawned first
+//                  (left to right, when the gather is awaited), as asyncio.gather(coros) does;
+//                  also with return_exceptions. Named tasks go in as std::move(t).
 //   Context:      each task runs in its own context (as spawned); the caller's is untouched.
 //   Exceptions:   the first failure in argument order is rethrown (the other tasks go on, as
 //                 in asyncio); never with return_exceptions, except cancelled_error when the
@@ -20,6 +23,7 @@
 #include <baton/detail/awaitable_traits.hpp>
 #include <baton/detail/cancel.hpp>
 #include <baton/errors.hpp>
+#include <baton/spawn.hpp>
 #include <baton/task.hpp>
 #include <baton/task_handle.hpp>
 
@@ -106,6 +110,22 @@ template <class... T>
     detail::cancel_all(hs...);  // this task was cancelled: so is everything it gathers
     throw;
   }
+}
+
+/// gather(f(), g()) of plain tasks: spawns each (in argument order, in copies of the caller's
+/// context, when the gather is awaited) and gathers them, as asyncio.gather(coros) does.
+template <class... T>
+requires(sizeof...(T) > 0)
+    [[nodiscard]] task<std::tuple<result_or_monostate<T>...>> gather(task<T>... ts) {
+  std::tuple<task_handle<T>...> hs{spawn(std::move(ts))...};  // braced: left to right
+  co_return co_await std::apply([](auto&... h) { return gather(h...); }, hs);
+}
+
+template <class... T>
+requires(sizeof...(T) > 0)
+    [[nodiscard]] task<std::tuple<outcome<T>...>> gather(return_exceptions_t, task<T>... ts) {
+  std::tuple<task_handle<T>...> hs{spawn(std::move(ts))...};
+  co_return co_await std::apply([](auto&... h) { return gather(return_exceptions, h...); }, hs);
 }
 
 template <class T>

@@ -33,6 +33,7 @@
 #include <exception>
 #include <functional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -51,6 +52,14 @@ struct run_options {
 
 namespace detail {
 void run_main(task_base* main, const run_options& opts);
+}
+
+/// run(f) with a coroutine function instead of the task it makes: one line saying so.
+template <class F, class... Rest>
+requires std::is_function_v<std::remove_pointer_t<std::remove_cvref_t<F>>>
+auto run(F&&, Rest&&...) {
+  static_assert(detail::dependent_false<F>,
+                "baton: run(f) needs a task: call the coroutine function, run(f())");
 }
 
 template <class T>

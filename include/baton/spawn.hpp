@@ -29,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace baton {
@@ -84,6 +85,14 @@ task_handle<T> spawn(task<T> t) {
 template <class T>
 task_handle<T> spawn(task<T> t, context ctx) {
   return spawn(std::move(t), task_options{{}, std::move(ctx)});
+}
+
+/// spawn(f) with a coroutine function instead of the task it makes: one line saying so.
+template <class F, class... Rest>
+requires std::is_function_v<std::remove_pointer_t<std::remove_cvref_t<F>>>
+auto spawn(F&&, Rest&&...) {
+  static_assert(detail::dependent_false<F>,
+                "baton: spawn(f) needs a task: call the coroutine function, spawn(f())");
 }
 
 }  // namespace baton

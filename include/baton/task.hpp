@@ -5,10 +5,12 @@
 // Contract:
 //   A function returning task<T> is a coroutine that starts only when awaited or spawned.
 //   task<T> is move-only and [[nodiscard]]: dropping it unstarted destroys the coroutine.
-//   co_await t (inside another task) runs t to completion as part of the awaiting task:
+//   co_await std::move(t) (inside another task) runs t to completion as part of the awaiting
+//   task (co_await on a named task does not compile; say std::move(t)):
 //     Context:      t shares the awaiter's context; a set() inside t is visible afterwards,
 //                   exactly like awaiting a coroutine in Python.
-//     Exceptions:   t's exception is rethrown at the co_await.
+//     Exceptions:   t's exception is rethrown at the co_await; runtime_error when t is empty
+//                   (moved from, default-constructed) or was already awaited.
 //     Cancellation: t belongs to the awaiting task; cancelling that task cancels t's current
 //                   suspension point.
 //     Cost:         symmetric transfer in and out (no stack growth: an await chain 200 000 deep
@@ -161,11 +163,25 @@ concept baton_promise = std::is_base_of_v<promise_base, P>;
 }  // namespace detail
 
 namespace detail {
+/// False for every T, but only once T is known: a static_assert in a template that must not
+/// be instantiated.
+template <class T>
+inline constexpr bool dependent_false = false;
+
+/// Throws runtime_error for co_await of a task that is empty (`empty`) or already awaited.
+[[noreturn]] void throw_bad_await(bool empty, const std::type_info& type);
+
 /// co_await of a plain task: runs it inline in the awaiting task (same context, same task).
 template <class T>
 struct task_awaiter {
   std::coroutine_handle<promise<T>> h;
-  bool await_ready() const noexcept { return false; }
+  bool await_ready() const {
+    // A moved-from task holds nothing; an awaited one holds a finished frame (resuming either
+    // would crash). One load of the frame the await is about to run anyway.
+    if (!h || h.done()) [[unlikely]]
+      throw_bad_await(!h, typeid(T));
+    return false;
+  }
   template <baton_promise P>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> parent) noexcept {
     h.promise().continuation = parent;  // the child runs in the same task: nothing else to pass
@@ -183,6 +199,13 @@ class [[nodiscard]] task {
 
   task() noexcept = default;
   task(task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  /// A named task passed where a task is taken (spawn, gather, wait_for, a parameter): one
+  /// line saying what to write, instead of "use of deleted function".
+  template <class U = T>
+  task(task<U>&) {
+    static_assert(detail::dependent_false<U>,
+                  "baton: a task is move-only and runs once: pass a named task as std::move(t)");
+  }
   task& operator=(task&& o) noexcept {
     if (this != &o) {
       if (h_) h_.destroy();
@@ -192,7 +215,8 @@ class [[nodiscard]] task {
   }
   ~task() {
     if (h_) {
-      if (!h_.done()) [[unlikely]] detail::report_never_awaited(typeid(T));  // debug mode
+      if (!h_.done()) [[unlikely]]
+        detail::report_never_awaited(typeid(T));  // debug mode
       h_.destroy();
     }
   }
@@ -201,6 +225,13 @@ class [[nodiscard]] task {
   explicit operator bool() const noexcept { return static_cast<bool>(h_); }
 
   auto operator co_await() && noexcept { return detail::task_awaiter<T>{h_}; }
+  /// co_await t on a named task: one line saying what to write.
+  template <class U = T>
+  auto operator co_await() & {
+    static_assert(detail::dependent_false<U>,
+                  "baton: co_await on a named task: write co_await std::move(t) (a task runs "
+                  "once)");
+  }
 
   /// For the runtime: gives up the coroutine.
   std::coroutine_handle<promise_type> release() noexcept { return std::exchange(h_, {}); }

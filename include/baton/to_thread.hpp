@@ -15,6 +15,8 @@
 //                 but if f takes a std::stop_token as its first parameter, stop is requested on
 //                 it. run() waits for running jobs when it shuts the pool down.
 //   Thread-safety: f runs on a pool thread; the task resumes on a loop thread.
+// f receives the job's own copies of a... as rvalues: a parameter `T&` does not compile (one
+// line says so); share an object with std::ref(x) if it outlives the await.
 //
 // Example:
 //   auto rows = co_await baton::to_thread([](std::string q) { return db.query(q); }, sql);
@@ -220,18 +222,41 @@ class [[nodiscard]] offload_awaitable {
   state* s_ = nullptr;
 };
 
+/// Whether the job can call f with its own copies of the arguments (as rvalues), with or
+/// without a leading std::stop_token.
+template <class F, class... A>
+concept offload_invocable =
+    std::is_invocable_v<F&, A&&...> || std::is_invocable_v<F&, std::stop_token, A&&...>;
+
+template <class F>
+inline constexpr bool offload_false = false;
+
+template <class F, class... A>
+constexpr auto check_offload_arguments() {  // auto: instantiated (and fails) at once
+  static_assert(offload_false<F>,
+                "baton: to_thread/run_in_executor: f cannot take these arguments: the job gets "
+                "its own copies (rvalues), so take them by value or const&, or pass std::ref(x)");
+}
 }  // namespace detail
 
 template <class F, class... A>
 [[nodiscard]] auto to_thread(F&& f, A&&... a) {
-  return detail::offload_awaitable<detail::loop_pool, std::decay_t<F>, std::decay_t<A>...>(
-      detail::loop_pool{}, std::forward<F>(f), std::forward<A>(a)...);
+  if constexpr (!detail::offload_invocable<std::decay_t<F>, std::decay_t<A>...>) {
+    detail::check_offload_arguments<F, A...>();
+  } else {
+    return detail::offload_awaitable<detail::loop_pool, std::decay_t<F>, std::decay_t<A>...>(
+        detail::loop_pool{}, std::forward<F>(f), std::forward<A>(a)...);
+  }
 }
 
 template <class Executor, class F, class... A>
 [[nodiscard]] auto run_in_executor(Executor ex, F&& f, A&&... a) {
-  return detail::offload_awaitable<Executor, std::decay_t<F>, std::decay_t<A>...>(
-      std::move(ex), std::forward<F>(f), std::forward<A>(a)...);
+  if constexpr (!detail::offload_invocable<std::decay_t<F>, std::decay_t<A>...>) {
+    detail::check_offload_arguments<F, A...>();
+  } else {
+    return detail::offload_awaitable<Executor, std::decay_t<F>, std::decay_t<A>...>(
+        std::move(ex), std::forward<F>(f), std::forward<A>(a)...);
+  }
 }
 
 }  // namespace baton

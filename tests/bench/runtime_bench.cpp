@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSL-1.0
 // What tasks and the loop cost: spawn + join, spawn in a populated context, nested co_await,
 // yield + resume, and spawn + join on two loop threads, each beside a baseline measured in the
-// same run (raw Asio coroutines on one io_context). docs/benchmarks.md reads it.
+// same run (raw Asio coroutines on one io_context); spawn + join and yield in debug mode.
+// docs/benchmarks.md reads it.
 //
 // Every loop-based benchmark runs its whole timing loop inside one coroutine: the baton rows
 // inside one baton::run(), the Asio rows inside one co_spawn'd awaitable on one io_context. So
@@ -328,7 +329,23 @@ BENCHMARK(yield_sleep_0)->UseRealTime();
 void yield_post_use_task(benchmark::State& state) { run_baton(post_use_task_loop(state)); }
 BENCHMARK(yield_post_use_task)->UseRealTime();
 
-// ---- 5. mirrors (registered last: a mirror, once installed, stays for the process) ----------
+// ---- 5. debug mode on (docs/reference/debug.md) ---------------------------------------------
+// The same loops as spawn_join/1 and yield_sleep_0 with run_options::debug = true: what timing
+// every step costs. Compare with those rows of the same run.
+
+void run_baton_debug(baton::task<> body) {
+  baton::run_options opts;
+  opts.debug = true;
+  baton::run(std::move(body), std::move(opts));
+}
+
+void spawn_join_debug_mode(benchmark::State& state) { run_baton_debug(spawn_join_loop(state)); }
+BENCHMARK(spawn_join_debug_mode)->UseRealTime();
+
+void yield_sleep_0_debug_mode(benchmark::State& state) { run_baton_debug(yield_loop(state)); }
+BENCHMARK(yield_sleep_0_debug_mode)->UseRealTime();
+
+// ---- 6. mirrors (registered last: a mirror, once installed, stays for the process) ----------
 
 /// Two tasks on one thread taking turns (sleep(0)), each with its own value of one int var.
 /// One iteration is two resumes. mirror:0 runs before any mirror exists (the baseline);
