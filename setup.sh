@@ -11,15 +11,16 @@
 #   --sanitize=thread    ThreadSanitizer (build folder build-tsan)
 #   --werror             warnings are errors (CI uses it)
 #   --suites=a,b         build and run only these test suites (meson suites: context, tasks,
-#                        asio, threads, bridge, sync, trace, logging, samples, http, install,
-#                        compile_fail)
+#                        asio, threads, bridge, sync, trace, logging, grpc, samples, http,
+#                        install, compile_fail)
 #   --no-samples         do not build the samples (nor run them as tests)
 # Safe to run again: packages already present are skipped, a configured build folder is reused.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(g++ meson ninja-build pkg-config cmake libboost1.81-dev libboost-context1.81-dev doctest-dev
-  libbenchmark-dev libspdlog-dev libsqlite3-dev libboost-url1.81-dev libssl-dev python3)
+  libbenchmark-dev libspdlog-dev libsqlite3-dev libboost-url1.81-dev libssl-dev python3
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc)
 
 install_deps() {
   local missing=()

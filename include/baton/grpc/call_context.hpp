@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: BSL-1.0
+// The context that crosses a gRPC call: trace, baggage and deadline, in and out of metadata.
+#pragma once
+
+// Contract:
+//   deadline_var()     the current request's deadline (steady clock), nullopt when it has none.
+//                      baton::grpc::server sets it from the call's deadline in each handler's
+//                      context; a service may set it at its own edge (an HTTP request's budget).
+//   extract(call)      fills the current context from a server call: traceparent, tracestate
+//                      and baggage through baton::extract() (invalid or absent headers leave the
+//                      vars nullopt / empty), then start_span() so the handler has a span of its
+//                      own in the caller's trace, then the call's deadline into deadline_var()
+//                      (nullopt when the call has none). Returns the tokens that undo it.
+//   inject(call, t)    writes the current context into an outgoing call before it starts:
+//                      traceparent (the current span becomes the callee's parent), tracestate
+//                      and baggage as baton::inject() writes them, and the deadline: the earlier
+//                      of current_deadline() and now + t (t absent: the context's alone).
+// Bounds: what extract() keeps is never larger than the metadata it reads (baggage at most
+// 8192 bytes and 64 members, tracestate at most 32 members, by baton/trace_context.hpp);
+// baton::grpc::server caps the metadata it accepts per call at server_options's
+// max_metadata_bytes (16 KiB unless set), so a call's context holds at most that much.
+// Thread-safety: act on the calling thread's current context; `call` belongs to the caller.
+//
+// Example (the server and channel do both for you; this is for raw gRPC code):
+//   auto tokens = baton::grpc::extract(server_context);  // handler side
+//   ::grpc::ClientContext out;
+//   baton::grpc::inject(out, std::chrono::milliseconds(200));  // before starting the call
+
+#include <baton/context_var.hpp>
+#include <baton/token.hpp>
+#include <baton/trace_context.hpp>
+
+#include <chrono>
+#include <optional>
+
+namespace grpc {
+class ClientContext;
+class ServerContextBase;
+}  // namespace grpc
+
+namespace baton::grpc {
+
+using deadline_point = std::chrono::steady_clock::time_point;
+
+/// The var itself. Process-wide, never destroyed.
+context_var<std::optional<deadline_point>>& deadline_var();
+/// The current context's deadline; nullopt when there is none.
+std::optional<deadline_point> current_deadline();
+
+/// What extract() set; reset() restores the four vars, in reverse order.
+struct call_tokens {
+  trace_tokens trace;
+  token<std::optional<trace_parent>> span;
+  token<std::optional<deadline_point>> deadline;
+
+  void reset() const;
+};
+
+call_tokens extract(const ::grpc::ServerContextBase& call);
+void inject(::grpc::ClientContext& call,
+            std::optional<std::chrono::steady_clock::duration> timeout = std::nullopt);
+
+}  // namespace baton::grpc

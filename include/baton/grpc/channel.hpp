@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: BSL-1.0
+// channel: gRPC calls awaited from any baton task, carrying the caller's context.
+#pragma once
+
+// Contract:
+//   channel(ch)   wraps a gRPC channel (e.g. ::grpc::CreateChannel(target, credentials)); its
+//                 completion queue has one thread that only hands results back to loops.
+//   co_await ch.call<Response>(method, request, opts)   a unary call; returns the response.
+//   co_await ch.open<Request, Response>(method, opts)    a streaming call of any kind, as a
+//                 client_stream: write() requests, writes_done(), read() replies to nullopt,
+//                 finish() for the status.
+//   Every call starts with baton::grpc::inject(): the caller's trace (its current span is the
+//   callee's parent), tracestate, baggage, and the deadline: the earlier of the caller's
+//   current_deadline() and now + opts.timeout. opts.metadata adds fields of its own.
+//   Context:      the caller's own, unchanged, when each co_await returns (on any loop thread).
+//   Exceptions:   status_error when the status is not OK (DEADLINE_EXCEEDED once the deadline
+//                 passed, UNAVAILABLE when nobody answers, the server's own codes); write()
+//                 throws the call's status_error when the call has ended; cancelled_error when
+//                 the calling task is cancelled; baton::runtime_error on misuse (two reads or
+//                 two writes pending at once, use after finish()).
+//   Cancellation: cancelling the calling task cancels the RPC itself (the server sees
+//                 CANCELLED and its handler is cancelled); a client_stream destroyed before
+//                 finish() cancels its call.
+//   Thread-safety: a channel may be used from any number of tasks and loops at once; a
+//                 client_stream by one task at a time, except that one read and one write may
+//                 be pending together. The channel must outlive its calls.
+//
+// Example:
+//   baton::grpc::channel users(::grpc::CreateChannel("localhost:50051",
+//                                                    ::grpc::InsecureChannelCredentials()));
+//   auto reply = co_await users.call<lookup_reply>("/dir.Users/Lookup", request,
+//                                                  {.timeout = std::chrono::milliseconds(200)});
+
+#include <baton/errors.hpp>
+#include <baton/grpc/call_context.hpp>
+#include <baton/grpc/detail/completion.hpp>
+#include <baton/grpc/status_error.hpp>
+#include <baton/task.hpp>
+
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/completion_queue.h>
+#include <grpcpp/generic/generic_stub.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace baton::grpc {
+
+struct call_options {
+  std::optional<std::chrono::steady_clock::duration> timeout = {};  // the call's own budget
+  std::vector<std::pair<std::string, std::string>> metadata = {};   // lowercase names
+};
+
+namespace detail {
+/// Sets up an outgoing call's ClientContext: inject() and the extra metadata.
+void prepare(::grpc::ClientContext& call, const call_options& opts);
+}  // namespace detail
+
+/// One streaming call. Move-only; destroying it before finish() cancels the call.
+template <class Request, class Response>
+class client_stream {
+ public:
+  client_stream(client_stream&&) noexcept = default;
+  client_stream& operator=(client_stream&&) noexcept = default;
+  ~client_stream() = default;
+
+  /// Sends one request; the call's status_error when it has ended (finish() is done for you).
+  [[nodiscard]] task<> write(const Request& r) {
+    call_state& s = state();
+    if (s.writing.exchange(true)) {
+      throw runtime_error("baton: grpc client_stream: a write is already pending");
+    }
+    bool ok = false;
+    try {
+      ok = co_await detail::grpc_op([&](void* tag) { s.stream->Write(r, tag); },
+                                    [&s] { s.context.TryCancel(); });
+    } catch (...) {
+      s.writing = false;
+      throw;
+    }
+    s.writing = false;
+    if (!ok) {
+      co_await finish();  // throws the status that ended the call
+      throw status_error(s.method, ::grpc::Status(::grpc::StatusCode::INTERNAL,
+                                                  "the call ended with OK while writing"));
+    }
+  }
+  /// Tells the server no more requests come.
+  [[nodiscard]] task<> writes_done() {
+    call_state& s = state();
+    co_await detail::grpc_op([&](void* tag) { s.stream->WritesDone(tag); },
+                             [&s] { s.context.TryCancel(); });
+  }
+  /// The next reply; nullopt when the server has finished sending (then call finish()).
+  [[nodiscard]] task<std::optional<Response>> read() {
+    call_state& s = state();
+    if (s.reading.exchange(true)) {
+      throw runtime_error("baton: grpc client_stream: a read is already pending");
+    }
+    std::optional<Response> r(std::in_place);
+    bool ok = false;
+    try {
+      ok = co_await detail::grpc_op([&](void* tag) { s.stream->Read(&*r, tag); },
+                                    [&s] { s.context.TryCancel(); });
+    } catch (...) {
+      s.reading = false;
+      throw;
+    }
+    s.reading = false;
+    if (!ok) r.reset();
+    co_return r;
+  }
+  /// Waits for the call's status: returns on OK, throws status_error otherwise.
+  [[nodiscard]] task<> finish() {
+    call_state& s = state();
+    if (!s.finished) {
+      co_await detail::grpc_op([&](void* tag) { s.stream->Finish(&s.status, tag); },
+                               [&s] { s.context.TryCancel(); });
+      s.finished = true;
+    }
+    if (!s.status.ok()) throw status_error(s.method, s.status);
+  }
+  /// The gRPC call: server metadata once the first read returned, ...
+  ::grpc::ClientContext& context() { return state().context; }
+
+ private:
+  friend class channel;
+  struct call_state {
+    ::grpc::ClientContext context;
+    std::string method;
+    std::unique_ptr<::grpc::ClientAsyncReaderWriter<Request, Response>> stream;
+    ::grpc::Status status;
+    bool finished = false;
+    std::atomic<bool> reading{false};
+    std::atomic<bool> writing{false};
+  };
+  explicit client_stream(std::unique_ptr<call_state> s) noexcept : state_(std::move(s)) {}
+  call_state& state() const {
+    if (!state_) throw runtime_error("baton: grpc client_stream used after being moved from");
+    return *state_;
+  }
+
+  std::unique_ptr<call_state> state_;
+};
+
+class channel {
+ public:
+  explicit channel(std::shared_ptr<::grpc::Channel> ch);
+  channel(const channel&) = delete;
+  channel& operator=(const channel&) = delete;
+  /// Shuts the completion queue down and joins its thread (no call may be pending).
+  ~channel();
+
+  template <class Response, class Request>
+  [[nodiscard]] task<Response> call(std::string method, Request request, call_options opts = {}) {
+    ::grpc::ClientContext context;
+    detail::prepare(context, opts);
+    ::grpc::TemplatedGenericStub<Request, Response> stub(channel_);
+    std::unique_ptr<::grpc::ClientAsyncResponseReader<Response>> rpc;
+    Response response;
+    ::grpc::Status status;
+    co_await detail::grpc_op(
+        [&](void* tag) {
+          rpc = stub.PrepareUnaryCall(&context, method, request, &cq_);
+          rpc->StartCall();
+          rpc->Finish(&response, &status, tag);
+        },
+        [&context] { context.TryCancel(); });
+    if (!status.ok()) throw status_error(method, status);
+    co_return response;
+  }
+
+  template <class Request, class Response>
+  [[nodiscard]] task<client_stream<Request, Response>> open(std::string method,
+                                                            call_options opts = {}) {
+    using stream_type = client_stream<Request, Response>;
+    auto s = std::make_unique<typename stream_type::call_state>();
+    s->method = std::move(method);
+    detail::prepare(s->context, opts);
+    ::grpc::TemplatedGenericStub<Request, Response> stub(channel_);
+    auto& st = *s;
+    bool ok = co_await detail::grpc_op(
+        [&](void* tag) {
+          st.stream = stub.PrepareCall(&st.context, st.method, &cq_);
+          st.stream->StartCall(tag);
+        },
+        [&st] { st.context.TryCancel(); });
+    stream_type result(std::move(s));
+    if (!ok) co_await result.finish();  // throws why the call could not start
+    co_return result;
+  }
+
+  const std::shared_ptr<::grpc::Channel>& grpc_channel() const noexcept { return channel_; }
+
+ private:
+  std::shared_ptr<::grpc::Channel> channel_;
+  ::grpc::CompletionQueue cq_;
+  detail::cq_thread poller_;
+};
+
+}  // namespace baton::grpc

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: BSL-1.0
+// server: a gRPC server whose handlers are baton tasks, each in a context filled from its call.
+#pragma once
+
+// Contract:
+//   add_unary / add_server_streaming / add_client_streaming / add_bidi register a handler for a
+//   full method name (`/package.Service/Method`) before start(); Request and Response are
+//   protobuf messages. A handler is a callable returning a task (the server keeps it, so a
+//   coroutine lambda's captures stay valid while the server lives):
+//     unary             task<Response>(Request)
+//     server streaming  task<>(Request, server_stream<Request, Response>&)    write() each reply
+//     client streaming  task<Response>(server_stream<Request, Response>&)    read() to nullopt
+//     bidi              task<>(server_stream<Request, Response>&)            read() and write()
+//   start() builds and starts the gRPC server on the options' addresses (runtime_error when
+//   one cannot be bound); port() tells which port an address with port 0 got.
+//   serve() (starting first if needed) accepts calls until shutdown() or until the serving task
+//   is cancelled, then returns once every call has finished. Each call runs as its own task
+//   spawned by serve() on serve()'s loop, in a copy of serve()'s context filled by
+//   baton::grpc::extract() (trace, baggage, a span of its own, the call's deadline).
+//   Ending a call: a handler that returns ends it with OK (and the response); one that throws
+//   status_error ends it with that status; cancelled_error gives CANCELLED; any other exception
+//   UNKNOWN with its what(). An unregistered method gets UNIMPLEMENTED, a request that does not
+//   parse INVALID_ARGUMENT.
+//   Cancellation: the handler task is cancelled (and what it awaits) when the client cancels,
+//   when the call's deadline passes, and by shutdown() once the grace period is over.
+//   shutdown(grace): stop accepting calls; calls in flight get `grace` to finish, then are
+//   cancelled. Callable from any thread, any number of times (the first one counts).
+//   The server must outlive serve(); destroying a started server whose serve() has not
+//   returned throws nothing but shuts down and waits for the gRPC threads (do not do it on the
+//   serving loop's thread while calls are in flight).
+//   server_stream::read() -> std::optional<Request>: the next message, nullopt once the client
+//   is done writing. write(r) sends one message; status_error(CANCELLED) when the call is gone.
+//   One read and one write may be pending at a time (baton::runtime_error otherwise, and for
+//   write() in a client-streaming call, read() in a server-streaming one).
+//   Context:      handlers run in their call's context; read()/write() in the awaiting task's.
+//   Exceptions:   as above.
+//   Thread-safety: add_*() and start() before serving, from one thread; shutdown() from any.
+//
+// Example:
+//   baton::grpc::server srv({.addresses = {"127.0.0.1:50051"}});
+//   srv.add_unary<echo_request, echo_reply>("/demo.Echo/Say",
+//       [](echo_request req) -> baton::task<echo_reply> {
+//         echo_reply r;
+//         r.set_text(req.text());
+//         co_return r;
+//       });
+//   co_await srv.serve();
+
+#include <baton/grpc/detail/server_call.hpp>
+#include <baton/grpc/status_error.hpp>
+#include <baton/task.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace grpc {
+class ServerCredentials;
+}
+
+namespace baton::grpc {
+
+struct server_options {
+  std::vector<std::string> addresses = {};                      // "host:port"; 0 picks a port
+  std::shared_ptr<::grpc::ServerCredentials> credentials = {};  // null: insecure
+  std::size_t max_metadata_bytes = 16 * 1024;  // per call; larger calls are refused
+};
+
+/// The call as a streaming handler sees it.
+template <class Request, class Response>
+class server_stream {
+ public:
+  explicit server_stream(detail::server_call& call) noexcept : call_(call) {}
+  server_stream(const server_stream&) = delete;
+  server_stream& operator=(const server_stream&) = delete;
+
+  [[nodiscard]] task<std::optional<Request>> read() {
+    auto bytes = co_await call_.read();
+    if (!bytes) co_return std::nullopt;
+    co_return detail::parse_message<Request>(*bytes);
+  }
+  [[nodiscard]] task<> write(const Response& r) {
+    co_await call_.write(detail::serialize_message(r));
+  }
+  /// The gRPC call: peer(), client_metadata(), ...
+  const ::grpc::ServerContext& context() const noexcept { return call_.context(); }
+
+ private:
+  detail::server_call& call_;
+};
+
+class server {
+ public:
+  explicit server(server_options options);
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+  ~server();
+
+  template <class Request, class Response, class F>
+  void add_unary(std::string method, F handler) {
+    add(std::move(method), detail::call_kind::unary,
+        [h = std::move(handler)](
+            detail::server_call& c) -> task<std::optional<::grpc::ByteBuffer>> {
+          auto req = detail::require_request(co_await server_stream<Request, Response>(c).read());
+          co_return detail::serialize_message(co_await h(std::move(req)));
+        });
+  }
+  template <class Request, class Response, class F>
+  void add_server_streaming(std::string method, F handler) {
+    add(std::move(method), detail::call_kind::server_streaming,
+        [h = std::move(handler)](
+            detail::server_call& c) -> task<std::optional<::grpc::ByteBuffer>> {
+          server_stream<Request, Response> s(c);
+          auto req = detail::require_request(co_await s.read());
+          c.close_reads();
+          co_await h(std::move(req), s);
+          co_return std::nullopt;
+        });
+  }
+  template <class Request, class Response, class F>
+  void add_client_streaming(std::string method, F handler) {
+    add(std::move(method), detail::call_kind::client_streaming,
+        [h = std::move(handler)](
+            detail::server_call& c) -> task<std::optional<::grpc::ByteBuffer>> {
+          server_stream<Request, Response> s(c);
+          co_return detail::serialize_message(co_await h(s));
+        });
+  }
+  template <class Request, class Response, class F>
+  void add_bidi(std::string method, F handler) {
+    add(std::move(method), detail::call_kind::bidi,
+        [h = std::move(handler)](
+            detail::server_call& c) -> task<std::optional<::grpc::ByteBuffer>> {
+          server_stream<Request, Response> s(c);
+          co_await h(s);
+          co_return std::nullopt;
+        });
+  }
+
+  /// Builds and starts the gRPC server. Call from a task on the loop that will serve.
+  void start();
+  /// The port the i-th address got (after start()).
+  int port(std::size_t i = 0) const;
+  [[nodiscard]] task<> serve();
+  void shutdown(std::chrono::steady_clock::duration grace = {});
+
+ private:
+  void add(std::string method, detail::call_kind kind, detail::method_body body);
+
+  std::unique_ptr<detail::server_state> state_;
+};
+
+}  // namespace baton::grpc

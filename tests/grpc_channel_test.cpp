@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: BSL-1.0
+// channel: calls from tasks carry the caller's context out, cancelling the caller cancels the
+// RPC, deadlines, unreachable servers, threaded loops and misuse of a client_stream.
+#include <baton/grpc/channel.hpp>
+
+#include <baton/context_var.hpp>
+#include <baton/errors.hpp>
+#include <baton/event.hpp>
+#include <baton/grpc/call_context.hpp>
+#include <baton/grpc/server.hpp>
+#include <baton/run.hpp>
+#include <baton/spawn.hpp>
+#include <baton/task.hpp>
+#include <baton/trace_context.hpp>
+#include <doctest/doctest.h>
+#include <support/grpc_echo.hpp>
+#include <support/run_test.hpp>
+#include <support/settle.hpp>
+
+#include <grpcpp/create_channel.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+using baton::task;
+using baton::grpc::channel;
+using baton::grpc::server;
+using baton::grpc::server_stream;
+using baton::grpc::status_error;
+using baton_test::bidi_method;
+using baton_test::msg;
+using baton_test::Msg;
+using baton_test::run_task;
+using baton_test::server_stream_method;
+using baton_test::unary_method;
+using baton_test::with_server;
+using ::grpc::StatusCode;
+using namespace std::chrono_literals;
+
+TEST_CASE("cancelling the calling task cancels the RPC and the server's handler with it") {
+  run_task([]() -> task<> {
+    baton::event entered, handler_cancelled, never;
+    co_await with_server(
+        [&](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [&](Msg m) -> task<Msg> {
+            entered.set();
+            try {
+              co_await never.wait();
+            } catch (const baton::cancelled_error&) {
+              handler_cancelled.set();
+              throw;
+            }
+            co_return m;
+          });
+        },
+        [&](channel& ch, server&) -> task<> {
+          auto caller = baton::spawn(ch.call<Msg>(unary_method, msg("x")));
+          co_await entered.wait();
+          caller.cancel();
+          CHECK_THROWS_AS((void)co_await caller, baton::cancelled_error);
+          co_await handler_cancelled.wait();
+        });
+  });
+}
+
+TEST_CASE("the caller's deadline crosses to the handler and ends the call when it passes") {
+  run_task([]() -> task<> {
+    std::optional<baton::grpc::deadline_point> handler_deadline;
+    baton::event never;
+    co_await with_server(
+        [&](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [&](Msg m) -> task<Msg> {
+            handler_deadline = baton::grpc::current_deadline();
+            co_await never.wait();
+            co_return m;
+          });
+        },
+        [&](channel& ch, server&) -> task<> {
+          auto mine = std::chrono::steady_clock::now() + 300ms;
+          (void)baton::grpc::deadline_var().set(mine);
+          baton::grpc::call_options opts;
+          opts.timeout = 60s;  // looser than the context's: the context's wins
+          try {
+            (void)co_await ch.call<Msg>(unary_method, msg("x"), opts);
+            FAIL("the call succeeded");
+          } catch (const status_error& e) {
+            CHECK(e.code() == StatusCode::DEADLINE_EXCEEDED);
+          }
+          if (handler_deadline) CHECK(*handler_deadline <= mine + 100ms);  // wire rounding
+        });
+  });
+}
+
+TEST_CASE("a handler's own calls carry its trace and its deadline to the next service") {
+  run_task([]() -> task<> {
+    std::optional<baton::trace_parent> front_span, back_trace;
+    std::optional<baton::grpc::deadline_point> front_deadline, back_deadline;
+    std::string back_baggage;
+    server back({.addresses = {"127.0.0.1:0"}});
+    back.add_unary<Msg, Msg>(unary_method, [&](Msg m) -> task<Msg> {
+      back_trace = baton::current_trace();
+      back_deadline = baton::grpc::current_deadline();
+      back_baggage = baton::current_baggage().to_string();
+      co_return m;
+    });
+    back.start();
+    auto back_serving = baton::spawn(back.serve());
+    channel to_back(baton_test::connect(back));
+    co_await with_server(
+        [&](server& front) {
+          front.add_unary<Msg, Msg>(unary_method, [&](Msg m) -> task<Msg> {
+            front_span = baton::current_trace();
+            front_deadline = baton::grpc::current_deadline();
+            co_return co_await to_back.call<Msg>(unary_method, m);
+          });
+        },
+        [](channel& ch, server&) -> task<> {
+          (void)baton::extract(
+              std::vector<std::pair<std::string, std::string>>{{"baggage", "request_id=r-7"}});
+          (void)baton::start_span();
+          baton::grpc::call_options opts;
+          opts.timeout = 30s;
+          (void)co_await ch.call<Msg>(unary_method, msg("x"), opts);
+        });
+    back.shutdown();
+    co_await back_serving;
+    REQUIRE(front_span);
+    REQUIRE(back_trace);
+    CHECK(back_trace->trace_id == front_span->trace_id);
+    CHECK(back_trace->parent_id != front_span->parent_id);
+    CHECK(back_baggage == "request_id=r-7");
+    REQUIRE(front_deadline);
+    REQUIRE(back_deadline);
+    CHECK(*back_deadline <= *front_deadline + 100ms);  // wire rounding
+  });
+}
+
+TEST_CASE("a call to a port nobody listens on fails with UNAVAILABLE") {
+  run_task([]() -> task<> {
+    channel ch(::grpc::CreateChannel("127.0.0.1:1", ::grpc::InsecureChannelCredentials()));
+    try {
+      baton::grpc::call_options opts;
+      opts.timeout = 30s;
+      (void)co_await ch.call<Msg>(unary_method, msg("x"), opts);
+      FAIL("the call succeeded");
+    } catch (const status_error& e) {
+      CHECK(e.code() == StatusCode::UNAVAILABLE);
+      CHECK(std::string(e.what()).rfind("baton: grpc /baton.test.Echo/Unary: UNAVAILABLE", 0) == 0);
+    }
+  });
+}
+
+TEST_CASE("the caller's context is its own again after the call, and its sets stay with it") {
+  static baton::context_var<int> mine("mine", 0);
+  run_task([]() -> task<> {
+    co_await with_server(
+        [](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [](Msg) -> task<Msg> {
+            (void)mine.set(99);  // the handler's context only
+            co_return msg("", mine.get());
+          });
+        },
+        [](channel& ch, server&) -> task<> {
+          (void)mine.set(5);
+          Msg r = co_await ch.call<Msg>(unary_method, msg("x"));
+          CHECK(r.n() == 99);
+          CHECK(mine.get() == 5);
+        });
+  });
+}
+
+TEST_CASE("a hundred concurrent calls from a loop of four threads all get their replies") {
+  baton::run_options opts;
+  opts.threads = 4;
+  run_task(
+      []() -> task<> {
+        co_await with_server(
+            [](server& s) {
+              s.add_unary<Msg, Msg>(unary_method,
+                                    [](Msg m) -> task<Msg> { co_return msg("", m.n() * 3); });
+            },
+            [](channel& ch, server&) -> task<> {
+              std::vector<baton::task_handle<Msg>> calls;
+              for (int i = 0; i < 100; ++i) {
+                calls.push_back(baton::spawn(ch.call<Msg>(unary_method, msg("", i))));
+              }
+              for (int i = 0; i < 100; ++i) {
+                CHECK((co_await calls[static_cast<std::size_t>(i)]).n() == i * 3);
+              }
+            });
+      },
+      std::move(opts));
+}
+
+TEST_CASE("writing to a call the server has ended throws the call's status") {
+  run_task([]() -> task<> {
+    co_await with_server(
+        [](server& s) {
+          s.add_bidi<Msg, Msg>(bidi_method, [](server_stream<Msg, Msg>&) -> task<> {
+            throw status_error(StatusCode::FAILED_PRECONDITION, "not today");
+            co_return;
+          });
+        },
+        [](channel& ch, server&) -> task<> {
+          auto call = co_await ch.open<Msg, Msg>(bidi_method);
+          try {
+            for (int i = 0; i < 1000; ++i) co_await call.write(msg("x", i));
+            FAIL("every write succeeded");
+          } catch (const status_error& e) {
+            CHECK(e.code() == StatusCode::FAILED_PRECONDITION);
+            CHECK(e.message() == "not today");
+          }
+        });
+  });
+}
+
+TEST_CASE("two reads pending on one client_stream, or a moved-from one, are baton errors") {
+  run_task([]() -> task<> {
+    baton::event release;
+    co_await with_server(
+        [&](server& s) {
+          s.add_server_streaming<Msg, Msg>(server_stream_method,
+                                           [&](Msg, server_stream<Msg, Msg>& out) -> task<> {
+                                             co_await release.wait();
+                                             co_await out.write(msg("late"));
+                                           });
+        },
+        [&](channel& ch, server&) -> task<> {
+          auto call = co_await ch.open<Msg, Msg>(server_stream_method);
+          co_await call.write(msg("go"));
+          co_await call.writes_done();
+          auto first = baton::spawn(call.read());
+          co_await baton_test::settle();
+          CHECK_THROWS_WITH_AS((void)co_await call.read(), doctest::Contains("already pending"),
+                               baton::runtime_error);
+          release.set();
+          auto r = co_await first;
+          REQUIRE(r);
+          CHECK(r->text() == "late");
+          CHECK_FALSE(co_await call.read());
+          co_await call.finish();
+          auto moved = std::move(call);
+          CHECK_THROWS_WITH_AS((void)co_await call.read(), doctest::Contains("moved from"),
+                               baton::runtime_error);
+        });
+  });
+}
+
+TEST_CASE("a client_stream dropped before finish() cancels its call on the server") {
+  run_task([]() -> task<> {
+    baton::event entered, handler_cancelled, never;
+    co_await with_server(
+        [&](server& s) {
+          s.add_bidi<Msg, Msg>(bidi_method, [&](server_stream<Msg, Msg>& io) -> task<> {
+            (void)co_await io.read();
+            entered.set();
+            try {
+              co_await never.wait();
+            } catch (const baton::cancelled_error&) {
+              handler_cancelled.set();
+              throw;
+            }
+          });
+        },
+        [&](channel& ch, server&) -> task<> {
+          {
+            auto call = co_await ch.open<Msg, Msg>(bidi_method);
+            co_await call.write(msg("hello"));
+            co_await entered.wait();
+          }
+          co_await handler_cancelled.wait();
+        });
+  });
+}

@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: BSL-1.0
+// server: each RPC kind as a baton task, call endings, cancellation by the client, the deadline
+// and shutdown, and misuse.
+#include <baton/grpc/server.hpp>
+
+#include <baton/context_var.hpp>
+#include <baton/errors.hpp>
+#include <baton/event.hpp>
+#include <baton/grpc/call_context.hpp>
+#include <baton/grpc/channel.hpp>
+#include <baton/spawn.hpp>
+#include <baton/task.hpp>
+#include <doctest/doctest.h>
+#include <support/grpc_echo.hpp>
+#include <support/run_test.hpp>
+#include <support/settle.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+using baton::task;
+using baton::grpc::channel;
+using baton::grpc::server;
+using baton::grpc::server_stream;
+using baton::grpc::status_error;
+using baton_test::bidi_method;
+using baton_test::client_stream_method;
+using baton_test::msg;
+using baton_test::Msg;
+using baton_test::run_task;
+using baton_test::server_stream_method;
+using baton_test::unary_method;
+using baton_test::with_server;
+using ::grpc::StatusCode;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// What a test expects a call to end with.
+template <class Call>
+task<StatusCode> status_of(Call call) {
+  try {
+    co_await std::move(call);
+  } catch (const status_error& e) {
+    co_return e.code();
+  }
+  co_return StatusCode::OK;
+}
+
+/// A handler that waits, until it is cancelled, for an event nobody sets; it says when it
+/// started and when the cancellation reached it.
+struct parked_handler {
+  baton::event entered;
+  baton::event cancelled;
+  baton::event never;
+
+  task<Msg> operator()(Msg) {
+    entered.set();
+    try {
+      co_await never.wait();
+    } catch (const baton::cancelled_error&) {
+      cancelled.set();
+      throw;
+    }
+    co_return Msg();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a unary handler's reply reaches the caller") {
+  run_task([]() -> task<> {
+    co_await with_server(
+        [](server& s) {
+          s.add_unary<Msg, Msg>(
+              unary_method, [](Msg m) -> task<Msg> { co_return msg(m.text() + "!", m.n() + 1); });
+        },
+        [](channel& ch, server&) -> task<> {
+          Msg r = co_await ch.call<Msg>(unary_method, msg("hi", 41));
+          CHECK(r.text() == "hi!");
+          CHECK(r.n() == 42);
+        });
+  });
+}
+
+TEST_CASE("a server-streaming handler's writes arrive in order and then the stream ends") {
+  run_task([]() -> task<> {
+    co_await with_server(
+        [](server& s) {
+          s.add_server_streaming<Msg, Msg>(server_stream_method,
+                                           [](Msg m, server_stream<Msg, Msg>& out) -> task<> {
+                                             for (int i = 0; i < m.n(); ++i)
+                                               co_await out.write(msg(m.text(), i));
+                                           });
+        },
+        [](channel& ch, server&) -> task<> {
+          auto call = co_await ch.open<Msg, Msg>(server_stream_method);
+          co_await call.write(msg("x", 5));
+          co_await call.writes_done();
+          std::vector<int> seen;
+          while (auto r = co_await call.read()) seen.push_back(r->n());
+          co_await call.finish();
+          CHECK(seen == std::vector<int>{0, 1, 2, 3, 4});
+        });
+  });
+}
+
+TEST_CASE("a client-streaming handler reads every request, then its reply ends the call") {
+  run_task([]() -> task<> {
+    co_await with_server(
+        [](server& s) {
+          s.add_client_streaming<Msg, Msg>(client_stream_method,
+                                           [](server_stream<Msg, Msg>& in) -> task<Msg> {
+                                             int sum = 0;
+                                             while (auto m = co_await in.read()) sum += m->n();
+                                             co_return msg("sum", sum);
+                                           });
+        },
+        [](channel& ch, server&) -> task<> {
+          auto call = co_await ch.open<Msg, Msg>(client_stream_method);
+          for (int i = 1; i <= 10; ++i) co_await call.write(msg("n", i));
+          co_await call.writes_done();
+          auto r = co_await call.read();
+          REQUIRE(r);
+          CHECK(r->n() == 55);
+          CHECK_FALSE(co_await call.read());
+          co_await call.finish();
+        });
+  });
+}
+
+TEST_CASE("a bidi handler answers each request before the next one is sent") {
+  run_task([]() -> task<> {
+    co_await with_server(
+        [](server& s) {
+          s.add_bidi<Msg, Msg>(bidi_method, [](server_stream<Msg, Msg>& io) -> task<> {
+            while (auto m = co_await io.read()) co_await io.write(msg(m->text(), m->n() * 2));
+          });
+        },
+        [](channel& ch, server&) -> task<> {
+          auto call = co_await ch.open<Msg, Msg>(bidi_method);
+          for (int i = 0; i < 5; ++i) {
+            co_await call.write(msg("q", i));
+            auto r = co_await call.read();
+            REQUIRE(r);
+            CHECK(r->n() == i * 2);
+          }
+          co_await call.writes_done();
+          CHECK_FALSE(co_await call.read());
+          co_await call.finish();
+        });
+  });
+}
+
+TEST_CASE("a method nobody registered ends with UNIMPLEMENTED") {
+  run_task([]() -> task<> {
+    co_await with_server([](server&) {},
+                         [](channel& ch, server&) -> task<> {
+                           CHECK(co_await status_of(ch.call<Msg>(unary_method, msg("x"))) ==
+                                 StatusCode::UNIMPLEMENTED);
+                         });
+  });
+}
+
+TEST_CASE("a handler's status_error, or any other exception, is the status the caller gets") {
+  run_task([]() -> task<> {
+    co_await with_server(
+        [](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [](Msg m) -> task<Msg> {
+            if (m.n() == 1) throw status_error(StatusCode::NOT_FOUND, "no note 1");
+            if (m.n() == 2) throw std::logic_error("a bug");
+            co_return m;
+          });
+        },
+        [](channel& ch, server&) -> task<> {
+          try {
+            (void)co_await ch.call<Msg>(unary_method, msg("x", 1));
+            FAIL("the call succeeded");
+          } catch (const status_error& e) {
+            CHECK(e.code() == StatusCode::NOT_FOUND);
+            CHECK(e.message() == "no note 1");
+          }
+          try {
+            (void)co_await ch.call<Msg>(unary_method, msg("x", 2));
+            FAIL("the call succeeded");
+          } catch (const status_error& e) {
+            CHECK(e.code() == StatusCode::UNKNOWN);
+            CHECK(e.message() == "a bug");
+          }
+        });
+  });
+}
+
+TEST_CASE("each call runs in a context of its own: one handler's set is not seen by the next") {
+  static baton::context_var<int> seen("seen", 0);
+  run_task([]() -> task<> {
+    co_await with_server(
+        [](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [](Msg m) -> task<Msg> {
+            int before = seen.get();
+            (void)seen.set(m.n());
+            co_return msg("", before);
+          });
+        },
+        [](channel& ch, server&) -> task<> {
+          for (int i = 1; i <= 3; ++i) {
+            Msg r = co_await ch.call<Msg>(unary_method, msg("", i));
+            CHECK(r.n() == 0);
+          }
+        });
+  });
+}
+
+TEST_CASE("a handler whose deadline passes is cancelled, and the caller gets DEADLINE_EXCEEDED") {
+  run_task([]() -> task<> {
+    // The deadline must pass while the handler is parked; on a machine too busy to start it
+    // in time the attempt says nothing, and the next one gives the handler twice as long.
+    bool parked_in_time = false;
+    for (auto budget = 200ms; !parked_in_time && budget < 60s; budget *= 2) {
+      parked_handler h;
+      co_await with_server(
+          [&h](server& s) { s.add_unary<Msg, Msg>(unary_method, [&h](Msg m) { return h(m); }); },
+          [&](channel& ch, server&) -> task<> {
+            baton::grpc::call_options opts;
+            opts.timeout = budget;
+            auto code = co_await status_of(ch.call<Msg>(unary_method, msg("x"), opts));
+            CHECK(code == StatusCode::DEADLINE_EXCEEDED);
+            parked_in_time = h.entered.is_set();
+            if (parked_in_time) co_await h.cancelled.wait();
+          });
+    }
+    CHECK(parked_in_time);
+  });
+}
+
+TEST_CASE("shutdown cancels the calls still running when its grace is over, then serve returns") {
+  run_task([]() -> task<> {
+    parked_handler h;
+    server srv({.addresses = {"127.0.0.1:0"}});
+    srv.add_unary<Msg, Msg>(unary_method, [&h](Msg m) { return h(m); });
+    srv.start();
+    auto serving = baton::spawn(srv.serve());
+    channel ch(baton_test::connect(srv));
+    auto call = baton::spawn(status_of(ch.call<Msg>(unary_method, msg("x"))));
+    co_await h.entered.wait();
+    srv.shutdown(0ms);
+    co_await serving;  // returns only once the parked call is gone
+    CHECK(h.cancelled.is_set());
+    CHECK(co_await call != StatusCode::OK);
+  });
+}
+
+TEST_CASE("a call in flight at shutdown finishes normally within the grace period") {
+  run_task([]() -> task<> {
+    baton::event entered, release;
+    server srv({.addresses = {"127.0.0.1:0"}});
+    srv.add_unary<Msg, Msg>(unary_method, [&](Msg m) -> task<Msg> {
+      entered.set();
+      co_await release.wait();
+      co_return m;
+    });
+    srv.start();
+    auto serving = baton::spawn(srv.serve());
+    channel ch(baton_test::connect(srv));
+    auto call = baton::spawn(ch.call<Msg>(unary_method, msg("late", 7)));
+    co_await entered.wait();
+    srv.shutdown(60s);
+    release.set();
+    Msg r = co_await call;
+    CHECK(r.n() == 7);
+    co_await serving;
+  });
+}
+
+TEST_CASE("cancelling the serving task shuts the server down and cancels its calls") {
+  run_task([]() -> task<> {
+    parked_handler h;
+    server srv({.addresses = {"127.0.0.1:0"}});
+    srv.add_unary<Msg, Msg>(unary_method, [&h](Msg m) { return h(m); });
+    auto serving = baton::spawn(srv.serve());
+    co_await baton_test::settle();
+    channel ch(baton_test::connect(srv));
+    auto call = baton::spawn(status_of(ch.call<Msg>(unary_method, msg("x"))));
+    co_await h.entered.wait();
+    serving.cancel();
+    CHECK_THROWS_AS(co_await serving, baton::cancelled_error);
+    CHECK(h.cancelled.is_set());
+    CHECK(co_await call != StatusCode::OK);
+  });
+}
+
+TEST_CASE("write() in a client-streaming handler is misuse the caller sees as UNKNOWN") {
+  run_task([]() -> task<> {
+    co_await with_server(
+        [](server& s) {
+          s.add_client_streaming<Msg, Msg>(client_stream_method,
+                                           [](server_stream<Msg, Msg>& in) -> task<Msg> {
+                                             co_await in.write(msg("not allowed"));
+                                             co_return Msg();
+                                           });
+        },
+        [](channel& ch, server&) -> task<> {
+          auto call = co_await ch.open<Msg, Msg>(client_stream_method);
+          co_await call.writes_done();
+          try {
+            co_await call.finish();
+            FAIL("the call succeeded");
+          } catch (const status_error& e) {
+            CHECK(e.code() == StatusCode::UNKNOWN);
+            CHECK(e.message().rfind("baton: grpc: write()", 0) == 0);
+          }
+        });
+  });
+}
+
+TEST_CASE("registering a method twice, or after start(), throws a baton error") {
+  run_task([]() -> task<> {
+    server srv({.addresses = {"127.0.0.1:0"}});
+    auto echo = [](Msg m) -> task<Msg> { co_return m; };
+    srv.add_unary<Msg, Msg>(unary_method, echo);
+    auto add = [&](const char* method) { srv.add_unary<Msg, Msg>(method, echo); };
+    CHECK_THROWS_WITH_AS(add(unary_method), doctest::Contains("registered twice"),
+                         baton::runtime_error);
+    srv.start();
+    CHECK_THROWS_WITH_AS(add(bidi_method), doctest::Contains("before start()"),
+                         baton::runtime_error);
+    CHECK(srv.port() > 0);
+    co_return;
+  });
+}
+
+TEST_CASE("a server that cannot listen says so") {
+  run_task([]() -> task<> {
+    server srv({.addresses = {"256.1.1.1:1"}});
+    CHECK_THROWS_AS(srv.start(), baton::runtime_error);
+    co_return;
+  });
+}
