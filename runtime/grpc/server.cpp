@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: BSL-1.0
-// The server: an accept loop on the serving task, one spawned task per call, a completion
-// queue drained by its own thread (detail/completion.hpp), shutdown on a thread of its own.
+// The server: calls accepted on the completion queue's thread, one spawned task per call on the
+// serving loop, shutdown on a thread of its own (docs/design/grpc.md).
 #include <baton/grpc/server.hpp>
 
+#include <baton/context.hpp>
 #include <baton/errors.hpp>
 #include <baton/event.hpp>
 #include <baton/executor.hpp>
@@ -26,16 +27,28 @@ namespace baton::grpc {
 
 namespace detail {
 
+namespace {
+
+/// Calls requested from gRPC at once: a burst of new calls need not wait for the queue's
+/// thread to ask for the next one.
+constexpr int accept_depth = 16;
+
+}  // namespace
+
 struct registered_method {
   call_kind kind;
   method_body body;
 };
 
+class accepted_call;
+
 // Who owns what:
 //   server ──▶ server_state ──▶ ::grpc::Server, its completion queue and the queue's thread
-//   serve() (the accept loop) ──new──▶ accepted_call ◀── the call's task (run_call)
-//   an accepted_call is deleted by whichever of {its task ends, gRPC says the call is done}
-//   comes second; serve() returns once every accepted_call is gone.
+//   server_state::accept() ──new──▶ accepted_call (one per requested call)
+//   An accepted_call is deleted by the last of its references: before a match, the request;
+//   after it, gRPC's "done" and the call's own path (request read, task, final Finish). Those
+//   events arrive on the queue's thread and need no loop; only starting the task does.
+//   serve() returns once every accepted_call is gone and gRPC's threads have stopped.
 struct server_state {
   server_options options;
   std::unordered_map<std::string, registered_method> methods;
@@ -45,6 +58,7 @@ struct server_state {
   std::vector<int> ports;
   std::optional<cq_thread> poller;
   std::optional<boost::asio::io_context::executor_type> loop_executor;  // set by start()
+  std::optional<context> base;  // serve()'s context: each call runs in a copy of it
 
   std::mutex shutdown_mutex;
   bool shutdown_requested = false;  // under shutdown_mutex
@@ -55,11 +69,13 @@ struct server_state {
   bool calls_gone_said = false;
   event finished;  // set by the shutdown thread once gRPC and the queue's thread are done
 
-  // A Dekker pair: the last call to go and the accept loop's end each store one and load the
-  // other, so at least one of them sees both done and sets `drained` (seq_cst for that).
+  // A Dekker pair: the last call to go and request_shutdown each store one and load the other,
+  // so at least one of them sees both done and sets `drained` (seq_cst for that).
   std::atomic<std::size_t> in_flight{0};
   std::atomic<bool> accepting{true};
   event drained;
+
+  void accept();
 
   /// Starts the shutdown thread once: Shutdown() blocks until every call is gone, which needs
   /// the loop to run, so it never runs on a loop thread.
@@ -67,6 +83,8 @@ struct server_state {
     std::lock_guard lock(shutdown_mutex);
     if (shutdown_requested || !server) return;
     shutdown_requested = true;
+    accepting.store(false);
+    if (in_flight.load() == 0) drained.set();
     auto deadline = std::chrono::system_clock::now() +
                     std::chrono::duration_cast<std::chrono::system_clock::duration>(grace);
     shutdown_thread = std::thread([this, deadline, gone = calls_gone.get_future()] {
@@ -88,54 +106,104 @@ struct server_state {
   }
 };
 
+task<> run_call(accepted_call& c);
+
 class accepted_call final : public server_call {
  public:
-  explicit accepted_call(server_state& s) : server_(s), done_(*this) {}
+  explicit accepted_call(server_state& s)
+      : server_(s), matched_(*this), request_read_tag_(*this), done_(*this), finished_(*this) {}
 
-  /// AsyncNotifyWhenDone before RequestCall, as gRPC requires.
-  void watch() { context_.AsyncNotifyWhenDone(static_cast<completion*>(&done_)); }
-  void* request_tag_target() { return &stream_; }
+  /// Asks gRPC for the next call (AsyncNotifyWhenDone first, as gRPC requires).
+  void request() {
+    context_.AsyncNotifyWhenDone(static_cast<completion*>(&done_));
+    server_.service.RequestCall(&context_, &stream_, server_.cq.get(), server_.cq.get(),
+                                static_cast<completion*>(&matched_));
+  }
 
   ::grpc::GenericServerContext& context() { return context_; }
-  ::grpc::GenericServerAsyncReaderWriter& stream() { return stream_; }
-  void set_kind(call_kind k) { kind_ = k; }
+  const registered_method* method() const { return method_; }
   server_state& owner() { return server_; }
 
-  /// Keeps the handler's handle so that gRPC's "done" can cancel it; cancels at once if the
-  /// call was already cancelled.
+  /// On the loop: keeps the task's handle so that gRPC's "done" can cancel it; cancels at once
+  /// if the call was cancelled already; drops it if the task has finished.
   void adopt(task_handle<void> h) {
     std::lock_guard lock(mutex_);
-    if (done_seen_) {
-      if (context_.IsCancelled()) h.cancel();
-      return;
-    }
+    if (task_finished_) return;
+    if (done_seen_ && context_.IsCancelled()) h.cancel();
     handler_ = std::move(h);
   }
 
-  /// The handler's task has finished with the call.
-  void handler_finished() { release(); }
+  /// The call's task ends with this: `status` (and `reply`) go out, and the final Finish
+  /// releases the call's path on the queue's thread. The last thing the task does with it.
+  void finish(const std::optional<::grpc::ByteBuffer>& reply, const ::grpc::Status& status) {
+    {
+      std::lock_guard lock(mutex_);
+      task_finished_ = true;
+      handler_.reset();
+    }
+    void* tag = static_cast<completion*>(&finished_);
+    if (reply) {
+      stream_.WriteAndFinish(*reply, ::grpc::WriteOptions(), status, tag);
+    } else {
+      stream_.Finish(status, tag);
+    }
+  }
 
  private:
-  /// gRPC's "the call is done" tag: on the queue's thread, so the work goes to the loop.
-  struct done_completion final : completion {
-    explicit done_completion(accepted_call& c) : call(c) {}
-    void complete(bool) noexcept override {
-      accepted_call* c = &call;
-      boost::asio::post(*c->server_.loop_executor, [c] { c->on_done(); });
-    }
+  template <void (accepted_call::*On)(bool)>
+  struct event_tag final : completion {
+    explicit event_tag(accepted_call& c) : call(c) {}
+    void complete(bool ok) noexcept override { (call.*On)(ok); }
     accepted_call& call;
   };
 
-  void on_done() {
+  // On the queue's thread, from here down.
+
+  void on_matched(bool ok) {
+    if (!ok) {  // shutting down; gRPC never reports an unmatched call as done
+      release();
+      return;
+    }
+    refs_.fetch_add(1, std::memory_order_relaxed);  // relaxed: we hold a reference already
+    if (server_.accepting.load()) server_.accept();
+    auto it = server_.methods.find(context_.method());
+    if (it != server_.methods.end()) {
+      method_ = &it->second;
+      kind_ = method_->kind;
+    }
+    if (method_ && (kind_ == call_kind::unary || kind_ == call_kind::server_streaming)) {
+      request_.emplace();
+      stream_.Read(&*request_, static_cast<completion*>(&request_read_tag_));
+    } else {
+      start();
+    }
+  }
+
+  void on_request_read(bool ok) {
+    if (!ok) request_.reset();  // the client sent no request: the handler's read says so
+    request_read_ = true;
+    start();
+  }
+
+  /// Spawns the call's task on the serving loop, in a copy of serve()'s context.
+  void start() {
+    boost::asio::post(*server_.loop_executor, [this] {
+      adopt(spawn(run_call(*this),
+                  task_options{.name = "grpc " + context_.method(), .ctx = server_.base->copy()}));
+    });
+  }
+
+  void on_done(bool) {
     {
       std::lock_guard lock(mutex_);
       done_seen_ = true;
       // The client cancelled, the deadline passed, or shutdown's grace ran out.
       if (handler_ && context_.IsCancelled()) handler_->cancel();
-      handler_.reset();
     }
     release();
   }
+
+  void on_finished(bool) { release(); }
 
   void release() {
     // acq_rel: the side that deletes must see everything the other side did to the call.
@@ -147,29 +215,34 @@ class accepted_call final : public server_call {
   }
 
   server_state& server_;
-  done_completion done_;
+  event_tag<&accepted_call::on_matched> matched_;
+  event_tag<&accepted_call::on_request_read> request_read_tag_;
+  event_tag<&accepted_call::on_done> done_;
+  event_tag<&accepted_call::on_finished> finished_;
+  const registered_method* method_ = nullptr;
   std::mutex mutex_;
-  std::optional<task_handle<void>> handler_;  // under mutex_
+  std::optional<task_handle<void>> handler_;  // under mutex_, while the task runs
   bool done_seen_ = false;                    // under mutex_
-  std::atomic<int> refs_{2};                  // the handler's task and gRPC's "done"
+  bool task_finished_ = false;                // under mutex_
+  std::atomic<int> refs_{1};                  // the request; then "done" and the call's path
 };
 
-namespace {
+void server_state::accept() {
+  in_flight.fetch_add(1);
+  (new accepted_call(*this))->request();
+}
 
-/// One call, in its own context (spawned: a copy of serve()'s, filled here).
+/// One call, in its own context (spawned in a copy of serve()'s, filled here).
 task<> run_call(accepted_call& c) {
   std::optional<::grpc::ByteBuffer> reply;
   ::grpc::Status status;
   try {
     (void)extract(c.context());
-    auto& methods = c.owner().methods;
-    auto it = methods.find(c.context().method());
-    if (it == methods.end()) {
+    if (!c.method()) {
       throw status_error(::grpc::StatusCode::UNIMPLEMENTED,
                          "baton: no handler for " + c.context().method());
     }
-    c.set_kind(it->second.kind);
-    reply = co_await it->second.body(c);
+    reply = co_await c.method()->body(c);
   } catch (const status_error& e) {
     status = e.status();
   } catch (const cancelled_error&) {
@@ -178,29 +251,19 @@ task<> run_call(accepted_call& c) {
     status = ::grpc::Status(::grpc::StatusCode::UNKNOWN, e.what());
   }
   if (!status.ok()) reply.reset();
-  try {
-    co_await grpc_op(
-        [&](void* tag) {
-          if (reply) {
-            c.stream().WriteAndFinish(*reply, ::grpc::WriteOptions(), status, tag);
-          } else {
-            c.stream().Finish(status, tag);
-          }
-        },
-        [&c] { c.context().TryCancel(); });
-  } catch (const cancelled_error&) {
-    // Cancelled while finishing: the call is over either way.
-  }
-  c.handler_finished();
+  c.finish(reply, status);
 }
-
-}  // namespace
 
 server_call::server_call() : stream_(&context_) {}
 server_call::~server_call() = default;
 
 task<std::optional<::grpc::ByteBuffer>> server_call::read() {
   if (reads_closed_) throw runtime_error("baton: grpc: read() after the call's one request");
+  if (request_read_) {
+    reads_closed_ = kind_ == call_kind::unary || kind_ == call_kind::server_streaming;
+    request_read_ = false;
+    co_return std::move(request_);
+  }
   if (reading_) throw runtime_error("baton: grpc: a read is already pending on this call");
   reading_ = true;
   ::grpc::ByteBuffer bytes;
@@ -264,8 +327,9 @@ void server::add(std::string method, detail::call_kind kind, detail::method_body
 void server::start() {
   auto& s = *state_;
   if (s.server) throw runtime_error("baton: grpc server: start() called twice");
-  if (s.options.addresses.empty())
+  if (s.options.addresses.empty()) {
     throw runtime_error("baton: grpc server: no address to listen on");
+  }
   s.loop_executor = current_executor();
   ::grpc::ServerBuilder builder;
   auto credentials =
@@ -279,21 +343,18 @@ void server::start() {
   builder.RegisterAsyncGenericService(&s.service);
   s.cq = builder.AddCompletionQueue();
   s.server = builder.BuildAndStart();
-  if (!s.server) {
-    s.cq.reset();
-    throw runtime_error("baton: grpc server: cannot start (is an address taken or malformed?)");
-  }
-  for (std::size_t i = 0; i < s.ports.size(); ++i) {
-    if (s.ports[i] == 0) {
-      s.server->Shutdown();
-      s.cq->Shutdown();
-      void* tag = nullptr;
-      bool ok = false;
-      while (s.cq->Next(&tag, &ok)) {
-      }
-      s.server.reset();
-      throw runtime_error("baton: grpc server: cannot listen on " + s.options.addresses[i]);
+  bool bound = s.server != nullptr;
+  for (int p : s.ports) bound = bound && p != 0;
+  if (!bound) {
+    if (s.server) s.server->Shutdown();
+    s.cq->Shutdown();
+    void* tag = nullptr;
+    bool ok = false;
+    while (s.cq->Next(&tag, &ok)) {
     }
+    s.server.reset();
+    s.cq.reset();
+    throw runtime_error("baton: grpc server: cannot listen on every address (taken, or malformed)");
   }
   s.poller.emplace(*s.cq);
 }
@@ -306,32 +367,13 @@ int server::port(std::size_t i) const {
 task<> server::serve() {
   auto& s = *state_;
   if (!s.server) start();
-  bool cancelled = false;
-  for (;;) {
-    auto call = std::make_unique<detail::accepted_call>(s);
-    call->watch();
-    bool ok = false;
-    try {
-      co_await detail::grpc_op(
-          [&](void* tag) {
-            s.service.RequestCall(&call->context(), &call->stream(), s.cq.get(), s.cq.get(), tag);
-          },
-          [&s] { s.request_shutdown({}); }, &ok);
-    } catch (const cancelled_error&) {
-      cancelled = true;  // the cancel started the shutdown; a call matched meanwhile still runs
-    }
-    if (!ok) break;  // shutting down; gRPC never reports an unmatched call as done
-    s.in_flight.fetch_add(1);
-    auto* c = call.release();
-    c->adopt(spawn(detail::run_call(*c), {.name = "grpc " + c->context().method()}));
-    if (cancelled) break;
-  }
-  s.request_shutdown({});  // a no-op unless serve() was cancelled before it could accept
-  s.accepting.store(false);
-  if (s.in_flight.load() == 0) s.drained.set();
+  if (s.base) throw runtime_error("baton: grpc server: serve() called twice");
+  s.base = copy_context();
+  for (int i = 0; i < detail::accept_depth && s.accepting.load(); ++i) s.accept();
   // Every call must be gone, and gRPC's threads too, before serve() returns (handlers and the
-  // queue's thread refer to this server). The shutdown's grace period bounds the wait, so a
-  // cancel that arrives meanwhile is held until then.
+  // queue's thread refer to this server). A cancel starts the shutdown; the grace period
+  // bounds the wait, so a cancel that arrives meanwhile is held until then.
+  bool cancelled = false;
   for (event* e : {&s.drained, &s.finished}) {
     if (e == &s.finished) s.say_calls_gone();
     for (;;) {
@@ -340,6 +382,7 @@ task<> server::serve() {
         break;
       } catch (const cancelled_error&) {
         cancelled = true;
+        s.request_shutdown({});
       }
     }
   }

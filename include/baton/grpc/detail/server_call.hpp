@@ -40,6 +40,10 @@ class server_call {
   ::grpc::GenericServerContext context_;
   ::grpc::GenericServerAsyncReaderWriter stream_;
   call_kind kind_ = call_kind::bidi;
+  // A unary or server-streaming call's one request, read before the handler starts (by the
+  // queue's thread, which saves a trip to the loop); read() hands it out first.
+  std::optional<::grpc::ByteBuffer> request_;
+  bool request_read_ = false;  // request_ was filled in (or the client sent none)
   bool reads_closed_ = false;
   bool reading_ = false;
   bool writing_ = false;
