@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSL-1.0
 # The install test: installs baton into a temporary prefix, then builds and runs consumer.cpp
-# against it with pkg-config (plain and --static) and with CMake's find_package(baton).
+# against it with pkg-config (plain and --static) and with CMake's find_package(baton); when the
+# build has baton_grpc (gRPC was found), grpc_consumer.cpp too, through baton_grpc.pc and
+# find_package(baton COMPONENTS grpc).
 #   tests/install/check.sh [source folder [meson options...]]   (meson test --suite install)
 #   e.g. tests/install/check.sh . -Ddefault_library=shared
 # Uses meson, pkg-config, cmake and python3 from PATH, and $CXX (default g++). Exits non-zero,
@@ -69,10 +71,16 @@ run "run the build-tree consumer" \
 
 run "meson install into $prefix" meson install -C "$tmp/build"
 
+# baton_grpc is optional: built (and installed) when meson found gRPC.
+with_grpc=false
+[ -f "$tmp/build/meson-uninstalled/baton_grpc-uninstalled.pc" ] && with_grpc=true
+echo "   baton_grpc built: $with_grpc"
+
 step="check the installed headers"
 echo "== $step"
 missing=()
 while IFS= read -r header; do
+  [ "$with_grpc" = false ] && [[ "$header" == grpc/* ]] && continue
   [ -f "$prefix/include/baton/$header" ] || missing+=("$header")
 done < <(cd "$srcdir/include/baton" && find . -name '*.hpp' | sed 's|^\./||' | sort)
 [ ${#missing[@]} -eq 0 ] ||
@@ -124,9 +132,24 @@ version_file=$(find "$prefix" -name batonConfigVersion.cmake -path '*/cmake/bato
 run "check batonConfigVersion.cmake's answers" \
   cmake -DVERSION_FILE="$version_file" -P "$here/version_check.cmake"
 
+if [ "$with_grpc" = true ]; then
+  step="find baton_grpc.pc"
+  [ -f "$(dirname "$pc")/baton_grpc.pc" ] || fail "no pkgconfig/baton_grpc.pc beside baton.pc"
+  run "pkg-config --validate baton_grpc" pkg-config --validate baton_grpc
+  grpc_cflags=$(pkg-config --cflags baton_grpc)
+  grpc_libs=$(pkg-config --libs baton_grpc)
+  step="check baton_grpc.pc's flags"
+  [[ " $grpc_libs " == *" -lbaton_grpc "* ]] || fail "pkg-config --libs baton_grpc lacks -lbaton_grpc"
+  [[ " $grpc_libs " == *" -lbaton "* ]] || fail "pkg-config --libs baton_grpc lacks -lbaton"
+  run "build the grpc consumer with pkg-config --libs baton_grpc" \
+    "$cxx" -std=c++20 "$here/grpc_consumer.cpp" -o "$tmp/grpc-consumer-pc" $grpc_cflags $grpc_libs
+  run "run the pkg-config grpc consumer" "$tmp/grpc-consumer-pc"
+fi
+
 run "configure the CMake consumer (find_package(baton))" \
   cmake -S "$here" -B "$tmp/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" \
-  -DCMAKE_CXX_COMPILER="$(command -v "$cxx")" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  -DCMAKE_CXX_COMPILER="$(command -v "$cxx")" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DBATON_WITH_GRPC="$([ "$with_grpc" = true ] && echo ON || echo OFF)"
 version=$(meson introspect --projectinfo "$tmp/build" |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
 step="check the version CMake found"
@@ -139,6 +162,10 @@ if [ "$with_spdlog" = true ]; then
   [ -x "$tmp/cmake-build/spdlog_consumer" ] || fail "CMake did not build spdlog_consumer"
   run "run the CMake spdlog consumer" env -u LD_LIBRARY_PATH "$tmp/cmake-build/spdlog_consumer"
 fi
+if [ "$with_grpc" = true ]; then
+  run "run the CMake grpc consumer (find_package(baton COMPONENTS grpc))" \
+    env -u LD_LIBRARY_PATH "$tmp/cmake-build/grpc_consumer"
+fi
 
 echo "install test: ok (baton-uninstalled.pc; installed headers, baton.pc plain and --static," \
-  "batonConfig.cmake; spdlog lines: $with_spdlog)"
+  "batonConfig.cmake; spdlog lines: $with_spdlog; baton_grpc.pc and baton::grpc: $with_grpc)"
