@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: BSL-1.0
+// baton_grpc against gRPC's own completion-queue API, in the same run: a unary round trip on
+// loopback (one caller), unary calls/s with 100 callers in flight, and what filling a call's
+// context from its metadata costs. docs/benchmarks.md ("gRPC") reads it.
+//
+// Both sides run the echo service of tests/echo.proto on 127.0.0.1 in this process.
+//   raw:   the generated Echo::AsyncService; one thread drains the server's queue and answers
+//          inline; the client starts calls from the benchmark thread and waits on its own queue
+//          (the shortest path the async API allows: no hand-off to any other thread).
+//   baton: baton::grpc::server and channel on one baton loop (the benchmark thread); the
+//          server's handler runs as a task in a context filled from the call's metadata.
+// Time is wall-clock (UseRealTime); rows that cross threads also report the CPU time of the
+// whole process, which a busy machine disturbs less.
+#include <baton/baton.hpp>
+#include <baton/grpc/call_context.hpp>
+#include <baton/grpc/channel.hpp>
+#include <baton/grpc/server.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/completion_queue.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+#include <grpcpp/server_context.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "echo.grpc.pb.h"
+
+namespace baton_bench {
+namespace {
+
+using baton::test::Echo;
+using baton::test::Msg;
+
+constexpr const char* unary_method = "/baton.test.Echo/Unary";
+constexpr int callers = 100;
+
+std::string target(int port) { return "127.0.0.1:" + std::to_string(port); }
+
+// ---------------------------------------------------------------------------------------------
+// gRPC's own async API.
+
+/// The echo server on the completion-queue API: one thread, answers inline.
+class raw_server {
+ public:
+  raw_server() {
+    ::grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", ::grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&service_);
+    cq_ = builder.AddCompletionQueue();
+    server_ = builder.BuildAndStart();
+    for (int i = 0; i < callers + 28; ++i) accept();
+    thread_ = std::thread([this] { drain(); });
+  }
+  ~raw_server() {
+    server_->Shutdown();
+    cq_->Shutdown();
+    thread_.join();
+  }
+  int port() const { return port_; }
+
+ private:
+  struct call {
+    ::grpc::ServerContext context;
+    Msg request;
+    ::grpc::ServerAsyncResponseWriter<Msg> responder{&context};
+    bool answered = false;
+  };
+
+  void accept() {
+    auto* c = new call;
+    service_.RequestUnary(&c->context, &c->request, &c->responder, cq_.get(), cq_.get(), c);
+  }
+
+  void drain() {
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_->Next(&tag, &ok)) {
+      auto* c = static_cast<call*>(tag);
+      if (!ok || c->answered) {
+        delete c;
+        continue;
+      }
+      accept();
+      c->answered = true;
+      c->responder.Finish(c->request, ::grpc::Status::OK, c);
+    }
+  }
+
+  Echo::AsyncService service_;
+  std::unique_ptr<::grpc::ServerCompletionQueue> cq_;
+  std::unique_ptr<::grpc::Server> server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+/// One client call on the async API.
+struct raw_call {
+  ::grpc::ClientContext context;
+  Msg reply;
+  ::grpc::Status status;
+  std::unique_ptr<::grpc::ClientAsyncResponseReader<Msg>> rpc;
+};
+
+void start_raw(Echo::Stub& stub, ::grpc::CompletionQueue& cq, raw_call& c, const Msg& m) {
+  c.rpc = stub.PrepareAsyncUnary(&c.context, m, &cq);
+  c.rpc->StartCall();
+  c.rpc->Finish(&c.reply, &c.status, &c);
+}
+
+void raw_unary_round_trip(benchmark::State& state) {
+  raw_server srv;
+  auto stub = Echo::NewStub(
+      ::grpc::CreateChannel(target(srv.port()), ::grpc::InsecureChannelCredentials()));
+  ::grpc::CompletionQueue cq;
+  Msg m;
+  m.set_text("ping");
+  for (auto _ : state) {
+    raw_call c;
+    start_raw(*stub, cq, c, m);
+    void* tag = nullptr;
+    bool ok = false;
+    cq.Next(&tag, &ok);
+    if (!c.status.ok()) state.SkipWithError(c.status.error_message().c_str());
+  }
+  cq.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
+void raw_unary_100_callers(benchmark::State& state) {
+  raw_server srv;
+  auto stub = Echo::NewStub(
+      ::grpc::CreateChannel(target(srv.port()), ::grpc::InsecureChannelCredentials()));
+  ::grpc::CompletionQueue cq;
+  Msg m;
+  m.set_text("ping");
+  const int per_iteration = 1000;
+  for (auto _ : state) {
+    std::vector<std::unique_ptr<raw_call>> slots(callers);
+    int started = 0;
+    int done = 0;
+    for (auto& s : slots) {
+      s = std::make_unique<raw_call>();
+      start_raw(*stub, cq, *s, m);
+      ++started;
+    }
+    void* tag = nullptr;
+    bool ok = false;
+    while (done < per_iteration && cq.Next(&tag, &ok)) {
+      auto* c = static_cast<raw_call*>(tag);
+      ++done;
+      if (started < per_iteration) {
+        for (auto& s : slots) {
+          if (s.get() == c) {
+            s = std::make_unique<raw_call>();
+            start_raw(*stub, cq, *s, m);
+            ++started;
+            break;
+          }
+        }
+      }
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * per_iteration);
+  cq.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// baton_grpc.
+
+/// Runs body(channel&) on a baton loop beside an echo server on the same loop.
+template <class Body>
+void with_baton(Body body) {
+  baton::run([](Body b) -> baton::task<> {
+    baton::grpc::server srv({.addresses = {"127.0.0.1:0"}});
+    srv.add_unary<Msg, Msg>(unary_method, [](Msg m) -> baton::task<Msg> { co_return m; });
+    srv.start();
+    auto serving = baton::spawn(srv.serve());
+    {
+      baton::grpc::channel ch(
+          ::grpc::CreateChannel(target(srv.port()), ::grpc::InsecureChannelCredentials()));
+      co_await b(ch);
+    }
+    srv.shutdown();
+    co_await serving;
+  }(std::move(body)));
+}
+
+void baton_unary_round_trip(benchmark::State& state) {
+  with_baton([&state](baton::grpc::channel& ch) -> baton::task<> {
+    Msg m;
+    m.set_text("ping");
+    for (auto _ : state) benchmark::DoNotOptimize(co_await ch.call<Msg>(unary_method, m));
+  });
+}
+
+void baton_unary_100_callers(benchmark::State& state) {
+  const int per_iteration = 1000;
+  with_baton([&state](baton::grpc::channel& ch) -> baton::task<> {
+    Msg m;
+    m.set_text("ping");
+    for (auto _ : state) {
+      int started = 0;
+      std::vector<baton::task_handle<void>> workers;
+      for (int i = 0; i < callers; ++i) {
+        workers.push_back(baton::spawn(
+            [](baton::grpc::channel& c, const Msg& msg, int& next, int total) -> baton::task<> {
+              while (next < total) {
+                ++next;
+                (void)co_await c.call<Msg>(unary_method, msg);
+              }
+            }(ch, m, started, per_iteration)));
+      }
+      for (auto& w : workers) co_await w;
+    }
+    state.SetItemsProcessed(state.iterations() * per_iteration);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Filling a call's context from its metadata, measured inside a real call (the handler loops on
+// its own ServerContext): baton::grpc::extract() + reset, against copying the three headers
+// into a std::map by hand (what a handler without baton does, before parsing anything).
+
+void fill_context_from(benchmark::State& state, bool with_baton_extract) {
+  baton::run([](benchmark::State& st, bool use_extract) -> baton::task<> {
+    baton::grpc::server srv({.addresses = {"127.0.0.1:0"}});
+    srv.add_bidi<Msg, Msg>(
+        "/baton.test.Echo/Bidi",
+        [&st, use_extract](baton::grpc::server_stream<Msg, Msg>& io) -> baton::task<> {
+          (void)co_await io.read();
+          const ::grpc::ServerContext& call = io.context();
+          if (use_extract) {
+            for (auto _ : st) {
+              auto tokens = baton::grpc::extract(call);
+              tokens.reset();
+            }
+          } else {
+            for (auto _ : st) {
+              std::map<std::string, std::string> headers;
+              for (const auto& [k, v] : call.client_metadata()) {
+                std::string name(k.data(), k.size());
+                if (name == "traceparent" || name == "tracestate" || name == "baggage") {
+                  headers.emplace(std::move(name), std::string(v.data(), v.size()));
+                }
+              }
+              benchmark::DoNotOptimize(headers);
+            }
+          }
+          co_await io.write(Msg());
+        });
+    srv.start();
+    auto serving = baton::spawn(srv.serve());
+    {
+      baton::grpc::channel ch(
+          ::grpc::CreateChannel(target(srv.port()), ::grpc::InsecureChannelCredentials()));
+      (void)baton::extract(std::map<std::string, std::string>{
+          {"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+          {"tracestate", "vendor=abc123,other=xyz"},
+          {"baggage", "user=ada,request_id=r-0001,tenant=acme"}});
+      baton::grpc::call_options opts;
+      opts.timeout = std::chrono::seconds(600);
+      auto call = co_await ch.open<Msg, Msg>("/baton.test.Echo/Bidi", opts);
+      co_await call.write(Msg());
+      (void)co_await call.read();
+      co_await call.writes_done();
+      co_await call.finish();
+    }
+    srv.shutdown();
+    co_await serving;
+  }(state, with_baton_extract));
+}
+
+void baseline_copy_trace_headers(benchmark::State& state) { fill_context_from(state, false); }
+void grpc_extract_and_reset(benchmark::State& state) { fill_context_from(state, true); }
+
+}  // namespace
+
+BENCHMARK(raw_unary_round_trip)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(baton_unary_round_trip)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(raw_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(baton_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(baseline_copy_trace_headers);
+BENCHMARK(grpc_extract_and_reset);
+
+}  // namespace baton_bench
+
+BENCHMARK_MAIN();
