@@ -113,7 +113,9 @@ TEST_CASE("the handler's deadline is the call's, and a call without one leaves i
     seen_context seen;
     co_await with_server(recording(seen), [&seen](channel& ch, server&) -> task<> {
       auto before = steady_clock::now();
-      (void)co_await ch.call<Msg>(unary_method, msg("x"), {.timeout = 30s});
+      baton::grpc::call_options opts;
+      opts.timeout = 30s;
+      (void)co_await ch.call<Msg>(unary_method, msg("x"), opts);
       REQUIRE(seen.deadline);
       CHECK(*seen.deadline > before);
       // grpc-timeout travels rounded up to its wire units (a few digits of precision).

@@ -10,8 +10,14 @@ cq_thread::cq_thread(::grpc::CompletionQueue& cq)
     : thread_([&cq] {
         void* tag = nullptr;
         bool ok = false;
-        while (cq.Next(&tag, &ok)) static_cast<completion*>(tag)->complete(ok);
-      }) {}
+        while (cq.Next(&tag, &ok)) {
+#if defined(__SANITIZE_THREAD__)
+          __tsan_acquire(tag);  // the other half of completion::tag()
+#endif
+          static_cast<completion*>(tag)->complete(ok);
+        }
+      }) {
+}
 
 cq_thread::~cq_thread() { join(); }
 

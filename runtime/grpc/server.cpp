@@ -115,9 +115,9 @@ class accepted_call final : public server_call {
 
   /// Asks gRPC for the next call (AsyncNotifyWhenDone first, as gRPC requires).
   void request() {
-    context_.AsyncNotifyWhenDone(static_cast<completion*>(&done_));
+    context_.AsyncNotifyWhenDone(done_.tag());
     server_.service.RequestCall(&context_, &stream_, server_.cq.get(), server_.cq.get(),
-                                static_cast<completion*>(&matched_));
+                                matched_.tag());
   }
 
   ::grpc::GenericServerContext& context() { return context_; }
@@ -141,7 +141,7 @@ class accepted_call final : public server_call {
       task_finished_ = true;
       handler_.reset();
     }
-    void* tag = static_cast<completion*>(&finished_);
+    void* tag = finished_.tag();
     if (reply) {
       stream_.WriteAndFinish(*reply, ::grpc::WriteOptions(), status, tag);
     } else {
@@ -173,7 +173,7 @@ class accepted_call final : public server_call {
     }
     if (method_ && (kind_ == call_kind::unary || kind_ == call_kind::server_streaming)) {
       request_.emplace();
-      stream_.Read(&*request_, static_cast<completion*>(&request_read_tag_));
+      stream_.Read(&*request_, request_read_tag_.tag());
     } else {
       start();
     }
