@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSL-1.0
 # One entry point for a fresh Debian 12 machine: installs what is missing, configures, builds, runs.
 #
-#   ./setup.sh sample                 build and run the flagship sample
+#   ./setup.sh sample                 build and run the flagship sample (two processes with gRPC)
 #   ./setup.sh test                   build and run the whole test suite; last line "N passed, N failed"
 #   ./setup.sh bench                  build and run the benchmarks (see docs/benchmarks.md)
 #   ./setup.sh deps                   only install the Debian packages
@@ -111,6 +111,10 @@ export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 case "$cmd" in
   sample)
     ninja -C "$builddir" samples/http_service 2>/dev/null || ninja -C "$builddir"
+    # With gRPC: the two-process flagship (the HTTP service and samples/notes_backend) first.
+    if ninja -C "$builddir" samples/notes_backend >/dev/null 2>&1; then
+      "$builddir/samples/http_service" --self-test 50 --two-process
+    fi
     if [ -x "$builddir/samples/http_service" ]; then
       exec "$builddir/samples/http_service" --self-test 200
     fi

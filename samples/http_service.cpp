@@ -7,6 +7,10 @@
 #include "http/context.hpp"
 #include "http/notes_db.hpp"
 #include "http/self_test.hpp"
+#if HTTP_SERVICE_WITH_BACKEND
+#include "grpc/backend_client.hpp"
+#include "grpc/two_process_test.hpp"
+#endif
 #include "http/server.hpp"
 
 #include <baton/executor.hpp>
@@ -39,6 +43,8 @@ struct options {
   std::string db;  // empty: a file in a fresh temporary folder, removed at exit
   hs::log_options log;
   int self_test = 0;
+  std::string backend;       // --backend: the notes backend's address (samples/notes_backend)
+  bool two_process = false;  // --two-process: the self-test with the backend as a 2nd process
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -48,7 +54,8 @@ struct options {
       "usage: http_service [--port P] [--address A] [--threads N] [--db FILE]\n"
       "                    [--log-level trace|debug|info|warn|error|off] [--log-file F]\n"
       "                    [--read-timeout-ms N] [--idle-timeout-ms N] [--shutdown-grace-ms N]\n"
-      "       http_service --self-test N [--threads N]\n",
+      "                    [--backend HOST:PORT]   (/backend/notes on samples/notes_backend)\n"
+      "       http_service --self-test N [--threads N] [--two-process]\n",
       why);
   std::exit(2);
 }
@@ -90,6 +97,10 @@ options parse(int argc, char** argv) {
       o.server.shutdown_grace = std::chrono::milliseconds(number(0, 3'600'000));
     } else if (a == "--self-test") {
       o.self_test = static_cast<int>(number(1, 100000));
+    } else if (a == "--backend") {
+      o.backend = value();
+    } else if (a == "--two-process") {
+      o.two_process = true;
     } else {
       usage(("unknown option " + std::string(a)).c_str());
     }
@@ -124,6 +135,17 @@ baton::task<void> serve(hs::server& srv) {
 int main(int argc, char** argv) {
   const options o = parse(argc, argv);
   raise_fd_limit();
+#if HTTP_SERVICE_WITH_BACKEND
+  if (o.self_test > 0 && o.two_process) {
+    // notes_backend is built beside this executable.
+    const auto backend_exe =
+        std::filesystem::read_symlink("/proc/self/exe").parent_path() / "notes_backend";
+    return hs::run_two_process_test(o.self_test, o.threads, backend_exe.string());
+  }
+  if (!o.backend.empty()) hs::use_backend(o.backend);
+#else
+  if (o.two_process || !o.backend.empty()) usage("built without gRPC (baton_grpc)");
+#endif
   if (o.self_test > 0) return hs::run_self_test(o.self_test, o.threads);
 
   hs::setup_logging(o.log);

@@ -199,7 +199,12 @@ baton::task<response> not_allowed(std::string_view allow) {
 
 }  // namespace
 
+std::function<std::optional<baton::task<response>>(const incoming&)> extra_route;
+
 baton::task<response> route(server& srv, const incoming& in) {
+  if (extra_route) {
+    if (auto handled = extra_route(in)) co_return co_await std::move(*handled);
+  }
   const http::verb m = in.req.method();
   const std::string_view p = in.path;
   if (p == "/notes") {

@@ -25,6 +25,7 @@
 #include <baton/task.hpp>
 #include <baton/trace_context.hpp>
 
+#include <functional>
 #include <optional>
 #include <string_view>
 
@@ -40,5 +41,10 @@ struct incoming {
 };
 
 [[nodiscard]] baton::task<response> route(server& srv, const incoming& in);
+
+/// Endpoints another part of the program adds (samples/grpc/backend_client.cpp adds
+/// /backend/notes): route() offers every request to it first; nullopt means "not mine".
+/// Set before serving.
+extern std::function<std::optional<baton::task<response>>(const incoming&)> extra_route;
 
 }  // namespace http_service

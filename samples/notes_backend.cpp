@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: BSL-1.0
+// The flagship's second process: a gRPC notes service that owns the SQLite database. The HTTP
+// service (http_service --backend ADDR) calls it for /backend/notes; each call runs in a context
+// filled from the call (trace, baggage, deadline), so its log lines carry the HTTP request's
+// trace id and request id (docs/http-service.md, "Two services, one trace").
+// Run: ./build/samples/notes_backend [--listen 127.0.0.1:50051] [--db FILE] [--log-file F]
+//   prints "notes_backend: listening on 127.0.0.1:PORT" once it serves; SIGINT/SIGTERM stop it
+//   (calls in flight get two seconds).
+#include "grpc/notes.pb.h"
+#include "http/context.hpp"
+#include "http/notes_db.hpp"
+
+#include <baton/errors.hpp>
+#include <baton/executor.hpp>
+#include <baton/grpc/server.hpp>
+#include <baton/run.hpp>
+#include <baton/sleep.hpp>
+#include <baton/spawn.hpp>
+#include <baton/to_thread.hpp>
+#include <baton/trace_context.hpp>
+#include <baton/use_task.hpp>
+
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace {
+
+namespace hs = http_service;
+using namespace std::chrono_literals;
+
+struct options {
+  std::string listen = "127.0.0.1:50051";
+  std::string db;  // empty: a file in a fresh temporary folder
+  hs::log_options log;
+};
+
+[[noreturn]] void usage(const char* why) {
+  std::fprintf(stderr,
+               "notes_backend: %s\n"
+               "usage: notes_backend [--listen HOST:PORT] [--db FILE] [--log-file F]\n"
+               "                     [--log-level trace|debug|info|warn|error|off]\n",
+               why);
+  std::exit(2);
+}
+
+options parse(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (i + 1 >= argc) usage("missing value");
+    const std::string v = argv[++i];
+    if (a == "--listen") {
+      o.listen = v;
+    } else if (a == "--db") {
+      o.db = v;
+    } else if (a == "--log-file") {
+      o.log.file = v;
+    } else if (a == "--log-level") {
+      o.log.level = spdlog::level::from_str(v);
+    } else {
+      usage(("unknown option " + std::string(a)).c_str());
+    }
+  }
+  return o;
+}
+
+/// The caller's request id (from the baggage) and user, for the log lines of this call.
+void adopt_identity(const std::string& user) {
+  (void)hs::current_request_id.set(baton::current_baggage().get("request_id").value_or("-"));
+  (void)hs::current_user.set(user.empty() ? std::string("anonymous") : user);
+}
+
+std::string trace_id() {
+  const auto t = baton::current_trace();
+  return t ? t->trace_id_hex() : std::string();
+}
+
+void add_methods(baton::grpc::server& srv, hs::notes_db& db) {
+  srv.add_unary<notes::AddRequest, notes::AddReply>(
+      "/notes.Notes/Add", [&db](notes::AddRequest req) -> baton::task<notes::AddReply> {
+        adopt_identity(req.user());
+        spdlog::info("add: a note of {} bytes", req.text().size());
+        if (req.work_ms() > 0) {
+          try {
+            co_await baton::sleep(std::chrono::milliseconds(req.work_ms()));
+          } catch (const baton::cancelled_error&) {
+            // The HTTP edge's deadline passed, or the caller went away: nothing is stored.
+            spdlog::warn("add: cancelled before storing");
+            throw;
+          }
+        }
+        const std::string request_id = hs::current_request_id.get();
+        const auto id = co_await baton::to_thread(
+            [&db, &req, &request_id] { return db.add(req.user(), req.text(), request_id); });
+        spdlog::info("add: stored note {}", id);
+        notes::AddReply reply;
+        reply.set_id(id);
+        reply.set_request_id(request_id);
+        reply.set_trace_id(trace_id());
+        co_return reply;
+      });
+  srv.add_unary<notes::ListRequest, notes::ListReply>(
+      "/notes.Notes/List", [&db](notes::ListRequest req) -> baton::task<notes::ListReply> {
+        adopt_identity(req.user());
+        const auto limit = static_cast<std::size_t>(std::clamp(req.limit(), 1, 500));
+        const auto rows =
+            co_await baton::to_thread([&db, &req, limit] { return db.list(req.user(), limit); });
+        spdlog::info("list: {} notes", rows.size());
+        notes::ListReply reply;
+        for (const auto& r : rows) {
+          auto* n = reply.add_notes();
+          n->set_id(r.id);
+          n->set_text(r.text);
+          n->set_request_id(r.request_id);
+        }
+        co_return reply;
+      });
+}
+
+baton::task<void> stop_on_signal(boost::asio::signal_set& signals, baton::grpc::server& srv) {
+  try {
+    (void)co_await signals.async_wait(baton::use_task);
+    spdlog::info("signal: shutting down");
+    srv.shutdown(2s);
+  } catch (const baton::cancelled_error&) {
+  }
+}
+
+baton::task<void> serve(const options& o, hs::notes_db& db) {
+  baton::grpc::server srv({.addresses = {o.listen}});
+  add_methods(srv, db);
+  srv.start();
+  const std::string host = o.listen.substr(0, o.listen.rfind(':'));
+  spdlog::info("listening on {}:{}", host, srv.port());
+  std::printf("notes_backend: listening on %s:%d\n", host.c_str(), srv.port());
+  std::fflush(stdout);
+  boost::asio::signal_set signals(baton::current_executor(), SIGINT, SIGTERM);
+  auto watcher = baton::spawn(stop_on_signal(signals, srv));
+  co_await srv.serve();
+  watcher.cancel();
+  co_await watcher;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const options o = parse(argc, argv);
+  hs::setup_logging(o.log);
+  // Every line reaches the file at once: the two-process self-test reads it while we run.
+  spdlog::default_logger()->flush_on(spdlog::level::info);
+  namespace fs = std::filesystem;
+  fs::path temp_dir;
+  std::string db_file = o.db;
+  if (db_file.empty()) {
+    std::string t = (fs::temp_directory_path() / "baton-notes-backend-XXXXXX").string();
+    if (::mkdtemp(t.data()) == nullptr) {
+      std::perror("notes_backend: mkdtemp");
+      return 1;
+    }
+    temp_dir = t;
+    db_file = (temp_dir / "notes.db").string();
+  }
+  int status = 0;
+  try {
+    constexpr std::size_t blocking_threads = 8;
+    hs::notes_db db(db_file, blocking_threads);
+    spdlog::info("notes in {}", db.path());
+    baton::run_options ro;
+    ro.blocking_threads = blocking_threads;
+    baton::run(serve(o, db), ro);
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    std::fprintf(stderr, "notes_backend: %s\n", e.what());
+    status = 1;
+  }
+  if (!temp_dir.empty()) {
+    std::error_code ec;
+    fs::remove_all(temp_dir, ec);
+  }
+  return status;
+}
