@@ -111,9 +111,13 @@ export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 case "$cmd" in
   sample)
     ninja -C "$builddir" samples/http_service 2>/dev/null || ninja -C "$builddir"
-    # With gRPC: the two-process flagship (the HTTP service and samples/notes_backend) first.
-    if ninja -C "$builddir" samples/notes_backend >/dev/null 2>&1; then
+    # With gRPC (meson found it: the build has notes_backend), the two-process flagship first:
+    # the HTTP service calling samples/notes_backend over gRPC. Without gRPC, one process.
+    if grep -q '^build samples/notes_backend:' "$builddir/build.ninja"; then
+      ninja -C "$builddir" samples/notes_backend
       "$builddir/samples/http_service" --self-test 50 --two-process
+    else
+      echo "setup.sh: gRPC not found (libgrpc++-dev, protobuf-compiler-grpc): the flagship runs as one process"
     fi
     if [ -x "$builddir/samples/http_service" ]; then
       exec "$builddir/samples/http_service" --self-test 200
