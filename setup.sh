@@ -130,13 +130,18 @@ case "$cmd" in
       # Build only the executables those suites run, then run them without a full rebuild.
       IFS=, read -r -a wanted <<<"$suites"
       for w in "${wanted[@]}"; do suite_args+=(--suite "$w"); done
-      mapfile -t targets < <(meson introspect "$builddir" --tests | python3 -c '
-import json, os, sys
+      mapfile -t targets < <(python3 -c '
+import json, os, subprocess, sys
 wanted = set(sys.argv[2].split(","))
 root = os.path.abspath(sys.argv[1])
-for t in json.load(sys.stdin):
+def introspect(what):
+    return json.loads(subprocess.check_output(["meson", "introspect", root, what]))
+files = {t["id"]: t["filename"] for t in introspect("--targets")}
+for t in introspect("--tests"):
     if wanted & {s.split(":")[-1] for s in t["suite"]}:
-        for exe in t["cmd"]:  # the test, and an executable it is given (suite http)
+        # The test, an executable it is given (suite http), one it starts (depends: samples).
+        exes = t["cmd"] + [f for d in t.get("depends", []) for f in files.get(d, [])]
+        for exe in exes:
             if exe.startswith(root + "/"):
                 print(os.path.relpath(exe, root))
 ' "$builddir" "$suites" | sort -u)
