@@ -6,6 +6,7 @@
 #include "var_registry.hpp"
 
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -257,12 +258,10 @@ namespace {
 constinit std::atomic<mirror*> mirror_table[max_mirrors] = {};
 constinit std::mutex mirror_mutex;  // installs and removals; syncs read the table lock-free
 
-/// What this thread last told each mirror, and the root it last compared against.
-struct mirror_view {
-  const map_node* root = nullptr;  // not a reference: only compared, with version
-  std::uint64_t version = 0;       // root's version then (versions name one root for good)
-  unsigned synced = 0;             // mirrors [0, synced) were brought up to date with root
-  bool busy = false;               // a report is running (a mirror that sets is not re-entered)
+/// What this thread last told each mirror (the root it last compared against is the
+/// mirror_sync_state at the front, which sync_mirrors() reads inline).
+struct mirror_view : mirror_sync_state {
+  bool busy = false;  // a report is running (a mirror that sets is not re-entered)
   // The entry last reported to mirror i (key 0: nullptr was reported). A boxed value is
   // retained, so its address cannot be reused for another value while it is compared against.
   slot reported[max_mirrors] = {};
@@ -276,12 +275,45 @@ struct mirror_view {
     }
   }
 };
-thread_local mirror_view this_thread_mirrors;
+
+/// Owns this thread's view, made at the thread's first sync with a mirror installed, and
+/// frees it when the thread ends. A separate object, so that the pointer read on every switch
+/// is a constinit thread-local (one TLS load, no initialisation guard).
+struct mirror_view_owner {
+  std::unique_ptr<mirror_view> view;
+  ~mirror_view_owner();
+};
+thread_local mirror_view_owner this_thread_view_owner;
+// Set once the owner is destroyed: a switch of context made by a later thread-exit destructor
+// (an implicit context released) reports nothing rather than make a view nobody frees.
+constinit thread_local bool this_thread_view_gone = false;
+
+mirror_view_owner::~mirror_view_owner() {
+  this_thread_view_gone = true;
+  this_thread_mirrors = nullptr;
+  view.reset();
+}
+
+mirror_view* this_thread_view() {
+  if (this_thread_mirrors == nullptr) {
+    if (this_thread_view_gone) return nullptr;
+    this_thread_view_owner.view = std::make_unique<mirror_view>();
+    this_thread_mirrors = this_thread_view_owner.view.get();
+  }
+  return static_cast<mirror_view*>(this_thread_mirrors);
+}
 
 }  // namespace
 
+[[gnu::tls_model("initial-exec")]] constinit thread_local mirror_sync_state* this_thread_mirrors =
+    nullptr;
+
 void sync_mirrors_slow() noexcept {
-  mirror_view& v = this_thread_mirrors;
+  // Out of memory for the view (1 KiB) ends the process here (noexcept), as a failed frame
+  // allocation would: a mirror left wrong would be a silent wrong answer.
+  mirror_view* const vp = this_thread_view();
+  if (vp == nullptr) return;
+  mirror_view& v = *vp;
   if (v.busy) return;
   const context_cell* const c = current_cell;
   const map_node* const root = c != nullptr ? c->root : nullptr;

@@ -352,7 +352,8 @@ BENCHMARK(yield_sleep_0_debug_mode)->UseRealTime();
 /// mirror:1 installs a mirror on the var, and the values differ, so every resume calls it;
 /// mirror:2 gives both tasks the same value, so every resume compares and calls nothing;
 /// mirror:3 is mirror:1 with a std::string var (a boxed value: the mirror state holds a
-/// reference to the value it last reported).
+/// reference to the value it last reported); mirror:4 sets nothing in the two tasks, so both
+/// run on the map they inherited (one root: the switch is the inline same-root check).
 baton::context_var<int> mirrored_int("mirrored_int");
 baton::context_var<std::string> mirrored_string("mirrored_string");
 thread_local int last_int = 0;
@@ -360,7 +361,9 @@ thread_local const std::string* last_string = nullptr;
 
 /// Sets this task's value, then yields until the timing loop ends (the partner until `done`).
 baton::task<> take_turns(benchmark::State& state, int value, bool& done, bool timing) {
-  if (state.range(0) == 3) {
+  if (state.range(0) == 4) {
+    // nothing: both tasks keep the spawner's map, whose int is 1
+  } else if (state.range(0) == 3) {
     (void)mirrored_string.set(value == 1 ? "a value longer than the small-string buffer"
                                          : "another value longer than the small-string buffer");
   } else {
@@ -381,6 +384,7 @@ baton::task<> two_tasks(benchmark::State& state) {
     mirrored_string.on_switch([](const std::string* v) { last_string = v; });
     installed = true;
   }
+  if (state.range(0) == 4) (void)mirrored_int.set(1);
   bool done = false;
   auto partner = baton::spawn(take_turns(state, 2, done, false));
   co_await take_turns(state, 1, done, true);
@@ -390,7 +394,14 @@ baton::task<> two_tasks(benchmark::State& state) {
 }
 
 void resume_with_mirror(benchmark::State& state) { run_baton(two_tasks(state)); }
-BENCHMARK(resume_with_mirror)->ArgName("mirror")->Arg(0)->Arg(1)->Arg(2)->Arg(3)->UseRealTime();
+BENCHMARK(resume_with_mirror)
+    ->ArgName("mirror")
+    ->Arg(0)
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(3)
+    ->Arg(4)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace baton_bench

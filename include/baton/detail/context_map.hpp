@@ -173,14 +173,37 @@ extern std::atomic<unsigned> mirror_count;
 /// Brings this thread's mirrors up to date with the current context (see sync_mirrors()).
 void sync_mirrors_slow() noexcept;
 
+/// The root this thread's mirrors were last brought up to date with, and how many mirrors
+/// that covered. The front of the thread's mirror state (context.cpp), made at its first sync
+/// with a mirror installed; nullptr before.
+struct mirror_sync_state {
+  const map_node* root = nullptr;  // not a reference: only compared, with version
+  std::uint64_t version = 0;       // root's version then (versions name one root for good)
+  unsigned synced = 0;             // mirrors [0, synced) were brought up to date with root
+};
+[[gnu::tls_model(
+    "initial-exec")]] extern constinit thread_local mirror_sync_state* this_thread_mirrors;
+
 /// Called after every change of this thread's current context that code runs in next: reports
-/// each mirrored var whose value differs from what this thread last reported. Compares values
-/// only when the current root is another node than at the last sync.
+/// each mirrored var whose value differs from what this thread last reported. With no mirror
+/// installed it costs one load; with mirrors, a switch to the root of the last sync (a task
+/// resumed on the thread it last ran on, with no task in between that changed a value, or
+/// two tasks sharing one map) costs a few more loads and compares, inline. Values are
+/// compared only when the root is another node than at the last sync.
 inline void sync_mirrors() noexcept {
   // Relaxed: a thread that has not seen a new mirror yet reports to it at its next switch;
   // sync_mirrors_slow acquires the table itself.
-  if (mirror_count.load(std::memory_order_relaxed) != 0) [[unlikely]]
-    sync_mirrors_slow();
+  const unsigned n = mirror_count.load(std::memory_order_relaxed);
+  if (n == 0) [[likely]]
+    return;
+  const mirror_sync_state* const v = this_thread_mirrors;
+  const context_cell* const c = current_cell;
+  const map_node* const root = c != nullptr ? c->root : nullptr;
+  if (v != nullptr && root == v->root && n == v->synced &&
+      (root == nullptr || root->version == v->version)) {
+    return;
+  }
+  sync_mirrors_slow();
 }
 
 /// Installs m for var `name` (one per var, at most max_mirrors): context_error otherwise.
