@@ -25,20 +25,23 @@ void blocking_pool::submit(blocking_job* j) noexcept {
   blocking_job* head = inbox_.load(std::memory_order_relaxed);
   do {
     j->next = head;
-    // release: the job's fields (and everything the submitter wrote for it) are visible to the
-    // worker that takes it (acquire exchange in take()).
+    // seq_cst, which includes release: the job's fields (and everything the submitter wrote
+    // for it) are visible to the worker that takes it (acquire exchange in take()).
   } while (
       !inbox_.compare_exchange_weak(head, j, std::memory_order_seq_cst, std::memory_order_relaxed));
   if (searching_.load(std::memory_order_seq_cst) == 0) wake_one();
 }
 
 void blocking_pool::wake_one() noexcept {
+  // seq_cst: after submit()'s seq_cst operations, pairs with work()'s "sleeping_ up, then
+  // searching_ down".
   if (sleeping_.load(std::memory_order_seq_cst) != 0) {
     std::lock_guard lock(sleep_mutex_);
+    // Relaxed: sleepers change the count under sleep_mutex_, which this holds.
     if (wakeups_ < sleeping_.load(std::memory_order_relaxed)) {
       ++wakeups_;
       // The woken worker counts as searching from now: submits until it finds a job skip the
-      // wake-up (relaxed under sleep_mutex_: the sleeper reads it after taking the mutex too).
+      // wake-up (seq_cst, as every change of searching_: submit() reads it after its push).
       searching_.fetch_add(1, std::memory_order_seq_cst);
       sleep_cv_.notify_one();
       return;
@@ -48,15 +51,17 @@ void blocking_pool::wake_one() noexcept {
   }
   std::lock_guard lock(threads_mutex_);
   if (joined_ || threads_.size() >= max_threads_) return;  // a busy worker takes it next
-  searching_.fetch_add(1, std::memory_order_seq_cst);      // the new thread starts looking
+  searching_.fetch_add(1, std::memory_order_seq_cst);      // the new thread looks (seq_cst: ditto)
   try {
     threads_.emplace_back([this] { work(); });
   } catch (...) {
-    // Out of threads: the workers that exist take the job when they are done.
+    // Out of threads: the workers that exist take the job when they are done (seq_cst: ditto).
     searching_.fetch_sub(1, std::memory_order_seq_cst);
   }
 }
 
+// seq_cst: read after a change of searching_ or sleeping_, with which it must not be reordered
+// (see work() and submit()).
 bool blocking_pool::maybe_queued() const noexcept {
   return pending_.load(std::memory_order_seq_cst) > 0;
 }
@@ -92,7 +97,7 @@ void blocking_pool::work() noexcept {
       if (searching) {
         searching = false;
         // The last searcher found a job: if more are queued, hand the search on, so they do
-        // not wait behind this one (it may block for a long time).
+        // not wait behind this one (it may block for a long time). seq_cst: as submit()'s.
         if (searching_.fetch_sub(1, std::memory_order_seq_cst) == 1 && maybe_queued()) {
           wake_one();
         }
@@ -105,7 +110,7 @@ void blocking_pool::work() noexcept {
       // Announce the search, then look again: a submit that sees this increment may skip its
       // wake-up, so this thread must find that submit's job; the take() after it does.
       searching = true;
-      searching_.fetch_add(1, std::memory_order_seq_cst);
+      searching_.fetch_add(1, std::memory_order_seq_cst);  // seq_cst: before the take() below
       continue;
     }
     if (maybe_queued() || ++idle_rounds < 64) {
@@ -117,7 +122,7 @@ void blocking_pool::work() noexcept {
     idle_rounds = 0;
     std::unique_lock lock(sleep_mutex_);
     if (stop_ && !maybe_queued()) {
-      searching_.fetch_sub(1, std::memory_order_seq_cst);
+      searching_.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: as every change of it
       return;
     }
     // sleeping_ up before searching_ down (seq_cst both): a submit that sees searching_ == 0
@@ -126,12 +131,14 @@ void blocking_pool::work() noexcept {
     searching_.fetch_sub(1, std::memory_order_seq_cst);
     searching = false;
     if (maybe_queued()) {  // submitted between the last take and the decrement
+      // seq_cst: as every change of the two counts (submit() and wake_one() read them).
       sleeping_.fetch_sub(1, std::memory_order_seq_cst);
       searching_.fetch_add(1, std::memory_order_seq_cst);
       searching = true;
       continue;
     }
     sleep_cv_.wait(lock, [this] { return wakeups_ != 0 || stop_; });
+    // seq_cst: as every change of the counts.
     sleeping_.fetch_sub(1, std::memory_order_seq_cst);
     if (wakeups_ != 0) {
       --wakeups_;  // the waker counted this thread in searching_ already

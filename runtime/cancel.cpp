@@ -27,6 +27,7 @@ bool cancel(task_base* t) noexcept {
   task_base* awaited = nullptr;  // cancelled after the lock is released (see below)
   {
     cancel_guard g(t);
+    // Relaxed: status is written under this lock (complete()), which the guard acquired.
     if (t->status.load(std::memory_order_relaxed) == task_status::done) return false;
     ++t->cancel_requests;
     g.set_pending(true);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSL-1.0
-// Non-template parts of wait_for, gather, task_group and shield.
+// Non-template parts of wait_for, task_group and shield (gather is all templates, in gather.hpp).
 
 #include <baton/detail/awaitable_traits.hpp>
 #include <baton/errors.hpp>
@@ -165,6 +165,7 @@ bool group_wait_awaiter::suspend(std::coroutine_handle<> h) {
   std::lock_guard lock(g->mutex);
   if (g->running.empty()) return false;
   return arm(self, h, group_wait_kind, g, [this] {
+    // release: the wake path that takes this task sees what it wrote before suspending.
     g->waiting.store(self, std::memory_order_release);
     return true;
   });
@@ -245,6 +246,7 @@ void shield_node::release() noexcept {
 
 void shield_node::on_done(waiter* w) noexcept {
   auto* n = static_cast<shield_node*>(w);
+  // acq_rel: exactly one of completion and cancellation claims the wake (see on_cancel).
   if (!n->claimed.exchange(true, std::memory_order_acq_rel)) schedule(n->waiting);
   n->release();
 }
@@ -253,6 +255,7 @@ const await_kind shield_node::kind{"shield", &shield_node::on_cancel};
 
 void shield_node::on_cancel(task_base*, void* self) noexcept {
   auto* n = static_cast<shield_node*>(self);
+  // acq_rel: exactly one of completion and cancellation claims the wake (see on_done).
   if (!n->claimed.exchange(true, std::memory_order_acq_rel)) schedule(n->waiting);
 }
 

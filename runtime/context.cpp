@@ -34,6 +34,7 @@ var_key new_var_key(inherit flow) noexcept {
     case inherit::tasks:
       return next_tasks_var.fetch_add(1, std::memory_order_relaxed) << 5 | tasks_position;
     case inherit::never:
+      // Relaxed (both counters): only uniqueness matters; nothing is published with a key.
       return next_never_var.fetch_add(1, std::memory_order_relaxed) << 5 | never_position;
     case inherit::always:
       break;
@@ -169,6 +170,7 @@ void enter(context_cell* c) {
     sync_mirrors();
     return;
   }
+  // Relaxed: only picks the error message; the failed try_enter already decided.
   const std::uintptr_t s = c->owner.load(std::memory_order_relaxed);
   throw context_error(s == thread_tag()
                           ? "baton: cannot enter the context: it is already entered on this thread"
@@ -184,6 +186,7 @@ void leave(context_cell* c, context_cell* prev) noexcept {
 
 cell_reader::cell_reader(context_cell* c) : cell_(c), counted_(true) {
   const std::uintptr_t mine = thread_tag();
+  // acquire: see the root the last leave() published before reading it.
   std::uintptr_t s = c->owner.load(std::memory_order_acquire);
   for (;;) {
     if (s == mine) {  // entered by this thread: it is the only writer, so just read
@@ -205,6 +208,7 @@ cell_reader::cell_reader(context_cell* c) : cell_(c), counted_(true) {
 
 cell_reader::~cell_reader() {
   if (!counted_) return;
+  // Relaxed: a first guess for the CAS below, which publishes with release.
   std::uintptr_t s = cell_->owner.load(std::memory_order_relaxed);
   // release: our reads of root happen before a later enter() that may replace it.
   while (!cell_->owner.compare_exchange_weak(s, s == 3 ? 0 : s - 2, std::memory_order_release,
@@ -352,6 +356,8 @@ void sync_mirrors_slow() noexcept {
 void install_mirror(mirror* m, const std::string& name) {
   {
     std::lock_guard lock(mirror_mutex);
+    // Relaxed loads and stores of the table here: installs and removals hold mirror_mutex,
+    // which orders them; the release store of the count publishes the new entry to syncs.
     const unsigned n = mirror_count.load(std::memory_order_relaxed);
     const var_key key = m->key.load(std::memory_order_relaxed);
     for (unsigned i = 0; i < n; ++i) {
@@ -365,7 +371,7 @@ void install_mirror(mirror* m, const std::string& name) {
       throw context_error("baton: cannot install a mirror for context var '" + name +
                           "': a process has at most " + std::to_string(max_mirrors) + " mirrors");
     }
-    mirror_table[n].store(m, std::memory_order_relaxed);
+    mirror_table[n].store(m, std::memory_order_relaxed);  // relaxed: the count publishes it
     // release: a thread that reads the new count sees the entry.
     mirror_count.store(n + 1, std::memory_order_release);
   }
@@ -374,6 +380,8 @@ void install_mirror(mirror* m, const std::string& name) {
 
 void remove_mirror(var_key key) noexcept {
   std::lock_guard lock(mirror_mutex);
+  // Relaxed: under mirror_mutex, as in install_mirror(). A sync that misses the 0 reports once
+  // more to a record that stays valid (see sync_mirrors_slow()).
   const unsigned n = mirror_count.load(std::memory_order_relaxed);
   for (unsigned i = 0; i < n; ++i) {
     mirror* const m = mirror_table[i].load(std::memory_order_relaxed);

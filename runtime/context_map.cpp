@@ -19,6 +19,7 @@ std::uint32_t position_bit(var_key key, unsigned shift) noexcept {
 map_node* allocate(unsigned nslots) {
   const std::size_t bytes = offsetof(map_node, slots) + sizeof(slot) * (nslots == 0 ? 1 : nslots);
   auto* n = static_cast<map_node*>(::operator new(bytes));
+  // Relaxed: the node is not published yet; publishing it orders this store.
   n->refs.store(1, std::memory_order_relaxed);
   n->version = 0;
   n->filtered[0].store(nullptr, std::memory_order_relaxed);

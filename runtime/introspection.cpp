@@ -34,6 +34,7 @@ task_info snapshot(detail::task_base* t, bool read_vars) {
   task_info i;
   i.id = t->id;
   i.name = detail::task_name(t);
+  // Relaxed: a snapshot for display; it may be stale by the time it is read.
   const auto status = t->status.load(std::memory_order_relaxed);
   i.state = state_name(status);
   {

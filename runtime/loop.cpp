@@ -120,6 +120,7 @@ bool is_cancellation(const std::exception_ptr& e) {
 task_base::task_base() noexcept : error() { id = new_cell_id(); }
 
 task_base::~task_base() {
+  // Relaxed: the last reference is being dropped, nobody else writes status now.
   const task_status s = status.load(std::memory_order_relaxed);
   if (resume_point && (s == task_status::created || s == task_status::scheduled)) {
     resume_point.destroy();  // the root frame of a task that never ran (its loop ended first)
@@ -130,6 +131,7 @@ task_base::~task_base() {
     release(shared);
   }
   // `error` is the live member of its union: a task is never destroyed while on a wait list.
+  // acquire: pairs with retrieve_error()'s release, so a retrieval on another thread is seen.
   const std::uintptr_t w = waiters.load(std::memory_order_acquire);
   if (error && (w & (retrieved_bit | cancelled_bit)) == 0) {
     report_unretrieved(loop_generation, unhandled_failure{task_name(this), error});
@@ -180,6 +182,7 @@ std::string task_name(const task_base* t) {
 }
 
 bool add_waiter(task_base* t, waiter* w) noexcept {
+  // acquire: see finished_bit with the result it publishes (complete()'s exchange).
   std::uintptr_t head = t->waiters.load(std::memory_order_acquire);
   do {
     if ((head & task_base::finished_bit) != 0) return false;
@@ -199,6 +202,8 @@ void throw_awaited_self() {
 
 std::exception_ptr retrieve_error(task_base* t) noexcept {
   if (!t->error) return nullptr;
+  // Relaxed check: it only skips a redundant fetch_or (the bit is never cleared). release: the
+  // bit pairs with ~task_base's acquire load, which then reports nothing.
   if ((t->waiters.load(std::memory_order_relaxed) & task_base::retrieved_bit) == 0) {
     t->waiters.fetch_or(task_base::retrieved_bit, std::memory_order_release);
   }
@@ -223,6 +228,7 @@ void complete(task_base* t) noexcept {
       t->error = std::make_exception_ptr(cancelled_error());
     }
     t->hook = {};
+    // Relaxed: written under the cancel lock; done() readers use waiters, not status.
     t->status.store(task_status::done, std::memory_order_relaxed);
   }
   const std::uintptr_t final_bits =
@@ -348,6 +354,7 @@ blocking_pool& loop::blocking_jobs() {
 }
 
 void loop::push_remote(task_base* t) noexcept {
+  // Relaxed: a first guess for the CAS.
   task_base* head = remote_.load(std::memory_order_relaxed);
   do {
     t->next_ready = head;
@@ -359,6 +366,7 @@ void loop::push_remote(task_base* t) noexcept {
 }
 
 void loop::drain_remote() noexcept {
+  // acquire: pairs with push_remote()'s release CAS.
   task_base* list = remote_.exchange(nullptr, std::memory_order_acquire);
   task_base* rev = nullptr;  // oldest first, as they were woken
   while (list != nullptr) {
@@ -378,6 +386,7 @@ void loop::start(task_base* t) {
   t->owner_loop = this;
   t->loop_generation = generation_;
   retain_task(t);  // the loop's reference, dropped when the task finishes
+  // Relaxed: the task is not queued yet; the push below publishes it with the status.
   t->status.store(task_status::scheduled, std::memory_order_relaxed);
   worker* const w =
       current_worker != nullptr && current_worker->lp == this ? current_worker : nullptr;
@@ -423,6 +432,8 @@ task_base* loop::pop() noexcept {
 }
 
 bool loop::take_injected() noexcept {
+  // Relaxed: a hint that skips the lock (a push missed here posts a handler that wakes the
+  // loop); the count is exact under gate_->mutex, where the store below is made.
   if (inject_len_.load(std::memory_order_relaxed) == 0) return false;
   task_base* first = nullptr;
   task_base* last = nullptr;
@@ -430,7 +441,7 @@ bool loop::take_injected() noexcept {
     std::lock_guard lock(gate_->mutex);
     first = std::exchange(inject_head_, nullptr);
     last = std::exchange(inject_tail_, nullptr);
-    inject_len_.store(0, std::memory_order_relaxed);
+    inject_len_.store(0, std::memory_order_relaxed);  // relaxed: under gate_->mutex
   }
   if (first == nullptr) return false;
   if (ready_tail_ != nullptr) {
@@ -497,6 +508,8 @@ void loop::on_finished(task_base* t) noexcept {
 // The task's context is entered by someone else, so it cannot run now. Returns true when the
 // holder has left meanwhile (try again), false when the task waits or has failed.
 bool loop::context_busy(worker& w, task_base* t) noexcept {
+  // Relaxed: only who holds it matters, no data is read through it. A worker that has left
+  // since finds the task handed to it and runs it; a stale 0 only means one more try.
   const std::uintptr_t holder = t->ctx()->owner.load(std::memory_order_relaxed);
   if (holder == 0 || (holder & 1) != 0) return true;  // left, or only read: try again
   if (holder == caller_tag_) {
@@ -520,6 +533,7 @@ bool loop::context_busy(worker& w, task_base* t) noexcept {
 // (finish() reports it through the worker), else nullptr.
 [[gnu::always_inline]] inline task_base* loop::run_step(worker& w, task_base* t) noexcept {
   running_task = t;
+  // Relaxed: status is for introspection and for this thread's own checks.
   t->status.store(task_status::running, std::memory_order_relaxed);
   const std::coroutine_handle<> step = std::exchange(t->resume_point, {});
   if (debug_ == nullptr) [[likely]] {
@@ -529,6 +543,7 @@ bool loop::context_busy(worker& w, task_base* t) noexcept {
   }
   running_task = nullptr;
   task_base* const finished = std::exchange(w.just_finished, nullptr);
+  // Relaxed: as above.
   if (finished == nullptr) t->status.store(task_status::suspended, std::memory_order_relaxed);
   return finished;
 }
@@ -555,6 +570,8 @@ void loop::resume(worker& w, task_base* t) noexcept {
     }
   sync_mirrors();  // before any code of the task runs (leave() below syncs nothing: see work())
   task_base* finished = nullptr;  // a task that finished in this step, released after leaving
+  // Relaxed: the queue the task came through (released by its pusher, acquired by the pop)
+  // orders start()'s write.
   if (t->status.load(std::memory_order_relaxed) == task_status::scheduled && cancel_pending(t))
       [[unlikely]] {
     finished = cancel_before_start(t);
@@ -629,7 +646,7 @@ void loop::work(worker& w, const std::function<bool()>& until) {
     flush(w.refs);
     // Other threads queue to this loop through the injection queue and wake it with a posted
     // handler, which ends run_one(). The flush may have run value destructors, which may have
-    // spawned: look again first.
+    // spawned: look again first (inject_len_ relaxed: a hint, as in take_injected()).
     if (ready_head_ == nullptr && inject_len_.load(std::memory_order_relaxed) == 0 && !until()) {
       run_handlers(true);
     }
@@ -684,7 +701,8 @@ void loop::run_main(task_base* main) {
       work(w, [main] { return main->done(); });
       close_gate();
       // asyncio.run: cancel what is left and wait for it (tasks spawned by the clean-up run
-      // to their end).
+      // to their end). release: pairs with on_finished()'s acquire, which then reports the last
+      // live task.
       draining_.store(true, std::memory_order_release);
       cancel_all();
       work(w, none_live);
@@ -706,6 +724,7 @@ void loop::run_main(task_base* main) {
     extra_threads_.emplace_back([this, i] {
       worker& ew = *workers_[i];
       worker_scope scope(ew, this);
+      // Relaxed: only this thread's worker_by_tag() must find it (see there).
       ew.tag.store(thread_tag(), std::memory_order_relaxed);
       context base;  // between tasks, an empty context of this thread's own
       base.run([&] { work_threaded(ew); });
@@ -750,6 +769,7 @@ void loop::close_gate() noexcept {
 
 void loop::shutdown() {
   close_gate();
+  // release: a job that reads false (acquire in accepting()) sees the loop shut down.
   accepting_.store(false, std::memory_order_release);
   {
     std::lock_guard lock(pool_mutex_);

@@ -144,6 +144,7 @@ class loop {
   std::uint32_t generation() const noexcept { return generation_; }
   const std::shared_ptr<loop_gate>& gate() const noexcept { return gate_; }
   /// False once the loop is past its last task: jobs still queued are refused.
+  // acquire: pairs with shutdown()'s release.
   bool accepting() const noexcept { return accepting_.load(std::memory_order_acquire); }
   /// Its debug-mode monitor, or nullptr when debug mode is off.
   debug_monitor* debug() const noexcept { return debug_.get(); }

@@ -43,6 +43,8 @@ class run_queue {
 
   /// Owner: the oldest task, or nullptr.
   task_base* pop() noexcept {
+    // acquire: as in push(); tail_ relaxed: only this thread writes it. The slot is read
+    // relaxed: this thread wrote it, and the CAS decides whether the read counts.
     std::uint32_t h = head_.load(std::memory_order_acquire);
     for (;;) {
       if (h == tail_.load(std::memory_order_relaxed)) return nullptr;
@@ -60,6 +62,7 @@ class run_queue {
   /// the injection queue). Returns nullptr when thieves have made room meanwhile.
   task_base* take_half() noexcept {
     constexpr std::uint32_t n = capacity / 2;
+    // Orderings as in pop().
     std::uint32_t h = head_.load(std::memory_order_acquire);
     std::array<task_base*, n> taken;
     for (;;) {
@@ -85,6 +88,7 @@ class run_queue {
     const std::uint32_t dst = into.tail_.load(std::memory_order_relaxed);  // the thief owns it
     std::uint32_t n = 0;
     for (;;) {
+      // acquire: a slot the owner or another thief released is no longer theirs.
       std::uint32_t h = head_.load(std::memory_order_acquire);
       // acquire: the slots below the tail are written.
       const std::uint32_t tl = tail_.load(std::memory_order_acquire);
@@ -92,6 +96,8 @@ class run_queue {
       n -= n / 2;
       if (n == 0) return nullptr;
       if (n > capacity / 2) continue;  // h and tl read at different times: read again
+      // Relaxed copies: the tail's acquire ordered the source slots, the CAS decides whether
+      // they count, and the release of into.tail_ publishes the copies.
       for (std::uint32_t i = 0; i < n; ++i) {
         into.slots_[(dst + i) % capacity].store(
             slots_[(h + i) % capacity].load(std::memory_order_relaxed), std::memory_order_relaxed);
@@ -103,6 +109,7 @@ class run_queue {
       }
     }
     --n;
+    // Relaxed: the thief's own ring, just written by this thread.
     task_base* const run_now = into.slots_[(dst + n) % capacity].load(std::memory_order_relaxed);
     // release: the copied slots before the tail that publishes them.
     if (n != 0) into.tail_.store(dst + n, std::memory_order_release);
@@ -110,6 +117,7 @@ class run_queue {
   }
 
   /// Tasks in the ring (approximate when read by another thread).
+  /// acquire (both): a thief's count of what it may steal follows push()'s release.
   std::uint32_t size() const noexcept {
     const std::uint32_t h = head_.load(std::memory_order_acquire);
     return tail_.load(std::memory_order_acquire) - h;

@@ -12,8 +12,8 @@
 namespace baton::detail {
 
 void release(token_state* t) noexcept {
-  // acq_rel: as for cells.
-  // As for cells: a count of 1 is ours alone.
+  // As for cells: a count of 1 is ours alone (acquire: the other owners' last writes are
+  // seen); else acq_rel, so that the last owner sees the others' writes before freeing.
   if (t->refs.load(std::memory_order_acquire) != 1 &&
       t->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) {
     return;
@@ -61,6 +61,7 @@ token_state* set_entry(const slot& entry, const void* var) {
 }
 
 void reset_entry(token_state* t, var_key key, const void* var, const std::string& name) {
+  // Relaxed: a token is reset by the thread that has its context entered (one at a time).
   if (t->used.load(std::memory_order_relaxed)) {
     throw context_error("baton: the token of context var '" + name + "' has already been used");
   }
@@ -83,6 +84,7 @@ void reset_entry(token_state* t, var_key key, const void* var, const std::string
     if (t->had_old) {
       if ((t->old_entry.key & boxed_bit) != 0) {
         reinterpret_cast<value_box*>(t->old_entry.bits)
+            // Relaxed: a new reference from one the token holds.
             ->refs.fetch_add(1, std::memory_order_relaxed);
       }
       new_root = insert(c->root, t->old_entry);
@@ -95,6 +97,7 @@ void reset_entry(token_state* t, var_key key, const void* var, const std::string
   }
   release(c->root);
   c->root = new_root;
+  // Relaxed: as the check at the top.
   t->used.store(true, std::memory_order_relaxed);
   sync_mirrors();
 }

@@ -5,6 +5,7 @@
 #include <baton/baton.hpp>
 #include <doctest/doctest.h>
 #include <support/run_test.hpp>
+#include <support/suspended_at.hpp>
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -69,7 +70,8 @@ TEST_SUITE("asio_awaitable") {
           co_await t.async_wait(asio::use_awaitable);
         }();
       }());
-      co_await baton::sleep(1ms);
+      // In the awaitable (a task cancelled before its first step also ends cancelled).
+      REQUIRE(co_await baton_test::suspended_at(h, "asio operation"));
       h.cancel();
       CHECK_THROWS_AS(co_await h, baton::cancelled_error);
     });

@@ -5,6 +5,7 @@
 #include <baton/baton.hpp>
 #include <doctest/doctest.h>
 #include <support/run_test.hpp>
+#include <support/suspended_at.hpp>
 
 #include <chrono>
 #include <memory>
@@ -27,7 +28,7 @@ TEST_SUITE("cancel") {
   TEST_CASE("cancel wakes a sleeping task at once with cancelled_error") {
     run_task([]() -> task<> {
       auto h = baton::spawn(sleep_forever());
-      co_await baton::sleep(0ms);  // let it start sleeping
+      REQUIRE(co_await baton_test::suspended_at(h, "sleep"));
       CHECK(h.cancel());
       CHECK_THROWS_AS(co_await h, baton::cancelled_error);
       CHECK(h.cancelled());
@@ -70,7 +71,7 @@ TEST_SUITE("cancel") {
         co_await baton::sleep(1ms);  // clean-up may await again
         co_return "cleaned up as " + user.get();
       }());
-      co_await baton::sleep(0ms);
+      REQUIRE(co_await baton_test::suspended_at(h, "sleep"));
       h.cancel();
       CHECK(co_await h == "cleaned up as ada");
       CHECK_FALSE(h.cancelled());
@@ -107,7 +108,7 @@ TEST_SUITE("cancel") {
           }
         }(saw);
       }(inner_saw_cancel));
-      co_await baton::sleep(0ms);
+      REQUIRE(co_await baton_test::suspended_at(h, "sleep"));  // in the inner task's sleep
       h.cancel();
       CHECK_THROWS_AS(co_await h, baton::cancelled_error);
       CHECK(inner_saw_cancel);
@@ -118,7 +119,7 @@ TEST_SUITE("cancel") {
     run_task([]() -> task<> {
       auto child = baton::spawn(sleep_forever());
       auto parent = baton::spawn([](baton::task_handle<> c) -> task<> { co_await c; }(child));
-      co_await baton::sleep(0ms);
+      REQUIRE(co_await baton_test::suspended_at(parent, "task"));
       parent.cancel();
       CHECK_THROWS_AS(co_await parent, baton::cancelled_error);
       CHECK(child.cancelled());
@@ -194,10 +195,14 @@ TEST_SUITE("cancel") {
 
   TEST_CASE("yield (sleep 0) is a cancellation point") {
     run_task([]() -> task<> {
-      auto h = baton::spawn([]() -> task<> {
-        for (;;) co_await baton::sleep(0ms);
-      }());
-      co_await baton::sleep(0ms);
+      int rounds = 0;
+      auto h = baton::spawn([](int& n) -> task<> {
+        for (;;) {
+          ++n;
+          co_await baton::sleep(0ms);
+        }
+      }(rounds));
+      while (rounds < 2) co_await baton::sleep(0ms);  // it has yielded at least once
       h.cancel();
       CHECK_THROWS_AS(co_await h, baton::cancelled_error);
     });

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 #include <support/run_test.hpp>
 #include <support/settle.hpp>
+#include <support/suspended_at.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -99,14 +100,18 @@ TEST_SUITE("use_task") {
   TEST_CASE("cancelling the task cancels a pending socket read at once") {
     run_task([]() -> task<> {
       auto acceptor = local_acceptor();
-      auto reader = baton::spawn([](tcp::acceptor& a) -> task<> {
+      bool accepted = false;
+      auto reader = baton::spawn([](tcp::acceptor& a, bool& done_accepting) -> task<> {
         tcp::socket s = co_await a.async_accept(baton::use_task);
+        done_accepting = true;
         std::array<char, 8> buf{};
         (void)co_await s.async_read_some(asio::buffer(buf), baton::use_task);  // never gets data
-      }(acceptor));
+      }(acceptor, accepted));
       tcp::socket c(baton::current_executor());
       co_await c.async_connect(acceptor.local_endpoint(), baton::use_task);
-      co_await baton::sleep(1ms);
+      // Past the accept and suspended again: the only operation left is the read.
+      REQUIRE(
+          co_await baton_test::suspended_at(reader, "asio operation", [&] { return accepted; }));
       reader.cancel();
       CHECK_THROWS_AS(co_await reader, baton::cancelled_error);
     });

@@ -50,8 +50,8 @@
 // each formatted line copies each value once. The vars must outlive every log_fields,
 // context_flag and formatter that names them (vars are normally globals).
 //
-// Thread-safety: this header keeps no thread-local or global state of its own; it reads
-// baton's one thread-local (the current context) through context_var. A log_fields must not
+// Thread-safety: this header keeps no thread-local or global state of its own; it reads the
+// current context (thread-local state of baton's) through context_var. A log_fields must not
 // be changed while formatters made from it are in use: context_flag keeps its own immutable
 // shared copy, so after construction a context_flag may format on any number of threads at
 // once (spdlog's _mt sinks serialise them anyway).

@@ -83,6 +83,7 @@ struct offload_base : blocking_job {
   static void on_cancel(task_base*, void* self) noexcept {
     auto* s = static_cast<offload_base*>(self);
     s->request_stop();
+    // acq_rel: exactly one of finished() and this claims the wake.
     if (!s->claimed.exchange(true, std::memory_order_acq_rel)) schedule(s->waiting);
   }
   static constexpr await_kind kind{"to_thread", &on_cancel};

@@ -48,6 +48,7 @@ void reset_entry(token_state* t, var_key key, const void* var, const std::string
 template <class T>
 class token {
  public:
+  // Relaxed: a new reference from one this thread holds; the drop orders the free.
   token(const token& o) noexcept : s_(o.s_) { s_->refs.fetch_add(1, std::memory_order_relaxed); }
   token(token&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
   token& operator=(token o) noexcept {
@@ -70,6 +71,7 @@ class token {
   }
 
   /// True once reset() has used this token.
+  // Relaxed: written by reset() in the context the token belongs to, read there too.
   bool used() const noexcept { return s_->used.load(std::memory_order_relaxed); }
 
  private:

@@ -128,6 +128,7 @@ struct task_base : context_cell {
   // (the wheel's lock).
   wait_state wait = wait_state::idle;
 
+  // acquire (both): pairs with complete()'s release of the bits, so the result is seen.
   bool done() const noexcept {
     return (waiters.load(std::memory_order_acquire) & finished_bit) != 0;
   }
