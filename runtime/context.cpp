@@ -525,7 +525,7 @@ context capture_context(hand_off h) {
       throw;
     }
   }
-  return context::adopt(c);
+  return access::adopt(c);
 }
 
 }  // namespace detail
@@ -536,7 +536,7 @@ context copy_context() {
     detail::retain(cur->root);
     c->root = cur->root;
   }
-  return context::adopt(c);
+  return detail::access::adopt(c);
 }
 
 }  // namespace baton

@@ -226,13 +226,14 @@ TEST_SUITE("context_var inline values") {
       CHECK(nd.get().x == 3);
       // The claim itself: each value sits in its map slot, with no value_box behind it.
       namespace d = baton::detail;
-      for (const d::var_key key : {deadline.key(), nd.key()}) {
+      for (const d::var_key key : {d::access::key(deadline), d::access::key(nd)}) {
         const d::slot* s = d::find(d::current_cell->root, key);
         REQUIRE(s != nullptr);
         CHECK((s->key & d::boxed_bit) == 0);
       }
       int inline_x = 0;  // the bytes of no_default(3), in the slot itself
-      std::memcpy(&inline_x, &d::find(d::current_cell->root, nd.key())->bits, sizeof inline_x);
+      std::memcpy(&inline_x, &d::find(d::current_cell->root, d::access::key(nd))->bits,
+                  sizeof inline_x);
       CHECK(inline_x == 3);
     });
   }

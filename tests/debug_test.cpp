@@ -176,11 +176,11 @@ TEST_SUITE("debug") {
     baton::context ctx;
     // What a fiber that moves while suspended inside ctx.run() does: the entering half on
     // one thread, the leaving half (context::run's own exit path) on another.
-    std::thread([&] { baton::detail::enter(ctx.cell()); }).join();
+    std::thread([&] { baton::detail::enter(baton::detail::access::cell(ctx)); }).join();
     run_task(
         [&]() -> task<> {
           baton::detail::context_cell* const mine = baton::detail::current_cell;
-          baton::detail::leave_run(ctx.cell(), mine);
+          baton::detail::leave_run(baton::detail::access::cell(ctx), mine);
           co_return;
         },
         c.options());

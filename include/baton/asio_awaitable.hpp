@@ -79,7 +79,7 @@ auto detail::promise_base::await_transform(boost::asio::awaitable<T, Executor>&&
   context_cell* const c = t->ctx();
   retain(c);
   detail::in_context_executor<boost::asio::io_context::executor_type> ex(
-      context::adopt(c), io_of(*t->owner_loop).get_executor());
+      access::adopt(c), io_of(*t->owner_loop).get_executor());
   return boost::asio::co_spawn(Executor(ex), std::move(a), use_task);
 }
 

@@ -34,6 +34,7 @@
 //   assert(ctx.get(depth) == 1 && !depth.try_get());
 
 #include <baton/context_var.hpp>
+#include <baton/detail/access.hpp>
 #include <baton/detail/context_map.hpp>
 #include <baton/detail/debug_hooks.hpp>
 
@@ -70,7 +71,7 @@ class context_entry {
   /// Whether this entry is var's.
   template <class T>
   bool is(const context_var<T>& var) const noexcept {
-    return (slot_.key & ~detail::boxed_bit) == var.key();
+    return (slot_.key & ~detail::boxed_bit) == detail::access::key(var);
   }
   /// The value, if this entry is var's; nullopt otherwise.
   template <class T>
@@ -153,13 +154,14 @@ class context {
   template <class T>
   bool contains(const context_var<T>& var) const {
     detail::cell_reader r(cell_);
-    return detail::find(r.root(), var.key()) != nullptr;
+    return detail::find(r.root(), detail::access::key(var)) != nullptr;
   }
 
   template <class T>
   std::optional<T> get(const context_var<T>& var) const {
     detail::cell_reader r(cell_);
-    if (const detail::slot* s = detail::find(r.root(), var.key())) return detail::load<T>(*s);
+    const detail::slot* s = detail::find(r.root(), detail::access::key(var));
+    if (s != nullptr) return detail::load<T>(*s);
     return std::nullopt;
   }
 
@@ -177,11 +179,8 @@ class context {
   /// The same context (not equal contents): like Python's `is`.
   friend bool operator==(const context& a, const context& b) noexcept { return a.cell_ == b.cell_; }
 
-  /// For the runtime: adopts one reference to c.
-  static context adopt(detail::context_cell* c) noexcept { return context(c); }
-  detail::context_cell* cell() const noexcept { return cell_; }
-
  private:
+  friend struct detail::access;  // adopt() and cell(), for the runtime
   explicit context(detail::context_cell* c) noexcept : cell_(c) {}
   detail::context_cell* cell_;
 };

@@ -44,6 +44,7 @@
 //   assert(user.get() == "ada");
 //   user.reset(t);              // user.try_get() == std::nullopt again
 
+#include <baton/detail/access.hpp>
 #include <baton/detail/context_map.hpp>
 #include <baton/errors.hpp>
 #include <baton/token.hpp>
@@ -188,10 +189,8 @@ class context_var {
     m.release();  // the table keeps it for the rest of the process
   }
 
-  /// The var's unique id (for the runtime and introspection).
-  detail::var_key key() const noexcept { return key_; }
-
  private:
+  friend struct detail::access;  // key(), for the runtime
   const detail::slot* find_current() const noexcept {
     const detail::context_cell* c = detail::current_cell;
     return c != nullptr ? detail::find(c->root, key_) : nullptr;

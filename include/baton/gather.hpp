@@ -36,9 +36,13 @@
 
 namespace baton {
 
+/// What gather() yields for a task_handle<T>: T, or std::monostate for a void task (a tuple
+/// or vector element cannot be void).
 template <class T>
 using result_or_monostate = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
+/// What gather(return_exceptions, ...) yields for a task_handle<T>: its result, or the
+/// exception it ended with.
 template <class T>
 using outcome = std::variant<result_or_monostate<T>, std::exception_ptr>;
 

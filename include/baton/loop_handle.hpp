@@ -99,9 +99,10 @@ class loop_handle {
 
   bool running() const noexcept { return detail::gate_open(*gate_); }
 
+ private:
+  friend struct detail::access;  // make_loop_handle(), for this_loop()
   explicit loop_handle(std::shared_ptr<detail::loop_gate> g) noexcept : gate_(std::move(g)) {}
 
- private:
   template <class T>
   static task<void> forward(task<T> t, std::shared_ptr<std::promise<T>> p) {
     try {
@@ -123,6 +124,8 @@ class loop_handle {
 };
 
 /// A handle to the loop running on this thread.
-inline loop_handle this_loop() { return loop_handle(detail::gate_of_running_loop()); }
+inline loop_handle this_loop() {
+  return detail::access::make_loop_handle(detail::gate_of_running_loop());
+}
 
 }  // namespace baton

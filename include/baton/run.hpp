@@ -67,8 +67,9 @@ T run(task<T> main, run_options opts = {}) {
   if (detail::running_loop_or_null() != nullptr) {
     throw baton::runtime_error("baton: run() called on a thread that already runs a loop");
   }
-  task_handle<T> h(detail::make_state(std::move(main), nullptr, "main"));
-  detail::run_main(h.base(), opts);
+  auto h = detail::access::adopt_handle<task_handle<T>>(
+      detail::make_state(std::move(main), nullptr, "main"));
+  detail::run_main(detail::access::base(h), opts);
   return h.result();
 }
 

@@ -49,7 +49,7 @@ struct shield_awaiter {
     self = running_task;
     node = new shield_node;
     node->waiting = self;
-    return shield_suspend(self, h.base(), node, co);
+    return shield_suspend(self, access::base(h), node, co);
   }
   T await_resume() {
     if (node != nullptr) {

@@ -56,7 +56,7 @@ task_state<T>* make_state(task<T>&& t, context_cell* ctx, std::string name) {
     delete s;  // t still owns its frame
     throw;
   }
-  auto h = t.release();  // nothing below throws
+  auto h = access::release(t);  // nothing below throws
   if (ctx != nullptr) {
     retain(ctx);
     s->run_in(ctx);
@@ -70,10 +70,10 @@ task_state<T>* make_state(task<T>&& t, context_cell* ctx, std::string name) {
 template <class T>
 task_handle<T> spawn(task<T> t, task_options opts) {
   detail::loop& l = detail::running_loop("spawn()");
-  auto* s =
-      detail::make_state(std::move(t), opts.ctx ? opts.ctx->cell() : nullptr, std::move(opts.name));
-  task_handle<T> h(s);  // the handle's reference
-  detail::start(l, s);  // the loop's reference
+  detail::context_cell* const ctx = opts.ctx ? detail::access::cell(*opts.ctx) : nullptr;
+  auto* s = detail::make_state(std::move(t), ctx, std::move(opts.name));
+  auto h = detail::access::adopt_handle<task_handle<T>>(s);  // the handle's reference
+  detail::start(l, s);                                       // the loop's reference
   return h;
 }
 

@@ -22,6 +22,7 @@
 //   baton::task<int> answer() { co_return 42; }
 //   baton::task<> main_task() { int v = co_await answer(); }
 
+#include <baton/detail/access.hpp>
 #include <baton/detail/debug_hooks.hpp>
 #include <baton/detail/task_base.hpp>
 
@@ -233,11 +234,9 @@ class [[nodiscard]] task {
                   "once)");
   }
 
-  /// For the runtime: gives up the coroutine.
-  std::coroutine_handle<promise_type> release() noexcept { return std::exchange(h_, {}); }
-
  private:
   friend promise_type;
+  friend struct detail::access;  // release(), for spawn()
   explicit task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
   std::coroutine_handle<promise_type> h_;
 };

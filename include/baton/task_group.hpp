@@ -95,7 +95,7 @@ class task_group {
   task_handle<T> spawn(task<T> t, task_options opts = {}) {
     s_->check_accepting();
     task_handle<T> h = baton::spawn(std::move(t), std::move(opts));
-    detail::group_state::add(s_, h.base());
+    detail::group_state::add(s_, detail::access::base(h));
     return h;
   }
 

@@ -129,9 +129,10 @@ class task_handle {
   context get_context() const noexcept {
     detail::context_cell* const c = s_->ctx();
     detail::retain(c);
-    return context::adopt(c);
+    return detail::access::adopt(c);
   }
   std::string name() const { return detail::task_name(s_); }
+  /// The task's id: task_info::id in all_tasks(), and the number in its default name.
   std::uint64_t id() const noexcept { return s_->id; }
 
   /// The result of a finished task (rethrows its exception). Precondition: done().
@@ -147,11 +148,9 @@ class task_handle {
     return a;
   }
 
-  /// For the runtime.
-  explicit task_handle(detail::task_state<T>* adopt) noexcept : s_(adopt) {}
-  detail::task_base* base() const noexcept { return s_; }
-
  private:
+  friend struct detail::access;  // adopt_handle() and base(), for the runtime
+  explicit task_handle(detail::task_state<T>* adopt) noexcept : s_(adopt) {}
   detail::task_state<T>* state() const noexcept { return static_cast<detail::task_state<T>*>(s_); }
   detail::task_base* s_ = nullptr;
 };
