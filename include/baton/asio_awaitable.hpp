@@ -18,15 +18,13 @@
 
 #include <baton/context.hpp>
 #include <baton/detail/asio_glue.hpp>
+#include <baton/detail/executor_adaptor.hpp>
 #include <baton/task.hpp>
 #include <baton/use_task.hpp>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/execution.hpp>
-#include <boost/asio/prefer.hpp>
-#include <boost/asio/query.hpp>
-#include <boost/asio/require.hpp>
 
 #include <utility>
 
@@ -35,40 +33,27 @@ namespace detail {
 
 /// Runs every job inside one fixed context (the awaiting task's), entering it per job.
 template <class Executor>
-class in_context_executor {
+class in_context_executor : public executor_adaptor<in_context_executor, Executor> {
  public:
-  in_context_executor(context ctx, Executor ex) : ctx_(std::move(ctx)), ex_(std::move(ex)) {}
+  in_context_executor(context ctx, Executor ex)
+      : executor_adaptor<in_context_executor, Executor>(std::move(ex)), ctx_(std::move(ctx)) {}
 
   template <class F>
   void execute(F&& f) const {
     boost::asio::execution::execute(
-        ex_, [ctx = ctx_, fn = std::decay_t<F>(std::forward<F>(f))]() mutable { ctx.run(fn); });
-  }
-  template <class Property>
-  auto query(const Property& p) const
-      -> decltype(boost::asio::query(std::declval<const Executor&>(), p)) {
-    return boost::asio::query(ex_, p);
-  }
-  template <class Property>
-  auto require(const Property& p) const -> in_context_executor<
-      std::decay_t<decltype(boost::asio::require(std::declval<const Executor&>(), p))>> {
-    return {ctx_, boost::asio::require(ex_, p)};
-  }
-  template <class Property>
-  auto prefer(const Property& p) const -> in_context_executor<
-      std::decay_t<decltype(boost::asio::prefer(std::declval<const Executor&>(), p))>> {
-    return {ctx_, boost::asio::prefer(ex_, p)};
-  }
-  friend bool operator==(const in_context_executor& a, const in_context_executor& b) noexcept {
-    return a.ctx_ == b.ctx_ && a.ex_ == b.ex_;
-  }
-  friend bool operator!=(const in_context_executor& a, const in_context_executor& b) noexcept {
-    return !(a == b);
+        this->ex_,
+        [ctx = ctx_, fn = std::decay_t<F>(std::forward<F>(f))]() mutable { ctx.run(fn); });
   }
 
  private:
+  friend class executor_adaptor<in_context_executor, Executor>;
+  template <class Other>
+  in_context_executor<Other> rewrap(Other ex) const {
+    return {ctx_, std::move(ex)};
+  }
+  bool same_context(const in_context_executor& o) const noexcept { return ctx_ == o.ctx_; }
+
   context ctx_;
-  Executor ex_;
 };
 
 }  // namespace detail

@@ -18,11 +18,9 @@
 //   boost::asio::post(ex, [] { log("runs with the poster's request id"); });
 
 #include <baton/context.hpp>
+#include <baton/detail/executor_adaptor.hpp>
 
 #include <boost/asio/execution.hpp>
-#include <boost/asio/prefer.hpp>
-#include <boost/asio/query.hpp>
-#include <boost/asio/require.hpp>
 
 #include <type_traits>
 #include <utility>
@@ -30,53 +28,32 @@
 namespace baton {
 
 template <class Executor>
-class context_executor {
+class context_executor : public detail::executor_adaptor<context_executor, Executor> {
  public:
   using inner_executor_type = Executor;
 
   explicit context_executor(Executor ex) noexcept(std::is_nothrow_move_constructible_v<Executor>)
-      : ex_(std::move(ex)) {}
+      : detail::executor_adaptor<context_executor, Executor>(std::move(ex)) {}
 
-  const Executor& get_inner_executor() const noexcept { return ex_; }
+  const Executor& get_inner_executor() const noexcept { return this->ex_; }
 
   template <class F>
   void execute(F&& f) const {
     boost::asio::execution::execute(
         // The snapshot is this job's own copy (made at submission), so the job runs in it
         // directly: one copy per submission.
-        ex_, [snapshot = detail::capture_context(detail::hand_off::thread),
-              fn = std::decay_t<F>(std::forward<F>(f))]() mutable { snapshot.run(fn); });
-  }
-
-  template <class Property>
-  auto query(const Property& p) const
-      -> decltype(boost::asio::query(std::declval<const Executor&>(), p)) {
-    return boost::asio::query(ex_, p);
-  }
-
-  template <class Property>
-  auto require(const Property& p) const -> context_executor<
-      std::decay_t<decltype(boost::asio::require(std::declval<const Executor&>(), p))>> {
-    return context_executor<std::decay_t<decltype(boost::asio::require(ex_, p))>>(
-        boost::asio::require(ex_, p));
-  }
-
-  template <class Property>
-  auto prefer(const Property& p) const -> context_executor<
-      std::decay_t<decltype(boost::asio::prefer(std::declval<const Executor&>(), p))>> {
-    return context_executor<std::decay_t<decltype(boost::asio::prefer(ex_, p))>>(
-        boost::asio::prefer(ex_, p));
-  }
-
-  friend bool operator==(const context_executor& a, const context_executor& b) noexcept {
-    return a.ex_ == b.ex_;
-  }
-  friend bool operator!=(const context_executor& a, const context_executor& b) noexcept {
-    return !(a == b);
+        this->ex_, [snapshot = detail::capture_context(detail::hand_off::thread),
+                    fn = std::decay_t<F>(std::forward<F>(f))]() mutable { snapshot.run(fn); });
   }
 
  private:
-  Executor ex_;
+  friend class detail::executor_adaptor<context_executor, Executor>;
+  template <class Other>
+  static context_executor<Other> rewrap(Other ex) {
+    return context_executor<Other>(std::move(ex));
+  }
+  // Each job captures its own context at submission: no context of the adaptor's to compare.
+  bool same_context(const context_executor&) const noexcept { return true; }
 };
 
 template <class Executor>
