@@ -497,12 +497,12 @@ namespace baton {
 context::context() : cell_(new detail::context_cell) {}
 
 std::size_t context::size() const {
-  detail::cell_reader r(cell_);
+  detail::cell_reader r(cell_.get());
   return detail::size(r.root());
 }
 
 context context::copy() const {
-  detail::cell_reader r(cell_);
+  detail::cell_reader r(cell_.get());
   auto* c = new detail::context_cell;
   detail::retain(const_cast<detail::map_node*>(r.root()));
   c->root = const_cast<detail::map_node*>(r.root());
@@ -510,7 +510,7 @@ context context::copy() const {
 }
 
 bool context::equal_values(const context& other) const {
-  return detail::equal_contents(cell_, other.cell_);
+  return detail::equal_contents(cell_.get(), other.cell_.get());
 }
 
 namespace detail {

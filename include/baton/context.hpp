@@ -126,20 +126,11 @@ class context {
  public:
   /// A new, empty context.
   context();
-  context(const context& o) noexcept : cell_(o.cell_) { detail::retain(cell_); }
-  context(context&& o) noexcept : cell_(std::exchange(o.cell_, nullptr)) {}
-  context& operator=(context o) noexcept {
-    std::swap(cell_, o.cell_);
-    return *this;
-  }
-  ~context() {
-    if (cell_ != nullptr) detail::release(cell_);
-  }
 
   template <class F, class... A>
   std::invoke_result_t<F, A...> run(F&& f, A&&... a) {
     detail::context_cell* const prev = detail::current_cell;
-    detail::enter(cell_);
+    detail::enter(cell_.get());
     struct leave_on_exit {
       detail::context_cell* cell;
       detail::context_cell* prev;
@@ -147,19 +138,19 @@ class context {
         detail::leave_run(cell, prev);
         detail::sync_mirrors();
       }
-    } guard{cell_, prev};
+    } guard{cell_.get(), prev};
     return std::invoke(std::forward<F>(f), std::forward<A>(a)...);
   }
 
   template <class T>
   bool contains(const context_var<T>& var) const {
-    detail::cell_reader r(cell_);
+    detail::cell_reader r(cell_.get());
     return detail::find(r.root(), detail::access::key(var)) != nullptr;
   }
 
   template <class T>
   std::optional<T> get(const context_var<T>& var) const {
-    detail::cell_reader r(cell_);
+    detail::cell_reader r(cell_.get());
     const detail::slot* s = detail::find(r.root(), detail::access::key(var));
     if (s != nullptr) return detail::load<T>(*s);
     return std::nullopt;
@@ -170,19 +161,21 @@ class context {
 
   template <class F>
   void for_each(F&& f) const {
-    const detail::context_listing listing(cell_);
+    const detail::context_listing listing(cell_.get());
     for (const context_entry& e : listing.entries()) f(e);
   }
 
   bool equal_values(const context& other) const;
 
   /// The same context (not equal contents): like Python's `is`.
-  friend bool operator==(const context& a, const context& b) noexcept { return a.cell_ == b.cell_; }
+  friend bool operator==(const context& a, const context& b) noexcept {
+    return a.cell_.get() == b.cell_.get();
+  }
 
  private:
   friend struct detail::access;  // adopt() and cell(), for the runtime
   explicit context(detail::context_cell* c) noexcept : cell_(c) {}
-  detail::context_cell* cell_;
+  detail::counted_ref<detail::context_cell, &detail::retain, &detail::release> cell_;
 };
 
 /// A snapshot of the current context (an empty context outside any).

@@ -166,7 +166,7 @@ class context_var {
     return token<T>(detail::set_entry(entry, this));
   }
 
-  void reset(const token<T>& t) { detail::reset_entry(t.s_, key_, this, name_); }
+  void reset(const token<T>& t) { detail::reset_entry(t.s_.get(), key_, this, name_); }
 
   /// How far the var's value flows through implicit hand-offs.
   inherit flow() const noexcept {

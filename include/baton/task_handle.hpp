@@ -110,35 +110,24 @@ class task_handle {
   using value_type = T;
 
   task_handle() noexcept = default;
-  task_handle(const task_handle& o) noexcept : s_(o.s_) {
-    if (s_) detail::retain_task(s_);
-  }
-  task_handle(task_handle&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
-  task_handle& operator=(task_handle o) noexcept {
-    std::swap(s_, o.s_);
-    return *this;
-  }
-  ~task_handle() {
-    if (s_) detail::release_task(s_);
-  }
 
-  explicit operator bool() const noexcept { return s_ != nullptr; }
+  explicit operator bool() const noexcept { return static_cast<bool>(s_); }
   bool done() const noexcept { return s_->done(); }
   bool cancelled() const noexcept { return s_->cancelled(); }
-  bool cancel() noexcept { return detail::cancel(s_); }
+  bool cancel() noexcept { return detail::cancel(s_.get()); }
   context get_context() const noexcept {
     detail::context_cell* const c = s_->ctx();
     detail::retain(c);
     return detail::access::adopt(c);
   }
-  std::string name() const { return detail::task_name(s_); }
+  std::string name() const { return detail::task_name(s_.get()); }
   /// The task's id: task_info::id in all_tasks(), and the number in its default name.
   std::uint64_t id() const noexcept { return s_->id; }
 
   /// The result of a finished task (rethrows its exception). Precondition: done().
   T result() const {
     if (!s_->done()) throw baton::runtime_error("baton: result() of a task that has not finished");
-    if (auto e = detail::retrieve_error(s_)) std::rethrow_exception(e);
+    if (auto e = detail::retrieve_error(s_.get())) std::rethrow_exception(e);
     if constexpr (!std::is_void_v<T>) return *state()->value;
   }
 
@@ -151,8 +140,10 @@ class task_handle {
  private:
   friend struct detail::access;  // adopt_handle() and base(), for the runtime
   explicit task_handle(detail::task_state<T>* adopt) noexcept : s_(adopt) {}
-  detail::task_state<T>* state() const noexcept { return static_cast<detail::task_state<T>*>(s_); }
-  detail::task_base* s_ = nullptr;
+  detail::task_state<T>* state() const noexcept {
+    return static_cast<detail::task_state<T>*>(s_.get());
+  }
+  detail::counted_ref<detail::task_base, &detail::retain_task, &detail::release_task> s_;
 };
 
 }  // namespace baton

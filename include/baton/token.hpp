@@ -37,6 +37,9 @@ struct token_state {
   bool had_old;
 };
 
+/// A new reference from one the caller holds (relaxed: nothing is published with it; the
+/// drop that frees the state orders the frees, see drop_ref()).
+inline void retain(token_state* t) noexcept { t->refs.fetch_add(1, std::memory_order_relaxed); }
 void release(token_state* t) noexcept;
 /// Applies entry (taking over its box) to the current context; returns the new token's state.
 token_state* set_entry(const slot& entry, const void* var);
@@ -48,17 +51,6 @@ void reset_entry(token_state* t, var_key key, const void* var, const std::string
 template <class T>
 class token {
  public:
-  // Relaxed: a new reference from one this thread holds; the drop orders the free.
-  token(const token& o) noexcept : s_(o.s_) { s_->refs.fetch_add(1, std::memory_order_relaxed); }
-  token(token&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
-  token& operator=(token o) noexcept {
-    std::swap(s_, o.s_);
-    return *this;
-  }
-  ~token() {
-    if (s_ != nullptr) detail::release(s_);
-  }
-
   /// The var whose set() made this token.
   const context_var<T>& var() const noexcept {
     return *static_cast<const context_var<T>*>(s_->var);
@@ -77,7 +69,7 @@ class token {
  private:
   friend class context_var<T>;
   explicit token(detail::token_state* s) noexcept : s_(s) {}
-  detail::token_state* s_;
+  detail::counted_ref<detail::token_state, &detail::retain, &detail::release> s_;
 };
 
 }  // namespace baton

@@ -30,7 +30,7 @@ struct access {
   /// The cell behind a context (no reference taken).
   template <class Context>
   static context_cell* cell(const Context& c) noexcept {
-    return c.cell_;
+    return c.cell_.get();
   }
   /// A context_var's key in every context map.
   template <class Var>
@@ -50,7 +50,7 @@ struct access {
   /// The task behind a handle (no reference taken).
   template <class Handle>
   static task_base* base(const Handle& h) noexcept {
-    return h.s_;
+    return h.s_.get();
   }
   /// A handle to the loop behind gate g.
   template <class LoopHandle = loop_handle>

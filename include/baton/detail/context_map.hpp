@@ -19,6 +19,8 @@
 // Values that are trivially copyable and fit in 8 bytes live inline in the slot; others live
 // in a refcounted value_box, so copying a node never copies a user value.
 
+#include <baton/detail/refcount.hpp>
+
 #include <array>
 #include <atomic>
 #include <bit>
