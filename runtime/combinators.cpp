@@ -240,14 +240,12 @@ std::vector<std::exception_ptr> task_group::errors() const {
 namespace baton::detail {
 
 void shield_node::release() noexcept {
-  // acq_rel: the last user frees the node after the other's last use.
-  if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  if (drop()) delete this;
 }
 
 void shield_node::on_done(waiter* w) noexcept {
   auto* n = static_cast<shield_node*>(w);
-  // acq_rel: exactly one of completion and cancellation claims the wake (see on_cancel).
-  if (!n->claimed.exchange(true, std::memory_order_acq_rel)) schedule(n->waiting);
+  if (n->claim()) schedule(n->waiting);
   n->release();
 }
 
@@ -255,8 +253,7 @@ const await_kind shield_node::kind{"shield", &shield_node::on_cancel};
 
 void shield_node::on_cancel(task_base*, void* self) noexcept {
   auto* n = static_cast<shield_node*>(self);
-  // acq_rel: exactly one of completion and cancellation claims the wake (see on_done).
-  if (!n->claimed.exchange(true, std::memory_order_acq_rel)) schedule(n->waiting);
+  if (n->claim()) schedule(n->waiting);
 }
 
 bool shield_suspend(task_base* self, task_base* target, shield_node* node,

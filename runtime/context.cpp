@@ -142,12 +142,7 @@ void retain(context_cell* c) noexcept {
 }
 
 void release(context_cell* c) noexcept {
-  // A count of 1 is ours alone (nobody can copy a reference they do not hold), so the common
-  // single-owner case skips the read-modify-write. acq_rel: the last owner sees every use.
-  if (c->refs.load(std::memory_order_acquire) == 1 ||
-      c->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    delete c;
-  }
+  if (drop_ref(c->refs)) delete c;
 }
 
 bool try_enter(context_cell* c) noexcept {

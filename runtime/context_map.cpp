@@ -34,12 +34,7 @@ void retain_box(std::uint64_t bits) noexcept {
 
 void release_box(std::uint64_t bits) noexcept {
   auto* b = reinterpret_cast<value_box*>(bits);
-  // A count of 1 is ours alone (nobody can copy a reference they do not hold): skip the RMW.
-  // acq_rel: the last owner must see every other owner's use of the value before destroying it.
-  if (b->refs.load(std::memory_order_acquire) == 1 ||
-      b->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    b->destroy(b);
-  }
+  if (drop_ref(b->refs)) b->destroy(b);
 }
 
 /// Calls f(slot index, is_child) for every slot of n that owns a reference (children and
@@ -234,11 +229,7 @@ void destroy(map_node* n) noexcept {
 
 /// Drops one reference now (an atomic decrement unless it is the only one).
 void release_now(map_node* n) noexcept {
-  // See release_box for the single-owner shortcut and the ordering.
-  if (n->refs.load(std::memory_order_acquire) == 1 ||
-      n->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    destroy(n);
-  }
+  if (drop_ref(n->refs)) destroy(n);
 }
 
 }  // namespace

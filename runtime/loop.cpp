@@ -686,9 +686,19 @@ void loop::cancel_all() noexcept {
   }
 }
 
+template <class WaitUntil>
+void loop::finish_main(task_base* main, WaitUntil wait_until) {
+  wait_until([main] { return main->done(); });
+  close_gate();
+  // Tasks spawned by the clean-up run to their end. seq_cst: before the shards are counted
+  // (on_finished() reads it with acquire, and then reports the last live task).
+  draining_.store(true, std::memory_order_seq_cst);
+  cancel_all();
+  wait_until([this] { return nothing_live(); });
+}
+
 void loop::run_main(task_base* main) {
   main_ = main;
-  auto none_live = [this] { return nothing_live(); };
   caller_tag_ = thread_tag();
   if (threads_ == 1) {
     // This thread is the loop. Between tasks it runs in an empty context of its own, so plain
@@ -698,14 +708,7 @@ void loop::run_main(task_base* main) {
     context base;  // left also when a handler throws: the caller's context comes back
     base.run([&] {
       start(main);
-      work(w, [main] { return main->done(); });
-      close_gate();
-      // asyncio.run: cancel what is left and wait for it (tasks spawned by the clean-up run
-      // to their end). release: pairs with on_finished()'s acquire, which then reports the last
-      // live task.
-      draining_.store(true, std::memory_order_release);
-      cancel_all();
-      work(w, none_live);
+      finish_main(main, [&](const std::function<bool()>& until) { work(w, until); });
       shutdown();
     });
     return;
@@ -731,18 +734,10 @@ void loop::run_main(task_base* main) {
     });
   }
   start(main);
-  {
+  finish_main(main, [this](const std::function<bool()>& until) {
     std::unique_lock lock(events_mutex_);
-    events_.wait(lock, [main] { return main->done(); });
-  }
-  close_gate();
-  // seq_cst: before the shards are counted (see on_finished).
-  draining_.store(true, std::memory_order_seq_cst);
-  cancel_all();
-  {
-    std::unique_lock lock(events_mutex_);
-    events_.wait(lock, none_live);
-  }
+    events_.wait(lock, until);
+  });
   stop_workers();
   for (auto& th : extra_threads_) th.join();
   ioc_.restart();
@@ -757,7 +752,7 @@ void loop::run_main(task_base* main) {
   worker_scope scope(w, this);
   context base;
   base.run([&] {
-    work(w, none_live);
+    work(w, [this] { return nothing_live(); });
     shutdown();
   });
 }

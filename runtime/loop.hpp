@@ -198,6 +198,10 @@ class loop {
   /// empty context: see forget_handler_context(). Every handler run of the loop goes here.
   void run_handlers(bool wait);
   void cancel_all() noexcept;
+  /// asyncio.run's ending, for one loop thread and for several: waits for main, closes the
+  /// gate, cancels what is left and waits for it. wait_until(pred) returns once pred() holds.
+  template <class WaitUntil>
+  void finish_main(task_base* main, WaitUntil wait_until);
   void shutdown();
   void drain_remote() noexcept;
   void fail_unrunnable(task_base* t) noexcept;

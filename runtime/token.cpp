@@ -12,12 +12,7 @@
 namespace baton::detail {
 
 void release(token_state* t) noexcept {
-  // As for cells: a count of 1 is ours alone (acquire: the other owners' last writes are
-  // seen); else acq_rel, so that the last owner sees the others' writes before freeing.
-  if (t->refs.load(std::memory_order_acquire) != 1 &&
-      t->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) {
-    return;
-  }
+  if (!drop_ref(t->refs)) return;
   release(t->old_root);
   if (t->had_old) drop_entry(t->old_entry);
   delete t;

@@ -25,10 +25,7 @@ namespace detail {
 
 /// Shared by the awaiter and the awaited task's waiter list: whoever claims it first wakes
 /// the awaiter; the awaited task frees it when it finishes.
-struct shield_node : waiter {
-  std::atomic<bool> claimed{false};
-  std::atomic<int> refs{2};
-  task_base* waiting = nullptr;
+struct shield_node : waiter, shared_wake {
   static void on_done(waiter* w) noexcept;
   static void on_cancel(task_base*, void* self) noexcept;
   static const await_kind kind;

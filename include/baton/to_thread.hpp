@@ -46,11 +46,8 @@ namespace detail {
 /// (the job's queue link, the context snapshot, f, its arguments and its result all live in
 /// it). Whoever claims first (the job finishing, or a cancellation) wakes the task; the last of
 /// the two frees it.
-struct offload_base : blocking_job {
-  std::atomic<int> refs{2};
-  std::atomic<bool> claimed{false};
+struct offload_base : blocking_job, shared_wake {
   bool on_loop_pool = false;  // to_thread: the job runs on the loop's own pool (wake_from_pool)
-  task_base* waiting = nullptr;
   std::exception_ptr error;
   // The fresh copy of the task's context that f runs in: a cell of its own, sharing the task's
   // immutable map, entered on the pool thread for the call. Nothing else ever retains it (no
@@ -68,12 +65,10 @@ struct offload_base : blocking_job {
   virtual void request_stop() noexcept {}
 
   void release() noexcept {
-    // acq_rel: the last owner sees the other's writes (the result) before deleting.
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    if (drop()) delete this;
   }
   void finished() noexcept {  // from the job's thread
-    // acq_rel: publishes the result to the task that this claim wakes.
-    if (claimed.exchange(true, std::memory_order_acq_rel)) return;
+    if (!claim()) return;
     if (on_loop_pool) {
       wake_from_pool(waiting);
     } else {
@@ -83,8 +78,7 @@ struct offload_base : blocking_job {
   static void on_cancel(task_base*, void* self) noexcept {
     auto* s = static_cast<offload_base*>(self);
     s->request_stop();
-    // acq_rel: exactly one of finished() and this claims the wake.
-    if (!s->claimed.exchange(true, std::memory_order_acq_rel)) schedule(s->waiting);
+    if (s->claim()) schedule(s->waiting);
   }
   static constexpr await_kind kind{"to_thread", &on_cancel};
 };

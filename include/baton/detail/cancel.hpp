@@ -20,6 +20,7 @@
 
 #include <baton/detail/task_base.hpp>
 
+#include <atomic>
 #include <coroutine>
 #include <cstdint>
 
@@ -86,6 +87,20 @@ inline bool cancel_pending(const task_base* t) noexcept {
 
 /// Requests cancellation (asyncio's Task.cancel()); false when t already finished.
 bool cancel(task_base* t) noexcept;
+
+/// The state an operation and the task awaiting it share (to_thread's call, shield's node): the
+/// operation's completion and the task's cancellation race to wake the task, and the first
+/// claim() wins; each of the two lets go once, and the second drop() frees the state.
+struct shared_wake {
+  task_base* waiting = nullptr;
+  std::atomic<int> refs{2};
+  std::atomic<bool> claimed{false};
+
+  /// acq_rel: exactly one caller wins, and it sees what the other side wrote before trying.
+  bool claim() noexcept { return !claimed.exchange(true, std::memory_order_acq_rel); }
+  /// acq_rel: true for the last of the two, which sees the other's writes before freeing.
+  bool drop() noexcept { return refs.fetch_sub(1, std::memory_order_acq_rel) == 1; }
+};
 
 /// Suspension protocol for awaiters. arm(): under the cancel lock, unless cancellation is
 /// pending, records the resume point, installs the hook (kind, arg) and calls start(); returns
