@@ -11,15 +11,11 @@
 
 namespace baton::detail {
 
+/// The awaiter of a, as co_await takes it (the awaitable itself when it has no operator
+/// co_await).
 template <class A>
 decltype(auto) get_awaiter(A&& a) {
-  if constexpr (requires { std::forward<A>(a).operator co_await(); }) {
-    return std::forward<A>(a).operator co_await();
-  } else if constexpr (requires { operator co_await(std::forward<A>(a)); }) {
-    return operator co_await(std::forward<A>(a));
-  } else {
-    return std::forward<A>(a);
-  }
+  return awaiter_of(std::forward<A>(a), [](A&& self) -> A&& { return std::forward<A>(self); });
 }
 
 /// The type `co_await std::declval<A>()` yields inside a task.
