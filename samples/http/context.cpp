@@ -27,6 +27,8 @@ void set_deadline(std::chrono::steady_clock::time_point at) {
       std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count());
 }
 baton::context_var<std::uint64_t> current_connection("conn");
+// inherit::tasks: a pool thread never finds the handle in its context; the task hands it over.
+baton::context_var<notes_db*> current_db("db", {.flow = baton::inherit::tasks});
 
 std::chrono::milliseconds time_left() {
   using namespace std::chrono;

@@ -9,9 +9,11 @@
 //   current_deadline     from baton::extract() and baton::start_span() in the same place.
 // Everything the request runs sees them: the handler it awaits, the tasks the handler spawns
 // (copies of its context), the to_thread jobs it offloads (copies again), and the log
-// formatter, which reads them on whatever thread formats the line. One goes less far:
+// formatter, which reads them on whatever thread formats the line. Two go less far:
 // current_deadline is inherit::never (only the request's own task and what it awaits: a task
-// it spawns starts without a deadline).
+// it spawns starts without a deadline), and current_db, the connection's database handle, is
+// inherit::tasks (set by server::connection: the request's tasks reach it, a to_thread job
+// does not, so a blocking job uses only the handle its task gave it, explicitly).
 
 #include <baton/context_var.hpp>
 
@@ -29,6 +31,8 @@ extern baton::context_var<std::string> current_user;
 // type stored inline (a time_point, a duration) trips g++ 12's -Wclass-memaccess inside baton.
 extern baton::context_var<std::int64_t> current_deadline;
 extern baton::context_var<std::uint64_t> current_connection;
+class notes_db;
+extern baton::context_var<notes_db*> current_db;
 
 /// Sets current_deadline in the current context.
 void set_deadline(std::chrono::steady_clock::time_point at);

@@ -54,23 +54,26 @@ baton::task<response> hello() {
 baton::task<json::object> seen_by_sub_task() {
   co_await baton::sleep(1ms);  // it may resume on another loop thread: the context follows
   spdlog::info("sub-task looked at its context");
-  co_return context_view();
+  json::object o = context_view();
+  o["db_in_context"] = current_db.try_get().has_value();  // inherit::tasks: yes
+  co_return o;
 }
 
 baton::task<json::object> seen_by_thread_job(notes_db& db) {
   co_return co_await baton::to_thread([&db] {
     // A blocking-pool thread, inside a copy of the awaiting task's context.
     json::object o = context_view();
+    o["db_in_context"] = current_db.try_get().has_value();  // inherit::tasks: no
     o["notes"] = db.count(current_user.get());
     spdlog::info("to_thread job counted {} notes", o["notes"].as_int64());
     return o;
   });
 }
 
-baton::task<response> whoami(server& srv, const incoming& in) {
+baton::task<response> whoami(const incoming& in) {
   baton::task_group both;  // the two fetches run at once; the first failure cancels the other
   auto by_task = both.spawn(seen_by_sub_task());
-  auto by_thread = both.spawn(seen_by_thread_job(srv.db()));
+  auto by_thread = both.spawn(seen_by_thread_job(*current_db.get()));  // the handle, passed by hand
   co_await both.wait();
 
   json::object o = context_view();
@@ -217,7 +220,7 @@ baton::task<response> route(server& srv, const incoming& in) {
     if (m != http::verb::get) co_return co_await not_allowed("GET");
     if (p == "/") co_return co_await index();
     if (p == "/hello") co_return co_await hello();
-    if (p == "/whoami") co_return co_await whoami(srv, in);
+    if (p == "/whoami") co_return co_await whoami(in);
     if (p == "/slow") co_return co_await slow(in);
     if (p == "/chain") co_return co_await chain(srv);
     co_return text_response(http::status::ok, "ok\n");

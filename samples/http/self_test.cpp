@@ -201,6 +201,11 @@ baton::task<outcome> whoami_scenario(tcp::endpoint ep, const identity& s) {
     k.equal(who + ".user", str(seen, "user"), s.user);
     k.equal(who + ".traceparent", str(seen, "traceparent"), span);
   }
+  // The database handle is inherit::tasks: the sub-task finds it, the to_thread job does not.
+  k.equal("sub_task.db_in_context",
+          json::serialize(member(member(body, "sub_task"), "db_in_context")), "true");
+  k.equal("to_thread.db_in_context",
+          json::serialize(member(member(body, "to_thread"), "db_in_context")), "false");
   co_return k.result();
 }
 

@@ -250,6 +250,7 @@ void server::start_connection(tcp::socket sock) {
 
 baton::task<void> server::connection(tcp::socket sock, std::shared_ptr<connection_slot> slot) {
   (void)current_connection.set(slot->id);  // this task's context, and its requests' copies
+  (void)current_db.set(&db_);  // the same, but no to_thread job sees it (inherit::tasks)
   boost::system::error_code ec;
   sock.set_option(tcp::no_delay(true), ec);
   beast::flat_buffer buffer;
