@@ -95,6 +95,14 @@ options parse(int argc, char** argv) {
       o.server.idle_timeout = std::chrono::milliseconds(number(1, 3'600'000));
     } else if (a == "--shutdown-grace-ms") {
       o.server.shutdown_grace = std::chrono::milliseconds(number(0, 3'600'000));
+    } else if (a == "--max-connections") {
+      o.server.max_connections = static_cast<std::size_t>(number(1, 10'000'000));
+    } else if (a == "--max-in-flight") {
+      o.server.max_in_flight = static_cast<std::size_t>(number(1, 10'000'000));
+    } else if (a == "--page-limit") {
+      o.server.page_limit = static_cast<std::size_t>(number(1, 1L << 30));
+    } else if (a == "--response-memory") {
+      o.server.response_memory = static_cast<std::size_t>(number(1, 1L << 40));
     } else if (a == "--self-test") {
       o.self_test = static_cast<int>(number(1, 100000));
     } else if (a == "--backend") {
@@ -122,7 +130,9 @@ baton::task<void> serve(hs::server& srv) {
   boost::asio::signal_set signals(baton::current_executor(), SIGINT, SIGTERM);
   auto watcher = baton::spawn(hs::stop_on_signal(signals, srv));
   const auto ep = srv.local_endpoint();
-  spdlog::info("listening on http://{}:{}", ep.address().to_string(), ep.port());
+  spdlog::info("listening on http://{}:{}; at most {} connections, {} requests in flight",
+               ep.address().to_string(), ep.port(), srv.connection_cap(),
+               srv.options().max_in_flight);
   std::printf("http_service: listening on http://%s:%u\n", ep.address().to_string().c_str(),
               ep.port());
   std::fflush(stdout);

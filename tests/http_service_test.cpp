@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -670,6 +671,171 @@ TEST_CASE("concurrent hostile and normal clients each get their own answer") {
   }
   for (auto& th : pool) th.join();
   CHECK(std::count(wrong.begin(), wrong.end(), 0) == threads);
+  CHECK(serving(s));
+}
+
+// ---- overload -------------------------------------------------------------------------------
+
+/// The number of lines of `log` that contain `text`.
+std::size_t count_lines(const std::string& log, std::string_view text) {
+  std::size_t n = 0;
+  for (const std::string& line : lines_of(log)) n += line.find(text) != std::string::npos;
+  return n;
+}
+
+/// Opens `n` connections that send nothing.
+std::vector<client> idle_clients(const service& s, int n) {
+  std::vector<client> idle;
+  for (int i = 0; i < n; ++i) idle.emplace_back(s.port());
+  return idle;
+}
+
+TEST_CASE(
+    "at the connection cap the longest-idle connections make room: /healthz is served "
+    "while 400 idle connections are held with descriptors for 256 files") {
+  service s({}, 256);  // the cap is 256 - 64
+  const std::vector<client> idle = idle_clients(s, 400);
+  CHECK(serving(s));
+  CHECK(serving(s));
+  CHECK(s.terminate() == 0);
+  const std::string log = s.log();
+  CHECK(log.find("at most 192 connections") != std::string::npos);
+  const std::size_t episodes = count_lines(log, "accept paused: at the connection cap");
+  CHECK(episodes >= 1);
+  CHECK(episodes <= 3);  // one a burst of connections, not one a connection
+  CHECK(count_lines(log, "accept resumed") >= episodes - 1);
+}
+
+TEST_CASE(
+    "out of descriptors, accept backs off and closes idle connections, with one warning "
+    "per episode") {
+  service s({"--max-connections", "1000"}, 256);  // a cap the descriptors cannot reach
+  const std::vector<client> idle = idle_clients(s, 400);
+  CHECK(serving(s));
+  CHECK(serving(s));
+  CHECK(s.terminate() == 0);
+  const std::string log = s.log();
+  const std::size_t episodes = count_lines(log, "accept paused: Too many open files");
+  CHECK(episodes >= 1);
+  CHECK(episodes <= 3);
+  CHECK(count_lines(log, "Too many open files") == episodes);
+}
+
+TEST_CASE(
+    "beyond max_in_flight a request gets 503 with Retry-After and its connection stays "
+    "usable") {
+  service s({"--max-in-flight", "1"});
+  client a(s.port());
+  client c(s.port());
+  std::optional<reply> refused;
+  // Until the slow request is in flight, /healthz passes; then it must be refused. When the
+  // service reads a /healthz first, the slow request is the one refused: send it again.
+  for (int attempt = 0; attempt < 20 && !refused; ++attempt) {
+    a.send(get("/slow?ms=1500", "X-Deadline-Ms: 10000\r\n"));
+    for (int i = 0; i < 10'000 && !refused; ++i) {
+      c.send(get("/healthz"));
+      auto r = c.read_reply();
+      REQUIRE(r);
+      if (r->status != 200) refused = std::move(r);
+    }
+    if (!refused) {
+      const auto first = a.read_reply();
+      REQUIRE(first);
+      REQUIRE(first->status == 503);  // it was the one over the cap
+    }
+  }
+  REQUIRE(refused);
+  CHECK(refused->status == 503);
+  CHECK(refused->header("retry-after") == "1");
+  CHECK_FALSE(refused->says_close());
+  CHECK(strict_json(refused->body).has_value());
+  const auto ra = a.read_reply();
+  REQUIRE(ra);
+  CHECK(ra->status == 200);
+  // The slow request counts out just after its response is written: soon, not at once.
+  std::optional<reply> again;
+  for (int i = 0; i < 10'000 && !(again && again->status == 200); ++i) {
+    c.send(get("/healthz"));
+    again = c.read_reply();
+    REQUIRE(again);
+  }
+  CHECK(again->status == 200);
+}
+
+/// Posts `n` notes of `text` as `user` on one connection.
+void post_notes(const service& s, const std::string& user, int n, const std::string& text) {
+  client c(s.port());
+  for (int i = 0; i < n; ++i) {
+    c.send(post("/notes", text, "X-User: " + user + "\r\n"));
+    const auto r = c.read_reply();
+    REQUIRE(r);
+    REQUIRE(r->status == 201);
+  }
+}
+
+TEST_CASE("GET /notes comes in pages of at most page_limit bytes that together hold every note") {
+  service s;
+  post_notes(s, "big", 5, std::string(60'000, '"'));  // 120 kB each once escaped
+  post_notes(s, "big", 3, "small");
+  for (const char* first : {"/notes", "/notes?limit=2"}) {
+    CAPTURE(first);
+    std::vector<std::int64_t> ids;
+    std::string next = first;
+    int pages = 0;
+    while (!next.empty() && pages < 20) {
+      const auto r = send_once(s, get(next, "X-User: big\r\n"));
+      REQUIRE(r);
+      REQUIRE(r->status == 200);
+      CHECK(r->body.size() <= 256 * 1024);
+      const auto v = strict_json(r->body);
+      REQUIRE(v);
+      for (const auto& n : v->at("notes").as_array()) ids.push_back(n.at("id").as_int64());
+      const auto* more = v->as_object().if_contains("next");
+      next = more ? std::string(more->as_string()) : std::string();
+      ++pages;
+    }
+    CHECK(ids == std::vector<std::int64_t>{8, 7, 6, 5, 4, 3, 2, 1});
+    // 3 small and 2 large notes fill the first 256 KiB page, 2 large the next, 1 the last;
+    // with limit=2, 4 pages of 2.
+    CHECK(pages == (std::string_view(first) == "/notes" ? 3 : 4));
+  }
+  const auto bad = send_once(s, get("/notes?limit=0", "X-User: big\r\n"));
+  REQUIRE(bad);
+  CHECK(bad->status == 400);
+}
+
+TEST_CASE("200 concurrent GET /notes of the largest user stay within the response memory") {
+  service s;
+  post_notes(s, "big", 100, std::string(64'000, '\\'));  // the most a note can grow
+  std::vector<client> readers;
+  for (int i = 0; i < 200; ++i) {
+    readers.emplace_back(s.port());
+    readers.back().send(get("/notes?limit=100", "X-User: big\r\n"));
+  }
+  int ok = 0;
+  int refused = 0;
+  for (client& c : readers) {  // read one by one: the others' responses wait in the service
+    const auto r = c.read_reply(60s);
+    REQUIRE(r);
+    CHECK(r->body.size() <= 256 * 1024);
+    if (r->status == 200) ++ok;
+    if (r->status == 503) {
+      ++refused;
+      CHECK(r->header("retry-after") == "1");
+    }
+  }
+  CHECK(ok + refused == 200);
+  CHECK(ok >= 200 * 64 / 256 / 2);  // response_memory holds 256 pages of 256 KiB at most
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  std::ifstream status("/proc/" + std::to_string(s.pid()) + "/status");
+  std::size_t peak_kib = 0;
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) peak_kib = std::stoul(line.substr(6));
+  }
+  MESSAGE("the service's peak RSS: " << peak_kib / 1024 << " MiB");
+  CHECK(peak_kib > 0);
+  CHECK(peak_kib < 160 * 1024);  // docs/http-service.md, "Overload"
+#endif
   CHECK(serving(s));
 }
 

@@ -17,6 +17,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <stop_token>
 #include <string>
@@ -39,9 +41,10 @@ json::object context_view() {
 }
 
 baton::task<response> index() {
-  co_return text_response(http::status::ok,
-                          "GET /hello\nGET /whoami\nPOST /notes[?delay_ms=N]\nGET /notes\n"
-                          "GET /slow?ms=N\nGET /chain\nGET /healthz\n");
+  co_return text_response(
+      http::status::ok,
+      "GET /hello\nGET /whoami\nPOST /notes[?delay_ms=N]\nGET /notes[?limit=N&before=ID]\n"
+      "GET /slow?ms=N\nGET /chain\nGET /healthz\n");
 }
 
 baton::task<response> hello() {
@@ -122,25 +125,94 @@ baton::task<response> add_note(server& srv, const incoming& in) {
   co_return json_response(http::status::created, o);
 }
 
-baton::task<response> list_notes(server& srv) {
-  notes_db& db = srv.db();
-  auto listing = baton::to_thread([&db] {
-    auto notes = db.list(current_user.get(), 100);
-    spdlog::info("listed {} notes", notes.size());
-    return notes;
+/// One page of GET /notes: the notes' JSON, comma-separated, and where the next page starts.
+struct notes_page {
+  std::string items;
+  std::size_t count = 0;
+  std::optional<std::int64_t> next_before;  // set when more notes follow
+};
+
+/// The page: at most `limit` notes below `before`, their JSON at most `budget` bytes. Runs in
+/// a to_thread job and keeps one row and the page in memory. A note does fit in an empty page
+/// (server_options::page_limit); one stored before notes were checked might not, and is then
+/// shortened and marked `"truncated":true`.
+notes_page build_page(notes_db& db, std::int64_t before, std::size_t limit, std::size_t budget) {
+  notes_page page;
+  std::int64_t last_id = 0;
+  db.list_each(current_user.get(), before, limit + 1, [&](const notes_db::note& n) {
+    if (page.count == limit) {
+      page.next_before = last_id;  // more follow: the next page starts below the last one
+      return false;
+    }
+    json::object o{
+        {"id", n.id}, {"text", n.text}, {"request_id", n.request_id}, {"created_at", n.created_at}};
+    std::string one = to_json_text(o);
+    one.pop_back();  // the newline
+    if (page.count == 0 && one.size() > budget) {
+      std::string shorter = to_valid_utf8(n.text.substr(0, budget / 8));
+      o["text"] = std::move(shorter);
+      o["truncated"] = true;
+      one = to_json_text(o);
+      one.pop_back();
+    }
+    if (page.items.size() + one.size() + 1 > budget) {
+      page.next_before = n.id + 1;  // this note starts the next page
+      return false;
+    }
+    if (page.count > 0) page.items.push_back(',');
+    page.items += one;
+    ++page.count;
+    last_id = n.id;
+    return true;
   });
-  const std::vector<notes_db::note> notes = co_await listing;
-  json::array items;
-  for (const auto& n : notes) {
-    items.push_back(json::object{{"id", n.id},
-                                 {"text", n.text},
-                                 {"request_id", n.request_id},
-                                 {"created_at", n.created_at}});
+  spdlog::info("listed {} notes", page.count);
+  return page;
+}
+
+baton::task<response> list_notes(server& srv, const incoming& in) {
+  std::size_t limit = 20;
+  std::int64_t before = INT64_MAX;
+  if (const auto p = query_param(in.url, "limit")) {
+    const auto n = to_number(*p);
+    if (!n || *n < 1 || *n > 100) {
+      co_return error_response(http::status::bad_request, "limit: a number from 1 to 100");
+    }
+    limit = static_cast<std::size_t>(*n);
   }
-  json::object o = context_view();
-  o.erase("traceparent");
-  o["notes"] = std::move(items);
-  co_return json_response(http::status::ok, o);
+  if (const auto p = query_param(in.url, "before")) {
+    const auto n = to_number(*p);
+    if (!n) co_return error_response(http::status::bad_request, "before: a note id");
+    before = *n;
+  }
+  // The page's memory is reserved before it is built, and held until it is written.
+  std::optional<response_lease> lease = srv.reserve_response(srv.options().page_limit);
+  if (!lease) {
+    co_return error_response(http::status::service_unavailable, "too many large responses at once");
+  }
+  json::object head = context_view();
+  head.erase("traceparent");
+  const std::size_t budget = srv.options().page_limit - 512;  // head, "next", brackets
+  notes_db& db = srv.db();
+  auto listing = baton::to_thread(
+      [&db, before, limit, budget] { return build_page(db, before, limit, budget); });
+  notes_page page = co_await listing;
+  if (page.next_before) {
+    head["next"] =
+        "/notes?before=" + std::to_string(*page.next_before) + "&limit=" + std::to_string(limit);
+  }
+  std::string body = to_json_text(head);
+  body.resize(body.size() - 2);  // "}\n"
+  body.reserve(body.size() + page.items.size() + 16);
+  body += ",\"notes\":[";
+  body += page.items;
+  body += "]}\n";
+  page.items = std::string();
+  lease->shrink_to(body.size());
+  in.lease = std::move(*lease);
+  response res{http::status::ok, 11};
+  res.set(http::field::content_type, "application/json");
+  res.body() = std::move(body);
+  co_return res;
 }
 
 // ---- /slow: the deadline ------------------------------------------------------------------
@@ -212,7 +284,7 @@ baton::task<response> route(server& srv, const incoming& in) {
   const std::string_view p = in.path;
   if (p == "/notes") {
     if (m == http::verb::post) co_return co_await add_note(srv, in);
-    if (m == http::verb::get) co_return co_await list_notes(srv);
+    if (m == http::verb::get) co_return co_await list_notes(srv, in);
     co_return co_await not_allowed("GET, POST");
   }
   if (p == "/" || p == "/hello" || p == "/whoami" || p == "/slow" || p == "/chain" ||

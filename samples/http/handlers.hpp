@@ -13,7 +13,9 @@
 //                     spawned sub-task and by a to_thread job (a task_group runs both at once)
 //   POST /notes       stores the body as a note of the user (SQLite, through to_thread);
 //                     `?delay_ms=N` waits N ms first (stands for slow upstream work)
-//   GET  /notes       the user's notes, newest first (SQLite, through to_thread)
+//   GET  /notes       the user's notes, newest first (SQLite, through to_thread), a page at a
+//                     time: `?limit=N` (1 to 100, default 20) notes, at most page_limit bytes;
+//                     `next` names the next page (`/notes?before=ID&limit=N`) when there is one
 //   GET  /slow?ms=N   sleeps N ms: past the deadline it becomes a 504
 //   GET  /chain       calls this server's /whoami over HTTP with the trace context injected
 //                     (traceparent, tracestate, baggage + hop=chain), the same X-Request-Id and
@@ -21,6 +23,7 @@
 //   GET  /healthz     "ok"
 
 #include "messages.hpp"
+#include "server.hpp"
 
 #include <baton/task.hpp>
 #include <baton/trace_context.hpp>
@@ -31,13 +34,12 @@
 
 namespace http_service {
 
-class server;
-
 struct incoming {
   const request& req;
   std::string_view path;      // percent-decoded
   boost::urls::url_view url;  // the target: query_param(url, name) reads its query
   std::optional<baton::trace_parent> received;  // the caller's traceparent, if valid
+  response_lease& lease;  // a handler that holds a large response reserves its memory here
 };
 
 [[nodiscard]] baton::task<response> route(server& srv, const incoming& in);

@@ -4,6 +4,7 @@
 
 #include <sqlite3.h>
 
+#include <cstdint>
 #include <stdexcept>
 #include <utility>
 
@@ -80,7 +81,7 @@ struct notes_db::connection {
       prepare(insert, "INSERT INTO notes(user, text, request_id) VALUES (?1, ?2, ?3)");
       prepare(list,
               "SELECT id, user, text, request_id, created_at FROM notes WHERE user = ?1"
-              " ORDER BY id DESC LIMIT ?2");
+              " AND id < ?3 ORDER BY id DESC LIMIT ?2");
       prepare(count, "SELECT count(*) FROM notes WHERE user = ?1");
       prepare(count_all, "SELECT count(*) FROM notes");
     } catch (...) {
@@ -167,18 +168,28 @@ std::int64_t notes_db::add(std::string_view user, std::string_view text,
 }
 
 std::vector<notes_db::note> notes_db::list(std::string_view user, std::size_t limit) {
+  std::vector<note> out;
+  list_each(user, INT64_MAX, limit, [&out](const note& n) {
+    out.push_back(n);
+    return true;
+  });
+  return out;
+}
+
+void notes_db::list_each(std::string_view user, std::int64_t before, std::size_t limit,
+                         const std::function<bool(const note&)>& each) {
   lease c(*this);
   statement_use use{c->list};
   bind_text(c->db, c->list, 1, user);
   sqlite3_bind_int64(c->list, 2, static_cast<sqlite3_int64>(limit));
-  std::vector<note> out;
+  sqlite3_bind_int64(c->list, 3, before);
   int rc;
   while ((rc = sqlite3_step(c->list)) == SQLITE_ROW) {
-    out.push_back(note{sqlite3_column_int64(c->list, 0), column_text(c->list, 1),
-                       column_text(c->list, 2), column_text(c->list, 3), column_text(c->list, 4)});
+    const note n{sqlite3_column_int64(c->list, 0), column_text(c->list, 1), column_text(c->list, 2),
+                 column_text(c->list, 3), column_text(c->list, 4)};
+    if (!each(n)) return;
   }
   if (rc != SQLITE_DONE) fail(c->db, "list");
-  return out;
 }
 
 std::int64_t notes_db::count(std::string_view user) {

@@ -21,6 +21,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -49,6 +50,10 @@ class notes_db {
   std::int64_t add(std::string_view user, std::string_view text, std::string_view request_id);
   /// The user's notes, newest first, at most `limit`.
   std::vector<note> list(std::string_view user, std::size_t limit);
+  /// Calls each(note) for the user's notes with an id below `before`, newest first, at most
+  /// `limit`, one row in memory at a time; stops early when each() returns false.
+  void list_each(std::string_view user, std::int64_t before, std::size_t limit,
+                 const std::function<bool(const note&)>& each);
   std::int64_t count(std::string_view user);
   std::int64_t count_all();
 

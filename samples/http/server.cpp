@@ -23,8 +23,11 @@
 #include <boost/beast/http/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <array>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,10 +40,23 @@ using namespace std::chrono_literals;
 struct server::connection_slot {
   std::uint64_t id = 0;
   std::optional<baton::task_handle<void>> handle;  // stored by the accept loop after spawn
-  bool idle = true;        // between requests: no byte of a request read yet
-  bool cancelled = false;  // the shutdown cancelled it
+  bool idle = true;  // between requests: no byte of a request read yet
+  std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
+  bool cancelled = false;  // the shutdown cancelled it, or close_idle() did
   bool ended = false;
 };
+
+void response_lease::shrink_to(std::size_t bytes) noexcept {
+  if (pool_ == nullptr || bytes >= bytes_) return;
+  // relaxed: a budget counter; no other memory is published through it.
+  pool_->fetch_sub(bytes_ - bytes, std::memory_order_relaxed);
+  bytes_ = bytes;
+}
+
+void response_lease::release() noexcept {
+  if (pool_ != nullptr) pool_->fetch_sub(bytes_, std::memory_order_relaxed);  // as above
+  pool_ = nullptr;
+}
 
 namespace {
 
@@ -86,7 +102,25 @@ baton::task<std::optional<framing_error>> read_request(
 
 }  // namespace
 
-server::server(server_options opts, notes_db& db) : opts_(std::move(opts)), db_(db) {}
+server::server(server_options opts, notes_db& db) : opts_(std::move(opts)), db_(db) {
+  if (opts_.page_limit < 2 * opts_.body_limit + 4096) {
+    throw std::invalid_argument(
+        "http_service: page_limit must be at least 2 * body_limit + 4 KiB,"
+        " so that any note fits in a page");
+  }
+  if (opts_.response_memory < opts_.page_limit) {
+    throw std::invalid_argument("http_service: response_memory must hold at least one page");
+  }
+}
+
+std::optional<response_lease> server::reserve_response(std::size_t bytes) noexcept {
+  // relaxed: a budget counter; no other memory is published through it.
+  std::size_t held = response_bytes_.load(std::memory_order_relaxed);
+  do {
+    if (held + bytes > opts_.response_memory) return std::nullopt;
+  } while (!response_bytes_.compare_exchange_weak(held, held + bytes, std::memory_order_relaxed));
+  return response_lease(response_bytes_, bytes);
+}
 
 server::~server() = default;
 
@@ -101,6 +135,14 @@ void server::listen() {
   // not affected.
   acceptor_->non_blocking(true);
   endpoint_ = acceptor_->local_endpoint();
+  connection_cap_ = opts_.max_connections;
+  if (connection_cap_ == 0) {
+    // Each connection is a descriptor; 64 stay for SQLite, the log, the loop and /chain.
+    rlimit r{};
+    const bool known = getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur != RLIM_INFINITY;
+    connection_cap_ = known && r.rlim_cur > 128 ? static_cast<std::size_t>(r.rlim_cur) - 64 : 64;
+    if (!known) connection_cap_ = 100'000;
+  }
 }
 
 tcp::endpoint server::local_endpoint() const { return endpoint_; }
@@ -181,15 +223,48 @@ void server::cancel_connections(bool idle_only) {
 
 bool server::enter_idle(connection_slot& slot) {
   std::lock_guard lock(mutex_);
-  if (stopping_) return false;
+  if (stopping_ || slot.cancelled) return false;
   slot.idle = true;
+  slot.idle_since = std::chrono::steady_clock::now();
   return true;
 }
 
 bool server::leave_idle(connection_slot& slot) {
   std::lock_guard lock(mutex_);
   slot.idle = false;
-  return !stopping_;
+  return !stopping_ && !slot.cancelled;
+}
+
+bool server::at_cap() {
+  std::lock_guard lock(mutex_);
+  return open_ >= connection_cap_;
+}
+
+std::size_t server::close_idle(std::size_t n) {
+  std::vector<baton::task_handle<void>> victims;
+  {
+    std::lock_guard lock(mutex_);
+    std::vector<connection_slot*> idle;
+    for (auto& [id, slot] : connections_) {
+      if (slot->idle && !slot->cancelled && slot->handle) idle.push_back(slot.get());
+    }
+    const auto longest_idle = [](const connection_slot* a, const connection_slot* b) {
+      return a->idle_since < b->idle_since;
+    };
+    if (idle.size() > n) {
+      std::nth_element(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(n), idle.end(),
+                       longest_idle);
+      idle.resize(n);
+    }
+    for (connection_slot* slot : idle) {
+      slot->cancelled = true;
+      victims.push_back(*slot->handle);
+    }
+  }
+  // As in cancel_connections(): each is waiting (the cancel ends the wait), or has just woken
+  // and leave_idle() finds it cancelled.
+  for (auto& h : victims) h.cancel();
+  return victims.size();
 }
 
 void server::connection_ended(connection_slot& slot) {
@@ -200,6 +275,7 @@ void server::connection_ended(connection_slot& slot) {
     slot.ended = true;
     self = std::move(slot.handle);
     slot.handle.reset();
+    --open_;
     connections_.erase(slot.id);
     now_drained = stopping_ && connections_.empty();
   }
@@ -208,26 +284,95 @@ void server::connection_ended(connection_slot& slot) {
 
 // ---- accepting ----------------------------------------------------------------------------
 
+namespace {
+
+bool out_of_descriptors(const boost::system::error_code& ec) {
+  namespace errc = boost::system::errc;
+  return ec == errc::too_many_files_open || ec == errc::too_many_files_open_in_system ||
+         ec == errc::no_buffer_space || ec == errc::not_enough_memory;
+}
+
+/// One stretch of time in which the accept loop could not keep up: logged once when it
+/// starts and once when the backlog is empty again.
+struct overload_episode {
+  bool active = false;
+  std::chrono::steady_clock::time_point since;
+  std::size_t pauses = 0;
+
+  void begin(std::string_view cause, std::size_t open, std::size_t cap) {
+    ++pauses;
+    if (active) return;
+    active = true;
+    since = std::chrono::steady_clock::now();
+    spdlog::warn(
+        "accept paused: {}; {} connections open, cap {}; closing idle connections, "
+        "backing off",
+        cause, open, cap);
+  }
+  void end(std::size_t open) {
+    if (!active) return;
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - since)
+                        .count();
+    spdlog::info("accept resumed after {} ms and {} pauses; {} connections open", ms, pauses, open);
+    active = false;
+    pauses = 0;
+  }
+};
+
+}  // namespace
+
 baton::task<void> server::accept_loop() {
+  constexpr auto least_pause = 5ms;
+  constexpr auto longest_pause = 500ms;
+  constexpr std::size_t idle_closed_at_once = 16;
+  overload_episode episode;
+  std::chrono::milliseconds pause = least_pause;
+  const auto open_now = [this] {
+    std::lock_guard lock(mutex_);
+    return open_;
+  };
   for (;;) {
-    std::optional<tcp::socket> sock;
-    try {
-      sock.emplace(co_await acceptor_->async_accept(baton::use_task));
-    } catch (const boost::system::system_error& e) {
-      spdlog::warn("accept failed: {}", e.what());  // e.g. out of file descriptors
-    }
-    if (!sock) {
-      co_await baton::sleep(20ms);
+    if (at_cap()) {
+      // Until closed connections have let go of their descriptors, or busy ones have ended.
+      episode.begin("at the connection cap", open_now(), connection_cap_);
+      const bool closed_some = close_idle(idle_closed_at_once) > 0;
+      co_await baton::sleep(closed_some ? least_pause : pause);
+      if (!closed_some) pause = std::min(pause * 2, longest_pause);
       continue;
     }
-    start_connection(std::move(*sock));
+    tcp::socket sock(baton::current_executor());
+    boost::system::error_code ec;
+    if (episode.active) {
+      // Catching up: a connection is waiting or the backlog is empty (would_block).
+      acceptor_->accept(sock, ec);
+      if (ec == boost::asio::error::would_block) {
+        episode.end(open_now());
+        pause = least_pause;
+        continue;
+      }
+    } else {
+      try {
+        sock = co_await acceptor_->async_accept(baton::use_task);
+      } catch (const boost::system::system_error& e) {
+        ec = e.code();
+      }
+    }
+    if (out_of_descriptors(ec)) {
+      episode.begin(ec.message(), open_now(), connection_cap_);
+      const bool closed_some = close_idle(idle_closed_at_once) > 0;
+      co_await baton::sleep(closed_some ? least_pause : pause);  // for descriptors to close
+      if (!closed_some) pause = std::min(pause * 2, longest_pause);
+      continue;
+    }
+    if (ec) continue;  // the client gave up before the accept (ECONNABORTED, ...)
+    start_connection(std::move(sock));
     // Then whatever else already waits in the backlog (the acceptor is non-blocking), up to
     // 64: one connection per trip through the ready queue falls behind a connection storm.
-    for (int more = 0; more < 64; ++more) {
+    for (int more = 0; more < 64 && !episode.active && !at_cap(); ++more) {
       tcp::socket next(baton::current_executor());
-      boost::system::error_code ec;
       acceptor_->accept(next, ec);
-      if (ec) break;  // would_block: the backlog is empty (other errors: the next async_accept)
+      if (ec) break;  // would_block: the backlog is empty (other errors: the next round)
       start_connection(std::move(next));
     }
   }
@@ -239,6 +384,7 @@ void server::start_connection(tcp::socket sock) {
     std::lock_guard lock(mutex_);
     slot->id = ++next_connection_;
     connections_.emplace(slot->id, slot);
+    ++open_;
   }
   auto h =
       baton::spawn(connection(std::move(sock), slot), {.name = "conn-" + std::to_string(slot->id)});
@@ -320,7 +466,9 @@ baton::task<void> server::serve_connection(tcp::socket& sock, beast::flat_buffer
       co_return;
     }
 
-    auto handling = baton::spawn(serve_request(sock, parser.release()));
+    // relaxed: a counter; the request's data travels with the task, not through it.
+    const bool admitted = in_flight_.fetch_add(1, std::memory_order_relaxed) < opts_.max_in_flight;
+    auto handling = baton::spawn(serve_request(sock, parser.release(), admitted));
     const bool keep_alive = co_await handling;
     if (!keep_alive) co_return;
   }
@@ -328,10 +476,9 @@ baton::task<void> server::serve_connection(tcp::socket& sock, beast::flat_buffer
 
 // ---- a request ----------------------------------------------------------------------------
 
-baton::task<bool> server::serve_request(tcp::socket& sock, request req) {
+baton::task<bool> server::serve_request(tcp::socket& sock, request req, bool admitted) {
   const auto started = std::chrono::steady_clock::now();
-  // relaxed: a statistic; nothing is published through it.
-  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  // serve_connection() counted this request in; it counts out when this task ends.
   struct in_flight_guard {
     std::atomic<std::size_t>& n;
     ~in_flight_guard() { n.fetch_sub(1, std::memory_order_relaxed); }
@@ -364,11 +511,15 @@ baton::task<bool> server::serve_request(tcp::socket& sock, request req) {
 
   // check_framing() accepted the target, so it parses.
   const target_parts target = parse_target(view(req.target())).value();
-  const incoming in{req, target.path, target.url, received};
+  response_lease lease;  // the response's memory, held until it is written
+  const incoming in{req, target.path, target.url, received, lease};
   response res;
   std::optional<http::status> failure;
   std::string failure_text;
-  if (bad_user) {
+  if (!admitted) {
+    failure = http::status::service_unavailable;
+    failure_text = "over " + std::to_string(opts_.max_in_flight) + " requests in flight";
+  } else if (bad_user) {
     failure = http::status::bad_request;
     failure_text = "X-User: 1 to 64 characters of [A-Za-z0-9._@-]";
   } else {
@@ -388,6 +539,9 @@ baton::task<bool> server::serve_request(tcp::socket& sock, request req) {
   if (failure) {
     spdlog::warn("{}", baton::log_value(failure_text));
     res = error_response(*failure, failure_text);
+  }
+  if (res.result() == http::status::service_unavailable) {
+    res.set(http::field::retry_after, std::to_string(opts_.retry_after.count()));
   }
 
   res.version(req.version());

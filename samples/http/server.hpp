@@ -16,6 +16,21 @@
 // baton::start_span) are set as context vars; the handler runs under baton::wait_for until
 // the deadline (504 on time-out); the response carries X-Request-Id and the request's span as
 // `traceparent`.
+// Overload (docs/http-service.md, "Overload"):
+//   connections  at most max_connections open (0: RLIMIT_NOFILE's soft limit minus 64). At
+//                the cap, or when accept fails for want of descriptors (EMFILE, ENFILE,
+//                ENOBUFS, ENOMEM), the accept loop closes the 16 connections that have waited
+//                longest for a request (their clients sent nothing, so nothing is lost) and
+//                pauses 5 ms; with none to close it pauses, backing off from 5 ms to 500 ms. One
+//                warning starts such an episode and one line ends it, when the backlog is empty
+//                again.
+//   requests     at most max_in_flight read and not yet answered; one more gets 503 with
+//                `Retry-After`, and its connection stays usable.
+//   responses    a page of GET /notes is at most page_limit bytes (it says where the next
+//                page starts); all pages held at once take at most response_memory bytes,
+//                and a page that does not fit in that gets 503 with `Retry-After`.
+// Memory per request: the header (header_limit) and body (body_limit) read, plus the response:
+// under 8 KiB for every endpoint but GET /notes, whose page is at most page_limit.
 // Malformed input: a header section over `header_limit` gets 431, a body over `body_limit`
 // 413, anything else the parser rejects 400, a request that does not arrive in `read_timeout`
 // 408; each then closes the connection gracefully (lingering close), the server carries on.
@@ -48,6 +63,7 @@
 #include <mutex>
 #include <optional>
 #include <unordered_map>
+#include <utility>
 
 namespace http_service {
 
@@ -65,6 +81,35 @@ struct server_options {
   std::chrono::milliseconds read_timeout{10000};  // from a request's first byte to its end
   std::chrono::milliseconds write_timeout{10000};
   std::chrono::milliseconds shutdown_grace{5000};
+  std::size_t max_connections = 0;  // 0: RLIMIT_NOFILE's soft limit minus 64
+  std::size_t max_in_flight = 1024;
+  std::size_t page_limit = 256 * 1024;             // at least 2 * body_limit + 4 KiB
+  std::size_t response_memory = 64 * 1024 * 1024;  // all pages held at once
+  std::chrono::seconds retry_after{1};
+};
+
+/// Bytes of response memory held by one request until its response is written (or dropped).
+class response_lease {
+ public:
+  response_lease() = default;
+  response_lease(std::atomic<std::size_t>& pool, std::size_t bytes) noexcept
+      : pool_(&pool), bytes_(bytes) {}
+  response_lease(response_lease&& o) noexcept
+      : pool_(std::exchange(o.pool_, nullptr)), bytes_(o.bytes_) {}
+  response_lease& operator=(response_lease&& o) noexcept {
+    release();
+    pool_ = std::exchange(o.pool_, nullptr);
+    bytes_ = o.bytes_;
+    return *this;
+  }
+  ~response_lease() { release(); }
+  /// Keeps `bytes` of the reservation (fewer than reserved), gives the rest back.
+  void shrink_to(std::size_t bytes) noexcept;
+
+ private:
+  void release() noexcept;
+  std::atomic<std::size_t>* pool_ = nullptr;
+  std::size_t bytes_ = 0;
 };
 
 class server {
@@ -82,6 +127,10 @@ class server {
   /// Requests being handled now (read, not yet answered).
   std::size_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
   std::uint64_t served() const noexcept { return served_.load(std::memory_order_relaxed); }
+  /// The connection cap in force (set by listen()).
+  std::size_t connection_cap() const noexcept { return connection_cap_; }
+  /// Reserves `bytes` of response memory; nullopt when response_memory would be exceeded.
+  std::optional<response_lease> reserve_response(std::size_t bytes) noexcept;
   notes_db& db() noexcept { return db_; }
   const server_options& options() const noexcept { return opts_; }
 
@@ -89,11 +138,15 @@ class server {
   struct connection_slot;
 
   baton::task<void> accept_loop();
+  bool at_cap();
+  /// Cancels the (at most) n connections that have waited longest for a request; returns how
+  /// many. They count as open until they have closed.
+  std::size_t close_idle(std::size_t n);
   void start_connection(tcp::socket sock);
   baton::task<void> connection(tcp::socket sock, std::shared_ptr<connection_slot> slot);
   baton::task<void> serve_connection(tcp::socket& sock, beast::flat_buffer& buffer,
                                      connection_slot& slot);
-  baton::task<bool> serve_request(tcp::socket& sock, request req);
+  baton::task<bool> serve_request(tcp::socket& sock, request req, bool admitted);
   baton::task<void> reject(tcp::socket& sock, http::status status, std::string why);
   baton::task<void> wait_drained();
 
@@ -116,8 +169,11 @@ class server {
   bool stopping_ = false;
   std::uint64_t next_connection_ = 0;
   std::unordered_map<std::uint64_t, std::shared_ptr<connection_slot>> connections_;
+  std::size_t open_ = 0;  // connections_ minus those closed to make room, still ending
+  std::size_t connection_cap_ = 0;
 
   std::atomic<std::size_t> in_flight_{0};
+  std::atomic<std::size_t> response_bytes_{0};  // held by response_leases
   std::atomic<std::uint64_t> served_{0};
 };
 
