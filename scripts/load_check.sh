@@ -9,7 +9,10 @@
 #
 #   scripts/load_check.sh [--connections 1000] [--duration 15s] [--wrk-threads 2]
 #                         [--server-threads N] [--path /hello|/whoami] [--log info|warn]
-#                         [--build build]
+#                         [--build build] [--no-caps]
+# --no-caps lifts the connection and in-flight caps (docs/http-service.md, "Overload") out of
+# reach, for the with/without comparison. The summary gives the service's RSS once it listens,
+# at the end of the load and at its peak (VmRSS, VmHWM).
 # Results and the machine they came from: docs/benchmarks.md, "Flagship service".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +24,7 @@ server_threads=$(nproc)
 path=/hello
 log=warn
 build=build
+caps=on
 while [ $# -gt 0 ]; do
   case "$1" in
     --connections) connections=$2; shift 2 ;;
@@ -30,6 +34,7 @@ while [ $# -gt 0 ]; do
     --path) path=$2; shift 2 ;;
     --log) log=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
+    --no-caps) caps=off; shift ;;
     *) echo "load_check.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -121,6 +126,7 @@ LUA
 
 server_args=(--port 0 --threads "$server_threads" --log-level "$log")
 [ "$log" != warn ] && server_args+=(--log-file "$work/service.log")
+[ "$caps" = off ] && server_args+=(--max-connections 10000000 --max-in-flight 10000000)
 "$binary" "${server_args[@]}" >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 port=
@@ -130,12 +136,16 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 [ -n "$port" ] || { echo "load_check.sh: the service did not start" >&2; cat "$work/server.err" >&2; exit 1; }
+rss() { awk -v f="$1:" '$1 == f {printf "%.1f MiB", $2 / 1024}' "/proc/$server_pid/status"; }
+rss_before=$(rss VmRSS)
 
 echo "== $(nproc) cores; wrk -t$wrk_threads -c$connections -d$duration against $path;" \
-  "http_service --threads $server_threads --log-level $log (wrk and the service share the cores)"
+  "http_service --threads $server_threads --log-level $log, caps $caps (wrk and the service share the cores)"
 wrk -t"$wrk_threads" -c"$connections" -d"$duration" --timeout 10s --latency \
   -s "$work/check.lua" "http://127.0.0.1:$port$path" | tee "$work/wrk.out"
 
+rss_after=$(rss VmRSS)
+rss_peak=$(rss VmHWM)
 kill -TERM "$server_pid"
 status=0
 wait "$server_pid" || status=$?
@@ -151,7 +161,7 @@ p90=$(awk '$1 == "90%" {print $2}' "$work/wrk.out")
 p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.out")
 echo "== summary: ${rps:-?} requests/s; latency p50 ${p50:-?}, p90 ${p90:-?}, p99 ${p99:-?};" \
   "${mismatches:-?} mismatched; non-2xx: ${non2xx:-0}; socket errors: ${errors:-none};" \
-  "service exit status $status"
+  "service exit status $status; RSS $rss_before listening, $rss_after after, $rss_peak peak"
 if [ "${mismatches:-1}" != 0 ] || [ -n "$non2xx" ] || [ -n "$errors" ] || [ "$status" != 0 ]; then
   echo "load_check.sh: FAILED" >&2
   grep -v '^.*info ' "$work/server.err" | tail -20 >&2 || true
