@@ -634,6 +634,15 @@ bool is_trace_header(std::string_view name) noexcept {
 }
 
 trace_tokens extract_headers(const trace_headers& h) {
+  trace_header_views v;
+  v.traceparent = h.traceparent;
+  v.traceparent_count = h.traceparent_count;
+  v.tracestate = h.tracestate;
+  v.baggage = h.baggage;
+  return extract_views(v);
+}
+
+trace_tokens extract_views(const trace_header_views& h, bool new_span) {
   std::optional<trace_parent> parent;
   // Two traceparent fields are as good as none (the spec's test suite restarts the trace).
   if (h.traceparent && h.traceparent_count == 1) parent = trace_parent::parse(*h.traceparent);
@@ -646,6 +655,7 @@ trace_tokens extract_headers(const trace_headers& h) {
   }
   baton::baggage bag;
   if (h.baggage) bag = baton::baggage::parse(*h.baggage);
+  if (new_span) parent = parent ? parent->child() : trace_parent::generate();
 
   // All three or none: undo the earlier sets if a later one throws (bad_alloc).
   token<std::optional<trace_parent>> t1 = trace_parent_var().set(parent);

@@ -14,10 +14,12 @@
 #include <support/grpc_echo.hpp>
 #include <support/run_test.hpp>
 
+#include <grpc/support/time.h>
 #include <grpcpp/client_context.h>
 #include <grpcpp/server_context.h>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -123,6 +125,66 @@ TEST_CASE("the handler's deadline is the call's, and a call without one leaves i
       (void)co_await ch.call<Msg>(unary_method, msg("x"));
       CHECK_FALSE(seen.deadline);
     });
+  });
+}
+
+TEST_CASE("gRPC's deadlines on the steady clock: none past 10^9 s away, an infinite past expired") {
+  using baton::grpc::detail::steady_deadline;
+  const gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
+  CHECK_FALSE(steady_deadline(gpr_inf_future(GPR_CLOCK_MONOTONIC)));
+  // What a hostile grpc-timeout of 99999999H becomes: beyond a nanosecond time_point's range.
+  gpr_timespec far = now;
+  far.tv_sec += std::int64_t{99'999'999} * 3600;
+  CHECK_FALSE(steady_deadline(far));
+
+  const auto before = steady_clock::now();
+  const auto past = steady_deadline(gpr_inf_past(GPR_CLOCK_MONOTONIC));
+  REQUIRE(past);
+  CHECK(*past <= steady_clock::now());
+  const auto soon = steady_deadline(gpr_time_add(now, gpr_time_from_seconds(30, GPR_TIMESPAN)));
+  REQUIRE(soon);
+  CHECK(*soon >= before + 29s);
+  CHECK(*soon <= steady_clock::now() + 30s);
+  const auto real = steady_deadline(
+      gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(30, GPR_TIMESPAN)));
+  REQUIRE(real);
+  CHECK(*real >= before + 29s);
+}
+
+TEST_CASE("a tracestate and a baggage sent in two fields each reach the handler joined") {
+  run_task([]() -> task<> {
+    seen_context seen;
+    co_await with_server(recording(seen), [](channel& ch, server&) -> task<> {
+      baton::grpc::call_options opts;
+      opts.metadata = {{"traceparent", caller_parent},
+                       {"tracestate", "a=1"},
+                       {"baggage", "user=ada"},
+                       {"tracestate", "b=2"},
+                       {"baggage", "tenant=acme"}};
+      (void)co_await ch.call<Msg>(unary_method, msg("x"), opts);
+    });
+    REQUIRE(seen.trace);
+    CHECK(seen.trace->trace_id_hex() == "4bf92f3577b34da6a3ce929d0e0e4736");
+    CHECK(seen.tracestate == "a=1,b=2");
+    CHECK(seen.baggage == "user=ada,tenant=acme");
+  });
+}
+
+TEST_CASE("two traceparent fields are as good as none: the handler starts a fresh trace") {
+  run_task([]() -> task<> {
+    seen_context seen;
+    co_await with_server(recording(seen), [](channel& ch, server&) -> task<> {
+      baton::grpc::call_options opts;
+      opts.metadata = {{"traceparent", caller_parent},
+                       {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+                       {"tracestate", "a=1"}};
+      (void)co_await ch.call<Msg>(unary_method, msg("x"), opts);
+    });
+    REQUIRE(seen.trace);
+    CHECK(seen.trace->valid());
+    CHECK(seen.trace->trace_id_hex() != "4bf92f3577b34da6a3ce929d0e0e4736");
+    CHECK(seen.trace->trace_id_hex() != "0af7651916cd43dd8448eb211c80319c");
+    CHECK(seen.tracestate.empty());
   });
 }
 

@@ -209,7 +209,20 @@ struct trace_headers {
   void add(std::string_view name, std::string_view value);
 };
 
+/// The three headers as views into a carrier that outlives the call, for a carrier that sends
+/// each header in one field (trace_headers joins repeated tracestate/baggage fields).
+struct trace_header_views {
+  std::optional<std::string_view> traceparent;
+  std::size_t traceparent_count = 0;
+  std::optional<std::string_view> tracestate;
+  std::optional<std::string_view> baggage;
+};
+
 trace_tokens extract_headers(const trace_headers& h);
+/// extract_headers()'s rules on views. With new_span, the trace var is set once, to a child of
+/// the incoming parent (a new trace without one): what extract() and then start_span() leave,
+/// for one set instead of two; parent_token then undoes that set.
+trace_tokens extract_views(const trace_header_views& h, bool new_span = false);
 /// The current values as header values (unset ones absent).
 trace_headers current_headers();
 bool is_trace_header(std::string_view name) noexcept;

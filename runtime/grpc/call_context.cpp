@@ -18,6 +18,10 @@ using std::chrono::system_clock;
 
 std::string_view view(::grpc::string_ref s) noexcept { return {s.data(), s.size()}; }
 
+// A deadline further away than this is no deadline (about 31 years: far below the 292 years a
+// steady_clock time_point holds, far above any real call's budget).
+constexpr std::chrono::seconds max_deadline_ahead{1'000'000'000};
+
 }  // namespace
 
 context_var<std::optional<deadline_point>>& deadline_var() {
@@ -30,25 +34,52 @@ std::optional<deadline_point> current_deadline() { return deadline_var().get(); 
 
 void call_tokens::reset() const {
   deadline_var().reset(deadline);
-  trace_parent_var().reset(span);
   trace.reset();
 }
 
 call_tokens extract(const ::grpc::ServerContextBase& call) {
-  baton::detail::trace_headers headers;
-  for (const auto& [name, value] : call.client_metadata()) headers.add(view(name), view(value));
-  trace_tokens trace = baton::detail::extract_headers(headers);
-  auto span = start_span();
-
-  std::optional<deadline_point> deadline;
-  gpr_timespec raw = call.raw_deadline();
-  if (gpr_time_cmp(raw, gpr_inf_future(raw.clock_type)) != 0) {
-    // gRPC's deadline is on the system clock; the loop's timers run on the steady one.
-    deadline = steady_clock::now() + std::chrono::duration_cast<steady_clock::duration>(
-                                         call.deadline() - system_clock::now());
+  // Views into the call's metadata, which outlives this function: no copy of a header. gRPC
+  // keys are lowercase (it refuses any other), so they compare as they are. A tracestate or
+  // baggage sent in several fields takes trace_headers' path, which joins them.
+  baton::detail::trace_header_views views;
+  bool repeated = false;
+  for (const auto& [key, value] : call.client_metadata()) {
+    const std::string_view name = view(key);
+    if (name == "traceparent") {
+      if (views.traceparent_count++ == 0) views.traceparent = view(value);
+    } else if (name == "tracestate") {
+      repeated |= views.tracestate.has_value();
+      views.tracestate = view(value);
+    } else if (name == "baggage") {
+      repeated |= views.baggage.has_value();
+      views.baggage = view(value);
+    }
   }
-  return {trace, span, deadline_var().set(deadline)};
+  baton::detail::trace_headers joined;
+  if (repeated) {
+    for (const auto& [key, value] : call.client_metadata()) joined.add(view(key), view(value));
+    views.tracestate = joined.tracestate;
+    views.baggage = joined.baggage;
+  }
+  // The handler's own span in the same set as the caller's trace (one set, not two).
+  trace_tokens trace = baton::detail::extract_views(views, /*new_span=*/true);
+
+  return {trace, deadline_var().set(detail::steady_deadline(call.raw_deadline()))};
 }
+
+namespace detail {
+
+std::optional<deadline_point> steady_deadline(gpr_timespec raw) {
+  if (gpr_time_cmp(raw, gpr_inf_future(raw.clock_type)) == 0) return std::nullopt;
+  // One read of gRPC's clock and one of the steady clock the loop's timers run on.
+  const gpr_timespec left = gpr_time_sub(raw, gpr_now(raw.clock_type));
+  if (left.tv_sec <= -max_deadline_ahead.count()) return steady_clock::now();  // long past
+  if (left.tv_sec >= max_deadline_ahead.count()) return std::nullopt;
+  return steady_clock::now() + std::chrono::seconds(left.tv_sec) +
+         std::chrono::nanoseconds(left.tv_nsec);
+}
+
+}  // namespace detail
 
 void inject(::grpc::ClientContext& call, std::optional<steady_clock::duration> timeout) {
   baton::detail::trace_headers headers = baton::detail::current_headers();

@@ -7,10 +7,11 @@
 //                      baton::grpc::server sets it from the call's deadline in each handler's
 //                      context; a service may set it at its own edge (an HTTP request's budget).
 //   extract(call)      fills the current context from a server call: traceparent, tracestate
-//                      and baggage through baton::extract() (invalid or absent headers leave the
-//                      vars nullopt / empty), then start_span() so the handler has a span of its
-//                      own in the caller's trace, then the call's deadline into deadline_var()
-//                      (nullopt when the call has none). Returns the tokens that undo it.
+//                      and baggage by baton::extract()'s rules (invalid or absent headers leave
+//                      the vars nullopt / empty), the trace var holding the handler's own span,
+//                      as start_span() would leave it (a child of the caller's, or a new trace),
+//                      then the call's deadline into deadline_var() (nullopt when the call has
+//                      none or one over 31 years away). Returns the tokens that undo it.
 //   inject(call, t)    writes the current context into an outgoing call before it starts:
 //                      traceparent (the current span becomes the callee's parent), tracestate
 //                      and baggage as baton::inject() writes them, and the deadline: the earlier
@@ -30,6 +31,8 @@
 #include <baton/token.hpp>
 #include <baton/trace_context.hpp>
 
+#include <grpc/support/time.h>
+
 #include <chrono>
 #include <optional>
 
@@ -47,10 +50,10 @@ context_var<std::optional<deadline_point>>& deadline_var();
 /// The current context's deadline; nullopt when there is none.
 std::optional<deadline_point> current_deadline();
 
-/// What extract() set; reset() restores the four vars, in reverse order.
+/// What extract() set; reset() restores the four vars, in reverse order. trace.parent_token
+/// undoes the set of the handler's span (the only set of the trace var).
 struct call_tokens {
   trace_tokens trace;
-  token<std::optional<trace_parent>> span;
   token<std::optional<deadline_point>> deadline;
 
   void reset() const;
@@ -59,5 +62,12 @@ struct call_tokens {
 call_tokens extract(const ::grpc::ServerContextBase& call);
 void inject(::grpc::ClientContext& call,
             std::optional<std::chrono::steady_clock::duration> timeout = std::nullopt);
+
+namespace detail {
+/// A gRPC deadline on the steady clock: the time left on gRPC's own clock from now. nullopt for
+/// none (infinite) or one over 10^9 s (31 years) away, which a hostile grpc-timeout can ask for
+/// and a nanosecond time_point cannot hold; a long-past one is now (expired).
+std::optional<deadline_point> steady_deadline(gpr_timespec deadline);
+}  // namespace detail
 
 }  // namespace baton::grpc
