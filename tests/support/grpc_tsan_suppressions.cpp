@@ -20,3 +20,7 @@ extern "C" const char* __tsan_default_suppressions() {
          "deadlock:libgrpc.so\n"
          "deadlock:libabsl_\n";
 }
+
+// The longest access history TSan keeps (the default drops the older stack of such a report
+// under load, and a report whose stack is lost cannot match the suppressions above).
+extern "C" const char* __tsan_default_options() { return "history_size=7"; }
