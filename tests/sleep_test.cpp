@@ -59,7 +59,7 @@ TEST_SUITE("sleep") {
   TEST_CASE("a task cancelled when its sleep is already due gets cancelled_error") {
     run_task([]() -> task<> {
       auto h = baton::spawn([]() -> task<> { co_await baton::sleep(1ms); }());
-      co_await baton::sleep(0ms);  // it is asleep
+      REQUIRE(co_await baton_test::suspended_at(h, "sleep"));
       // Keep the only loop thread busy past the deadline: the sleep is due, not yet fired.
       const auto until = clock_type::now() + 3ms;
       while (clock_type::now() < until) {
@@ -79,7 +79,9 @@ TEST_SUITE("sleep") {
           ++n;
         }(i, woke)));
       }
-      co_await baton::sleep(0ms);
+      // Every one asleep before any cancel (one cancelled before its first step would end
+      // cancelled too, without its sleep ever being taken off the wheel).
+      REQUIRE(co_await baton_test::suspended_at(hs.back(), "sleep"));
       for (std::size_t i = 0; i < hs.size(); ++i) {
         if (i % 10 != 0) hs[i].cancel();
       }
