@@ -7,10 +7,11 @@
 //     ├─ injection queue: tasks scheduled from threads outside the loop
 //     └─ io_context (timers, sockets, cross-thread wake-ups)
 //
-//   A loop thread repeats: pop a ready task and resume it; every 64 resumes, or when nothing is
-//   ready, take the injection queue and let Asio run its handlers (which push tasks back to the
-//   ready queue). Suspending never touches the scheduler: the awaiter hands the task to
-//   whoever completes the operation, and that code calls schedule().
+//   A loop thread repeats: pop a ready task and resume it; every 64 resumes take the injection
+//   queue and, if 50 us have passed since it last did, let Asio run its handlers (which push
+//   tasks back to the ready queue); when nothing is ready, wait in Asio for the next one.
+//   Suspending never touches the scheduler: the awaiter hands the task to whoever completes the
+//   operation, and that code calls schedule().
 //
 // The context path, from a resume to a get() (every step is a few loads; no lock, no lookup
 // by name):
@@ -635,7 +636,7 @@ void loop::work(worker& w, const std::function<bool()>& until) {
       if (++since_poll == 64) {
         since_poll = 0;
         take_injected();
-        run_handlers(false);
+        if (io_check_due(w)) run_handlers(false);
       }
       continue;
     }

@@ -56,6 +56,8 @@ struct worker {
   std::uint32_t tick = 0;        // steps taken, for the periodic injection and Asio checks
   std::uint32_t rng = 1;         // where a search starts (xorshift)
   bool searching = false;        // counted in the loop's num_searching_
+  // When this worker last let Asio run while it had tasks ready (io_check_due()).
+  std::chrono::steady_clock::time_point last_io_check{};
   std::vector<std::uint64_t> seen_steps;  // each victim's `steps` when its LIFO slot was seen
 
   // Read by other workers:
@@ -70,6 +72,20 @@ struct worker {
   std::mutex park_mutex;
   std::condition_variable park_cv;
 };
+
+/// Whether a worker that has tasks ready should let Asio run now. It is asked every 61-64
+/// steps (loop::work, loop::after_step) and says yes when 50 us have passed since its last yes:
+/// Asio's poll runs the reactor, an epoll_wait system call of about 1 us on this machine, so
+/// polling on every 64th step of 20 ns steps would double their cost. The price is latency:
+/// while tasks stay ready, a socket or timer completion waits at most 50 us plus 64 steps
+/// (docs/design/scheduler.md, "Asio's turn"). The clock read is paid once per 64 steps.
+inline bool io_check_due(worker& w) noexcept {
+  constexpr auto io_busy_gap = std::chrono::microseconds(50);
+  const auto now = std::chrono::steady_clock::now();
+  if (now - w.last_io_check < io_busy_gap) return false;
+  w.last_io_check = now;
+  return true;
+}
 
 /// One shard of the live list: the tasks started on one worker (a threaded loop has one per
 /// worker, so starting and finishing a task locks a line that stays on its thread).

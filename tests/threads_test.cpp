@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 #include <support/run_test.hpp>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <array>
@@ -411,6 +412,43 @@ TEST_SUITE("threads") {
           },
           threads(n));
       CHECK(chains_done == 8);
+    }
+  }
+
+  TEST_CASE("timers and Asio completions still run while yielding tasks keep every thread busy") {
+    // A busy loop lets Asio run at most every 50 us (io_check_due): never is not an option.
+    // Yielders fill every thread; a sleep (the loop's timer wheel, behind one Asio timer), an
+    // Asio timer awaited with use_task and a handler posted to the loop's executor must all
+    // complete while the yielders still run.
+    for (unsigned n : {1u, 2u}) {
+      bool slept = false, timer_fired = false, posted_ran = false;
+      run_task(
+          [&]() -> task<> {
+            std::atomic<bool> stop{false};
+            std::vector<baton::task_handle<>> yielders;
+            for (unsigned i = 0; i < n + 1; ++i) {
+              yielders.push_back(baton::spawn([](std::atomic<bool>& st) -> task<> {
+                while (!st.load()) co_await baton::sleep(0ms);
+              }(stop)));
+            }
+            co_await baton::sleep(2ms);
+            slept = true;
+            boost::asio::steady_timer t(baton::current_executor(), 1ms);
+            co_await t.async_wait(baton::use_task);
+            timer_fired = true;
+            baton::event posted;
+            boost::asio::post(baton::current_executor(), [&] {
+              posted_ran = true;
+              posted.set();
+            });
+            co_await posted.wait();
+            stop = true;
+            for (auto& h : yielders) co_await h;
+          },
+          threads(n));
+      CHECK(slept);
+      CHECK(timer_fired);
+      CHECK(posted_ran);
     }
   }
 
