@@ -54,6 +54,7 @@ struct options {
       "usage: http_service [--port P] [--address A] [--threads N] [--db FILE]\n"
       "                    [--log-level trace|debug|info|warn|error|off] [--log-file F]\n"
       "                    [--read-timeout-ms N] [--idle-timeout-ms N] [--shutdown-grace-ms N]\n"
+      "                    [--shutdown-last-call-ms N]\n"
       "                    [--backend HOST:PORT]   (/backend/notes on samples/notes_backend)\n"
       "       http_service --self-test N [--threads N] [--two-process]\n",
       why);
@@ -95,6 +96,8 @@ options parse(int argc, char** argv) {
       o.server.idle_timeout = std::chrono::milliseconds(number(1, 3'600'000));
     } else if (a == "--shutdown-grace-ms") {
       o.server.shutdown_grace = std::chrono::milliseconds(number(0, 3'600'000));
+    } else if (a == "--shutdown-last-call-ms") {
+      o.server.shutdown_last_call = std::chrono::milliseconds(number(0, 3'600'000));
     } else if (a == "--max-connections") {
       o.server.max_connections = static_cast<std::size_t>(number(1, 10'000'000));
     } else if (a == "--max-in-flight") {

@@ -25,12 +25,15 @@
 #include <cstdint>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -837,6 +840,128 @@ TEST_CASE("200 concurrent GET /notes of the largest user stay within the respons
   CHECK(peak_kib < 160 * 1024);  // docs/http-service.md, "Overload"
 #endif
   CHECK(serving(s));
+}
+
+// ---- shutdown ------------------------------------------------------------------------------
+
+/// The notes in a database file the service has closed, as `user/text`.
+std::set<std::string> stored_notes(const fs::path& db) {
+  sqlite3* h = nullptr;
+  REQUIRE(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(h, "SELECT user, text FROM notes", -1, &st, nullptr) == SQLITE_OK);
+  std::set<std::string> notes;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    notes.insert(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 0))) + "/" +
+                 reinterpret_cast<const char*>(sqlite3_column_text(st, 1)));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return notes;
+}
+
+TEST_CASE(
+    "at SIGTERM every keep-alive client is answered until a response says Connection: close, "
+    "and no note whose client got no response is stored") {
+  // Long enough that no client is too slow for them: the service still ends as soon as every
+  // client has had its Connection: close and hung up.
+  service s({"--shutdown-grace-ms", "60000", "--shutdown-last-call-ms", "60000"});
+  constexpr int clients = 16;
+  struct exchange {
+    std::string text;
+    int status = 0;       // 0: the connection ended with no response
+    bool closes = false;  // the response said Connection: close
+  };
+  std::vector<std::vector<exchange>> seen(clients);
+  std::vector<fate> ended(clients, fate::open);
+  std::vector<std::string> errors(clients);
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<int> answered(clients, 0);
+  std::vector<bool> done(clients, false);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < clients; ++t) {
+    threads.emplace_back([&, t] {
+      const auto i = static_cast<std::size_t>(t);
+      try {
+        client c(s.port());
+        // Half ask for /hello (answered at once: their connections are mostly between a
+        // response and the next request), a quarter post notes, a quarter post through a
+        // handler that waits 100 ms first (in flight at the signal).
+        const std::string headers =
+            "X-User: c" + std::to_string(t) + "\r\nX-Deadline-Ms: 10000\r\n";
+        for (int k = 0; k < 1'000'000; ++k) {
+          exchange x{"note " + std::to_string(k)};
+          // keep-alive: the next request as soon as the response is read
+          c.send(t % 4 < 2    ? get("/hello", headers)
+                 : t % 4 == 2 ? post("/notes", x.text, headers)
+                              : post("/notes?delay_ms=100", x.text, headers));
+          const auto r = c.read_reply(120s);
+          if (r) {
+            x.status = r->status;
+            x.closes = r->says_close();
+          }
+          seen[i].push_back(x);
+          {
+            std::lock_guard lock(m);
+            answered[i] += r ? 1 : 0;
+          }
+          cv.notify_all();
+          if (!r || x.closes) break;
+        }
+        if (seen[i].back().closes) ended[i] = c.wait_closed(120s);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+      {
+        std::lock_guard lock(m);
+        done[i] = true;
+      }
+      cv.notify_all();
+    });
+  }
+  {
+    // Every client has had some answers: the signal finds all of them busy.
+    std::unique_lock lock(m);
+    cv.wait(lock, [&] {
+      for (std::size_t i = 0; i < clients; ++i) {
+        if (!done[i] && answered[i] < 3) return false;
+      }
+      return true;
+    });
+  }
+  CHECK(s.terminate() == 0);
+  for (auto& th : threads) th.join();
+
+  const std::set<std::string> stored = stored_notes(s.folder() / "notes.db");
+  std::size_t acknowledged = 0;
+  std::size_t refused = 0;
+  for (std::size_t i = 0; i < clients; ++i) {
+    CAPTURE(i);
+    CHECK(errors[i].empty());
+    REQUIRE_FALSE(seen[i].empty());
+    // The client stops at the first response that says close, or at the first request that
+    // got none: the last request must have been answered, with Connection: close, and the
+    // connection then closed.
+    const exchange& last = seen[i].back();
+    CAPTURE(last.text);
+    CHECK(last.status != 0);
+    CHECK(last.closes);
+    CHECK(ended[i] == fate::closed);
+    for (const exchange& x : seen[i]) {
+      const bool is_stored = stored.count("c" + std::to_string(i) + "/" + x.text) == 1;
+      if (x.status == 201) {
+        ++acknowledged;
+        CHECK(is_stored);
+      } else {
+        // /hello's 200, a 503 (not run), or nothing (the connection ended): nothing stored
+        CHECK_FALSE(is_stored);
+        refused += x.status == 503 ? 1 : 0;
+      }
+    }
+  }
+  CHECK(stored.size() == acknowledged);  // and nothing else was stored
+  MESSAGE(acknowledged << " notes acknowledged, " << refused << " refused with 503");
 }
 
 int main(int argc, char** argv) {

@@ -42,6 +42,8 @@ struct server::connection_slot {
   std::optional<baton::task_handle<void>> handle;  // stored by the accept loop after spawn
   bool idle = true;  // between requests: no byte of a request read yet
   std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
+  // Became idle after the shutdown began: it waits shutdown_last_call at most, by itself.
+  bool idle_in_shutdown = false;
   bool cancelled = false;  // the shutdown cancelled it, or close_idle() did
   bool ended = false;
 };
@@ -80,6 +82,24 @@ baton::task<void> drain(tcp::socket& sock) {
   std::size_t total = 0;
   while (total < (1u << 20)) {
     total += co_await sock.async_read_some(boost::asio::buffer(scratch), baton::use_task);
+  }
+}
+
+/// Lingering close, after the last response: says we are done sending, then reads what the
+/// client still sends (the rest of an oversized request, a request it sent before it read
+/// `Connection: close`) until it closes, for at most 1 s. Closing at once with unread data
+/// would make the kernel send a RST, which can destroy the response before the client reads
+/// it.
+baton::task<void> linger_close(tcp::socket& sock) {
+  boost::system::error_code ec;
+  sock.shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) co_return;
+  try {
+    co_await baton::wait_for(drain(sock), 1s);
+  } catch (const baton::cancelled_error&) {
+    throw;
+  } catch (const std::exception&) {
+    // end of stream (the usual end), a time-out or a reset: the connection is over anyway
   }
 }
 
@@ -147,7 +167,13 @@ void server::listen() {
 
 tcp::endpoint server::local_endpoint() const { return endpoint_; }
 
-void server::stop() noexcept { stop_requested_.set(); }
+void server::stop() noexcept {
+  // relaxed: the flag only decides what a response or a late request is told. A connection
+  // that reads it late sends one more keep-alive response and answers the request after it,
+  // so it is still correct; no other memory is published through the flag.
+  stopping_flag_.store(true, std::memory_order_relaxed);
+  stop_requested_.set();
+}
 
 baton::task<void> stop_on_signal(boost::asio::signal_set& signals, server& srv) {
   const int signal = co_await signals.async_wait(baton::use_task);
@@ -170,34 +196,35 @@ baton::task<void> server::run() {
   boost::system::error_code ignored;
   acceptor_->close(ignored);
 
-  // 2. From now on no connection starts a new request: responses say `Connection: close`,
-  // and connections waiting for a request are cancelled (their clients sent nothing, so
-  // nothing of theirs is lost).
+  // 2. stop() set stopping_flag_: every response built from then on says Connection: close,
+  // and a request whose reading begins then gets 503 (Connection: close) without running.
+  // stopping_ tells connections that become idle from now on to wait for their next request
+  // for shutdown_last_call at most.
   bool empty;
   std::size_t open;
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
-    // relaxed: a hint for the response's keep-alive; the decisions are made under mutex_.
-    stopping_flag_.store(true, std::memory_order_relaxed);
     empty = connections_.empty();
     open = connections_.size();
   }
   spdlog::info("shutting down: stopped accepting; {} connections open, {} requests in flight", open,
                in_flight());
   if (empty) drained_.set();
-  cancel_connections(true);
 
-  // 3. The requests in flight finish, within the grace period.
-  bool in_time = true;
-  try {
-    co_await baton::wait_for(wait_drained(), opts_.shutdown_grace);
-  } catch (const baton::timeout_error&) {
-    in_time = false;
-  }
-  if (!in_time) {
+  // 3. Last call. A connection waiting for a request got a keep-alive response, so its client
+  // may be sending one now: it is kept open for shutdown_last_call, and a request that comes
+  // is answered. Then the connections that were idle before the shutdown are cancelled (those
+  // that became idle since time themselves out).
+  const auto last_call = std::min(opts_.shutdown_last_call, opts_.shutdown_grace);
+  bool drained = co_await drained_within(last_call);
+  if (!drained) cancel_connections(which::idle_before_shutdown);
+
+  // 4. The requests in flight finish, within the grace period.
+  if (!drained) drained = co_await drained_within(opts_.shutdown_grace - last_call);
+  if (!drained) {
     spdlog::warn("shutdown: grace period over; cancelling what is left");
-    cancel_connections(false);
+    cancel_connections(which::all);
     co_await wait_drained();
   }
   spdlog::info("stopped after serving {} requests", served());
@@ -205,34 +232,47 @@ baton::task<void> server::run() {
 
 baton::task<void> server::wait_drained() { co_await drained_.wait(); }
 
-void server::cancel_connections(bool idle_only) {
+baton::task<bool> server::drained_within(std::chrono::milliseconds limit) {
+  try {
+    co_await baton::wait_for(wait_drained(), limit);
+  } catch (const baton::timeout_error&) {
+    co_return false;
+  }
+  co_return true;
+}
+
+void server::cancel_connections(which victims_are) {
   std::vector<baton::task_handle<void>> victims;
   {
     std::lock_guard lock(mutex_);
     for (auto& [id, slot] : connections_) {
-      if (slot->handle && !slot->cancelled && (slot->idle || !idle_only)) {
+      const bool chosen = victims_are == which::all || (slot->idle && !slot->idle_in_shutdown);
+      if (slot->handle && !slot->cancelled && chosen) {
         slot->cancelled = true;
         victims.push_back(*slot->handle);
       }
     }
   }
   // Outside the lock: a connection flagged idle above either is still waiting (the cancel
-  // interrupts the wait) or has just woken and will find stopping_ set in leave_idle().
+  // interrupts the wait) or has just woken and will find `cancelled` set in leave_idle().
   for (auto& h : victims) h.cancel();
 }
 
-bool server::enter_idle(connection_slot& slot) {
+std::optional<std::chrono::milliseconds> server::enter_idle(connection_slot& slot) {
   std::lock_guard lock(mutex_);
-  if (stopping_ || slot.cancelled) return false;
+  if (slot.cancelled) return std::nullopt;
   slot.idle = true;
   slot.idle_since = std::chrono::steady_clock::now();
-  return true;
+  slot.idle_in_shutdown = stopping_;
+  // In the shutdown, the client may still send the request it meant to send when it read our
+  // keep-alive response; it is answered if it comes within the last call.
+  return stopping_ ? std::min(opts_.idle_timeout, opts_.shutdown_last_call) : opts_.idle_timeout;
 }
 
 bool server::leave_idle(connection_slot& slot) {
   std::lock_guard lock(mutex_);
   slot.idle = false;
-  return !stopping_ && !slot.cancelled;
+  return !slot.cancelled;
 }
 
 bool server::at_cap() {
@@ -417,16 +457,19 @@ baton::task<void> server::serve_connection(tcp::socket& sock, beast::flat_buffer
   for (;;) {
     if (buffer.size() == 0) {
       // Between requests. The shutdown may cancel the connection while it waits here.
-      if (!enter_idle(slot)) co_return;
+      const std::optional<std::chrono::milliseconds> patience = enter_idle(slot);
+      if (!patience) co_return;
       bool idle_too_long = false;
       try {
         auto readable = sock.async_wait(tcp::socket::wait_read, baton::use_task);
-        co_await baton::wait_for(std::move(readable), opts_.idle_timeout);
+        co_await baton::wait_for(std::move(readable), *patience);
       } catch (const baton::timeout_error&) {
         idle_too_long = true;
       }
       if (!leave_idle(slot) || idle_too_long) co_return;
     }
+    // relaxed: see stop(). A request read from here on, once the shutdown began, is late.
+    const bool late = stopping_flag_.load(std::memory_order_relaxed);
 
     http::request_parser<http::string_body> parser;
     parser.header_limit(opts_.header_limit);
@@ -467,16 +510,22 @@ baton::task<void> server::serve_connection(tcp::socket& sock, beast::flat_buffer
     }
 
     // relaxed: a counter; the request's data travels with the task, not through it.
-    const bool admitted = in_flight_.fetch_add(1, std::memory_order_relaxed) < opts_.max_in_flight;
-    auto handling = baton::spawn(serve_request(sock, parser.release(), admitted));
+    const bool room = in_flight_.fetch_add(1, std::memory_order_relaxed) < opts_.max_in_flight;
+    const admission how = late   ? admission::shutting_down
+                          : room ? admission::admitted
+                                 : admission::over_capacity;
+    auto handling = baton::spawn(serve_request(sock, parser.release(), how));
     const bool keep_alive = co_await handling;
-    if (!keep_alive) co_return;
+    if (!keep_alive) {
+      co_await linger_close(sock);  // the response said Connection: close
+      co_return;
+    }
   }
 }
 
 // ---- a request ----------------------------------------------------------------------------
 
-baton::task<bool> server::serve_request(tcp::socket& sock, request req, bool admitted) {
+baton::task<bool> server::serve_request(tcp::socket& sock, request req, admission how) {
   const auto started = std::chrono::steady_clock::now();
   // serve_connection() counted this request in; it counts out when this task ends.
   struct in_flight_guard {
@@ -516,9 +565,12 @@ baton::task<bool> server::serve_request(tcp::socket& sock, request req, bool adm
   response res;
   std::optional<http::status> failure;
   std::string failure_text;
-  if (!admitted) {
+  if (how == admission::over_capacity) {
     failure = http::status::service_unavailable;
     failure_text = "over " + std::to_string(opts_.max_in_flight) + " requests in flight";
+  } else if (how == admission::shutting_down) {
+    failure = http::status::service_unavailable;
+    failure_text = "shutting down";
   } else if (bad_user) {
     failure = http::status::bad_request;
     failure_text = "X-User: 1 to 64 characters of [A-Za-z0-9._@-]";
@@ -548,9 +600,10 @@ baton::task<bool> server::serve_request(tcp::socket& sock, request req, bool adm
   res.set(http::field::server, "baton-http-service");
   res.set("X-Request-Id", current_request_id.get());
   if (const auto span = baton::current_trace()) res.set("traceparent", span->to_string());
-  // relaxed: see run(); a response that misses the flag keeps the connection open, and the
-  // connection then ends in enter_idle().
-  res.keep_alive(req.keep_alive() && !stopping_flag_.load(std::memory_order_relaxed));
+  // relaxed: see stop(); a response that misses the flag keeps the connection open, and its
+  // client's next request is answered 503 (late).
+  res.keep_alive(req.keep_alive() && how != admission::shutting_down &&
+                 !stopping_flag_.load(std::memory_order_relaxed));
   res.prepare_payload();
   auto writing = http::async_write(sock, res, baton::use_task);
   co_await baton::wait_for(std::move(writing), opts_.write_timeout);
@@ -585,18 +638,7 @@ baton::task<void> server::reject(tcp::socket& sock, http::status status, std::st
     written = false;
   }
   if (!written) co_return;
-  // Lingering close: say we are done sending, then read what the client still sends (the
-  // rest of an oversized request) until it closes. Closing at once with unread data would
-  // make the kernel send a RST, which can destroy the response before the client reads it.
-  boost::system::error_code ec;
-  sock.shutdown(tcp::socket::shutdown_send, ec);
-  try {
-    co_await baton::wait_for(drain(sock), 1s);
-  } catch (const baton::cancelled_error&) {
-    throw;
-  } catch (const std::exception&) {
-    // end of stream (the usual end), a time-out or a reset: the connection is over anyway
-  }
+  co_await linger_close(sock);
 }
 
 }  // namespace http_service

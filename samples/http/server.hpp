@@ -4,11 +4,16 @@
 
 // Contract:
 //   listen()    binds and listens (port 0: the OS chooses); call it on a loop thread.
-//   run()       serves until stop(), then shuts down gracefully: stops accepting, closes the
-//               idle keep-alive connections, lets the requests in flight finish and answers
-//               them with `Connection: close`, and returns when every connection has ended.
-//               Whatever is still running after `shutdown_grace` is cancelled (its client
-//               gets no response, so nothing it sent was acknowledged).
+//   run()       serves until stop(), then shuts down gracefully (docs/http-service.md,
+//               "Graceful shutdown"): stops accepting; lets the requests in flight finish;
+//               answers a request whose reading begins after stop() with 503, `Retry-After`
+//               and `Connection: close`, without running it; and returns when every
+//               connection has ended. Every response built after stop() says `Connection:
+//               close`, and a connection closes only after such a response (then lingering:
+//               it reads what the client still sends until the client closes, at most 1 s),
+//               or after waiting `shutdown_last_call` for a request that did not come, or when
+//               its client closed. Whatever is still running after `shutdown_grace` is
+//               cancelled (its client gets no response, so nothing it sent was acknowledged).
 //   stop()      begins the shutdown; any thread, any number of times.
 // Per request (serve_request), in a task of its own whose context is a copy of the
 // connection's: X-Request-Id (else a new id), X-User (else "anonymous"), a deadline from
@@ -81,6 +86,9 @@ struct server_options {
   std::chrono::milliseconds read_timeout{10000};  // from a request's first byte to its end
   std::chrono::milliseconds write_timeout{10000};
   std::chrono::milliseconds shutdown_grace{5000};
+  // At shutdown, how long a keep-alive connection waiting for its next request is kept open
+  // for it (the request is answered 503 + Connection: close); at most shutdown_grace.
+  std::chrono::milliseconds shutdown_last_call{1000};
   std::size_t max_connections = 0;  // 0: RLIMIT_NOFILE's soft limit minus 64
   std::size_t max_in_flight = 1024;
   std::size_t page_limit = 256 * 1024;             // at least 2 * body_limit + 4 KiB
@@ -146,15 +154,23 @@ class server {
   baton::task<void> connection(tcp::socket sock, std::shared_ptr<connection_slot> slot);
   baton::task<void> serve_connection(tcp::socket& sock, beast::flat_buffer& buffer,
                                      connection_slot& slot);
-  baton::task<bool> serve_request(tcp::socket& sock, request req, bool admitted);
+  /// Whether a request read is run, or answered 503 without running it.
+  enum class admission { admitted, over_capacity, shutting_down };
+  baton::task<bool> serve_request(tcp::socket& sock, request req, admission how);
   baton::task<void> reject(tcp::socket& sock, http::status status, std::string why);
   baton::task<void> wait_drained();
 
-  bool enter_idle(connection_slot& slot);
+  /// Marks the connection idle (waiting for its next request) and returns how long it may
+  /// wait; nullopt when it was cancelled and must end now.
+  std::optional<std::chrono::milliseconds> enter_idle(connection_slot& slot);
+  /// Marks the connection busy again; false when it was cancelled and must end now.
   bool leave_idle(connection_slot& slot);
   void connection_ended(connection_slot& slot);
-  /// Cancels connections: the idle ones, or all of them.
-  void cancel_connections(bool idle_only);
+  /// true when every connection has ended within `limit`.
+  baton::task<bool> drained_within(std::chrono::milliseconds limit);
+  enum class which { idle_before_shutdown, all };
+  /// Cancels connections: those idle since before the shutdown began, or all of them.
+  void cancel_connections(which victims);
 
   server_options opts_;
   notes_db& db_;
@@ -162,8 +178,10 @@ class server {
   tcp::endpoint endpoint_;
 
   baton::event stop_requested_;
-  baton::event drained_;                    // set once stopping and no connection is left
-  std::atomic<bool> stopping_flag_{false};  // a copy of stopping_ for lock-free reads
+  baton::event drained_;  // set once stopping and no connection is left
+  // Set by stop(), before stopping_: a response built once it is set says Connection: close,
+  // and a request whose reading begins once it is set gets 503.
+  std::atomic<bool> stopping_flag_{false};
 
   std::mutex mutex_;  // guards the fields below and every connection_slot
   bool stopping_ = false;
