@@ -162,22 +162,11 @@ int main(int argc, char** argv) {
   if (o.self_test > 0) return hs::run_self_test(o.self_test, o.threads);
 
   hs::setup_logging(o.log);
-  namespace fs = std::filesystem;
-  fs::path temp_dir;
-  std::string db_file = o.db;
-  if (db_file.empty()) {
-    std::string t = (fs::temp_directory_path() / "baton-http-service-XXXXXX").string();
-    if (::mkdtemp(t.data()) == nullptr) {
-      std::perror("http_service: mkdtemp");
-      return 1;
-    }
-    temp_dir = t;
-    db_file = (temp_dir / "notes.db").string();
-  }
   int status = 0;
   try {
+    const hs::db_location where(o.db, "http-service");
     constexpr std::size_t blocking_threads = 8;
-    hs::notes_db db(db_file, blocking_threads);  // outlives the loop and its to_thread jobs
+    hs::notes_db db(where.file(), blocking_threads);  // outlives the loop and its to_thread jobs
     spdlog::info("notes in {}", db.path());
     hs::server srv(o.server, db);
     baton::run_options ro;
@@ -190,10 +179,6 @@ int main(int argc, char** argv) {
     spdlog::critical("{}", e.what());
     std::fprintf(stderr, "http_service: %s\n", e.what());
     status = 1;
-  }
-  if (!temp_dir.empty()) {
-    std::error_code ec;
-    fs::remove_all(temp_dir, ec);
   }
   return status;
 }

@@ -29,7 +29,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -158,22 +157,11 @@ int main(int argc, char** argv) {
   hs::setup_logging(o.log);
   // Every line reaches the file at once: the two-process self-test reads it while we run.
   spdlog::default_logger()->flush_on(spdlog::level::info);
-  namespace fs = std::filesystem;
-  fs::path temp_dir;
-  std::string db_file = o.db;
-  if (db_file.empty()) {
-    std::string t = (fs::temp_directory_path() / "baton-notes-backend-XXXXXX").string();
-    if (::mkdtemp(t.data()) == nullptr) {
-      std::perror("notes_backend: mkdtemp");
-      return 1;
-    }
-    temp_dir = t;
-    db_file = (temp_dir / "notes.db").string();
-  }
   int status = 0;
   try {
+    const hs::db_location where(o.db, "notes-backend");
     constexpr std::size_t blocking_threads = 8;
-    hs::notes_db db(db_file, blocking_threads);
+    hs::notes_db db(where.file(), blocking_threads);
     spdlog::info("notes in {}", db.path());
     baton::run_options ro;
     ro.blocking_threads = blocking_threads;
@@ -182,10 +170,6 @@ int main(int argc, char** argv) {
     spdlog::critical("{}", e.what());
     std::fprintf(stderr, "notes_backend: %s\n", e.what());
     status = 1;
-  }
-  if (!temp_dir.empty()) {
-    std::error_code ec;
-    fs::remove_all(temp_dir, ec);
   }
   return status;
 }

@@ -24,16 +24,8 @@
 #include <string>
 #include <vector>
 
-using baton::task;
-using baton::grpc::channel;
-using baton::grpc::server;
-using baton::grpc::status_error;
-using baton_test::msg;
-using baton_test::Msg;
+using namespace baton_test::grpc_names;
 using baton_test::run_task;
-using baton_test::unary_method;
-using baton_test::with_server;
-using namespace std::chrono_literals;
 using std::chrono::steady_clock;
 using std::chrono::system_clock;
 

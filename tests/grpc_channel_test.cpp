@@ -24,44 +24,26 @@
 #include <string>
 #include <vector>
 
-using baton::task;
-using baton::grpc::channel;
-using baton::grpc::server;
-using baton::grpc::server_stream;
-using baton::grpc::status_error;
-using baton_test::bidi_method;
-using baton_test::msg;
-using baton_test::Msg;
+using namespace baton_test::grpc_names;
 using baton_test::run_task;
-using baton_test::server_stream_method;
-using baton_test::unary_method;
-using baton_test::with_server;
-using ::grpc::StatusCode;
-using namespace std::chrono_literals;
 using std::chrono::steady_clock;
 
 TEST_CASE("cancelling the calling task cancels the RPC and the server's handler with it") {
   run_task([]() -> task<> {
-    baton::event entered, handler_cancelled, never;
+    baton_test::parked handler;
     co_await with_server(
         [&](server& s) {
           s.add_unary<Msg, Msg>(unary_method, [&](Msg m) -> task<Msg> {
-            entered.set();
-            try {
-              co_await never.wait();
-            } catch (const baton::cancelled_error&) {
-              handler_cancelled.set();
-              throw;
-            }
+            co_await handler.park();
             co_return m;
           });
         },
         [&](channel& ch, server&) -> task<> {
           auto caller = baton::spawn(ch.call<Msg>(unary_method, msg("x")));
-          co_await entered.wait();
+          co_await handler.entered.wait();
           caller.cancel();
           CHECK_THROWS_AS((void)co_await caller, baton::cancelled_error);
-          co_await handler_cancelled.wait();
+          co_await handler.cancelled.wait();
         });
   });
 }
@@ -258,27 +240,21 @@ TEST_CASE("two reads pending on one client_stream, or a moved-from one, are bato
 
 TEST_CASE("a client_stream dropped before finish() cancels its call on the server") {
   run_task([]() -> task<> {
-    baton::event entered, handler_cancelled, never;
+    baton_test::parked handler;
     co_await with_server(
         [&](server& s) {
           s.add_bidi<Msg, Msg>(bidi_method, [&](server_stream<Msg, Msg>& io) -> task<> {
             (void)co_await io.read();
-            entered.set();
-            try {
-              co_await never.wait();
-            } catch (const baton::cancelled_error&) {
-              handler_cancelled.set();
-              throw;
-            }
+            co_await handler.park();
           });
         },
         [&](channel& ch, server&) -> task<> {
           {
             auto call = co_await ch.open<Msg, Msg>(bidi_method);
             co_await call.write(msg("hello"));
-            co_await entered.wait();
+            co_await handler.entered.wait();
           }
-          co_await handler_cancelled.wait();
+          co_await handler.cancelled.wait();
         });
   });
 }

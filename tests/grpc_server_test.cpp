@@ -20,21 +20,8 @@
 #include <string>
 #include <vector>
 
-using baton::task;
-using baton::grpc::channel;
-using baton::grpc::server;
-using baton::grpc::server_stream;
-using baton::grpc::status_error;
-using baton_test::bidi_method;
-using baton_test::client_stream_method;
-using baton_test::msg;
-using baton_test::Msg;
+using namespace baton_test::grpc_names;
 using baton_test::run_task;
-using baton_test::server_stream_method;
-using baton_test::unary_method;
-using baton_test::with_server;
-using ::grpc::StatusCode;
-using namespace std::chrono_literals;
 
 namespace {
 
@@ -49,21 +36,10 @@ task<StatusCode> status_of(Call call) {
   co_return StatusCode::OK;
 }
 
-/// A handler that waits, until it is cancelled, for an event nobody sets; it says when it
-/// started and when the cancellation reached it.
-struct parked_handler {
-  baton::event entered;
-  baton::event cancelled;
-  baton::event never;
-
+/// A unary handler that waits until it is cancelled (baton_test::parked says when).
+struct parked_handler : baton_test::parked {
   task<Msg> operator()(Msg) {
-    entered.set();
-    try {
-      co_await never.wait();
-    } catch (const baton::cancelled_error&) {
-      cancelled.set();
-      throw;
-    }
+    co_await park();
     co_return Msg();
   }
 };

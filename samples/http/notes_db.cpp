@@ -4,8 +4,13 @@
 
 #include <sqlite3.h>
 
+#include <stdlib.h>  // mkdtemp
+
+#include <cerrno>
 #include <cstdint>
+#include <filesystem>
 #include <stdexcept>
+#include <system_error>
 #include <utility>
 
 namespace http_service {
@@ -205,6 +210,24 @@ std::int64_t notes_db::count_all() {
   statement_use use{c->count_all};
   if (sqlite3_step(c->count_all) != SQLITE_ROW) fail(c->db, "count");
   return sqlite3_column_int64(c->count_all, 0);
+}
+
+db_location::db_location(std::string path, std::string_view program) : file_(std::move(path)) {
+  if (!file_.empty()) return;
+  namespace fs = std::filesystem;
+  std::string dir =
+      (fs::temp_directory_path() / ("baton-" + std::string(program) + "-XXXXXX")).string();
+  if (::mkdtemp(dir.data()) == nullptr) {
+    throw std::system_error(errno, std::generic_category(), "mkdtemp " + dir);
+  }
+  temp_dir_ = dir;
+  file_ = (fs::path(dir) / "notes.db").string();
+}
+
+db_location::~db_location() {
+  if (temp_dir_.empty()) return;
+  std::error_code ec;  // a directory that cannot be removed is left behind, silently
+  std::filesystem::remove_all(temp_dir_, ec);
 }
 
 }  // namespace http_service

@@ -74,4 +74,23 @@ class notes_db {
   std::size_t open_ = 0;                           // idle_ plus checked out
 };
 
+/// Where a sample process keeps its notes: the given path, or (when it is empty) notes.db in a
+/// fresh temporary directory that is removed, with everything in it, when this object goes.
+/// Declare it before the notes_db that uses the file, so the database is closed first.
+class db_location {
+ public:
+  /// `program` names the temporary directory (/tmp/baton-<program>-XXXXXX). Throws
+  /// std::system_error when that directory cannot be made.
+  db_location(std::string path, std::string_view program);
+  ~db_location();
+  db_location(const db_location&) = delete;
+  db_location& operator=(const db_location&) = delete;
+
+  const std::string& file() const noexcept { return file_; }
+
+ private:
+  std::string temp_dir_;  // empty when the path was given
+  std::string file_;
+};
+
 }  // namespace http_service

@@ -112,41 +112,51 @@ struct raw_call {
   std::unique_ptr<::grpc::ClientAsyncResponseReader<Msg>> rpc;
 };
 
-void start_raw(Echo::Stub& stub, ::grpc::CompletionQueue& cq, raw_call& c, const Msg& m) {
-  c.rpc = stub.PrepareAsyncUnary(&c.context, m, &cq);
-  c.rpc->StartCall();
-  c.rpc->Finish(&c.reply, &c.status, &c);
-}
+/// The client side of a raw row: a stub to the server, its own completion queue (drained when
+/// the row ends) and the message it sends.
+struct raw_client {
+  explicit raw_client(const raw_server& srv)
+      : stub(Echo::NewStub(
+            ::grpc::CreateChannel(target(srv.port()), ::grpc::InsecureChannelCredentials()))) {
+    message.set_text("ping");
+  }
+  ~raw_client() {
+    cq.Shutdown();
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq.Next(&tag, &ok)) {
+    }
+  }
+  raw_client(const raw_client&) = delete;
+  raw_client& operator=(const raw_client&) = delete;
+
+  void start(raw_call& c) {
+    c.rpc = stub->PrepareAsyncUnary(&c.context, message, &cq);
+    c.rpc->StartCall();
+    c.rpc->Finish(&c.reply, &c.status, &c);
+  }
+
+  std::unique_ptr<Echo::Stub> stub;
+  ::grpc::CompletionQueue cq;
+  Msg message;
+};
 
 void raw_unary_round_trip(benchmark::State& state) {
   raw_server srv;
-  auto stub = Echo::NewStub(
-      ::grpc::CreateChannel(target(srv.port()), ::grpc::InsecureChannelCredentials()));
-  ::grpc::CompletionQueue cq;
-  Msg m;
-  m.set_text("ping");
+  raw_client client(srv);
   for (auto _ : state) {
     raw_call c;
-    start_raw(*stub, cq, c, m);
+    client.start(c);
     void* tag = nullptr;
     bool ok = false;
-    cq.Next(&tag, &ok);
+    client.cq.Next(&tag, &ok);
     if (!c.status.ok()) state.SkipWithError(c.status.error_message().c_str());
-  }
-  cq.Shutdown();
-  void* tag = nullptr;
-  bool ok = false;
-  while (cq.Next(&tag, &ok)) {
   }
 }
 
 void raw_unary_100_callers(benchmark::State& state) {
   raw_server srv;
-  auto stub = Echo::NewStub(
-      ::grpc::CreateChannel(target(srv.port()), ::grpc::InsecureChannelCredentials()));
-  ::grpc::CompletionQueue cq;
-  Msg m;
-  m.set_text("ping");
+  raw_client client(srv);
   const int per_iteration = 1000;
   for (auto _ : state) {
     std::vector<std::unique_ptr<raw_call>> slots(callers);
@@ -154,19 +164,19 @@ void raw_unary_100_callers(benchmark::State& state) {
     int done = 0;
     for (auto& s : slots) {
       s = std::make_unique<raw_call>();
-      start_raw(*stub, cq, *s, m);
+      client.start(*s);
       ++started;
     }
     void* tag = nullptr;
     bool ok = false;
-    while (done < per_iteration && cq.Next(&tag, &ok)) {
+    while (done < per_iteration && client.cq.Next(&tag, &ok)) {
       auto* c = static_cast<raw_call*>(tag);
       ++done;
       if (started < per_iteration) {
         for (auto& s : slots) {
           if (s.get() == c) {
             s = std::make_unique<raw_call>();
-            start_raw(*stub, cq, *s, m);
+            client.start(*s);
             ++started;
             break;
           }
@@ -175,11 +185,6 @@ void raw_unary_100_callers(benchmark::State& state) {
     }
   }
   state.SetItemsProcessed(state.iterations() * per_iteration);
-  cq.Shutdown();
-  void* tag = nullptr;
-  bool ok = false;
-  while (cq.Next(&tag, &ok)) {
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

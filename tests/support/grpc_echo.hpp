@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: BSL-1.0
-// For the grpc tests: the echo service's method names, messages, and a server on a free
-// loopback port with a channel to it for the length of one test body.
+// For the grpc tests: the echo service's method names, messages, a server on a free loopback
+// port with a channel to it for the length of one test body, a handler body that waits to be
+// cancelled, and the names the tests use.
 #pragma once
 
+#include <baton/errors.hpp>
+#include <baton/event.hpp>
 #include <baton/grpc/channel.hpp>
 #include <baton/grpc/server.hpp>
+#include <baton/grpc/status_error.hpp>
 #include <baton/spawn.hpp>
 #include <baton/task.hpp>
 #include <baton/task_handle.hpp>
@@ -12,6 +16,7 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
+#include <chrono>
 #include <exception>
 #include <memory>
 #include <string>
@@ -63,5 +68,41 @@ baton::task<> with_server(Setup setup, Body body, baton::grpc::server_options op
   co_await serving;
   if (failure) std::rethrow_exception(failure);
 }
+
+/// A handler's body that waits, until it is cancelled, for an event nobody sets: park() says
+/// when it started (entered) and when the cancellation reached it (cancelled), and rethrows.
+struct parked {
+  baton::event entered;
+  baton::event cancelled;
+  baton::event never;
+
+  baton::task<> park() {
+    entered.set();
+    try {
+      co_await never.wait();
+    } catch (const baton::cancelled_error&) {
+      cancelled.set();
+      throw;
+    }
+  }
+};
+
+/// The names the grpc tests use: `using namespace baton_test::grpc_names;`.
+namespace grpc_names {
+using baton::task;
+using baton::grpc::channel;
+using baton::grpc::server;
+using baton::grpc::server_stream;
+using baton::grpc::status_error;
+using baton_test::bidi_method;
+using baton_test::client_stream_method;
+using baton_test::msg;
+using baton_test::Msg;
+using baton_test::server_stream_method;
+using baton_test::unary_method;
+using baton_test::with_server;
+using ::grpc::StatusCode;
+using namespace std::chrono_literals;
+}  // namespace grpc_names
 
 }  // namespace baton_test
