@@ -53,6 +53,7 @@ struct options {
       "http_service: %s\n"
       "usage: http_service [--port P] [--address A] [--threads N] [--db FILE]\n"
       "                    [--log-level trace|debug|info|warn|error|off] [--log-file F]\n"
+      "                    [--log-flush-ms N]   (0: every line at once; default 1000)\n"
       "                    [--read-timeout-ms N] [--idle-timeout-ms N] [--shutdown-grace-ms N]\n"
       "                    [--shutdown-last-call-ms N]\n"
       "                    [--backend HOST:PORT]   (/backend/notes on samples/notes_backend)\n"
@@ -90,6 +91,8 @@ options parse(int argc, char** argv) {
       o.log.level = spdlog::level::from_str(value());
     } else if (a == "--log-file") {
       o.log.file = value();
+    } else if (a == "--log-flush-ms") {
+      o.log.flush_interval = std::chrono::milliseconds(number(0, 3'600'000));
     } else if (a == "--read-timeout-ms") {
       o.server.read_timeout = std::chrono::milliseconds(number(1, 3'600'000));
     } else if (a == "--idle-timeout-ms") {

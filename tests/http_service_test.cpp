@@ -16,6 +16,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -30,6 +31,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -962,6 +964,119 @@ TEST_CASE(
   }
   CHECK(stored.size() == acknowledged);  // and nothing else was stored
   MESSAGE(acknowledged << " notes acknowledged, " << refused << " refused with 503");
+}
+
+// ---- log durability --------------------------------------------------------------------------
+
+/// Sends `n` requests made by `make(id)` on one connection, each with its own X-Request-Id
+/// `<prefix>-<i>`, requires `status` for each, and returns the ids.
+std::vector<std::string> acknowledged_ids(
+    const service& s, const std::string& prefix, int n, int status,
+    const std::function<std::string(const std::string&)>& make) {
+  std::vector<std::string> ids;
+  client c(s.port());
+  for (int i = 0; i < n; ++i) {
+    const std::string id = prefix + "-" + std::to_string(i);
+    c.send(make(id));
+    const auto r = c.read_reply();
+    REQUIRE(r);
+    REQUIRE(r->status == status);
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+/// The ids whose line containing `text` is missing from `log`.
+std::vector<std::string> missing_lines(const std::string& log, const std::vector<std::string>& ids,
+                                       std::string_view text) {
+  std::set<std::string> found;
+  for (const std::string& line : lines_of(log)) {
+    if (line.find(text) == std::string::npos) continue;
+    const auto at = line.find("request_id=");
+    if (at == std::string::npos) continue;
+    const auto end = line.find_first_of(" ]", at);
+    found.insert(line.substr(at + 11, end - at - 11));
+  }
+  std::vector<std::string> missing;
+  for (const std::string& id : ids) {
+    if (found.count(id) == 0) missing.push_back(id);
+  }
+  return missing;
+}
+
+TEST_CASE(
+    "the log lines of every acknowledged note are in the file when the service is killed "
+    "with SIGKILL right after the acknowledgement") {
+  service s;  // the default flush interval (1 s): a write flushes before its response
+  std::vector<std::vector<std::string>> ids(4);
+  std::vector<std::thread> writers;
+  for (std::size_t t = 0; t < ids.size(); ++t) {
+    writers.emplace_back([&, t] {
+      ids[t] = acknowledged_ids(s, "note" + std::to_string(t), 25, 201, [](const std::string& id) {
+        return post("/notes", "text of " + id, "X-User: ada\r\nX-Request-Id: " + id + "\r\n");
+      });
+    });
+  }
+  for (auto& w : writers) w.join();
+  s.kill_now();  // no shutdown, no flush at exit
+  const std::string log = s.log();
+  for (const auto& some : ids) {
+    REQUIRE(some.size() == 25);
+    CHECK(missing_lines(log, some, "] stored note ").empty());
+    CHECK(missing_lines(log, some, "] POST /notes -> 201 (").empty());
+  }
+}
+
+TEST_CASE("with --log-flush-ms 0 every line is in the file before its response is sent") {
+  service s({"--log-flush-ms", "0"});
+  const auto ids = acknowledged_ids(s, "hello", 50, 200, [](const std::string& id) {
+    return get("/hello", "X-Request-Id: " + id + "\r\n");
+  });
+  s.kill_now();
+  const std::string log = s.log();
+  CHECK(missing_lines(log, ids, "] saying hello").empty());
+  CHECK(missing_lines(log, ids, "] GET /hello -> 200 (").empty());
+}
+
+/// Waits until `done(s.log())` holds, woken by changes to the log file (inotify), for at most
+/// `limit`; whether it came to hold.
+bool wait_for_log(const service& s, const std::function<bool(const std::string&)>& done,
+                  std::chrono::milliseconds limit) {
+  const int fd = ::inotify_init1(IN_CLOEXEC);
+  REQUIRE(fd >= 0);
+  REQUIRE(::inotify_add_watch(fd, s.log_file().c_str(), IN_MODIFY) >= 0);  // before looking
+  const auto until = std::chrono::steady_clock::now() + limit;
+  bool held = false;
+  for (;;) {
+    held = done(s.log());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    if (held || left.count() <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) > 0) {
+      alignas(inotify_event) char events[4096];
+      (void)::read(fd, events, sizeof events);
+    }
+  }
+  ::close(fd);
+  return held;
+}
+
+TEST_CASE(
+    "lines of reads reach the file within the flush interval, without a warning or a "
+    "shutdown to push them, and a SIGKILL then loses none") {
+  service s({"--log-flush-ms", "200"});
+  const auto ids = acknowledged_ids(s, "read", 50, 200, [](const std::string& id) {
+    return get("/hello", "X-Request-Id: " + id + "\r\n");
+  });
+  // Nothing here flushes a line but the flusher: the requests are reads, and none warns.
+  CHECK(wait_for_log(
+      s, [&](const std::string& log) { return missing_lines(log, ids, "] GET /hello").empty(); },
+      30s));
+  s.kill_now();
+  const std::string log = s.log();
+  CHECK(missing_lines(log, ids, "] GET /hello -> 200 (").empty());
+  CHECK(count_lines(log, " warning ") == 0);
 }
 
 int main(int argc, char** argv) {

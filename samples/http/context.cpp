@@ -10,10 +10,14 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
+#include <stop_token>
+#include <thread>
 
 namespace http_service {
 
@@ -50,6 +54,31 @@ std::string new_request_id() {
   return buf;
 }
 
+namespace {
+
+/// Flushes a logger every `interval` on a thread of its own, until destroyed. (spdlog 1.10's
+/// flush_every counts whole seconds.)
+class periodic_flusher {
+ public:
+  periodic_flusher(std::shared_ptr<spdlog::logger> logger, std::chrono::milliseconds interval)
+      : thread_([logger = std::move(logger), interval](std::stop_token stop) {
+          std::mutex mutex;
+          std::condition_variable_any wake;  // only the stop request wakes it early
+          std::unique_lock lock(mutex);
+          while (!stop.stop_requested()) {
+            (void)wake.wait_for(lock, stop, interval, [] { return false; });
+            logger->flush();
+          }
+        }) {}
+
+ private:
+  std::jthread thread_;  // asked to stop and joined first thing in the destructor
+};
+
+std::unique_ptr<periodic_flusher> flusher;  // ends at exit, after main returned
+
+}  // namespace
+
 void setup_logging(const log_options& opts) {
   std::shared_ptr<spdlog::logger> logger;
   if (opts.file.empty()) {
@@ -71,8 +100,15 @@ void setup_logging(const log_options& opts) {
   logger->set_formatter(
       baton::make_context_formatter("%H:%M:%S.%e %-7l [%*] %v", std::move(fields)));
   logger->set_level(opts.level);
-  logger->flush_on(spdlog::level::warn);
+  // The bound on how long a line may wait in the file's buffer (docs/http-service.md, "Log
+  // durability"): warnings at once, the rest within flush_interval.
+  const bool every_line = opts.flush_interval.count() <= 0;
+  logger->flush_on(every_line ? spdlog::level::trace : spdlog::level::warn);
+  flusher.reset();
+  if (!every_line) flusher = std::make_unique<periodic_flusher>(logger, opts.flush_interval);
   spdlog::set_default_logger(std::move(logger));
 }
+
+void flush_log() { spdlog::default_logger_raw()->flush(); }
 
 }  // namespace http_service

@@ -47,10 +47,21 @@ std::string new_request_id();
 struct log_options {
   std::string file;  // empty: stderr
   spdlog::level::level_enum level = spdlog::level::info;
+  // Every line is written through to the file within this bound (0: as it is logged).
+  std::chrono::milliseconds flush_interval{1000};
 };
 
 /// Makes spdlog's default logger print `[conn=.. request_id=.. user=.. trace=..]` before each
 /// message, read from the context of the thread that logs (baton::make_context_formatter).
+/// Durability (docs/http-service.md, "Log durability"): a line reaches the file (the kernel's
+/// page cache, which a killed process does not lose) within opts.flush_interval, by a
+/// flusher thread; a warning or worse at once; with a flush_interval of
+/// 0 every line at once. The server also calls flush_log() before the response of every
+/// request that may have changed something.
 void setup_logging(const log_options& opts);
+
+/// Writes every line logged so far through to the file (the server calls it before the
+/// response of a request that may have changed something: not GET, HEAD or OPTIONS).
+void flush_log();
 
 }  // namespace http_service

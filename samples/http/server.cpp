@@ -605,16 +605,37 @@ baton::task<bool> server::serve_request(tcp::socket& sock, request req, admissio
   res.keep_alive(req.keep_alive() && how != admission::shutting_down &&
                  !stopping_flag_.load(std::memory_order_relaxed));
   res.prepare_payload();
-  auto writing = http::async_write(sock, res, baton::use_task);
-  co_await baton::wait_for(std::move(writing), opts_.write_timeout);
 
-  served_.fetch_add(1, std::memory_order_relaxed);
+  // The access line goes out before the response, so that it can be on disk before the client
+  // learns the answer; its time is until the response was ready.
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                       std::chrono::steady_clock::now() - started)
                       .count();
   // The target is the client's bytes: log_value quotes and escapes it when it needs that.
   spdlog::info("{} {} -> {} ({} us)", view(req.method_string()),
                baton::log_value(view(req.target())), res.result_int(), us);
+  // A request that may have changed something (a note stored) is acknowledged only once its
+  // lines are in the file: a killed process loses none of them. Other lines wait for the
+  // flusher, at most log_options::flush_interval (docs/http-service.md, "Log durability").
+  const http::verb method = req.method();
+  if (method != http::verb::get && method != http::verb::head && method != http::verb::options) {
+    flush_log();
+  }
+
+  std::optional<std::string> not_sent;
+  try {
+    auto writing = http::async_write(sock, res, baton::use_task);
+    co_await baton::wait_for(std::move(writing), opts_.write_timeout);
+  } catch (const baton::cancelled_error&) {
+    throw;
+  } catch (const std::exception& e) {
+    not_sent = e.what();  // the client went away, or read too slowly
+  }
+  if (not_sent) {
+    spdlog::info("the response was not delivered: {}", baton::log_value(*not_sent));
+    co_return false;
+  }
+  served_.fetch_add(1, std::memory_order_relaxed);
   co_return res.keep_alive();
 }
 
