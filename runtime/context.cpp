@@ -257,13 +257,9 @@ namespace {
 constinit std::atomic<mirror*> mirror_table[max_mirrors] = {};
 constinit std::mutex mirror_mutex;  // installs and removals; syncs read the table lock-free
 
-/// What this thread last told each mirror (the root it last compared against is the
-/// mirror_sync_state at the front, which sync_mirrors() reads inline).
+/// This thread's mirror state: what sync_mirrors() reads inline, and whether a report runs.
 struct mirror_view : mirror_sync_state {
   bool busy = false;  // a report is running (a mirror that sets is not re-entered)
-  // The entry last reported to mirror i (key 0: nullptr was reported). A boxed value is
-  // retained, so its address cannot be reused for another value while it is compared against.
-  slot reported[max_mirrors] = {};
 
   mirror_view() = default;
   mirror_view(const mirror_view&) = delete;
@@ -332,6 +328,7 @@ void sync_mirrors_slow() noexcept {
     // Relaxed: a mirror switched off concurrently is a var destroyed while in use (see
     // context_var's contract); the record itself stays valid.
     const var_key key = m->key.load(std::memory_order_relaxed);
+    v.keys[i] = key;
     slot& last = v.reported[i];
     if (key == 0) continue;
     const slot* const now = find(root, key);

@@ -3,6 +3,9 @@
 #include <baton/context_var.hpp>
 
 #include <baton/context.hpp>
+#include <baton/run.hpp>
+#include <baton/sleep.hpp>
+#include <baton/spawn.hpp>
 #include <doctest/doctest.h>
 #include <support/counted.hpp>
 #include <support/thread_mirror.hpp>
@@ -324,6 +327,40 @@ TEST_SUITE("context_var on_switch") {
       same.copy().run([] {});  // entering and leaving a context with the same value
       CHECK(mirror::calls == 1);
     });
+  }
+
+  TEST_CASE("tasks taking turns call the mirror only when their values of the var differ") {
+    // Two tasks on one loop thread, each with a map of its own (each sets the var itself), take
+    // 400 turns. Equal values: a switch compares and calls nothing (a few calls remain: each
+    // task's set, main's empty context, and the loop's Asio polls, each at most once per 64
+    // steps, which run in the empty context). Different values: every switch calls.
+    struct tag;
+    using mirror = baton_test::thread_mirror<tag, int>;
+    context_var<int> v("v");
+    mirror::install(v);
+    auto calls_for = [&](int a, int b) {
+      int calls = 0;
+      bool agreed = true;
+      baton::run([&]() -> baton::task<> {
+        auto turns = [](context_var<int>& var, int value, bool& ok) -> baton::task<> {
+          (void)var.set(value);
+          for (int i = 0; i < 200; ++i) {
+            co_await baton::sleep(std::chrono::milliseconds(0));
+            ok = ok && mirror::seen == var.get();
+          }
+        };
+        const int before = mirror::calls;
+        auto first = baton::spawn(turns(v, a, agreed));
+        auto second = baton::spawn(turns(v, b, agreed));
+        co_await first;
+        co_await second;
+        calls = mirror::calls - before;
+      }());
+      CHECK(agreed);
+      return calls;
+    };
+    CHECK(calls_for(5, 5) <= 20);
+    CHECK(calls_for(5, 6) >= 400);
   }
 
   TEST_CASE("context::run switches the mirror before its body runs and back when it leaves") {

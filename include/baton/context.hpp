@@ -58,16 +58,7 @@ class context_entry {
   /// The value as text: strings as they are, numbers by std::to_string, others "<value>".
   std::string value_text() const { return ops_->describe(slot_); }
   /// How far the var's value flows.
-  inherit flow() const noexcept {
-    switch (detail::flow_of(slot_.key & ~detail::boxed_bit)) {
-      case detail::flow_class::tasks:
-        return inherit::tasks;
-      case detail::flow_class::never:
-        return inherit::never;
-      default:
-        return inherit::always;
-    }
-  }
+  inherit flow() const noexcept { return detail::inherit_of(slot_.key & ~detail::boxed_bit); }
   /// Whether this entry is var's.
   template <class T>
   bool is(const context_var<T>& var) const noexcept {

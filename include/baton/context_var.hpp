@@ -75,6 +75,18 @@ struct var_ops {
 };
 
 var_key register_var(const std::string* name, const var_ops* ops, inherit flow);
+
+/// The public name of a key's flow class (context_var::flow, context_entry::flow).
+inline inherit inherit_of(var_key key) noexcept {
+  switch (flow_of(key)) {
+    case flow_class::tasks:
+      return inherit::tasks;
+    case flow_class::never:
+      return inherit::never;
+    default:
+      return inherit::always;
+  }
+}
 void unregister_var(var_key key) noexcept;
 [[noreturn]] void throw_lookup_error(const std::string& name);
 
@@ -169,16 +181,7 @@ class context_var {
   void reset(const token<T>& t) { detail::reset_entry(t.s_.get(), key_, this, name_); }
 
   /// How far the var's value flows through implicit hand-offs.
-  inherit flow() const noexcept {
-    switch (detail::flow_of(key_)) {
-      case detail::flow_class::tasks:
-        return inherit::tasks;
-      case detail::flow_class::never:
-        return inherit::never;
-      default:
-        return inherit::always;
-    }
-  }
+  inherit flow() const noexcept { return detail::inherit_of(key_); }
 
   /// Installs the var's mirror (see the contract): context_error if it has one already.
   void on_switch(std::function<void(const T* value)> f) {

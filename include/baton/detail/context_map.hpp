@@ -175,23 +175,44 @@ extern std::atomic<unsigned> mirror_count;
 /// Brings this thread's mirrors up to date with the current context (see sync_mirrors()).
 void sync_mirrors_slow() noexcept;
 
-/// The root this thread's mirrors were last brought up to date with, and how many mirrors
-/// that covered. The front of the thread's mirror state (context.cpp), made at its first sync
-/// with a mirror installed; nullptr before.
+inline const slot* find(const map_node* n, var_key key) noexcept;  // defined below
+
+/// What this thread last told its mirrors: the front of its mirror state (context.cpp), made
+/// at its first sync with a mirror installed; nullptr before.
 struct mirror_sync_state {
-  const map_node* root = nullptr;  // not a reference: only compared, with version
+  const map_node* root = nullptr;  // the root of the last sync (not a reference: only compared)
   std::uint64_t version = 0;       // root's version then (versions name one root for good)
   unsigned synced = 0;             // mirrors [0, synced) were brought up to date with root
+  // Mirror i's var key at the last sync (0: switched off), and the entry last reported to it
+  // (key 0: nullptr was reported). A boxed entry is retained, so its address cannot be reused
+  // for another value while it is compared against.
+  var_key keys[max_mirrors] = {};
+  slot reported[max_mirrors] = {};
+
+  /// Whether root holds, for every mirrored var, the entry last reported (so no mirror has
+  /// anything to learn). Compares entries, not values: two boxes of equal strings differ.
+  bool agrees_with(const map_node* r) const noexcept {
+    for (unsigned i = 0; i < synced; ++i) {
+      if (keys[i] == 0) continue;
+      const slot* const now = find(r, keys[i]);
+      const slot& last = reported[i];
+      if (now == nullptr ? last.key != 0 : now->key != last.key || now->bits != last.bits) {
+        return false;
+      }
+    }
+    return true;
+  }
 };
 [[gnu::tls_model(
     "initial-exec")]] extern constinit thread_local mirror_sync_state* this_thread_mirrors;
 
 /// Called after every change of this thread's current context that code runs in next: reports
 /// each mirrored var whose value differs from what this thread last reported. With no mirror
-/// installed it costs one load; with mirrors, a switch to the root of the last sync (a task
-/// resumed on the thread it last ran on, with no task in between that changed a value, or
-/// two tasks sharing one map) costs a few more loads and compares, inline. Values are
-/// compared only when the root is another node than at the last sync.
+/// installed it costs one load. With mirrors, the common switches stay inline: to the root of
+/// the last sync (a task resumed on the thread it last ran on with nobody changing a value in
+/// between, or two tasks sharing one map), a few loads and compares; to another root whose
+/// mirrored vars hold the entries last reported (tasks that set the same value, or set only
+/// unmirrored vars), one trie lookup per mirror. Anything else goes out of line and reports.
 inline void sync_mirrors() noexcept {
   // Relaxed: a thread that has not seen a new mirror yet reports to it at its next switch;
   // sync_mirrors_slow acquires the table itself.
@@ -201,8 +222,9 @@ inline void sync_mirrors() noexcept {
   const mirror_sync_state* const v = this_thread_mirrors;
   const context_cell* const c = current_cell;
   const map_node* const root = c != nullptr ? c->root : nullptr;
-  if (v != nullptr && root == v->root && n == v->synced &&
-      (root == nullptr || root->version == v->version)) {
+  if (v != nullptr && n == v->synced &&
+      ((root == v->root && (root == nullptr || root->version == v->version)) ||
+       v->agrees_with(root))) {
     return;
   }
   sync_mirrors_slow();
