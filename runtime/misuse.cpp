@@ -11,14 +11,15 @@
 
 namespace baton::detail {
 
-void throw_bad_await(bool empty, const std::type_info& type) {
-  const std::string what = "task<" + type_name(type) + ">";
+void throw_bad_await(const std::type_info& type) {
+  // An await takes the frame out of the task, so "already awaited" and "moved from" leave the
+  // same empty task behind: the message names every way to get one.
   const std::string where =
       running_task != nullptr ? ", in task '" + task_name(running_task) + "'" : std::string();
-  throw baton::runtime_error(empty ? "baton: co_await of an empty " + what +
-                                         " (moved from or default-constructed)" + where
-                                   : "baton: co_await of a " + what +
-                                         " that was already awaited (a task runs once)" + where);
+  throw baton::runtime_error("baton: co_await of an empty task<" + type_name(type) +
+                             ">: it was already awaited (a task runs once), moved from or "
+                             "default-constructed" +
+                             where);
 }
 
 }  // namespace baton::detail

@@ -152,6 +152,20 @@ TEST_SUITE("spawn") {
     }
   }
 
+  TEST_CASE("spawning a task that was already awaited throws a clear runtime_error") {
+    run_task([]() -> task<> {
+      task<std::string> t = read_user();
+      (void)co_await std::move(t);
+      try {
+        (void)baton::spawn(std::move(t));
+        FAIL("spawning an awaited task did not throw");
+      } catch (const baton::runtime_error& e) {
+        CHECK(std::string(e.what()).find("baton: spawn() of an empty task") == 0);
+        CHECK(std::string(e.what()).find("already awaited") != std::string::npos);
+      }
+    });
+  }
+
   TEST_CASE("a task may not await its own handle") {
     run_task([]() -> task<> {
       auto self = std::make_shared<baton::task_handle<>>();

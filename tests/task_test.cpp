@@ -8,6 +8,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 using baton::task;
 using baton_test::run_task;
@@ -35,6 +36,18 @@ constexpr int deep_chain = 2000;
 #else
 constexpr int deep_chain = 200000;
 #endif
+
+/// Marks *alive while the one object it ends up in exists: as a coroutine parameter, the frame.
+struct frame_witness {
+  bool* alive;
+  explicit frame_witness(bool* a) : alive(a) { *alive = true; }
+  frame_witness(frame_witness&& o) noexcept : alive(std::exchange(o.alive, nullptr)) {}
+  ~frame_witness() {
+    if (alive != nullptr) *alive = false;
+  }
+};
+
+task<int> seven(frame_witness) { co_return 7; }
 
 task<long> depth(int n) {
   if (n == 0) co_return 0;
@@ -92,6 +105,18 @@ TEST_SUITE("task") {
   }
 
   // Misuse: a clear baton error, never a crash (with or without NDEBUG).
+
+  TEST_CASE("an awaited task is left empty and its frame is gone by the end of the co_await") {
+    run_task([]() -> task<> {
+      bool frame_alive = false;
+      task<int> t = seven(frame_witness(&frame_alive));
+      CHECK(t);
+      CHECK(frame_alive);
+      CHECK(co_await std::move(t) == 7);
+      CHECK_FALSE(t);            // the await took the coroutine
+      CHECK_FALSE(frame_alive);  // and destroyed the frame, while t is still in scope
+    });
+  }
 
   TEST_CASE("awaiting a task twice throws runtime_error naming the task type and the awaiter") {
     run_task([]() -> task<> {

@@ -44,7 +44,10 @@ namespace detail {
 /// A task state for t, in ctx (retained) or a copy of the current context when ctx is null.
 template <class T>
 task_state<T>* make_state(task<T>&& t, context_cell* ctx, std::string name) {
-  if (!t) throw baton::runtime_error("baton: spawn() of an empty task (moved from or default)");
+  if (!t)
+    throw baton::runtime_error(
+        "baton: spawn() of an empty task (moved from, default-constructed or already "
+        "awaited)");
   auto* s = new task_state<T>;
   try {
     if (!name.empty()) set_task_name(s, std::move(name));

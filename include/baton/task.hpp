@@ -6,11 +6,12 @@
 //   A function returning task<T> is a coroutine that starts only when awaited or spawned.
 //   task<T> is move-only and [[nodiscard]]: dropping it unstarted destroys the coroutine.
 //   co_await std::move(t) (inside another task) runs t to completion as part of the awaiting
-//   task (co_await on a named task does not compile; say std::move(t)):
+//   task (co_await on a named task does not compile; say std::move(t)). It takes t's coroutine:
+//   t is empty afterwards, and the finished frame is destroyed at the end of the co_await.
 //     Context:      t shares the awaiter's context; a set() inside t is visible afterwards,
 //                   exactly like awaiting a coroutine in Python.
 //     Exceptions:   t's exception is rethrown at the co_await; runtime_error when t is empty
-//                   (moved from, default-constructed) or was already awaited.
+//                   (moved from, default-constructed or already awaited).
 //     Cancellation: t belongs to the awaiting task; cancelling that task cancels t's current
 //                   suspension point.
 //     Cost:         symmetric transfer in and out (no stack growth: an await chain 200 000 deep
@@ -53,9 +54,9 @@ class [[nodiscard]] task {
     return *this;
   }
   ~task() {
-    if (h_) {
-      if (!h_.done()) [[unlikely]]
-        detail::report_never_awaited(typeid(T));  // debug mode
+    // co_await and spawn() take the frame out, so a frame still here never started.
+    if (h_) [[unlikely]] {
+      detail::report_never_awaited(typeid(T));  // debug mode
       h_.destroy();
     }
   }
@@ -63,7 +64,9 @@ class [[nodiscard]] task {
   /// Whether this object holds a coroutine (false after a move).
   explicit operator bool() const noexcept { return static_cast<bool>(h_); }
 
-  auto operator co_await() && noexcept { return detail::task_awaiter<T>{h_}; }
+  /// Takes the frame: afterwards this task is empty, and the frame lives until the end of the
+  /// co_await expression.
+  auto operator co_await() && noexcept { return detail::task_awaiter<T>(std::exchange(h_, {})); }
   /// co_await t on a named task: one line saying what to write.
   template <class U = T>
   auto operator co_await() & {

@@ -159,18 +159,29 @@ namespace detail {
 template <class T>
 inline constexpr bool dependent_false = false;
 
-/// Throws runtime_error for co_await of a task that is empty (`empty`) or already awaited.
-[[noreturn]] void throw_bad_await(bool empty, const std::type_info& type);
+/// Throws runtime_error for co_await of an empty task (moved from, default-constructed, or
+/// already awaited: an await takes the frame out of the task).
+[[noreturn]] void throw_bad_await(const std::type_info& type);
 
 /// co_await of a plain task: runs it inline in the awaiting task (same context, same task).
+/// The awaiter owns the child frame, taken out of the task by operator co_await, and destroys
+/// it at the end of the co_await expression. The task is left empty, so a second await of it
+/// is the empty case, and ~task has nothing to check on this path.
 template <class T>
 struct task_awaiter {
   std::coroutine_handle<promise<T>> h;
+
+  explicit task_awaiter(std::coroutine_handle<promise<T>> frame) noexcept : h(frame) {}
+  task_awaiter(task_awaiter&& o) noexcept : h(std::exchange(o.h, {})) {}
+  task_awaiter& operator=(task_awaiter&&) = delete;
+  ~task_awaiter() {
+    if (h) h.destroy();
+  }
+
   bool await_ready() const {
-    // A moved-from task holds nothing; an awaited one holds a finished frame (resuming either
-    // would crash). One load of the frame the await is about to run anyway.
-    if (!h || h.done()) [[unlikely]]
-      throw_bad_await(!h, typeid(T));
+    // Resuming nothing would crash: one test of the handle just taken, in a register.
+    if (!h) [[unlikely]]
+      throw_bad_await(typeid(T));
     return false;
   }
   template <baton_promise P>
