@@ -138,8 +138,12 @@ struct typed_mirror final : mirror {
 
 template <class T>
 class context_var {
-  static_assert(std::is_copy_constructible_v<T>, "context_var<T> needs a copyable T");
-  static_assert(!std::is_reference_v<T>, "context_var<T> holds values, not references");
+  static_assert(std::is_copy_constructible_v<T>,
+                "baton: context_var<T> needs a copyable T (get() returns a copy): for a "
+                "move-only value use context_var<std::shared_ptr<const T>>");
+  static_assert(!std::is_reference_v<T>,
+                "baton: context_var<T> holds values, not references: use context_var<T*> or "
+                "context_var<std::shared_ptr<T>>");
 
  public:
   explicit context_var(std::string name) : context_var(std::move(name), var_options{}) {}

@@ -54,7 +54,8 @@ namespace baton {
 template <class T>
 class queue {
   static_assert(std::is_nothrow_move_constructible_v<T>,
-                "baton::queue<T> needs a nothrow-move-constructible T (wrap it in a unique_ptr)");
+                "baton: queue<T> needs a nothrow-move-constructible T: use "
+                "queue<std::unique_ptr<T>>");
 
  public:
   /// co_await q.put(v): see the contract above.
