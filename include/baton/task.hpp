@@ -61,7 +61,7 @@ class [[nodiscard]] task {
     }
   }
 
-  /// Whether this object holds a coroutine (false after a move).
+  /// Whether this object holds a coroutine (false after a move, an await or spawn()).
   explicit operator bool() const noexcept { return static_cast<bool>(h_); }
 
   /// Takes the frame: afterwards this task is empty, and the frame lives until the end of the
