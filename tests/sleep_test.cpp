@@ -32,6 +32,23 @@ TEST_SUITE("sleep") {
     });
   }
 
+  TEST_CASE("a duration beyond the clock's range sleeps until cancelled, it does not wrap") {
+    // hours::max() in nanoseconds overflows 64 bits: converted naively it wraps to a negative
+    // or short duration and the task would wake at once.
+    run_task([]() -> task<> {
+      auto forever =
+          baton::spawn([]() -> task<> { co_await baton::sleep(std::chrono::hours::max()); }());
+      auto negative =
+          baton::spawn([]() -> task<> { co_await baton::sleep(std::chrono::hours::min()); }());
+      REQUIRE(co_await baton_test::suspended_at(forever, "sleep"));
+      co_await negative;  // far in the past: a yield, never a wrap into the far future
+      for (int i = 0; i < 100; ++i) co_await baton::sleep(0ms);
+      CHECK_FALSE(forever.done());
+      CHECK(forever.cancel());
+      CHECK_THROWS_AS(co_await forever, baton::cancelled_error);
+    });
+  }
+
   TEST_CASE("sleepers started in any order wake in deadline order") {
     run_task([]() -> task<> {
       std::vector<int> woke;

@@ -21,6 +21,7 @@
 #include <baton/task.hpp>
 
 #include <chrono>
+#include <concepts>
 
 namespace baton {
 
@@ -74,6 +75,25 @@ class [[nodiscard]] sleep_awaitable {
 
 [[nodiscard]] inline sleep_awaitable sleep(std::chrono::steady_clock::duration d) noexcept {
   return sleep_awaitable(d);
+}
+
+/// sleep(d) for any other duration type (`sleep(1h)`, `sleep(50ms)`): the same as converting d
+/// first, saturated at the clock's range. Taken by value for the frame's size: converting at
+/// the call binds d to a reference, so g++ would keep the temporary in the coroutine frame
+/// across the suspension (8 bytes per sleeping task); here it never reaches the frame.
+template <class Rep, class Period>
+requires(
+    !std::same_as<std::chrono::duration<Rep, Period>, std::chrono::steady_clock::duration> &&
+    std::convertible_to<std::chrono::duration<Rep, Period>, std::chrono::steady_clock::duration>)
+    [[nodiscard]] sleep_awaitable sleep(std::chrono::duration<Rep, Period> d) noexcept {
+  // Saturated, not wrapped: hours::max() in nanoseconds does not fit 64 bits.
+  using clock_duration = std::chrono::steady_clock::duration;
+  using given = std::chrono::duration<Rep, Period>;
+  if (d <= given::zero()) return sleep_awaitable(clock_duration::zero());
+  if (d >= std::chrono::duration_cast<given>(clock_duration::max())) {
+    return sleep_awaitable(clock_duration::max());
+  }
+  return sleep_awaitable(clock_duration(d));
 }
 
 }  // namespace baton

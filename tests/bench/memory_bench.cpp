@@ -181,8 +181,9 @@ baton::task<> set_then_wait_for(baton::context_var<int>& var, baton::event& ev) 
 
 baton::task<> sleep_an_hour() { co_await baton::sleep(1h); }
 
-/// The same with the duration in a variable: g++ keeps the temporaries of a co_await's full
-/// expression in the frame, so `sleep(1h)` stores its `1h` (8 B) there and this does not.
+/// The same with the duration in a variable. g++ keeps the temporaries of a co_await's full
+/// expression in the frame: the two rows show that sleep(1h), whose overload for other
+/// duration types takes its argument by value, leaves none there (both 192 B).
 constexpr std::chrono::steady_clock::duration an_hour = 1h;
 baton::task<> sleep_for_an_hour() { co_await baton::sleep(an_hour); }
 

@@ -17,8 +17,9 @@ namespace baton_test {
 /// yields without it. A test that cancels a task "while it waits" uses this to prove the task
 /// got there: a task cancelled before its first step also ends in cancelled_error, so without
 /// the check such a test passes even when the task never reached the operation.
-/// Each yield is a sleep(0); the loop polls Asio at least every 64 steps, so I/O completions
-/// that lead the task to the point are run on the way.
+/// Each yield is a sleep(0); while tasks are ready the loop lets Asio run every 50 us or so
+/// (runtime/loop.hpp, io_check_due), so I/O completions that lead the task to the point are
+/// run on the way.
 template <class T, class Also>
 baton::task<bool> suspended_at(const baton::task_handle<T>& h, std::string what, Also also,
                                int rounds = 100000) {
