@@ -391,7 +391,9 @@ void loop::start(task_base* t) {
   t->status.store(task_status::scheduled, std::memory_order_relaxed);
   worker* const w =
       current_worker != nullptr && current_worker->lp == this ? current_worker : nullptr;
-  const unsigned shard = w != nullptr ? w->index % shard_count() : 0;
+  // index < threads_, so this is index % shard_count() without a division (a power of two).
+  static_assert((task_base::live_shards & (task_base::live_shards - 1)) == 0);
+  const unsigned shard = w != nullptr ? w->index % task_base::live_shards : 0;
   t->set_live_shard(shard);
   {
     live_shard& s = shards_[shard];
