@@ -46,8 +46,10 @@ class accepted_call;
 //   server ──▶ server_state ──▶ ::grpc::Server, its completion queue and the queue's thread
 //   server_state::accept() ──new──▶ accepted_call (one per requested call)
 //   An accepted_call is deleted by the last of its references: before a match, the request;
-//   after it, gRPC's "done" and the call's own path (request read, task, final Finish). Those
-//   events arrive on the queue's thread and need no loop; only starting the task does.
+//   after it, gRPC's "done" and the call's own path (request read, task, final Finish), and
+//   while the task is being started, the posted start. Those events arrive on the queue's
+//   thread and need no loop; only starting the task does (and may release the last reference,
+//   on the loop).
 //   serve() returns once every accepted_call is gone and gRPC's threads have stopped.
 struct server_state {
   server_options options;
@@ -185,11 +187,16 @@ class accepted_call final : public server_call {
     start();
   }
 
-  /// Spawns the call's task on the serving loop, in a copy of serve()'s context.
+  /// Spawns the call's task on the serving loop, in a copy of serve()'s context. The posted
+  /// function holds a reference of its own until adopt() returns: on a loop with several
+  /// threads the task can run, finish and see its final events released on the queue's thread
+  /// before spawn() has returned here.
   void start() {
+    refs_.fetch_add(1, std::memory_order_relaxed);  // relaxed: we hold a reference already
     boost::asio::post(*server_.loop_executor, [this] {
       adopt(spawn(run_call(*this),
                   task_options{.name = "grpc " + context_.method(), .ctx = server_.base->copy()}));
+      release();
     });
   }
 
@@ -224,7 +231,8 @@ class accepted_call final : public server_call {
   std::optional<task_handle<void>> handler_;  // under mutex_, while the task runs
   bool done_seen_ = false;                    // under mutex_
   bool task_finished_ = false;                // under mutex_
-  std::atomic<int> refs_{1};                  // the request; then "done" and the call's path
+  // The request; then "done" and the call's path; and the posted start while it runs.
+  std::atomic<int> refs_{1};
 };
 
 void server_state::accept() {
