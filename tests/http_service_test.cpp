@@ -815,10 +815,12 @@ TEST_CASE("200 concurrent GET /notes of the largest user stay within the respons
   std::vector<client> readers;
   for (int i = 0; i < 200; ++i) {
     readers.emplace_back(s.port());
-    readers.back().send(get("/notes?limit=100", "X-User: big\r\n"));
+    // The longest deadline: a slow build (the sanitizers) still answers most of them 200.
+    readers.back().send(get("/notes?limit=100", "X-User: big\r\nX-Deadline-Ms: 10000\r\n"));
   }
   int ok = 0;
   int refused = 0;
+  int late = 0;  // 504: the deadline passed while the page was read (a slow build, a busy machine)
   for (client& c : readers) {  // read one by one: the others' responses wait in the service
     const auto r = c.read_reply(60s);
     REQUIRE(r);
@@ -828,8 +830,9 @@ TEST_CASE("200 concurrent GET /notes of the largest user stay within the respons
       ++refused;
       CHECK(r->header("retry-after") == "1");
     }
+    if (r->status == 504) ++late;
   }
-  CHECK(ok + refused == 200);
+  CHECK(ok + refused + late == 200);
   CHECK(ok >= 200 * 64 / 256 / 2);  // response_memory holds 256 pages of 256 KiB at most
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
   std::ifstream status("/proc/" + std::to_string(s.pid()) + "/status");
