@@ -273,8 +273,9 @@ TEST_CASE("metadata over the server's cap is refused and the server keeps servin
       baton::grpc::call_options opts;
       opts.metadata = {{"baggage", "k=" + std::string(64 * 1024, 'a')}};
       CHECK_THROWS_AS((void)co_await ch.call<Msg>(unary_method, msg("x"), opts), status_error);
-      // gRPC may close that connection: a new client connects afresh.
-      channel again(baton_test::connect(srv));
+      // gRPC may close that connection: a new client connects afresh, on a connection of its
+      // own (not the shared one being closed).
+      channel again(baton_test::connect_fresh(srv));
       Msg r = co_await again.call<Msg>(unary_method, msg("after", 3));
       CHECK(r.n() == 3);
     });

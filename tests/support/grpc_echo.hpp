@@ -14,6 +14,7 @@
 #include <baton/task_handle.hpp>
 
 #include <grpcpp/create_channel.h>
+#include <grpcpp/support/channel_arguments.h>
 #include <grpcpp/security/credentials.h>
 
 #include <chrono>
@@ -43,6 +44,16 @@ inline Msg msg(std::string text, int n = 0) {
 inline std::shared_ptr<::grpc::Channel> connect(const baton::grpc::server& s) {
   return ::grpc::CreateChannel("127.0.0.1:" + std::to_string(s.port()),
                                ::grpc::InsecureChannelCredentials());
+}
+
+/// A channel with a connection of its own. gRPC shares connections between channels to one
+/// target (its global subchannel pool), so a channel made right after the server dropped a
+/// connection can be handed that closing connection and fail with UNAVAILABLE.
+inline std::shared_ptr<::grpc::Channel> connect_fresh(const baton::grpc::server& s) {
+  ::grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return ::grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(s.port()),
+                                     ::grpc::InsecureChannelCredentials(), args);
 }
 
 /// Registers handlers with setup(server&), starts a server on a free loopback port, runs
