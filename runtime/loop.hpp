@@ -88,8 +88,10 @@ inline bool io_check_due(worker& w) noexcept {
 }
 
 /// One shard of the live list: the tasks started on one worker (a threaded loop has one per
-/// worker, so starting and finishing a task locks a line that stays on its thread).
-struct live_shard {
+/// worker, so starting and finishing a task locks a line that stays on its thread). Aligned to
+/// a cache line: two workers' shards side by side would make every spawn and every finish
+/// write a line the other worker writes too.
+struct alignas(64) live_shard {
   spin_mutex mutex;
   task_base* head = nullptr;
   std::size_t count = 0;
