@@ -51,14 +51,12 @@ bool cancel(task_base* t) noexcept {
   return true;
 }
 
-void disarm(task_base* t) {
-  {
-    cancel_guard g(t);
-    t->hook = {};
-    if (!g.pending()) return;
-    g.set_pending(false);
-  }
-  throw cancelled_error();
+bool disarm_pending(task_base* t) noexcept {
+  cancel_guard g(t);
+  t->hook = {};
+  if (!g.pending()) return false;
+  g.set_pending(false);
+  return true;
 }
 
 void throw_if_cancel_pending(task_base* t) {
