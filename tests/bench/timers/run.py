@@ -38,7 +38,11 @@ def main():
 
     subprocess.run(["ninja", "-C", a.build, "tests/bench/timers"], check=True,
                    stdout=subprocess.DEVNULL)
-    programs = [("baton", [os.path.join(a.build, "tests", "bench", "timers")])]
+    exe = os.path.join(a.build, "tests", "bench", "timers")
+    # baton on every thread count up to the cores (cancelled tasks end wherever a worker
+    # takes them); tokio's twin runs on a current-thread runtime.
+    programs = [("baton, %d thread%s" % (t, "" if t == 1 else "s"), [exe, "--threads", str(t)])
+                for t in range(1, (os.cpu_count() or 1) + 1)]
     if not a.no_peers:
         out = os.path.join(os.path.abspath(a.build), "tokio-peers")
         os.makedirs(out, exist_ok=True)
