@@ -13,6 +13,11 @@ to every count from 1 to the machine's cores. For each grain and thread count th
 one after another (interleaved, so a noisy spell hits all of them), --passes times; each
 figure is the median over the passes of each program's own median time per round. --also adds
 a column for another build of the baton program (an A/B against an older tree).
+
+The last column is the machine's own ceiling for N threads: N copies of baton's program run at
+once, each on one loop thread, sharing nothing; N times the one-thread time over their mean
+time is the speed-up that N independent processes get here (below N when the cores share a
+physical core, a cache or a power budget, or when other processes take a core).
 """
 import argparse
 import os
@@ -86,6 +91,21 @@ def measure(exe, threads, grain, min_time):
     return float(fields[fields.index("ns_per_round") + 1])
 
 
+def measure_copies(exe, copies, grain, min_time):
+    """Mean ns per round of `copies` one-thread runs of exe started together."""
+    procs = [subprocess.Popen([exe, "--threads", "1", "--grain", str(grain), "--min-time",
+                               str(min_time)], stdout=subprocess.PIPE, text=True)
+             for _ in range(copies)]
+    times = []
+    for pr in procs:
+        out, _ = pr.communicate()
+        if pr.returncode != 0:
+            raise subprocess.CalledProcessError(pr.returncode, exe)
+        fields = out.split()
+        times.append(float(fields[fields.index("ns_per_round") + 1]))
+    return statistics.mean(times)
+
+
 def busy_seconds():
     """CPU seconds the whole machine has spent busy (all cores), from /proc/stat."""
     try:
@@ -144,11 +164,16 @@ def main():
     for g in grains:
         for t in threads:
             runs = {n: [] for n, _ in programs}
+            copies = []
             for _ in range(a.passes):
                 for name, exe in programs:
                     runs[name].append(measure(exe, t, g, a.min_time))
+                if t > 1:
+                    copies.append(measure_copies(programs[0][1], t, g, a.min_time))
             for name in runs:
                 results[(name, g, t)] = statistics.median(runs[name])
+            if copies:
+                results[("copies", g, t)] = statistics.median(copies)
 
     busy1, own1, wall1 = busy_seconds(), own_seconds(), time.monotonic()
     if busy0 is not None:
@@ -157,8 +182,8 @@ def main():
              "(%.0f s wall, 1-minute load average %.2f at the end)"
              % (100 * others / (wall1 - wall0), wall1 - wall0, os.getloadavg()[0]))
     head = "| CPU per child | threads |" + "".join(" %s | speed-up |" % n for n, _ in programs)
-    print(head)
-    print("|---|---:|" + "---:|---:|" * len(programs))
+    print(head + " machine ceiling |")
+    print("|---|---:|" + "---:|---:|" * len(programs) + "---:|")
     for g in grains:
         for t in threads:
             row = "| %s | %d |" % (fmt_grain(g), t)
@@ -166,6 +191,9 @@ def main():
                 ns = results[(name, g, t)]
                 base = results.get((name, g, threads[0]))
                 row += " %s | %s |" % (fmt_ns(ns), "%.2fx" % (base / ns) if base else "")
+            one = results.get((programs[0][0], g, 1))
+            mean = results.get(("copies", g, t))
+            row += " %s |" % ("%.2fx" % (t * one / mean) if one and mean else "")
             print(row)
 
 
