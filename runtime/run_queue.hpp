@@ -124,7 +124,9 @@ class run_queue {
   }
 
  private:
-  alignas(64) std::atomic<std::uint32_t> head_{0};  // thieves write it: a line of its own
+  // Thieves write head_: it starts a line, so that their CASes do not touch the owner's fields
+  // before it in the worker (tail_, written only by the owner, shares the line).
+  alignas(64) std::atomic<std::uint32_t> head_{0};
   std::atomic<std::uint32_t> tail_{0};
   std::array<std::atomic<task_base*>, capacity> slots_{};
 };

@@ -173,7 +173,6 @@ bool loop::start_searching(worker& w) noexcept {
   if (w.searching) return true;
   // At most max_searching_ at once (one, or two from eight workers): more would only fight
   // over the same queues. The check and the increment are not one step, so two may overshoot
-  // by one; that bound is enough.
   // by one; that bound is enough (so the check is relaxed). The increment is seq_cst: ordered
   // with notify_one()'s fence, which reads the count to decide whether to wake anyone.
   if (num_searching_.load(std::memory_order_relaxed) >= max_searching_) return false;
