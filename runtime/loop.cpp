@@ -638,7 +638,7 @@ void loop::work(worker& w, const std::function<bool()>& until) {
       if (++since_poll == 64) {
         since_poll = 0;
         take_injected();
-        if (io_check_due(w)) run_handlers(false);
+        if (io_check_due(io_turn_)) run_handlers(false);
       }
       continue;
     }

@@ -56,8 +56,6 @@ struct worker {
   std::uint32_t tick = 0;        // steps taken, for the periodic injection and Asio checks
   std::uint32_t rng = 1;         // where a search starts (xorshift)
   bool searching = false;        // counted in the loop's num_searching_
-  // When this worker last let Asio run while it had tasks ready (io_check_due()).
-  std::chrono::steady_clock::time_point last_io_check{};
   std::vector<std::uint64_t> seen_steps;  // each victim's `steps` when its LIFO slot was seen
 
   // Read by other workers:
@@ -73,18 +71,27 @@ struct worker {
   std::condition_variable park_cv;
 };
 
+/// When a loop last let Asio run while tasks were ready, loop-wide (see io_check_due()).
+struct io_turn {
+  static constexpr auto gap = std::chrono::microseconds(50);
+  std::atomic<std::chrono::steady_clock::rep> last{0};
+};
+
 /// Whether a worker that has tasks ready should let Asio run now. It is asked every 61-64
-/// steps (loop::work, loop::after_step) and says yes when 50 us have passed since its last yes:
-/// Asio's poll runs the reactor, an epoll_wait system call of about 1 us on this machine, so
-/// polling on every 64th step of 20 ns steps would double their cost. The price is latency:
-/// while tasks stay ready, a socket or timer completion waits at most 50 us plus 64 steps
-/// (docs/design/scheduler.md, "Asio's turn"). The clock read is paid once per 64 steps.
-inline bool io_check_due(worker& w) noexcept {
-  constexpr auto io_busy_gap = std::chrono::microseconds(50);
-  const auto now = std::chrono::steady_clock::now();
-  if (now - w.last_io_check < io_busy_gap) return false;
-  w.last_io_check = now;
-  return true;
+/// steps (loop::work, loop::after_step) and says yes to one asker when 50 us have passed since
+/// the loop's last yes: Asio's poll runs the reactor, an epoll_wait system call of about 1 us on
+/// this machine, so polling on every 64th step of 20 ns steps would double their cost. The
+/// price is latency: while tasks stay ready, a socket or timer completion waits at most 50 us
+/// plus 64 steps (docs/design/scheduler.md, "Asio's turn"). The turn is the loop's, not each
+/// worker's, so that the rate of polls under load does not grow with the number of workers.
+/// The clock read is paid once per 64 steps; the compare-and-swap once per 50 us.
+inline bool io_check_due(io_turn& turn) noexcept {
+  const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+  // Relaxed: a time stamp that orders nothing else (poll_io()'s io_owner_ orders the handlers).
+  auto last = turn.last.load(std::memory_order_relaxed);
+  if (now - last < std::chrono::steady_clock::duration(io_turn::gap).count()) return false;
+  // One winner per gap: the others see the new stamp and keep running their tasks.
+  return turn.last.compare_exchange_strong(last, now, std::memory_order_relaxed);
 }
 
 /// One shard of the live list: the tasks started on one worker (a threaded loop has one per
@@ -251,6 +258,7 @@ class loop {
   std::atomic<unsigned> num_parked_{0};
   unsigned max_searching_ = 1;
   std::atomic<unsigned> io_owner_{0};  // 0, or 1 + the worker running Asio handlers now
+  io_turn io_turn_;                    // when Asio last ran while tasks were ready
   std::atomic<bool> stop_workers_{false};
   // Tasks whose shared context a thread outside the loop holds, retried by a timer whose delay
   // doubles while they wait (cell_wait_mutex_).

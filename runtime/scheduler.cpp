@@ -151,7 +151,7 @@ void loop::after_step(worker& w) noexcept {
     task_base* t = w.handoff.exchange(nullptr, std::memory_order_acquire);
     while (t != nullptr) push_ring(w, std::exchange(t, t->next_ready));
   }
-  if (w.tick % check_interval == check_interval / 2 && io_check_due(w)) poll_io(w);
+  if (w.tick % check_interval == check_interval / 2 && io_check_due(io_turn_)) poll_io(w);
 }
 
 void loop::poll_io(worker& w) noexcept {
