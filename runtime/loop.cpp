@@ -95,22 +95,35 @@ std::string describe(const std::exception_ptr& e) {
   }
 }
 
-bool is_cancellation(const std::exception_ptr& e) {
+enum class cancellation { no, exactly, derived };
+
+// What kind of exception e is: a cancelled_error, a type derived from it, or neither.
+cancellation cancellation_of(const std::exception_ptr& e) {
 #if defined(__GLIBCXX__) && defined(__cpp_rtti)
   // The common case without a throw (a rethrow costs about 1.5 µs, which a million cancelled
   // tasks would pay once more each): libstdc++ tells the exception's exact type. A type
   // derived from cancelled_error still needs the catch below.
   if (const std::type_info* type = e.__cxa_exception_type(); type != nullptr) {
-    if (*type == typeid(cancelled_error)) return true;
+    if (*type == typeid(cancelled_error)) return cancellation::exactly;
   }
 #endif
   try {
     std::rethrow_exception(e);
-  } catch (const cancelled_error&) {
-    return true;
+  } catch (const cancelled_error& x) {
+    return typeid(x) == typeid(cancelled_error) ? cancellation::exactly : cancellation::derived;
   } catch (...) {
-    return false;
+    return cancellation::no;
   }
+}
+
+// The cancelled_error that every task of this thread that ended by a plain cancellation keeps
+// instead of its own (they are all alike: no state but the fixed message). Its own is freed at
+// once, where it was thrown, so a million tasks ended by cancellation do not keep a million
+// exception objects alive until their handles go (about 200 bytes each, on a heap that grows
+// for them). One per thread, so that the copies' reference counts stay on this thread's line.
+const std::exception_ptr& shared_cancellation() {
+  thread_local const std::exception_ptr e = std::make_exception_ptr(cancelled_error());
+  return e;
 }
 
 }  // namespace
@@ -226,15 +239,16 @@ void complete(task_base* t) noexcept {
       // Cancelled while it ran, and it returned before reaching another suspension point:
       // as in asyncio (a task cancelled right before its coroutine stops), it ends cancelled.
       g.set_pending(false);
-      t->error = std::make_exception_ptr(cancelled_error());
+      t->error = shared_cancellation();
     }
     t->hook = {};
     // Relaxed: written under the cancel lock; done() readers use waiters, not status.
     t->status.store(task_status::done, std::memory_order_relaxed);
   }
+  const cancellation how = t->error ? cancellation_of(t->error) : cancellation::no;
+  if (how == cancellation::exactly) t->error = shared_cancellation();
   const std::uintptr_t final_bits =
-      task_base::finished_bit |
-      (t->error && is_cancellation(t->error) ? task_base::cancelled_bit : 0);
+      task_base::finished_bit | (how != cancellation::no ? task_base::cancelled_bit : 0);
   // acq_rel: publishes the result to waiters (who acquire finished_bit), and takes their nodes.
   std::uintptr_t list = t->waiters.exchange(final_bits, std::memory_order_acq_rel);
   waiter* rev = nullptr;  // notify in arrival order
@@ -558,7 +572,7 @@ task_base* loop::cancel_before_start(task_base* t) noexcept {
     cancel_guard g(t);
     g.set_pending(false);  // consumed, as a step would
   }
-  t->error = std::make_exception_ptr(cancelled_error());
+  t->error = shared_cancellation();
   std::exchange(t->resume_point, {}).destroy();  // the root frame: it never ran
   complete(t);
   return t;

@@ -193,6 +193,54 @@ TEST_SUITE("cancel") {
     });
   }
 
+  TEST_CASE("tasks ended by a plain cancellation keep one shared cancelled_error, not one each") {
+    run_task([]() -> task<> {
+      auto a = baton::spawn(sleep_forever());
+      auto b = baton::spawn(sleep_forever());
+      co_await baton::sleep(0ms);  // both asleep
+      a.cancel();
+      b.cancel();
+      const void* first = nullptr;
+      const void* second = nullptr;
+      try {
+        co_await a;
+      } catch (const baton::cancelled_error& e) {
+        first = &e;
+        CHECK(std::string(e.what()) == baton::cancelled_error().what());
+      }
+      try {
+        co_await b;
+      } catch (const baton::cancelled_error& e) {
+        second = &e;
+      }
+      REQUIRE(first != nullptr);
+      CHECK(first == second);  // each task's own was freed where it was thrown
+      CHECK(a.cancelled());
+      CHECK(b.cancelled());
+    });
+  }
+
+  TEST_CASE("a type derived from cancelled_error keeps its own object and fields") {
+    struct shutdown_requested : baton::cancelled_error {
+      int code = 0;
+    };
+    run_task([]() -> task<> {
+      auto h = baton::spawn([]() -> task<> {
+        shutdown_requested e;
+        e.code = 42;
+        throw e;
+        co_return;
+      }());
+      try {
+        co_await h;
+        FAIL("no shutdown_requested");
+      } catch (const shutdown_requested& e) {
+        CHECK(e.code == 42);
+      }
+      CHECK(h.cancelled());
+    });
+  }
+
   TEST_CASE("yield (sleep 0) is a cancellation point") {
     run_task([]() -> task<> {
       int rounds = 0;
