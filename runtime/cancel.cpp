@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
-// Cancellation: the cancel lock's slow path, cancel(), disarm(), uncancel() and cancelling().
+// Cancellation: the cancel lock's slow path, cancel(), disarm_pending(), take_pending_cancel(),
+// uncancel() and cancelling().
 
 #include <baton/detail/cancel.hpp>
 #include <baton/errors.hpp>
@@ -59,14 +60,11 @@ bool disarm_pending(task_base* t) noexcept {
   return true;
 }
 
-void throw_if_cancel_pending(task_base* t) {
-  if (!cancel_pending(t)) return;  // relaxed fast path (see cancel_pending)
-  {
-    cancel_guard g(t);
-    if (!g.pending()) return;
-    g.set_pending(false);
-  }
-  throw cancelled_error();
+bool take_pending_cancel(task_base* t) noexcept {
+  cancel_guard g(t);
+  if (!g.pending()) return false;
+  g.set_pending(false);
+  return true;
 }
 
 std::uint32_t uncancel(task_base* t, std::uint32_t floor) noexcept {
