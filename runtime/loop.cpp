@@ -9,7 +9,8 @@
 //
 //   A loop thread repeats: pop a ready task and resume it; every 64 resumes take the injection
 //   queue and, if 50 us have passed since it last did, let Asio run its handlers (which push
-//   tasks back to the ready queue); when nothing is ready, wait in Asio for the next one.
+//   tasks back to the ready queue); when nothing is ready, wait in Asio for the next one (or,
+//   on a one-thread loop a library gave a park hook, in the hook: detail/park_hook.hpp).
 //   Suspending never touches the scheduler: the awaiter hands the task to whoever completes the
 //   operation, and that code calls schedule().
 //
@@ -377,7 +378,15 @@ void loop::push_remote(task_base* t) noexcept {
     // which takes the stack with an acquire exchange.
   } while (!remote_.compare_exchange_weak(head, t, std::memory_order_release,
                                           std::memory_order_relaxed));
-  if (head == nullptr) asio::post(ioc_, [this] { drain_remote(); });
+  if (head == nullptr) {
+    asio::post(ioc_, [this] { drain_remote(); });
+    // seq_cst, with the store in set_park_hook(): either this sees the hook, or the loop thread
+    // installed it after the post above and polls Asio before it first parks in it.
+    if (hooked_.load(std::memory_order_seq_cst)) [[unlikely]] {
+      std::lock_guard lock(gate_->mutex);
+      if (park_ != nullptr) park_->wake();
+    }
+  }
 }
 
 void loop::drain_remote() noexcept {
@@ -485,8 +494,51 @@ void loop::inject_locked(task_base* first, task_base* last, std::size_t n) noexc
   } else if (was_empty) {
     // The loop thread takes the whole list at once, so only a list that was empty needs a
     // wake-up: a later push finds it non-empty, and the loop thread will look anyway.
-    asio::post(ioc_, [] {});
+    wake_locked();
   }
+}
+
+void loop::wake_locked() noexcept {
+  if (park_ == nullptr) [[likely]] {
+    asio::post(ioc_, [] {});
+  } else {
+    park_->wake();
+  }
+}
+
+bool loop::set_park_hook(park_hook* h) noexcept {
+  std::lock_guard lock(gate_->mutex);
+  if (h != nullptr && (threads_ > 1 || park_ != nullptr)) return false;
+  park_ = h;
+  hooked_.store(h != nullptr, std::memory_order_seq_cst);  // see push_remote()
+  return true;
+}
+
+std::chrono::steady_clock::time_point loop::next_deadline() noexcept {
+  auto due = timers_.next_expiry();
+  std::lock_guard lock(cell_wait_mutex_);
+  if (cell_wait_head_ != nullptr) due = std::min(due, cell_wait_timer_.expiry());
+  return due;
+}
+
+// Nothing is ready: wait in the hook instead of Asio. A thread that queues work calls wake()
+// (wake_locked(), push_remote(), post_to_loop()) after queuing it. One that found the hook not
+// yet prepared has queued before the look below, which finds the work: Asio's queue is read
+// after prepare(), the injection queue under the lock its pushers hold while they wake.
+// What only Asio's own wait would notice (a socket, a signal_set, a plain Asio timer, a post
+// made straight to the io_context from another thread) is seen at the next Asio poll: parks
+// end by hook_park_limit, so such work waits for at most that long.
+void loop::park_in_hook() {
+  using clock = std::chrono::steady_clock;
+  park_->prepare();
+  run_handlers(false);
+  bool found = ready_head_ != nullptr;
+  if (!found) {
+    std::lock_guard lock(gate_->mutex);
+    found = inject_head_ != nullptr;
+  }
+  park_->park(found ? clock::time_point::min()
+                    : std::min(next_deadline(), clock::now() + hook_park_limit));
 }
 
 bool loop::nothing_live() noexcept {
@@ -652,7 +704,10 @@ void loop::work(worker& w, const std::function<bool()>& until) {
       if (++since_poll == 64) {
         since_poll = 0;
         take_injected();
-        if (io_check_due(io_turn_)) run_handlers(false);
+        if (io_check_due(io_turn_)) {
+          run_handlers(false);
+          if (park_ != nullptr) park_->poll();
+        }
       }
       continue;
     }
@@ -662,10 +717,15 @@ void loop::work(worker& w, const std::function<bool()>& until) {
     // finished tasks' contexts held does not outlive them by more than a busy spell.
     flush(w.refs);
     // Other threads queue to this loop through the injection queue and wake it with a posted
-    // handler, which ends run_one(). The flush may have run value destructors, which may have
-    // spawned: look again first (inject_len_ relaxed: a hint, as in take_injected()).
+    // handler, which ends run_one() (or with the park hook's wake()). The flush may have run value
+    // destructors, which may have spawned: look again first (inject_len_ relaxed: a hint, as in
+    // take_injected()).
     if (ready_head_ == nullptr && inject_len_.load(std::memory_order_relaxed) == 0 && !until()) {
-      run_handlers(true);
+      if (park_ == nullptr) [[likely]] {
+        run_handlers(true);
+      } else {
+        park_in_hook();
+      }
     }
   }
 }
@@ -816,7 +876,13 @@ bool post_to_loop(const std::shared_ptr<loop_gate>& gate, std::function<void(boo
   loop* l = gate->open;
   if (l == nullptr) return false;
   boost::asio::post(l->io(), [l, job = std::move(job)]() mutable { job(l->accepting()); });
+  l->wake_hook_locked();
   return true;
+}
+
+bool set_park_hook(park_hook* h) {
+  loop* l = running_loop_or_null();
+  return l != nullptr && l->set_park_hook(h);
 }
 
 std::shared_ptr<loop_gate> gate_of_running_loop() { return running_loop("this_loop()").gate(); }

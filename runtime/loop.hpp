@@ -3,6 +3,7 @@
 #pragma once
 
 #include <baton/context.hpp>
+#include <baton/detail/park_hook.hpp>
 #include <baton/detail/task_base.hpp>
 #include <baton/run.hpp>
 
@@ -171,6 +172,13 @@ class loop {
   /// False once the loop is past its last task: jobs still queued are refused.
   // acquire: pairs with shutdown()'s release.
   bool accepting() const noexcept { return accepting_.load(std::memory_order_acquire); }
+  /// Installs or removes the one-thread loop's park hook (detail/park_hook.hpp): false on a
+  /// loop of several threads, or when another hook is installed. On the loop's thread.
+  bool set_park_hook(park_hook* h) noexcept;
+  /// Wakes the park hook, if any, for work queued through Asio: under gate_->mutex.
+  void wake_hook_locked() noexcept {
+    if (park_ != nullptr) park_->wake();
+  }
   /// Its debug-mode monitor, or nullptr when debug mode is off.
   debug_monitor* debug() const noexcept { return debug_.get(); }
 
@@ -189,6 +197,13 @@ class loop {
 
   // One loop thread (runtime/loop.cpp): the FIFO ready queue, nothing shared.
   void work(worker& w, const std::function<bool()>& until);
+  void park_in_hook();
+  /// The longest a park in a park hook lasts: how late Asio's own events can be seen then.
+  static constexpr auto hook_park_limit = std::chrono::milliseconds(5);
+  /// Wakes the loop thread for work another thread queued: under gate_->mutex.
+  void wake_locked() noexcept;
+  /// When the loop's earliest timer (baton's timers, the cell-wait retry) is due.
+  std::chrono::steady_clock::time_point next_deadline() noexcept;
   task_base* pop() noexcept;
   bool take_injected() noexcept;
   // Several loop threads (runtime/scheduler.cpp).
@@ -278,6 +293,12 @@ class loop {
   std::shared_ptr<loop_gate> gate_;
   std::atomic<bool> accepting_{true};
   void close_gate() noexcept;
+
+  // The park hook (one loop thread): written under gate_->mutex by the loop thread, read by it
+  // without the lock and by other threads under it; hooked_ tells push_remote(), which takes
+  // no lock, whether it must wake the hook.
+  park_hook* park_ = nullptr;
+  std::atomic<bool> hooked_{false};
 
   // Tasks pushed by push_remote(), newest first (a lock-free stack through next_ready).
   std::atomic<task_base*> remote_{nullptr};

@@ -306,6 +306,7 @@ void timer_queue::fire_due() noexcept {
 void timer_queue::shutdown() noexcept {
   std::lock_guard lock(mutex_);
   stopped_ = true;
+  armed_ = clock::time_point::max();
   driver_.cancel();
 }
 

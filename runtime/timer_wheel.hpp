@@ -18,7 +18,8 @@
 //   fire_due()   take what is due, re-arm the driver for the next deadline, then fire (after
 //                releasing the lock: a node's fire() may cancel a task whose hook cancels a
 //                sleep, which takes the lock again);
-//   shutdown()   stop the driver (the loop's end).
+//   shutdown()   stop the driver (the loop's end);
+//   next_expiry() when the driver fires next, for a loop that waits in a park hook.
 // One mutex guards the wheel and the driver (uncontended on a one-thread loop).
 
 #include <baton/detail/timer.hpp>
@@ -113,6 +114,11 @@ class timer_queue {
   bool cancel(entry e) noexcept;
   void fire_due() noexcept;
   void shutdown() noexcept;
+  /// When the driver fires next (time_point::max() when nothing is queued or after shutdown).
+  clock::time_point next_expiry() noexcept {
+    std::lock_guard lock(mutex_);
+    return armed_;
+  }
 
  private:
   void arm(clock::time_point at) noexcept;  // under mutex_
