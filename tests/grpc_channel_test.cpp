@@ -29,7 +29,7 @@ using baton_test::run_task;
 using std::chrono::steady_clock;
 
 TEST_CASE("cancelling the calling task cancels the RPC and the server's handler with it") {
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     baton_test::parked handler;
     co_await with_server(
         [&](server& s) {
@@ -44,12 +44,13 @@ TEST_CASE("cancelling the calling task cancels the RPC and the server's handler 
           caller.cancel();
           CHECK_THROWS_AS((void)co_await caller, baton::cancelled_error);
           co_await handler.cancelled.wait();
-        });
+        },
+        mode);
   });
 }
 
 TEST_CASE("the caller's deadline crosses to the handler and ends the call when it passes") {
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     std::optional<baton::grpc::deadline_point> handler_deadline;
     baton::event never;
     co_await with_server(
@@ -72,17 +73,21 @@ TEST_CASE("the caller's deadline crosses to the handler and ends the call when i
             CHECK(e.code() == StatusCode::DEADLINE_EXCEEDED);
           }
           if (handler_deadline) CHECK(*handler_deadline <= mine + 100ms);  // wire rounding
-        });
+        },
+        mode);
   });
 }
 
 TEST_CASE("a handler's own calls carry its trace and its deadline to the next service") {
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     std::optional<baton::trace_parent> front_span, back_trace;
     std::optional<baton::grpc::deadline_point> front_deadline, back_deadline;
     steady_clock::time_point front_ran, back_ran;
     std::string back_baggage;
-    server back({.addresses = {"127.0.0.1:0"}});
+    // The back server always keeps its routing thread: in poller mode the loop polls the
+    // front's queue, and the back's call starts must still wake it there.
+    server_options routed{.addresses = {"127.0.0.1:0"}};
+    server back(routed);
     back.add_unary<Msg, Msg>(unary_method, [&](Msg m) -> task<Msg> {
       back_trace = baton::current_trace();
       back_deadline = baton::grpc::current_deadline();
@@ -109,7 +114,8 @@ TEST_CASE("a handler's own calls carry its trace and its deadline to the next se
           baton::grpc::call_options opts;
           opts.timeout = 30s;
           (void)co_await ch.call<Msg>(unary_method, msg("x"), opts);
-        });
+        },
+        mode);
     back.shutdown();
     co_await back_serving;
     REQUIRE(front_span);
@@ -143,7 +149,7 @@ TEST_CASE("a call to a port nobody listens on fails with UNAVAILABLE") {
 
 TEST_CASE("the caller's context is its own again after the call, and its sets stay with it") {
   static baton::context_var<int> mine("mine", 0);
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     co_await with_server(
         [](server& s) {
           s.add_unary<Msg, Msg>(unary_method, [](Msg) -> task<Msg> {
@@ -156,7 +162,8 @@ TEST_CASE("the caller's context is its own again after the call, and its sets st
           Msg r = co_await ch.call<Msg>(unary_method, msg("x"));
           CHECK(r.n() == 99);
           CHECK(mine.get() == 5);
-        });
+        },
+        mode);
   });
 }
 
@@ -184,7 +191,7 @@ TEST_CASE("a hundred concurrent calls from a loop of four threads all get their 
 }
 
 TEST_CASE("writing to a call the server has ended throws the call's status") {
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     co_await with_server(
         [](server& s) {
           s.add_bidi<Msg, Msg>(bidi_method, [](server_stream<Msg, Msg>&) -> task<> {
@@ -202,12 +209,13 @@ TEST_CASE("writing to a call the server has ended throws the call's status") {
             CHECK(e.code() == StatusCode::FAILED_PRECONDITION);
             CHECK(e.message() == "not today");
           }
-        });
+        },
+        mode);
   });
 }
 
 TEST_CASE("two reads pending on one client_stream, or a moved-from one, are baton errors") {
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     baton::event release;
     co_await with_server(
         [&](server& s) {
@@ -234,12 +242,13 @@ TEST_CASE("two reads pending on one client_stream, or a moved-from one, are bato
           auto moved = std::move(call);
           CHECK_THROWS_WITH_AS((void)co_await call.read(), doctest::Contains("moved from"),
                                baton::runtime_error);
-        });
+        },
+        mode);
   });
 }
 
 TEST_CASE("a client_stream dropped before finish() cancels its call on the server") {
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     baton_test::parked handler;
     co_await with_server(
         [&](server& s) {
@@ -255,6 +264,7 @@ TEST_CASE("a client_stream dropped before finish() cancels its call on the serve
             co_await handler.entered.wait();
           }
           co_await handler.cancelled.wait();
-        });
+        },
+        mode);
   });
 }

@@ -1,23 +1,33 @@
 // SPDX-License-Identifier: BSL-1.0
 // server: each RPC kind as a baton task, call endings, cancellation by the client, the deadline
-// and shutdown, and misuse.
+// and shutdown, misuse, and a loop that polls the server's queue (poll_on_loop).
 #include <baton/grpc/server.hpp>
 
 #include <baton/context_var.hpp>
 #include <baton/errors.hpp>
 #include <baton/event.hpp>
+#include <baton/executor.hpp>
 #include <baton/grpc/call_context.hpp>
 #include <baton/grpc/channel.hpp>
+#include <baton/loop_handle.hpp>
+#include <baton/sleep.hpp>
 #include <baton/spawn.hpp>
 #include <baton/task.hpp>
+#include <baton/to_thread.hpp>
+#include <baton/use_task.hpp>
 #include <doctest/doctest.h>
 #include <support/grpc_echo.hpp>
 #include <support/run_test.hpp>
 #include <support/settle.hpp>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace baton_test::grpc_names;
@@ -47,7 +57,7 @@ struct parked_handler : baton_test::parked {
 }  // namespace
 
 TEST_CASE("a unary handler's reply reaches the caller") {
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     co_await with_server(
         [](server& s) {
           s.add_unary<Msg, Msg>(
@@ -57,12 +67,13 @@ TEST_CASE("a unary handler's reply reaches the caller") {
           Msg r = co_await ch.call<Msg>(unary_method, msg("hi", 41));
           CHECK(r.text() == "hi!");
           CHECK(r.n() == 42);
-        });
+        },
+        mode);
   });
 }
 
 TEST_CASE("a server-streaming handler's writes arrive in order and then the stream ends") {
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     co_await with_server(
         [](server& s) {
           s.add_server_streaming<Msg, Msg>(server_stream_method,
@@ -79,12 +90,13 @@ TEST_CASE("a server-streaming handler's writes arrive in order and then the stre
           while (auto r = co_await call.read()) seen.push_back(r->n());
           co_await call.finish();
           CHECK(seen == std::vector<int>{0, 1, 2, 3, 4});
-        });
+        },
+        mode);
   });
 }
 
 TEST_CASE("a client-streaming handler reads every request, then its reply ends the call") {
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     co_await with_server(
         [](server& s) {
           s.add_client_streaming<Msg, Msg>(client_stream_method,
@@ -103,12 +115,13 @@ TEST_CASE("a client-streaming handler reads every request, then its reply ends t
           CHECK(r->n() == 55);
           CHECK_FALSE(co_await call.read());
           co_await call.finish();
-        });
+        },
+        mode);
   });
 }
 
 TEST_CASE("a bidi handler answers each request before the next one is sent") {
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     co_await with_server(
         [](server& s) {
           s.add_bidi<Msg, Msg>(bidi_method, [](server_stream<Msg, Msg>& io) -> task<> {
@@ -126,22 +139,24 @@ TEST_CASE("a bidi handler answers each request before the next one is sent") {
           co_await call.writes_done();
           CHECK_FALSE(co_await call.read());
           co_await call.finish();
-        });
+        },
+        mode);
   });
 }
 
 TEST_CASE("a method nobody registered ends with UNIMPLEMENTED") {
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     co_await with_server([](server&) {},
                          [](channel& ch, server&) -> task<> {
                            CHECK(co_await status_of(ch.call<Msg>(unary_method, msg("x"))) ==
                                  StatusCode::UNIMPLEMENTED);
-                         });
+                         },
+                         mode);
   });
 }
 
 TEST_CASE("a handler's status_error, or any other exception, is the status the caller gets") {
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     co_await with_server(
         [](server& s) {
           s.add_unary<Msg, Msg>(unary_method, [](Msg m) -> task<Msg> {
@@ -165,13 +180,14 @@ TEST_CASE("a handler's status_error, or any other exception, is the status the c
             CHECK(e.code() == StatusCode::UNKNOWN);
             CHECK(e.message() == "a bug");
           }
-        });
+        },
+        mode);
   });
 }
 
 TEST_CASE("each call runs in a context of its own: one handler's set is not seen by the next") {
   static baton::context_var<int> seen("seen", 0);
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     co_await with_server(
         [](server& s) {
           s.add_unary<Msg, Msg>(unary_method, [](Msg m) -> task<Msg> {
@@ -185,12 +201,13 @@ TEST_CASE("each call runs in a context of its own: one handler's set is not seen
             Msg r = co_await ch.call<Msg>(unary_method, msg("", i));
             CHECK(r.n() == 0);
           }
-        });
+        },
+        mode);
   });
 }
 
 TEST_CASE("a handler whose deadline passes is cancelled, and the caller gets DEADLINE_EXCEEDED") {
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     // The deadline must pass while the handler is parked; on a machine too busy to start it
     // in time the attempt says nothing, and the next one gives the handler twice as long.
     bool parked_in_time = false;
@@ -205,16 +222,17 @@ TEST_CASE("a handler whose deadline passes is cancelled, and the caller gets DEA
             CHECK(code == StatusCode::DEADLINE_EXCEEDED);
             parked_in_time = h.entered.is_set();
             if (parked_in_time) co_await h.cancelled.wait();
-          });
+          },
+          mode);
     }
     CHECK(parked_in_time);
   });
 }
 
 TEST_CASE("shutdown cancels the calls still running when its grace is over, then serve returns") {
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     parked_handler h;
-    server srv({.addresses = {"127.0.0.1:0"}});
+    server srv(mode);
     srv.add_unary<Msg, Msg>(unary_method, [&h](Msg m) { return h(m); });
     srv.start();
     auto serving = baton::spawn(srv.serve());
@@ -229,9 +247,9 @@ TEST_CASE("shutdown cancels the calls still running when its grace is over, then
 }
 
 TEST_CASE("a call in flight at shutdown finishes normally within the grace period") {
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     baton::event entered, release;
-    server srv({.addresses = {"127.0.0.1:0"}});
+    server srv(mode);
     srv.add_unary<Msg, Msg>(unary_method, [&](Msg m) -> task<Msg> {
       entered.set();
       co_await release.wait();
@@ -251,9 +269,9 @@ TEST_CASE("a call in flight at shutdown finishes normally within the grace perio
 }
 
 TEST_CASE("cancelling the serving task shuts the server down and cancels its calls") {
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     parked_handler h;
-    server srv({.addresses = {"127.0.0.1:0"}});
+    server srv(mode);
     srv.add_unary<Msg, Msg>(unary_method, [&h](Msg m) { return h(m); });
     auto serving = baton::spawn(srv.serve());
     co_await baton_test::settle();
@@ -268,7 +286,7 @@ TEST_CASE("cancelling the serving task shuts the server down and cancels its cal
 }
 
 TEST_CASE("write() in a client-streaming handler is misuse the caller sees as UNKNOWN") {
-  run_task([]() -> task<> {
+  in_each_mode([](server_options mode) -> task<> {
     co_await with_server(
         [](server& s) {
           s.add_client_streaming<Msg, Msg>(client_stream_method,
@@ -287,7 +305,8 @@ TEST_CASE("write() in a client-streaming handler is misuse the caller sees as UN
             CHECK(e.code() == StatusCode::UNKNOWN);
             CHECK(e.message().rfind("baton: grpc: write()", 0) == 0);
           }
-        });
+        },
+        mode);
   });
 }
 
@@ -312,5 +331,137 @@ TEST_CASE("a server that cannot listen says so") {
     server srv({.addresses = {"256.1.1.1:1"}});
     CHECK_THROWS_AS(srv.start(), baton::runtime_error);
     co_return;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// poll_on_loop: the loop's thread waits in the server's queue, so everything else that wakes a
+// loop must reach it there. A lost wake-up hangs the test (the suite's timeout reports it).
+
+TEST_CASE("a loop polling the queue is still woken by its timers, to_thread and other threads") {
+  run_task([]() -> task<> {
+    server_options mode{.addresses = {"127.0.0.1:0"}, .poll_on_loop = true};
+    co_await with_server(
+        [](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [](Msg m) -> task<Msg> {
+            co_await baton::sleep(std::chrono::milliseconds(2));  // a baton timer, parked in gRPC
+            int doubled = co_await baton::to_thread([n = m.n()] { return n * 2; });
+            co_return msg("", doubled);
+          });
+        },
+        [](channel& ch, server& srv) -> task<> {
+          REQUIRE(srv.polled_by_loop());
+          CHECK((co_await ch.call<Msg>(unary_method, msg("", 21))).n() == 42);
+          // Work handed in from another thread while the loop waits in gRPC with nothing due.
+          auto here = baton::this_loop();
+          int ran = 0;
+          std::thread other([&] {
+            for (int i = 0; i < 200; ++i) here.call([&] { ++ran; }).get();
+          });
+          while (ran < 200) co_await baton::to_thread([] {});
+          other.join();
+          CHECK(ran == 200);
+        },
+        mode);
+  });
+}
+
+TEST_CASE("a plain Asio timer on a loop polling the queue still fires") {
+  run_task([]() -> task<> {
+    server_options mode{.addresses = {"127.0.0.1:0"}, .poll_on_loop = true};
+    co_await with_server(
+        [](server&) {},
+        [](channel&, server& srv) -> task<> {
+          REQUIRE(srv.polled_by_loop());
+          // Only Asio's reactor knows this timer: the loop sees it at its next
+          // poll of Asio, which a park in gRPC may not delay for ever.
+          boost::asio::steady_timer t(baton::current_executor(), std::chrono::milliseconds(1));
+          auto [ec] = co_await t.async_wait(boost::asio::as_tuple(baton::use_task));
+          CHECK_FALSE(ec);
+        },
+        mode);
+  });
+}
+
+TEST_CASE("a thousand to_thread round trips on a polling loop lose no wake-up") {
+  run_task([]() -> task<> {
+    server_options mode{.addresses = {"127.0.0.1:0"}, .poll_on_loop = true};
+    co_await with_server([](server&) {},
+                         [](channel&, server& srv) -> task<> {
+                           REQUIRE(srv.polled_by_loop());
+                           long sum = 0;
+                           for (int i = 0; i < 1000; ++i) {
+                             sum += co_await baton::to_thread([i] { return long{i}; });
+                           }
+                           CHECK(sum == 999L * 1000 / 2);
+                         },
+                         mode);
+  });
+}
+
+TEST_CASE("poll_on_loop on a loop of several threads keeps the routing thread and still serves") {
+  baton::run_options opts;
+  opts.threads = 2;
+  run_task(
+      []() -> task<> {
+        server_options routed{.addresses = {"127.0.0.1:0"}, .poll_on_loop = false};
+        co_await with_server(
+            [](server& s) {
+              s.add_unary<Msg, Msg>(unary_method,
+                                    [](Msg m) -> task<Msg> { co_return msg("", m.n() + 1); });
+            },
+            [](channel& ch, server& srv) -> task<> {
+              CHECK_FALSE(srv.polled_by_loop());
+              CHECK((co_await ch.call<Msg>(unary_method, msg("", 1))).n() == 2);
+            },
+            routed);
+        // with_server checks polled_by_loop() against the option, so ask for it by hand here.
+        server srv({.addresses = {"127.0.0.1:0"}, .poll_on_loop = true});
+        srv.add_unary<Msg, Msg>(unary_method,
+                                [](Msg m) -> task<Msg> { co_return msg("", m.n() + 1); });
+        srv.start();
+        auto serving = baton::spawn(srv.serve());
+        co_await baton::sleep(std::chrono::seconds(0));
+        CHECK_FALSE(srv.polled_by_loop());
+        {
+          channel ch(baton_test::connect(srv));
+          CHECK((co_await ch.call<Msg>(unary_method, msg("", 41))).n() == 42);
+        }
+        srv.shutdown();
+        co_await serving;
+      },
+      std::move(opts));
+}
+
+TEST_CASE("two servers polling on one loop: the second keeps a routing thread, both serve") {
+  run_task([]() -> task<> {
+    auto make = [](int add) {
+      auto s = std::make_unique<server>(
+          server_options{.addresses = {"127.0.0.1:0"}, .poll_on_loop = true});
+      s->add_unary<Msg, Msg>(unary_method,
+                             [add](Msg m) -> task<Msg> { co_return msg("", m.n() + add); });
+      s->start();
+      return s;
+    };
+    auto first = make(1);
+    auto second = make(100);
+    auto serving_first = baton::spawn(first->serve());
+    co_await baton::sleep(std::chrono::seconds(0));
+    auto serving_second = baton::spawn(second->serve());
+    co_await baton::sleep(std::chrono::seconds(0));
+    CHECK(first->polled_by_loop());
+    CHECK_FALSE(second->polled_by_loop());  // the loop polls one queue at most
+    {
+      channel a(baton_test::connect(*first));
+      channel b(baton_test::connect(*second));
+      for (int i = 0; i < 20; ++i) {
+        CHECK((co_await a.call<Msg>(unary_method, msg("", i))).n() == i + 1);
+        CHECK((co_await b.call<Msg>(unary_method, msg("", i))).n() == i + 100);
+      }
+    }
+    first->shutdown();
+    second->shutdown();
+    co_await serving_first;
+    co_await serving_second;
   });
 }

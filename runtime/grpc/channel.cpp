@@ -13,13 +13,26 @@ void prepare(::grpc::ClientContext& call, const call_options& opts) {
 
 }  // namespace detail
 
-channel::channel(std::shared_ptr<::grpc::Channel> ch) : channel_(std::move(ch)), poller_(cq_) {
+channel::channel(std::shared_ptr<::grpc::Channel> ch) : channel_(std::move(ch)) {
   if (!channel_) throw runtime_error("baton: grpc channel: null ::grpc::Channel");
 }
 
 channel::~channel() {
   cq_.Shutdown();
-  poller_.join();
+  if (poller_) {
+    poller_->join();  // once the queue is empty
+  } else {
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_.Next(&tag, &ok)) {
+    }
+  }
+}
+
+::grpc::CompletionQueue& channel::queue() {
+  ::grpc::CompletionQueue& q = detail::queue_for_calls(cq_);
+  if (&q == &cq_) std::call_once(poller_started_, [this] { poller_.emplace(cq_); });
+  return q;
 }
 
 }  // namespace baton::grpc

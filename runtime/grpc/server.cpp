@@ -8,15 +8,13 @@
 #include <baton/event.hpp>
 #include <baton/executor.hpp>
 #include <baton/grpc/call_context.hpp>
+#include <baton/loop_handle.hpp>
 #include <baton/spawn.hpp>
 #include <baton/task_handle.hpp>
 
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 
 #include <atomic>
 #include <future>
@@ -59,7 +57,10 @@ struct server_state {
   std::unique_ptr<::grpc::Server> server;
   std::vector<int> ports;
   std::optional<cq_thread> poller;
-  std::optional<boost::asio::io_context::executor_type> loop_executor;  // set by start()
+  std::optional<loop_queue> on_loop;  // poll_on_loop and serve()'s loop took it (loop thread)
+  std::atomic<bool> polled{false};    // on_loop is attached: polled_by_loop(), from any thread
+  event cq_drained;                   // poll_on_loop: the queue's last events are taken
+  std::shared_ptr<baton::detail::loop_gate> loop_gate;  // the serving loop's, set by start()
   std::optional<context> base;  // serve()'s context: each call runs in a copy of it
 
   std::mutex shutdown_mutex;
@@ -91,11 +92,39 @@ struct server_state {
                     std::chrono::duration_cast<std::chrono::system_clock::duration>(grace);
     shutdown_thread = std::thread([this, deadline, gone = calls_gone.get_future()] {
       server->Shutdown(deadline);
-      gone.wait();
-      cq->Shutdown();
-      poller.reset();  // joins the queue's thread once the queue is empty
+      gone.wait();  // after it, on_loop is what serve() made it
+      if (!on_loop) {
+        cq->Shutdown();
+        if (poller) {
+          poller.reset();  // joins the queue's thread once the queue is empty
+        } else {
+          drain(*cq);  // never served: nothing but the shutdown itself
+        }
+      }
+      // else serve() shuts the queue down on its loop, once the loop no longer polls it.
       finished.set();
     });
+  }
+
+  static void drain(::grpc::CompletionQueue& q) {
+    void* tag = nullptr;
+    bool ok = false;
+    while (q.Next(&tag, &ok)) {
+    }
+  }
+
+  /// Runs f on the serving loop: at once on the loop's own thread while it polls the queue,
+  /// else posted there through the loop's gate, which also wakes a loop parked in another
+  /// server's queue (a plain Asio post would wait for that loop's next timer).
+  template <class F>
+  void on_serving_loop(F f) {
+    if (on_polling_thread()) {
+      f();
+    } else {
+      // The loop is still running this server's serve(), which waits for every call: it takes
+      // the job (`runs` is true), so the job need not look.
+      (void)baton::detail::post_to_loop(loop_gate, [f = std::move(f)](bool) mutable { f(); });
+    }
   }
 
   void say_calls_gone() {
@@ -193,7 +222,7 @@ class accepted_call final : public server_call {
   /// before spawn() has returned here.
   void start() {
     refs_.fetch_add(1, std::memory_order_relaxed);  // relaxed: we hold a reference already
-    boost::asio::post(*server_.loop_executor, [this] {
+    server_.on_serving_loop([this] {
       adopt(spawn(run_call(*this),
                   task_options{.name = "grpc " + context_.method(), .ctx = server_.base->copy()}));
       release();
@@ -338,7 +367,8 @@ void server::start() {
   if (s.options.addresses.empty()) {
     throw runtime_error("baton: grpc server: no address to listen on");
   }
-  s.loop_executor = current_executor();
+  (void)current_executor();  // outside a loop: its runtime_error
+  s.loop_gate = baton::detail::gate_of_running_loop();
   ::grpc::ServerBuilder builder;
   auto credentials =
       s.options.credentials ? s.options.credentials : ::grpc::InsecureServerCredentials();
@@ -356,15 +386,11 @@ void server::start() {
   if (!bound) {
     if (s.server) s.server->Shutdown();
     s.cq->Shutdown();
-    void* tag = nullptr;
-    bool ok = false;
-    while (s.cq->Next(&tag, &ok)) {
-    }
+    detail::server_state::drain(*s.cq);
     s.server.reset();
     s.cq.reset();
     throw runtime_error("baton: grpc server: cannot listen on every address (taken, or malformed)");
   }
-  s.poller.emplace(*s.cq);
 }
 
 int server::port(std::size_t i) const {
@@ -377,6 +403,15 @@ task<> server::serve() {
   if (!s.server) start();
   if (s.base) throw runtime_error("baton: grpc server: serve() called twice");
   s.base = copy_context();
+  if (s.options.poll_on_loop) {
+    s.on_loop.emplace(*s.cq, s.accepting);
+    if (s.on_loop->attach()) {
+      s.polled.store(true, std::memory_order_relaxed);  // relaxed: a report, guards no data
+    } else {
+      s.on_loop.reset();  // a loop that cannot: the routing thread
+    }
+  }
+  if (!s.on_loop) s.poller.emplace(*s.cq);
   for (int i = 0; i < detail::accept_depth && s.accepting.load(); ++i) s.accept();
   // Every call must be gone, and gRPC's threads too, before serve() returns (handlers and the
   // queue's thread refer to this server). A cancel starts the shutdown; the grace period
@@ -395,7 +430,29 @@ task<> server::serve() {
     }
   }
   s.shutdown_thread.join();  // it has set `finished`: only its return is left
+  if (s.on_loop) {
+    // The loop stops polling the queue; a thread takes its last events (calls the loop's tasks
+    // still have on it, the pending wake-up alarm) and says when the queue is empty.
+    s.polled.store(false, std::memory_order_relaxed);
+    s.on_loop->detach();
+    s.cq->Shutdown();
+    s.poller.emplace(*s.cq, [&s] { s.cq_drained.set(); });
+    for (;;) {
+      try {
+        co_await s.cq_drained.wait();
+        break;
+      } catch (const cancelled_error&) {
+        cancelled = true;
+      }
+    }
+    s.poller.reset();
+    s.on_loop.reset();
+  }
   if (cancelled) throw cancelled_error();
+}
+
+bool server::polled_by_loop() const noexcept {
+  return state_->polled.load(std::memory_order_relaxed);  // relaxed: see serve()
 }
 
 void server::shutdown(std::chrono::steady_clock::duration grace) {

@@ -190,14 +190,16 @@ void raw_unary_100_callers(benchmark::State& state) {
 // ---------------------------------------------------------------------------------------------
 // baton_grpc.
 
-/// Runs body(channel&) on a baton loop beside an echo server on the same loop.
+/// Runs body(channel&) on a baton loop beside an echo server on the same loop; poll: the loop's
+/// thread polls the server's queue, and the channel's calls go through it (poll_on_loop).
 template <class Body>
-void with_baton(Body body) {
-  baton::run([](Body b) -> baton::task<> {
-    baton::grpc::server srv({.addresses = {"127.0.0.1:0"}});
+void with_baton(Body body, bool poll = false) {
+  baton::run([](Body b, bool poll_on_loop) -> baton::task<> {
+    baton::grpc::server srv({.addresses = {"127.0.0.1:0"}, .poll_on_loop = poll_on_loop});
     srv.add_unary<Msg, Msg>(unary_method, [](Msg m) -> baton::task<Msg> { co_return m; });
     srv.start();
     auto serving = baton::spawn(srv.serve());
+    co_await baton::sleep(std::chrono::seconds(0));  // serve() starts (and, polled, attaches)
     {
       baton::grpc::channel ch(
           ::grpc::CreateChannel(target(srv.port()), ::grpc::InsecureChannelCredentials()));
@@ -205,39 +207,48 @@ void with_baton(Body body) {
     }
     srv.shutdown();
     co_await serving;
-  }(std::move(body)));
+  }(std::move(body), poll));
 }
 
-void baton_unary_round_trip(benchmark::State& state) {
-  with_baton([&state](baton::grpc::channel& ch) -> baton::task<> {
-    Msg m;
-    m.set_text("ping");
-    for (auto _ : state) benchmark::DoNotOptimize(co_await ch.call<Msg>(unary_method, m));
-  });
+void unary_round_trip(benchmark::State& state, bool poll) {
+  with_baton(
+      [&state](baton::grpc::channel& ch) -> baton::task<> {
+        Msg m;
+        m.set_text("ping");
+        for (auto _ : state) benchmark::DoNotOptimize(co_await ch.call<Msg>(unary_method, m));
+      },
+      poll);
 }
 
-void baton_unary_100_callers(benchmark::State& state) {
+void unary_100_callers(benchmark::State& state, bool poll) {
   const int per_iteration = 1000;
-  with_baton([&state](baton::grpc::channel& ch) -> baton::task<> {
-    Msg m;
-    m.set_text("ping");
-    for (auto _ : state) {
-      int started = 0;
-      std::vector<baton::task_handle<void>> workers;
-      for (int i = 0; i < callers; ++i) {
-        workers.push_back(baton::spawn(
-            [](baton::grpc::channel& c, const Msg& msg, int& next, int total) -> baton::task<> {
-              while (next < total) {
-                ++next;
-                (void)co_await c.call<Msg>(unary_method, msg);
-              }
-            }(ch, m, started, per_iteration)));
-      }
-      for (auto& w : workers) co_await w;
-    }
-    state.SetItemsProcessed(state.iterations() * per_iteration);
-  });
+  with_baton(
+      [&state](baton::grpc::channel& ch) -> baton::task<> {
+        Msg m;
+        m.set_text("ping");
+        for (auto _ : state) {
+          int started = 0;
+          std::vector<baton::task_handle<void>> workers;
+          for (int i = 0; i < callers; ++i) {
+            workers.push_back(baton::spawn(
+                [](baton::grpc::channel& c, const Msg& msg, int& next, int total) -> baton::task<> {
+                  while (next < total) {
+                    ++next;
+                    (void)co_await c.call<Msg>(unary_method, msg);
+                  }
+                }(ch, m, started, per_iteration)));
+          }
+          for (auto& w : workers) co_await w;
+        }
+        state.SetItemsProcessed(state.iterations() * per_iteration);
+      },
+      poll);
 }
+
+void baton_unary_round_trip(benchmark::State& state) { unary_round_trip(state, false); }
+void baton_polled_unary_round_trip(benchmark::State& state) { unary_round_trip(state, true); }
+void baton_unary_100_callers(benchmark::State& state) { unary_100_callers(state, false); }
+void baton_polled_unary_100_callers(benchmark::State& state) { unary_100_callers(state, true); }
 
 // ---------------------------------------------------------------------------------------------
 // Filling a call's context from its metadata, measured inside a real call (the handler loops on
@@ -300,8 +311,10 @@ void grpc_extract_and_reset(benchmark::State& state) { fill_context_from(state, 
 
 BENCHMARK(raw_unary_round_trip)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_unary_round_trip)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(baton_polled_unary_round_trip)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(raw_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(baton_polled_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baseline_copy_trace_headers);
 BENCHMARK(grpc_extract_and_reset);
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 // For the grpc tests: the echo service's method names, messages, a server on a free loopback
-// port with a channel to it for the length of one test body, a handler body that waits to be
-// cancelled, and the names the tests use.
+// port with a channel to it for the length of one test body, each body run in both completion
+// modes, a handler body that waits to be cancelled, and the names the tests use.
 #pragma once
 
 #include <baton/errors.hpp>
@@ -9,10 +9,13 @@
 #include <baton/grpc/channel.hpp>
 #include <baton/grpc/server.hpp>
 #include <baton/grpc/status_error.hpp>
+#include <baton/run.hpp>
+#include <baton/sleep.hpp>
 #include <baton/spawn.hpp>
 #include <baton/task.hpp>
 #include <baton/task_handle.hpp>
 
+#include <doctest/doctest.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/support/channel_arguments.h>
 #include <grpcpp/security/credentials.h>
@@ -58,14 +61,18 @@ inline std::shared_ptr<::grpc::Channel> connect_fresh(const baton::grpc::server&
 
 /// Registers handlers with setup(server&), starts a server on a free loopback port, runs
 /// body(channel&, server&) (a callable returning a task), then shuts the server down and waits
-/// for serve() to return; rethrows what body threw. Must run inside a task.
+/// for serve() to return; rethrows what body threw. Must run inside a task of a loop of one
+/// thread when opts.poll_on_loop is set (it checks that the loop polls the queue).
 template <class Setup, class Body>
 baton::task<> with_server(Setup setup, Body body, baton::grpc::server_options opts = {}) {
   if (opts.addresses.empty()) opts.addresses = {"127.0.0.1:0"};
+  const bool poll_on_loop = opts.poll_on_loop;
   baton::grpc::server srv(std::move(opts));
   setup(srv);
   srv.start();
   auto serving = baton::spawn(srv.serve());
+  co_await baton::sleep(std::chrono::seconds(0));  // serve() starts: the body's calls see its mode
+  CHECK(srv.polled_by_loop() == poll_on_loop);
   std::exception_ptr failure;
   {
     baton::grpc::channel ch(connect(srv));
@@ -78,6 +85,20 @@ baton::task<> with_server(Setup setup, Body body, baton::grpc::server_options op
   srv.shutdown();
   co_await serving;
   if (failure) std::rethrow_exception(failure);
+}
+
+/// Runs body(mode) (a callable returning a task) on a fresh loop of one thread twice: with the
+/// server's completions handed to the loop by a routing thread, and with the loop thread as
+/// gRPC's poller (server_options::poll_on_loop). mode holds a loopback address with port 0.
+template <class Body>
+void in_each_mode(Body body) {
+  for (const bool poll_on_loop : {false, true}) {
+    CAPTURE(poll_on_loop);
+    baton::grpc::server_options mode;
+    mode.addresses = {"127.0.0.1:0"};
+    mode.poll_on_loop = poll_on_loop;
+    baton::run(body(mode));
+  }
 }
 
 /// A handler's body that waits, until it is cancelled, for an event nobody sets: park() says
@@ -103,10 +124,12 @@ namespace grpc_names {
 using baton::task;
 using baton::grpc::channel;
 using baton::grpc::server;
+using baton::grpc::server_options;
 using baton::grpc::server_stream;
 using baton::grpc::status_error;
 using baton_test::bidi_method;
 using baton_test::client_stream_method;
+using baton_test::in_each_mode;
 using baton_test::msg;
 using baton_test::Msg;
 using baton_test::server_stream_method;

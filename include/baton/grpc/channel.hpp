@@ -4,7 +4,10 @@
 
 // Contract:
 //   channel(ch)   wraps a gRPC channel (e.g. ::grpc::CreateChannel(target, credentials)); its
-//                 completion queue has one thread that only hands results back to loops.
+//                 completion queue gets one thread that only hands results back to loops, at
+//                 its first call. A call made from a loop whose thread polls a server's queue
+//                 (poll_on_loop) goes through that queue instead (server.hpp), so a channel
+//                 used only from such loops never starts its thread.
 //   co_await ch.call<Response>(method, request, opts)   a unary call; returns the response.
 //   co_await ch.open<Request, Response>(method, opts)    a streaming call of any kind, as a
 //                 client_stream: write() requests, writes_done(), read() replies to nullopt,
@@ -47,6 +50,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -156,7 +160,7 @@ class channel {
   explicit channel(std::shared_ptr<::grpc::Channel> ch);
   channel(const channel&) = delete;
   channel& operator=(const channel&) = delete;
-  /// Shuts the completion queue down and joins its thread (no call may be pending).
+  /// Shuts the completion queue down and joins its thread, if started (no call may be pending).
   ~channel();
 
   // No default arguments: g++ 12 may destroy a default argument's temporary twice inside a
@@ -175,7 +179,7 @@ class channel {
     ::grpc::Status status;
     co_await detail::grpc_op(
         [&](void* tag) {
-          rpc = stub.PrepareUnaryCall(&context, method, request, &cq_);
+          rpc = stub.PrepareUnaryCall(&context, method, request, &queue());
           rpc->StartCall();
           rpc->Finish(&response, &status, tag);
         },
@@ -198,7 +202,7 @@ class channel {
     auto& st = *s;
     bool ok = co_await detail::grpc_op(
         [&](void* tag) {
-          st.stream = stub.PrepareCall(&st.context, st.method, &cq_);
+          st.stream = stub.PrepareCall(&st.context, st.method, &queue());
           st.stream->StartCall(tag);
         },
         [&st] { st.context.TryCancel(); });
@@ -210,9 +214,14 @@ class channel {
   const std::shared_ptr<::grpc::Channel>& grpc_channel() const noexcept { return channel_; }
 
  private:
+  /// The queue a call started now goes to: the running loop's loop_queue when it takes calls,
+  /// else cq_, whose routing thread this starts the first time.
+  ::grpc::CompletionQueue& queue();
+
   std::shared_ptr<::grpc::Channel> channel_;
   ::grpc::CompletionQueue cq_;
-  detail::cq_thread poller_;
+  std::once_flag poller_started_;
+  std::optional<detail::cq_thread> poller_;  // cq_'s routing thread, from the first call on cq_
 };
 
 }  // namespace baton::grpc

@@ -25,6 +25,16 @@
 //   when the call's deadline passes, and by shutdown() once the grace period is over.
 //   shutdown(grace): stop accepting calls; calls in flight get `grace` to finish, then are
 //   cancelled. Callable from any thread, any number of times (the first one counts).
+//   poll_on_loop: serve()'s loop thread (a loop of one thread) is gRPC's poller for the
+//   server, and calls that loop's tasks make on any baton::grpc::channel go through the
+//   server's queue too (until shutdown starts; calls made before serve() first runs use the
+//   channel's own thread, so spawn serve() and let it start first). While serve() runs, that
+//   loop waits in gRPC, not in Asio: baton's timers (sleep, wait_for), to_thread, loop_handle
+//   and tasks woken from other threads are as prompt as ever, but Asio sockets, signal_sets and
+//   plain Asio timers on the loop may be seen up to 5 ms late, so a loop serving those keeps
+//   the default (a routing thread). A loop of several threads, or one already polling another
+//   server's queue, keeps the routing thread too (polled_by_loop() says which). serve() then
+//   also waits for the loop's calls still pending on that queue.
 //   The server must outlive serve(); destroying a started server whose serve() has not
 //   returned throws nothing but shuts down and waits for the gRPC threads (do not do it on the
 //   serving loop's thread while calls are in flight).
@@ -69,6 +79,11 @@ struct server_options {
   std::vector<std::string> addresses = {};                      // "host:port"; 0 picks a port
   std::shared_ptr<::grpc::ServerCredentials> credentials = {};  // null: insecure
   std::size_t max_metadata_bytes = 16 * 1024;  // per call; larger calls are refused
+  // The serving loop's thread polls the server's completion queue itself, instead of a routing
+  // thread handing it the events: fewer thread hops per call (docs/grpc.md, "The loop as
+  // gRPC's poller", says what the loop may then wait on). A loop of several threads, or one
+  // that polls another server's queue, keeps the routing thread (polled_by_loop() says which).
+  bool poll_on_loop = false;
 };
 
 /// The call as a streaming handler sees it.
@@ -147,6 +162,8 @@ class server {
   /// The port the i-th address got (after start()).
   int port(std::size_t i = 0) const;
   [[nodiscard]] task<> serve();
+  /// True while serve() runs with its loop's thread as the queue's poller (poll_on_loop).
+  bool polled_by_loop() const noexcept;
   void shutdown(std::chrono::steady_clock::duration grace = {});
 
  private:

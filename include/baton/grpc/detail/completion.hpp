@@ -2,29 +2,40 @@
 // How a gRPC completion queue meets baton's loop: one awaitable per gRPC operation.
 #pragma once
 
-// Each operation baton starts on a completion queue carries a `completion` as its tag. The
-// queue's own thread (cq_thread) takes events off the queue and calls complete(ok), which posts
-// the awaiting task's resumption to the task's loop: that thread never runs user code.
-// docs/design/grpc.md says why and what it costs.
+// Each operation baton starts on a completion queue carries a `completion` as its tag. Who
+// takes events off the queue and calls complete(ok):
+//   - a routing thread (cq_thread): complete(ok) posts the awaiting task's resumption to the
+//     task's loop; that thread never runs user code;
+//   - or the loop's own thread (loop_queue, a park hook: server_options::poll_on_loop): the
+//     loop thread is gRPC's poller, and complete(ok) schedules the task at once.
+// docs/design/grpc.md says why and what each costs.
 //
 //   task ──co_await grpc_op(start, cancel)──▶ use_task operation
 //        start(tag) begins the gRPC operation ──▶ completion queue
 //   cq_thread: Next(&tag, &ok) ──▶ tag->complete(ok) ──post──▶ loop ──▶ task resumes with ok
+//   loop_queue: the loop's park: AsyncNext(&tag, &ok, next timer) ──▶ complete(ok) ──▶ task
 //   task.cancel() ──▶ cancellation slot ──▶ cancel() (TryCancel: the operation ends, ok=false)
 
+#include <baton/detail/park_hook.hpp>
 #include <baton/use_task.hpp>
+
+#include <grpc/support/time.h>
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 
+#include <atomic>
+#include <functional>
+#include <memory>
 #include <thread>
 #include <utility>
 
 namespace grpc {
+class Alarm;
 class CompletionQueue;
-}
+}  // namespace grpc
 
 #if defined(__SANITIZE_THREAD__)
 extern "C" void __tsan_acquire(void* addr);
@@ -52,11 +63,69 @@ class completion {
   ~completion() = default;
 };
 
+/// True while this thread takes events off the loop_queue of the loop it runs: a completion
+/// then schedules its task at once (this thread is the task's loop) instead of posting.
+bool on_polling_thread() noexcept;
+
+/// The queue a call started on this thread goes to: the running loop's loop_queue while it
+/// takes calls, else `routed` (a channel's own queue and routing thread).
+::grpc::CompletionQueue& queue_for_calls(::grpc::CompletionQueue& routed) noexcept;
+
+/// Makes a loop of one thread the poller of a completion queue: a park hook
+/// (baton/detail/park_hook.hpp) whose park is the queue's AsyncNext with the loop's next timer
+/// as the deadline, woken for work from other threads by a grpc::Alarm set on the queue.
+/// attach() and detach() on the loop's thread; the queue is shut down only after detach(),
+/// and its last events (the alarm's among them) are drained by another poller (cq_thread)
+/// before this object dies.
+class loop_queue final : public baton::detail::park_hook {
+ public:
+  /// takes_calls: while true, calls started on the loop thread use this queue (queue_for_calls).
+  loop_queue(::grpc::CompletionQueue& cq, const std::atomic<bool>& takes_calls);
+  loop_queue(const loop_queue&) = delete;
+  loop_queue& operator=(const loop_queue&) = delete;
+  ~loop_queue();
+
+  /// False (and nothing changes) when the running loop cannot take a park hook: a loop of
+  /// several threads, or one with a hook already.
+  bool attach();
+  void detach() noexcept;
+
+  void poll() noexcept override;
+  void prepare() noexcept override;
+  void park(time_point deadline) noexcept override;
+  void wake() noexcept override;
+
+  ::grpc::CompletionQueue& queue() noexcept { return cq_; }
+  bool takes_calls() const noexcept {
+    return takes_calls_.load(std::memory_order_relaxed);  // a hint: see server_state::accepting
+  }
+
+ private:
+  // The wake-up protocol (no lost wake-up): prepare() moves running -> parking; a wake() that
+  // finds parking moves it to woken and sets the alarm, whose event moves woken -> running;
+  // park() moves parking -> running when it returns. So a wake() that finds running or woken
+  // needs no alarm: the loop looks for work before it parks, or the alarm is on its way. At
+  // most one alarm is pending, as grpc::Alarm requires.
+  enum state : int { running, parking, woken };
+  struct wake_event final : completion {
+    explicit wake_event(loop_queue& q) : queue(q) {}
+    void complete(bool) noexcept override;
+    loop_queue& queue;
+  };
+  void take(gpr_timespec deadline) noexcept;  // the ready events, the first by `deadline`
+
+  ::grpc::CompletionQueue& cq_;
+  const std::atomic<bool>& takes_calls_;
+  std::unique_ptr<::grpc::Alarm> alarm_;
+  wake_event wake_event_{*this};
+  std::atomic<int> state_{running};
+};
+
 /// The thread that drains one completion queue, calling complete(ok) on each tag, until the
-/// queue is shut down and empty.
+/// queue is shut down and empty; then calls `drained` (when given).
 class cq_thread {
  public:
-  explicit cq_thread(::grpc::CompletionQueue& cq);
+  explicit cq_thread(::grpc::CompletionQueue& cq, std::function<void()> drained = {});
   cq_thread(const cq_thread&) = delete;
   cq_thread& operator=(const cq_thread&) = delete;
   /// Joins: the queue must have been shut down (or be shut down by another thread).
@@ -77,8 +146,10 @@ class handler_completion final : public completion {
     Handler h = std::move(handler_);
     if (ok_out_) *ok_out_ = ok;  // published to the task by the post below
     delete this;
-    // The handler's executor is the awaiting task's loop (blocking.never): it runs there.
-    boost::asio::post(boost::asio::append(std::move(h), ok));
+    // use_task's handler only stores ok and schedules the task, which is safe from any thread:
+    // from another one it goes through the loop's injection queue, which also wakes a loop
+    // parked in a park hook (an Asio post would not).
+    std::move(h)(ok);
   }
 
  private:
