@@ -106,6 +106,15 @@ void loop_queue::wake_event::complete(bool) noexcept {
   queue.state_.store(running, std::memory_order_release);  // the next wake() may set it again
 }
 
+void take_remaining(::grpc::CompletionQueue& cq) noexcept {
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq.Next(&tag, &ok)) {
+    acquire_tag(tag);
+    static_cast<completion*>(tag)->complete(ok);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // cq_thread
 

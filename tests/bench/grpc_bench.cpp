@@ -14,6 +14,7 @@
 #include <baton/baton.hpp>
 #include <baton/grpc/call_context.hpp>
 #include <baton/grpc/channel.hpp>
+#include <baton/grpc/loop_poller.hpp>
 #include <baton/grpc/server.hpp>
 
 #include <benchmark/benchmark.h>
@@ -27,6 +28,7 @@
 #include <grpcpp/server_builder.h>
 #include <grpcpp/server_context.h>
 
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -245,6 +247,64 @@ void unary_100_callers(benchmark::State& state, bool poll) {
       poll);
 }
 
+/// Runs body(channel&) on a loop of this thread whose loop_poller polls its calls, against an
+/// echo server polling on a loop of a second thread: two threads, as in the raw rows.
+template <class Body>
+void with_baton_two_loops(Body body) {
+  baton::grpc::server srv({.addresses = {"127.0.0.1:0"}, .poll_on_loop = true});
+  srv.add_unary<Msg, Msg>(unary_method, [](Msg m) -> baton::task<Msg> { co_return m; });
+  std::promise<void> up;
+  std::thread server_loop([&] {
+    baton::run([](baton::grpc::server& s, std::promise<void>& started) -> baton::task<> {
+      s.start();
+      auto serving = baton::spawn(s.serve());
+      co_await baton::sleep(std::chrono::seconds(0));  // serve() attaches before the first call
+      started.set_value();
+      co_await serving;
+    }(srv, up));
+  });
+  up.get_future().wait();
+  baton::run([](Body b, int port) -> baton::task<> {
+    baton::grpc::loop_poller poller;
+    baton::grpc::channel ch(
+        ::grpc::CreateChannel(target(port), ::grpc::InsecureChannelCredentials()));
+    co_await b(ch);
+  }(std::move(body), srv.port()));
+  srv.shutdown();
+  server_loop.join();
+}
+
+void baton_two_loops_unary_round_trip(benchmark::State& state) {
+  with_baton_two_loops([&state](baton::grpc::channel& ch) -> baton::task<> {
+    Msg m;
+    m.set_text("ping");
+    for (auto _ : state) benchmark::DoNotOptimize(co_await ch.call<Msg>(unary_method, m));
+  });
+}
+
+void baton_two_loops_100_callers(benchmark::State& state) {
+  const int per_iteration = 1000;
+  with_baton_two_loops([&state](baton::grpc::channel& ch) -> baton::task<> {
+    Msg m;
+    m.set_text("ping");
+    for (auto _ : state) {
+      int started = 0;
+      std::vector<baton::task_handle<void>> workers;
+      for (int i = 0; i < callers; ++i) {
+        workers.push_back(baton::spawn(
+            [](baton::grpc::channel& c, const Msg& msg, int& next, int total) -> baton::task<> {
+              while (next < total) {
+                ++next;
+                (void)co_await c.call<Msg>(unary_method, msg);
+              }
+            }(ch, m, started, per_iteration)));
+      }
+      for (auto& w : workers) co_await w;
+    }
+    state.SetItemsProcessed(state.iterations() * per_iteration);
+  });
+}
+
 void baton_unary_round_trip(benchmark::State& state) { unary_round_trip(state, false); }
 void baton_polled_unary_round_trip(benchmark::State& state) { unary_round_trip(state, true); }
 void baton_unary_100_callers(benchmark::State& state) { unary_100_callers(state, false); }
@@ -312,9 +372,11 @@ void grpc_extract_and_reset(benchmark::State& state) { fill_context_from(state, 
 BENCHMARK(raw_unary_round_trip)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_unary_round_trip)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_polled_unary_round_trip)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(baton_two_loops_unary_round_trip)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(raw_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_polled_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(baton_two_loops_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baseline_copy_trace_headers);
 BENCHMARK(grpc_extract_and_reset);
 

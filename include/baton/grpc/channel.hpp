@@ -5,9 +5,10 @@
 // Contract:
 //   channel(ch)   wraps a gRPC channel (e.g. ::grpc::CreateChannel(target, credentials)); its
 //                 completion queue gets one thread that only hands results back to loops, at
-//                 its first call. A call made from a loop whose thread polls a server's queue
-//                 (poll_on_loop) goes through that queue instead (server.hpp), so a channel
-//                 used only from such loops never starts its thread.
+//                 its first call. A call made from a loop whose thread polls a queue (a
+//                 server's, with poll_on_loop: server.hpp; or a loop_poller's: loop_poller.hpp)
+//                 goes through that queue instead, so a channel used only from such loops
+//                 never starts its thread.
 //   co_await ch.call<Response>(method, request, opts)   a unary call; returns the response.
 //   co_await ch.open<Request, Response>(method, opts)    a streaming call of any kind, as a
 //                 client_stream: write() requests, writes_done(), read() replies to nullopt,

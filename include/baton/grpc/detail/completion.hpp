@@ -6,8 +6,9 @@
 // takes events off the queue and calls complete(ok):
 //   - a routing thread (cq_thread): complete(ok) posts the awaiting task's resumption to the
 //     task's loop; that thread never runs user code;
-//   - or the loop's own thread (loop_queue, a park hook: server_options::poll_on_loop): the
-//     loop thread is gRPC's poller, and complete(ok) schedules the task at once.
+//   - or the loop's own thread (loop_queue, a park hook: server_options::poll_on_loop, or a
+//     loop_poller): the loop thread is gRPC's poller, and complete(ok) schedules the task at
+//     once.
 // docs/design/grpc.md says why and what each costs.
 //
 //   task ──co_await grpc_op(start, cancel)──▶ use_task operation
@@ -70,6 +71,9 @@ bool on_polling_thread() noexcept;
 /// The queue a call started on this thread goes to: the running loop's loop_queue while it
 /// takes calls, else `routed` (a channel's own queue and routing thread).
 ::grpc::CompletionQueue& queue_for_calls(::grpc::CompletionQueue& routed) noexcept;
+
+/// Takes every event left on a queue that was shut down, completing each, until it is empty.
+void take_remaining(::grpc::CompletionQueue& cq) noexcept;
 
 /// Makes a loop of one thread the poller of a completion queue: a park hook
 /// (baton/detail/park_hook.hpp) whose park is the queue's AsyncNext with the loop's next timer
