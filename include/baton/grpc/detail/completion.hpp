@@ -79,8 +79,8 @@ void take_remaining(::grpc::CompletionQueue& cq) noexcept;
 /// (baton/detail/park_hook.hpp) whose park is the queue's AsyncNext with the loop's next timer
 /// as the deadline, woken for work from other threads by a grpc::Alarm set on the queue.
 /// attach() and detach() on the loop's thread; the queue is shut down only after detach(),
-/// and its last events (the alarm's among them) are drained by another poller (cq_thread)
-/// before this object dies.
+/// and its last events (the alarm's among them) are taken (take_remaining(), or a cq_thread
+/// when calls may still be pending) before this object dies.
 class loop_queue final : public baton::detail::park_hook {
  public:
   /// takes_calls: while true, calls started on the loop thread use this queue (queue_for_calls).
@@ -148,7 +148,7 @@ class handler_completion final : public completion {
 
   void complete(bool ok) noexcept override {
     Handler h = std::move(handler_);
-    if (ok_out_) *ok_out_ = ok;  // published to the task by the post below
+    if (ok_out_) *ok_out_ = ok;  // published to the task by the handler's schedule() below
     delete this;
     // use_task's handler only stores ok and schedules the task, which is safe from any thread:
     // from another one it goes through the loop's injection queue, which also wakes a loop
