@@ -260,6 +260,9 @@ constinit std::mutex mirror_mutex;  // installs and removals; syncs read the tab
 /// This thread's mirror state: what sync_mirrors() reads inline, and whether a report runs.
 struct mirror_view : mirror_sync_state {
   bool busy = false;  // a report is running (a mirror that sets is not re-entered)
+  // The entry last reported to mirror i (key 0: nullptr was reported). A boxed entry is
+  // retained, so its address cannot be reused for another value while it is compared against.
+  slot reported[max_mirrors] = {};
 
   mirror_view() = default;
   mirror_view(const mirror_view&) = delete;
@@ -303,34 +306,57 @@ mirror_view* this_thread_view() {
 [[gnu::tls_model("initial-exec")]] constinit thread_local mirror_sync_state* this_thread_mirrors =
     nullptr;
 
-void sync_mirrors_slow() noexcept {
+void stamp_new_root_slow(map_node* r, const map_node* parent, var_key changed) noexcept {
+  // acquire: the table entries [0, n) stored before the count are seen.
+  const unsigned n = mirror_count.load(std::memory_order_acquire);
+  // Relaxed: see map_node::mirror_stamp.
+  const std::uint64_t inherited =
+      parent != nullptr ? parent->mirror_stamp.load(std::memory_order_relaxed) : 0;
+  // The parent's stamp carries over when it speaks for the same mirrors (a parent stamped for
+  // fewer is restamped when a sync meets it) and the change touched none of their vars.
+  bool keep = changed != 0 && inherited != 0 && stamp_mirrors(inherited) == n;
+  for (unsigned i = 0; keep && i < n; ++i) {
+    // Relaxed: the entry was acquired with the count; a key switched off concurrently belongs
+    // to a destroyed var, whose mirror reports nothing more.
+    keep = mirror_table[i].load(std::memory_order_relaxed)->key.load(std::memory_order_relaxed) !=
+           changed;
+  }
+  r->mirror_stamp.store(keep ? inherited : own_stamp(r, n), std::memory_order_relaxed);
+}
+
+void sync_mirrors_slow(mirror_sync_state* state, const map_node* root, std::uint64_t stamp,
+                       unsigned n) noexcept {
   // Out of memory for the view (1 KiB) ends the process here (noexcept), as a failed frame
   // allocation would: a mirror left wrong would be a silent wrong answer.
-  mirror_view* const vp = this_thread_view();
+  mirror_view* const vp = state != nullptr ? static_cast<mirror_view*>(state) : this_thread_view();
   if (vp == nullptr) return;
   mirror_view& v = *vp;
   if (v.busy) return;
-  const context_cell* const c = current_cell;
-  const map_node* const root = c != nullptr ? c->root : nullptr;
-  const std::uint64_t version = root != nullptr ? root->version : 0;
-  // acquire: the table entries stored before the count are seen.
-  const unsigned n = mirror_count.load(std::memory_order_acquire);
-  const bool same_root = root == v.root && version == v.version;
-  if (same_root && n == v.synced) return;
-  const unsigned from = same_root ? v.synced : 0;  // a new mirror only: report just that one
-  v.root = root;
-  v.version = version;
-  v.synced = n;
+  // The caller loaded n relaxed; this fence makes it an acquire of the count, so the table
+  // entries [0, n) stored before it are seen.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (root != nullptr && stamp_mirrors(stamp) != n) {
+    // A stamp for fewer mirrors (or 0) says nothing of the newer ones: the root gets one of its
+    // own, the same value from every thread at this count (see map_node::mirror_stamp).
+    stamp = own_stamp(root, n);
+    root->mirror_stamp.store(stamp, std::memory_order_relaxed);
+  }
+  if (n != v.synced) {
+    v.agreeing[0] = v.agreeing[1] = no_stamp;  // they speak for fewer mirrors
+    v.synced = n;
+  } else if (stamp == v.agreeing[0] || stamp == v.agreeing[1]) {
+    return;
+  }
   v.busy = true;
-  for (unsigned i = from; i < n; ++i) {
+  bool reported = false;
+  for (unsigned i = 0; i < n; ++i) {
     // Relaxed: stored before the count this thread acquired.
     mirror* const m = mirror_table[i].load(std::memory_order_relaxed);
     // Relaxed: a mirror switched off concurrently is a var destroyed while in use (see
     // context_var's contract); the record itself stays valid.
     const var_key key = m->key.load(std::memory_order_relaxed);
-    v.keys[i] = key;
-    slot& last = v.reported[i];
     if (key == 0) continue;
+    slot& last = v.reported[i];
     const slot* const now = find(root, key);
     if (now == nullptr ? last.key == 0 : now->key == last.key && now->bits == last.bits) continue;
     const slot before = last;
@@ -340,9 +366,13 @@ void sync_mirrors_slow() noexcept {
     }
     last = now != nullptr ? *now : slot{};
     m->report(*m, now);
-    if (before.key != 0) drop_entry(before);
+    if ((before.key & boxed_bit) != 0) drop_entry(before);
+    reported = true;
   }
   v.busy = false;
+  // The root of this sync agrees with the report; so does the previous one if nothing changed.
+  v.agreeing[1] = reported ? no_stamp : v.agreeing[0];
+  v.agreeing[0] = stamp;
 }
 
 void install_mirror(mirror* m, const std::string& name) {
@@ -367,13 +397,13 @@ void install_mirror(mirror* m, const std::string& name) {
     // release: a thread that reads the new count sees the entry.
     mirror_count.store(n + 1, std::memory_order_release);
   }
-  sync_mirrors_slow();  // the installing thread's mirror is right at once
+  sync_mirrors();  // the installing thread's mirror is right at once (its count is new)
 }
 
 void remove_mirror(var_key key) noexcept {
   std::lock_guard lock(mirror_mutex);
   // Relaxed: under mirror_mutex, as in install_mirror(). A sync that misses the 0 reports once
-  // more to a record that stays valid (see sync_mirrors_slow()).
+  // more to a record that stays valid (see sync_mirrors_slow).
   const unsigned n = mirror_count.load(std::memory_order_relaxed);
   for (unsigned i = 0; i < n; ++i) {
     mirror* const m = mirror_table[i].load(std::memory_order_relaxed);

@@ -22,6 +22,7 @@ map_node* allocate(unsigned nslots) {
   // Relaxed: the node is not published yet; publishing it orders this store.
   n->refs.store(1, std::memory_order_relaxed);
   n->version = 0;
+  n->mirror_stamp.store(0, std::memory_order_relaxed);
   n->filtered[0].store(nullptr, std::memory_order_relaxed);
   n->filtered[1].store(nullptr, std::memory_order_relaxed);
   return n;
@@ -315,6 +316,7 @@ map_node* without_positions(const map_node* root, std::uint32_t drop) {
     r->slots[j++] = s;
   }
   r->version = fresh_version();  // a root of its own, for the token fast path and mirrors
+  stamp_new_root(r, root, 0);
   return seal(r);
 }
 

@@ -28,6 +28,7 @@ token_state* set_entry(const slot& entry, const void* var) {
   }
   map_node* const new_root = insert(c->root, entry);  // drops entry itself on failure
   new_root->version = fresh_version();                // a new node, not yet published
+  stamp_new_root(new_root, c->root, entry.key & ~boxed_bit);
   token_state* t = nullptr;
   try {
     t = new token_state;
@@ -88,7 +89,10 @@ void reset_entry(token_state* t, var_key key, const void* var, const std::string
     }
     // A new node gets a version of its own (an older token may find it later); the root
     // itself keeps the version it has.
-    if (new_root != nullptr && new_root != c->root) new_root->version = fresh_version();
+    if (new_root != nullptr && new_root != c->root) {
+      new_root->version = fresh_version();
+      stamp_new_root(new_root, c->root, key);
+    }
   }
   release(c->root);
   c->root = new_root;

@@ -4,6 +4,9 @@
 
 #include <doctest/doctest.h>
 
+#include "support/thread_mirror.hpp"
+
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -107,6 +110,42 @@ TEST_SUITE("context_threads") {
           if (v.try_get().has_value()) ++wrong;
           (void)v.set(i);
           if (v.get() != i) ++wrong;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(wrong == 0);
+  }
+
+  TEST_CASE("threads switching between maps made before a mirror existed all report right") {
+    // Maps made before the mirror carry no stamp for it; the first sync on any thread that
+    // meets one gives it its own, and four threads do so at once here (TSan checks the race).
+    struct tag;
+    using mirror = baton_test::thread_mirror<tag, int>;
+    context_var<int> v("v");
+    context_var<int> other("other");
+    std::vector<context> maps(8);
+    for (int i = 0; i < 8; ++i) {
+      maps[static_cast<std::size_t>(i)].run([&] {
+        (void)v.set(i % 2);
+        (void)other.set(i);
+      });
+    }
+    mirror::install(v);
+    std::vector<std::thread> threads;
+    std::atomic<int> wrong{0};
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int round = 0; round < 200; ++round) {
+          const auto i = static_cast<std::size_t>((round + t) % 8);
+          maps[i].copy().run([&] {
+            if (mirror::seen != static_cast<int>(i % 2)) ++wrong;
+            const auto j = (i + 1) % 8;
+            maps[j].copy().run([&] {
+              if (mirror::seen != static_cast<int>(j % 2)) ++wrong;
+            });
+            if (mirror::seen != static_cast<int>(i % 2)) ++wrong;
+          });
         }
       });
     }

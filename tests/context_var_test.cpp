@@ -416,6 +416,63 @@ TEST_SUITE("context_var on_switch") {
     });
   }
 
+  TEST_CASE("maps that differed only in a var before it had a mirror are told apart after") {
+    // a and b derive from one map by a set of `late` while only `early` has a mirror, so they
+    // agree on every mirrored var then. Once `late` has a mirror they no longer do: a switch
+    // between them must report late's value each time.
+    struct early_tag;
+    struct late_tag;
+    using early_mirror = baton_test::thread_mirror<early_tag, int>;
+    using late_mirror = baton_test::thread_mirror<late_tag, int>;
+    context_var<int> early("early");
+    context_var<int> late("late");
+    early_mirror::install(early);
+    context parent;
+    parent.run([&] { (void)early.set(1); });
+    context a = parent.copy();
+    context b = parent.copy();
+    a.run([&] { (void)late.set(10); });
+    b.run([&] { (void)late.set(20); });
+    late_mirror::install(late);
+    a.run([&] {
+      for (int i = 0; i < 3; ++i) {
+        CHECK(late_mirror::seen == 10);
+        b.run([&] {
+          CHECK(late_mirror::seen == 20);
+          CHECK(early_mirror::seen == 1);
+        });
+      }
+      CHECK(late_mirror::seen == 10);
+    });
+    parent.run([&] { CHECK_FALSE(late_mirror::seen.has_value()); });
+  }
+
+  TEST_CASE(
+      "a set of an unmirrored var keeps the mirror quiet; a set of the mirrored one does not") {
+    struct tag;
+    using mirror = baton_test::thread_mirror<tag, int>;
+    context_var<int> v("v");
+    context_var<int> other("other");
+    mirror::install(v);
+    context parent;
+    parent.run([&] { (void)v.set(3); });
+    context derived = parent.copy();
+    derived.run([&] { (void)other.set(4); });  // the same value of v under another map
+    context changed = parent.copy();
+    changed.run([&] { (void)v.set(5); });
+    parent.run([&] {
+      const int before = mirror::calls;
+      for (int i = 0; i < 10; ++i) {
+        derived.run([&] { CHECK(mirror::seen == 3); });
+        CHECK(mirror::seen == 3);
+      }
+      CHECK(mirror::calls == before);
+      changed.run([&] { CHECK(mirror::seen == 5); });
+      CHECK(mirror::seen == 3);
+      CHECK(mirror::calls == before + 2);
+    });
+  }
+
   TEST_CASE("a second mirror for the same var throws context_error naming the var") {
     context_var<int> v("trace_id");
     v.on_switch([](const int*) {});

@@ -79,6 +79,13 @@ struct map_node {
   // equal versions mean the very same node even if its address was reused), 0 otherwise.
   // Written once, before the node is published.
   std::uint64_t version;
+  // Which roots agree on the mirrored vars, so that a switch between them reports nothing
+  // (sync_mirrors()): roots with equal stamps hold the very same entries for the vars of the
+  // first stamp_mirrors(stamp) mirrors. A new root takes its parent's stamp when it changed no
+  // mirrored var, else own_stamp() of itself; 0 when no mirror existed at its birth. A sync that
+  // finds a stamp counting fewer mirrors than exist gives the root its own_stamp() (the one
+  // write to a published node: relaxed, the value depends on nothing else in memory).
+  mutable std::atomic<std::uint64_t> mirror_stamp;
   // What a hand-off captures of this node as a root, built on first use and kept (an owned
   // reference, released with the node): [0] without the never-vars (a spawn), [1] without the
   // tasks- and never-vars (a thread hand-off). nullptr = not built yet; a sentinel
@@ -172,62 +179,69 @@ inline constexpr unsigned max_mirrors = 64;
 /// How many mirrors were ever installed: 0 means a switch of context costs this one load.
 extern std::atomic<unsigned> mirror_count;
 
-/// Brings this thread's mirrors up to date with the current context (see sync_mirrors()).
-void sync_mirrors_slow() noexcept;
+/// A stamp's two fields (see map_node::mirror_stamp): the node's version, unique and far below
+/// 2^57, above 7 bits that count the mirrors it speaks for (at most max_mirrors = 64).
+inline constexpr unsigned stamp_count_bits = 7;
+inline std::uint64_t own_stamp(const map_node* root, unsigned mirrors) noexcept {
+  return root->version << stamp_count_bits | mirrors;
+}
+inline constexpr unsigned stamp_mirrors(std::uint64_t stamp) noexcept {
+  return static_cast<unsigned>(stamp & ((1u << stamp_count_bits) - 1));
+}
+/// The stamp of the empty map (version 0, a count no node has), and one that matches nothing.
+inline constexpr std::uint64_t empty_stamp = 126;
+inline constexpr std::uint64_t no_stamp = ~std::uint64_t{0};
 
-inline const slot* find(const map_node* n, var_key key) noexcept;  // defined below
+/// Gives r, a new root made from parent (nullptr: the empty map) by a change of var `changed`
+/// (0: of several vars), its mirror stamp. One relaxed load while no mirror exists.
+void stamp_new_root_slow(map_node* r, const map_node* parent, var_key changed) noexcept;
+inline void stamp_new_root(map_node* r, const map_node* parent, var_key changed) noexcept {
+  // Relaxed: a root stamped 0 (or for fewer mirrors) before a new mirror is seen is restamped
+  // by the first sync that meets it.
+  if (mirror_count.load(std::memory_order_relaxed) != 0) stamp_new_root_slow(r, parent, changed);
+}
 
-/// What this thread last told its mirrors: the front of its mirror state (context.cpp), made
-/// at its first sync with a mirror installed; nullptr before.
+/// What sync_mirrors() reads inline of this thread's mirror state (the front of mirror_view in
+/// context.cpp), made at the thread's first sync with a mirror installed; nullptr before.
 struct mirror_sync_state {
-  const map_node* root = nullptr;  // the root of the last sync (not a reference: only compared)
-  std::uint64_t version = 0;       // root's version then (versions name one root for good)
-  unsigned synced = 0;             // mirrors [0, synced) were brought up to date with root
-  // Mirror i's var key at the last sync (0: switched off), and the entry last reported to it
-  // (key 0: nullptr was reported). A boxed entry is retained, so its address cannot be reused
-  // for another value while it is compared against.
-  var_key keys[max_mirrors] = {};
-  slot reported[max_mirrors] = {};
-
-  /// Whether root holds, for every mirrored var, the entry last reported (so no mirror has
-  /// anything to learn). Compares entries, not values: two boxes of equal strings differ.
-  bool agrees_with(const map_node* r) const noexcept {
-    for (unsigned i = 0; i < synced; ++i) {
-      if (keys[i] == 0) continue;
-      const slot* const now = find(r, keys[i]);
-      const slot& last = reported[i];
-      if (now == nullptr ? last.key != 0 : now->key != last.key || now->bits != last.bits) {
-        return false;
-      }
-    }
-    return true;
-  }
+  // Stamps of roots whose mirrored entries are the ones last reported: the root of the last
+  // sync, and the one before it when nothing changed between them (two tasks taking turns with
+  // equal values). no_stamp when unused; both valid for `synced` mirrors only.
+  std::uint64_t agreeing[2] = {no_stamp, no_stamp};
+  unsigned synced = 0;  // how many mirrors existed at the last sync
 };
 [[gnu::tls_model(
     "initial-exec")]] extern constinit thread_local mirror_sync_state* this_thread_mirrors;
 
+/// The out-of-line part of sync_mirrors(), given what it loaded: this thread's state (nullptr
+/// before its first sync), the current root and its stamp (empty_stamp for the empty map) and
+/// the mirror count (read relaxed). Reports each mirrored var whose entry differs from the one
+/// last reported, and records the stamp.
+void sync_mirrors_slow(mirror_sync_state* state, const map_node* root, std::uint64_t stamp,
+                       unsigned n) noexcept;
+
 /// Called after every change of this thread's current context that code runs in next: reports
 /// each mirrored var whose value differs from what this thread last reported. With no mirror
-/// installed it costs one load. With mirrors, the common switches stay inline: to the root of
-/// the last sync (a task resumed on the thread it last ran on with nobody changing a value in
-/// between, or two tasks sharing one map), a few loads and compares; to another root whose
-/// mirrored vars hold the entries last reported (tasks that set the same value, or set only
-/// unmirrored vars), one trie lookup per mirror. Anything else goes out of line and reports.
+/// installed it costs one load. With mirrors, a switch to a root that agrees with the last
+/// report (the same map, a map derived from it by sets of unmirrored vars, or the partner of a
+/// pair that took turns with equal values) is decided inline by comparing its stamp; anything
+/// else goes out of line, compares each mirrored entry and reports the ones that differ.
 inline void sync_mirrors() noexcept {
   // Relaxed: a thread that has not seen a new mirror yet reports to it at its next switch;
   // sync_mirrors_slow acquires the table itself.
   const unsigned n = mirror_count.load(std::memory_order_relaxed);
   if (n == 0) [[likely]]
     return;
-  const mirror_sync_state* const v = this_thread_mirrors;
+  mirror_sync_state* const v = this_thread_mirrors;
   const context_cell* const c = current_cell;
   const map_node* const root = c != nullptr ? c->root : nullptr;
-  if (v != nullptr && n == v->synced &&
-      ((root == v->root && (root == nullptr || root->version == v->version)) ||
-       v->agrees_with(root))) {
+  // Relaxed: see map_node::mirror_stamp.
+  const std::uint64_t stamp =
+      root != nullptr ? root->mirror_stamp.load(std::memory_order_relaxed) : empty_stamp;
+  if (v != nullptr && n == v->synced && (stamp == v->agreeing[0] || stamp == v->agreeing[1])) {
     return;
   }
-  sync_mirrors_slow();
+  sync_mirrors_slow(v, root, stamp, n);
 }
 
 /// Installs m for var `name` (one per var, at most max_mirrors): context_error otherwise.
