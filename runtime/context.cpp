@@ -336,8 +336,9 @@ void sync_mirrors_slow(mirror_sync_state* state, const map_node* root, std::uint
   // entries [0, n) stored before it are seen.
   std::atomic_thread_fence(std::memory_order_acquire);
   if (root != nullptr && stamp_mirrors(stamp) != n) {
-    // A stamp for fewer mirrors (or 0) says nothing of the newer ones: the root gets one of its
-    // own, the same value from every thread at this count (see map_node::mirror_stamp).
+    // A stamp made at another count (0, or fewer mirrors; or more, seen by a thread that has
+    // not read the new count yet) says nothing for this one: the root gets its own stamp for n,
+    // the same value from every thread at this count (see map_node::mirror_stamp).
     stamp = own_stamp(root, n);
     root->mirror_stamp.store(stamp, std::memory_order_relaxed);
   }

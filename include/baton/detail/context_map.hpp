@@ -83,8 +83,9 @@ struct map_node {
   // (sync_mirrors()): roots with equal stamps hold the very same entries for the vars of the
   // first stamp_mirrors(stamp) mirrors. A new root takes its parent's stamp when it changed no
   // mirrored var, else own_stamp() of itself; 0 when no mirror existed at its birth. A sync that
-  // finds a stamp counting fewer mirrors than exist gives the root its own_stamp() (the one
-  // write to a published node: relaxed, the value depends on nothing else in memory).
+  // finds a stamp made at another mirror count than the one it read gives the root its
+  // own_stamp() for that count (the one write to a published node: relaxed, the value depends
+  // on nothing else in memory, and any own_stamp() of a node speaks for that node alone).
   mutable std::atomic<std::uint64_t> mirror_stamp;
   // What a hand-off captures of this node as a root, built on first use and kept (an owned
   // reference, released with the node): [0] without the never-vars (a spawn), [1] without the
