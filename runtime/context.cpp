@@ -371,8 +371,21 @@ void sync_mirrors_slow(mirror_sync_state* state, const map_node* root, std::uint
     reported = true;
   }
   v.busy = false;
-  // The root of this sync agrees with the report; so does the previous one if nothing changed.
-  v.agreeing[1] = reported ? no_stamp : v.agreeing[0];
+  if (reported) {
+    v.agreeing[0] = stamp;  // the root of this sync agrees with the new report, nothing else
+    v.agreeing[1] = no_stamp;
+    return;
+  }
+  // Nothing changed: this root holds the entries the stamps in agreeing[] stand for, so either
+  // stamp is valid for it. Both keep the smaller one (the root through a relaxed store, see
+  // map_node::mirror_stamp): roots with equal entries end up with one stamp, which every thread
+  // then matches inline. An empty_stamp (the empty map's) cannot be given to a node.
+  const std::uint64_t agreed = v.agreeing[0];
+  if (root != nullptr && agreed < stamp && stamp_mirrors(agreed) == n) {
+    root->mirror_stamp.store(agreed, std::memory_order_relaxed);
+    return;  // agreeing[] already holds it
+  }
+  v.agreeing[1] = agreed;  // the previous root agrees with the report too (a pair taking turns)
   v.agreeing[0] = stamp;
 }
 

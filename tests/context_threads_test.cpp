@@ -153,4 +153,54 @@ TEST_SUITE("context_threads") {
     CHECK(wrong == 0);
   }
 
+  TEST_CASE("threads giving maps with equal values one stamp still report every difference") {
+    // Maps 0, 2, 4, 6 hold v = 0 and maps 1, 3, 5, 7 hold v = 1, each from a set of its own. A
+    // switch between two maps of one class changes nothing, and the sync gives both one stamp;
+    // four threads do so at once over shared roots (TSan checks the race). Then `other`, which
+    // differs in every map, gets a mirror: the shared stamps speak for v alone, so every switch
+    // must report other's value again.
+    struct v_tag;
+    struct other_tag;
+    using v_mirror = baton_test::thread_mirror<v_tag, int>;
+    using other_mirror = baton_test::thread_mirror<other_tag, int>;
+    context_var<int> v("v");
+    context_var<int> other("other");
+    v_mirror::install(v);
+    std::vector<context> maps(8);
+    for (int i = 0; i < 8; ++i) {
+      maps[static_cast<std::size_t>(i)].run([&] {
+        (void)other.set(i);
+        (void)v.set(i % 2);
+      });
+    }
+    std::atomic<int> wrong{0};
+    auto switch_around = [&](bool check_other) {
+      std::vector<std::thread> threads;
+      for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&, t] {
+          for (int round = 0; round < 200; ++round) {
+            // Steps of 2 stay in one class, then one step of 3 crosses to the other.
+            const auto i = static_cast<std::size_t>((round * 2 + round / 4 + t) % 8);
+            maps[i].copy().run([&] {
+              if (v_mirror::seen != static_cast<int>(i % 2)) ++wrong;
+              if (check_other && other_mirror::seen != static_cast<int>(i)) ++wrong;
+              const auto j = (i + 2) % 8;
+              maps[j].copy().run([&] {
+                if (v_mirror::seen != static_cast<int>(j % 2)) ++wrong;
+                if (check_other && other_mirror::seen != static_cast<int>(j)) ++wrong;
+              });
+              if (v_mirror::seen != static_cast<int>(i % 2)) ++wrong;
+              if (check_other && other_mirror::seen != static_cast<int>(i)) ++wrong;
+            });
+          }
+        });
+      }
+      for (auto& th : threads) th.join();
+    };
+    switch_around(false);
+    other_mirror::install(other);
+    switch_around(true);
+    CHECK(wrong == 0);
+  }
+
 }  // TEST_SUITE

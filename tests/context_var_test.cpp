@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -471,6 +472,86 @@ TEST_SUITE("context_var on_switch") {
       CHECK(mirror::seen == 3);
       CHECK(mirror::calls == before + 2);
     });
+  }
+
+  TEST_CASE(
+      "maps given one stamp for an equal value are told apart once another var has a mirror") {
+    // a and b each set v = 1 themselves (two roots), and differ in `late`, unmirrored. Switching
+    // between them changes nothing, so the sync gives both roots one stamp; that stamp speaks
+    // for v alone, and once late has a mirror every switch must report late's value.
+    struct v_tag;
+    struct late_tag;
+    using v_mirror = baton_test::thread_mirror<v_tag, int>;
+    using late_mirror = baton_test::thread_mirror<late_tag, int>;
+    context_var<int> v("v");
+    context_var<int> late("late");
+    v_mirror::install(v);
+    context a;
+    context b;
+    a.run([&] {
+      (void)late.set(10);
+      (void)v.set(1);
+    });
+    b.run([&] {
+      (void)late.set(20);
+      (void)v.set(1);
+    });
+    const int before = v_mirror::calls;
+    a.run([&] {
+      for (int i = 0; i < 3; ++i) b.run([] {});
+    });
+    CHECK(v_mirror::calls == before + 2);  // into a and back out; a <-> b reported nothing
+    late_mirror::install(late);
+    a.run([&] {
+      for (int i = 0; i < 3; ++i) {
+        CHECK(late_mirror::seen == 10);
+        b.run([&] { CHECK(late_mirror::seen == 20); });
+      }
+    });
+  }
+
+  TEST_CASE("on_switch takes a lambda with state, a function pointer or a std::function") {
+    static int pointer_seen = 0;
+    context_var<int> a("a");
+    context_var<int> b("b");
+    context_var<int> c("c");
+    int changes = 0;
+    a.on_switch([changes](const int* p) mutable {  // called as std::function would: non-const
+      ++changes;
+      pointer_seen = p != nullptr ? *p + changes * 100 : 0;
+    });
+    int via_function = 0;
+    b.on_switch(std::function<void(const int*)>(
+        [&](const int* p) { via_function = p != nullptr ? *p : 0; }));
+    void (*fn)(const int*) = [](const int* p) { pointer_seen = p != nullptr ? -*p : 0; };
+    c.on_switch(fn);
+    context().run([&] {
+      (void)a.set(1);
+      CHECK(pointer_seen == 1 + 100);  // the lambda's own count survives between calls
+      (void)a.set(2);
+      CHECK(pointer_seen == 2 + 200);
+      (void)b.set(5);
+      CHECK(via_function == 5);
+      (void)c.set(3);
+      CHECK(pointer_seen == -3);
+    });
+  }
+
+  TEST_CASE("on_switch with an empty function throws context_error naming the var") {
+    context_var<int> v("locale");
+    void (*null_fn)(const int*) = nullptr;
+    for (int form = 0; form < 3; ++form) {
+      try {
+        if (form == 0) v.on_switch(nullptr);
+        if (form == 1) v.on_switch(null_fn);
+        if (form == 2) v.on_switch(std::function<void(const int*)>());
+        FAIL("an empty on_switch did not throw");
+      } catch (const baton::context_error& e) {
+        CHECK(std::string(e.what()).find("'locale'") != std::string::npos);
+        CHECK(std::string(e.what()).find("needs a function") != std::string::npos);
+      }
+    }
+    v.on_switch([](const int*) {});  // nothing was installed by the failed calls
   }
 
   TEST_CASE("a second mirror for the same var throws context_error naming the var") {

@@ -26,6 +26,8 @@
 //   context_error otherwise. f must not throw (that ends the program, as from a destructor);
 //   it must not set or reset vars (that is not reported). Destroy a mirrored var only when no
 //   thread uses it. A program with no mirror pays one load per switch for the feature.
+//   f is a std::function or any callable taking const T* (a lambda is stored as it is and
+//   called directly); an empty one (nullptr, a null function pointer) is a context_error.
 // "The current context" is the context of what runs on this thread now: a task, a
 // context::run(), or else the thread's own implicit context.
 // A var is non-copyable and non-movable: its identity is its address and a unique id that is
@@ -116,20 +118,22 @@ bool equal_values(const slot& a, const slot& b) {
 template <class T>
 inline constexpr var_ops ops_of{&describe_value<T>, &equal_values<T>};
 
-template <class T>
+/// The mirror of a var of type T calling f, any callable taking const T* (a lambda is called
+/// directly, with no std::function in between: the report is the switch's own cost).
+template <class T, class F>
 struct typed_mirror final : mirror {
-  std::function<void(const T*)> f;
-  typed_mirror(var_key k, std::function<void(const T*)> fn)
-      : mirror(k, &report_value), f(std::move(fn)) {}
+  mutable F f;  // mutable: called like std::function calls its target, non-const
+  typed_mirror(var_key k, F fn) : mirror(k, &report_value), f(std::move(fn)) {}
   static void report_value(const mirror& self, const slot* s) noexcept {
     const auto& m = static_cast<const typed_mirror&>(self);
     if (s == nullptr) {
-      m.f(nullptr);
+      std::invoke(m.f, static_cast<const T*>(nullptr));
     } else if constexpr (stored_inline<T>) {
       const T v = load<T>(*s);
-      m.f(&v);
+      std::invoke(m.f, &v);
     } else {
-      m.f(&static_cast<const typed_box<T>*>(reinterpret_cast<value_box*>(s->bits))->value);
+      std::invoke(m.f,
+                  &static_cast<const typed_box<T>*>(reinterpret_cast<value_box*>(s->bits))->value);
     }
   }
 };
@@ -187,11 +191,31 @@ class context_var {
   /// How far the var's value flows through implicit hand-offs.
   inherit flow() const noexcept { return detail::inherit_of(key_); }
 
-  /// Installs the var's mirror (see the contract): context_error if it has one already.
-  void on_switch(std::function<void(const T* value)> f) {
-    if (!f)
+  /// Installs the var's mirror (see the contract): context_error if it has one already, or
+  /// if f is empty.
+  void on_switch(std::function<void(const T* value)> f) { install_mirror(std::move(f)); }
+
+  /// The same for any other callable taking const T* (a lambda, a function pointer): it is
+  /// stored as it is and called without a std::function in between.
+  /// (A std::function argument takes the overload above: a non-template wins a tie.)
+  template <std::invocable<const T*> F>
+  void on_switch(F f) {
+    install_mirror(std::move(f));
+  }
+
+ private:
+  template <class F>
+  void install_mirror(F f) {
+    // Empty: a null function pointer, or a wrapper (std::function and the like) holding none.
+    bool empty = false;
+    if constexpr (std::is_pointer_v<F> || std::is_member_pointer_v<F>) {
+      empty = f == nullptr;
+    } else if constexpr (requires { f.operator bool(); }) {
+      empty = !f.operator bool();
+    }
+    if (empty)
       throw context_error("baton: on_switch() of context var '" + name_ + "' needs a function");
-    auto m = std::make_unique<detail::typed_mirror<T>>(key_, std::move(f));
+    auto m = std::make_unique<detail::typed_mirror<T, F>>(key_, std::move(f));
     detail::install_mirror(m.get(), name_);
     m.release();  // the table keeps it for the rest of the process
   }

@@ -82,10 +82,13 @@ struct map_node {
   // Which roots agree on the mirrored vars, so that a switch between them reports nothing
   // (sync_mirrors()): roots with equal stamps hold the very same entries for the vars of the
   // first stamp_mirrors(stamp) mirrors. A new root takes its parent's stamp when it changed no
-  // mirrored var, else own_stamp() of itself; 0 when no mirror existed at its birth. A sync that
-  // finds a stamp made at another mirror count than the one it read gives the root its
-  // own_stamp() for that count (the one write to a published node: relaxed, the value depends
-  // on nothing else in memory, and any own_stamp() of a node speaks for that node alone).
+  // mirrored var, else own_stamp() of itself; 0 when no mirror existed at its birth. A sync may
+  // write it (the only writes to a published node; relaxed: any value a sync stores is valid
+  // for the node on its own, whatever else it sees): one that finds a stamp made at another
+  // mirror count than the one it read gives the root its own_stamp() for that count, and one
+  // that finds the root's mirrored entries equal to those it last reported gives the root the
+  // smaller of its stamp and the one that agreed with that report, so roots with equal entries
+  // (tasks that set the same value each) converge on one stamp, matched inline from then on.
   mutable std::atomic<std::uint64_t> mirror_stamp;
   // What a hand-off captures of this node as a root, built on first use and kept (an owned
   // reference, released with the node): [0] without the never-vars (a spawn), [1] without the
