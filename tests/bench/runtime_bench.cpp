@@ -347,24 +347,27 @@ BENCHMARK(yield_sleep_0_debug_mode)->UseRealTime();
 
 // ---- 6. mirrors (registered last: a mirror, once installed, stays for the process) ----------
 
-/// Two tasks on one thread taking turns (sleep(0)), each with its own value of one int var.
-/// One iteration is two resumes. mirror:0 runs before any mirror exists (the baseline);
-/// mirror:1 installs a mirror on the var, and the values differ, so every resume calls it;
-/// mirror:2 gives both tasks the same value, so every resume compares and calls nothing;
-/// mirror:4 sets nothing in the two tasks, so both run on the map they inherited (one root:
-/// the switch is the inline same-root check). Up to here one mirror is installed (the issue's
-/// "one mirrored var"). mirror:3, run last, adds a second mirror on a std::string var and is
-/// mirror:1 with it (a boxed value: the mirror state holds a reference to the value it last
-/// reported); each of its resumes looks up both vars.
+/// Tasks taking turns (sleep(0)), each with its own value of one int var. On one thread
+/// (threads:1) `tasks` of them take turns until the timing loop ends: one iteration is one turn
+/// of each, `tasks` resumes. On two threads (threads:2) four tasks are spawned and joined per
+/// iteration, taking 64 turns each (256 resumes), and move between the threads, so a thread's
+/// next task has a value or a root that thread did not see last.
+/// mirror:0 runs before any mirror exists (the baseline); mirror:1 installs a mirror on the
+/// var, and the values differ, so every resume calls it; mirror:2 gives every task the same
+/// value (each from a set of its own: as many roots as tasks), so a resume calls nothing;
+/// mirror:4 sets nothing in the tasks, so all run on the map they inherited (one root). Up to
+/// here one mirror is installed (the "one mirrored var"). mirror:3, run last, adds a
+/// second mirror on a std::string var and is mirror:1 with it (a boxed value: the mirror state
+/// holds a reference to the value it last reported); each of its resumes looks up both vars.
 baton::context_var<int> mirrored_int("mirrored_int");
 baton::context_var<std::string> mirrored_string("mirrored_string");
 thread_local int last_int = 0;
 thread_local const std::string* last_string = nullptr;
 
-/// Sets this task's value, then yields until the timing loop ends (the partner until `done`).
+/// Sets this task's value, then yields until the timing loop ends (partners until `done`).
 baton::task<> take_turns(benchmark::State& state, int value, bool& done, bool timing) {
   if (state.range(0) == 4) {
-    // nothing: both tasks keep the spawner's map, whose int is 1
+    // nothing: every task keeps the spawner's map, whose int is 1
   } else if (state.range(0) == 3) {
     (void)mirrored_string.set(value == 1 ? "a value longer than the small-string buffer"
                                          : "another value longer than the small-string buffer");
@@ -379,34 +382,73 @@ baton::task<> take_turns(benchmark::State& state, int value, bool& done, bool ti
   }
 }
 
-baton::task<> two_tasks(benchmark::State& state) {
+void install_mirrors(std::int64_t mirror) {
   static bool int_mirror = false, string_mirror = false;
-  if (state.range(0) != 0 && !int_mirror) {
+  if (mirror != 0 && !int_mirror) {
     mirrored_int.on_switch([](const int* v) { last_int = v != nullptr ? *v : 0; });
     int_mirror = true;
   }
-  if (state.range(0) == 3 && !string_mirror) {
+  if (mirror == 3 && !string_mirror) {
     mirrored_string.on_switch([](const std::string* v) { last_string = v; });
     string_mirror = true;
   }
+}
+
+baton::task<> turns_on_one_thread(benchmark::State& state) {
+  install_mirrors(state.range(0));
   if (state.range(0) == 4) (void)mirrored_int.set(1);
   bool done = false;
-  auto partner = baton::spawn(take_turns(state, 2, done, false));
+  std::vector<baton::task_handle<>> partners;
+  for (int v = 2; v <= state.range(1); ++v)
+    partners.push_back(baton::spawn(take_turns(state, v, done, false)));
   co_await take_turns(state, 1, done, true);
-  co_await partner;
+  for (auto& p : partners) co_await p;
   benchmark::DoNotOptimize(last_int);
   benchmark::DoNotOptimize(last_string);
 }
 
-void resume_with_mirror(benchmark::State& state) { run_baton(two_tasks(state)); }
+constexpr int turns_per_task = 64;
+
+baton::task<> own_value_turns(int value) {
+  (void)mirrored_int.set(value);
+  for (int i = 0; i < turns_per_task; ++i) co_await baton::sleep(std::chrono::milliseconds(0));
+}
+
+baton::task<> turns_on_threads(benchmark::State& state) {
+  install_mirrors(state.range(0));
+  const bool equal = state.range(0) == 2;
+  for (auto _ : state) {
+    baton::task_handle<> h[4] = {
+        baton::spawn(own_value_turns(1)), baton::spawn(own_value_turns(equal ? 1 : 2)),
+        baton::spawn(own_value_turns(equal ? 1 : 3)), baton::spawn(own_value_turns(equal ? 1 : 4))};
+    for (auto& t : h) co_await t;
+  }
+  benchmark::DoNotOptimize(last_int);
+}
+
+void resume_with_mirror(benchmark::State& state) {
+  if (state.range(2) == 1) {
+    run_baton(turns_on_one_thread(state));
+  } else {
+    run_baton(turns_on_threads(state), state.range(2));
+  }
+}
+// One family, so that every mirror:0 row runs before the first mirror is installed.
 BENCHMARK(resume_with_mirror)
-    ->ArgName("mirror")
-    ->Arg(0)
-    ->Arg(1)
-    ->Arg(2)
-    ->Arg(4)
-    ->Arg(3)
-    ->UseRealTime();
+    ->ArgNames({"mirror", "tasks", "threads"})
+    ->Args({0, 2, 1})
+    ->Args({0, 4, 1})
+    ->Args({0, 4, 2})
+    ->Args({1, 2, 1})
+    ->Args({1, 4, 1})
+    ->Args({1, 4, 2})
+    ->Args({2, 2, 1})
+    ->Args({2, 4, 1})
+    ->Args({2, 4, 2})
+    ->Args({4, 2, 1})
+    ->Args({3, 2, 1})
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
 
 }  // namespace
 }  // namespace baton_bench
