@@ -385,7 +385,7 @@ void sync_mirrors_slow(mirror_sync_state* state, const map_node* root, std::uint
     root->mirror_stamp.store(agreed, std::memory_order_relaxed);
     return;  // agreeing[] already holds it
   }
-  v.agreeing[1] = agreed;  // the previous root agrees with the report too (a pair taking turns)
+  v.agreeing[1] = agreed;  // the previous root agrees with the report too
   v.agreeing[0] = stamp;
 }
 

@@ -209,8 +209,9 @@ inline void stamp_new_root(map_node* r, const map_node* parent, var_key changed)
 /// context.cpp), made at the thread's first sync with a mirror installed; nullptr before.
 struct mirror_sync_state {
   // Stamps of roots whose mirrored entries are the ones last reported: the root of the last
-  // sync, and the one before it when nothing changed between them (two tasks taking turns with
-  // equal values). no_stamp when unused; both valid for `synced` mirrors only.
+  // sync, and the one before it when nothing changed between them and the two could not share
+  // a stamp (the empty map and a map without mirrored values). no_stamp when unused; both valid
+  // for `synced` mirrors only.
   std::uint64_t agreeing[2] = {no_stamp, no_stamp};
   unsigned synced = 0;  // how many mirrors existed at the last sync
 };
@@ -227,8 +228,8 @@ void sync_mirrors_slow(mirror_sync_state* state, const map_node* root, std::uint
 /// Called after every change of this thread's current context that code runs in next: reports
 /// each mirrored var whose value differs from what this thread last reported. With no mirror
 /// installed it costs one load. With mirrors, a switch to a root that agrees with the last
-/// report (the same map, a map derived from it by sets of unmirrored vars, or the partner of a
-/// pair that took turns with equal values) is decided inline by comparing its stamp; anything
+/// report (the same map, a map derived from it by sets of unmirrored vars, a map an earlier sync
+/// found equal on the mirrored vars) is decided inline by comparing its stamp; anything
 /// else goes out of line, compares each mirrored entry and reports the ones that differ.
 inline void sync_mirrors() noexcept {
   // Relaxed: a thread that has not seen a new mirror yet reports to it at its next switch;
