@@ -246,6 +246,21 @@ TEST_CASE("shutdown cancels the calls still running when its grace is over, then
   });
 }
 
+TEST_CASE("shutdown from another thread with no call in flight lets serve return, every time") {
+  // Nothing in flight: the shutdown thread can finish before shutdown() has returned on the
+  // thread that started it, and serve() must still join it safely (TSan checks the hand-over).
+  in_each_mode([](server_options mode) -> task<> {
+    for (int i = 0; i < 20; ++i) {
+      server srv(mode);
+      srv.add_unary<Msg, Msg>(unary_method, [](Msg m) -> task<Msg> { co_return m; });
+      srv.start();
+      auto serving = baton::spawn(srv.serve());
+      co_await baton::to_thread([&srv] { srv.shutdown(0ms); });
+      co_await serving;
+    }
+  });
+}
+
 TEST_CASE("a call in flight at shutdown finishes normally within the grace period") {
   in_each_mode([](server_options mode) -> task<> {
     baton::event entered, release;

@@ -65,6 +65,8 @@ struct server_state {
 
   std::mutex shutdown_mutex;
   bool shutdown_requested = false;  // under shutdown_mutex
+  // Under shutdown_mutex: the thread can set `finished` before request_shutdown() has stored
+  // it here, so whoever joins it takes it under the mutex (join_shutdown_thread()).
   std::thread shutdown_thread;
   // The queue may shut down only once no call can start an operation on it any more: serve()
   // (or the destructor of a server that never served) says so through calls_gone.
@@ -104,6 +106,16 @@ struct server_state {
       // else serve() shuts the queue down on its loop, once the loop no longer polls it.
       finished.set();
     });
+  }
+
+  /// Joins the shutdown thread, if one was started and nobody joined it yet.
+  void join_shutdown_thread() {
+    std::thread t;
+    {
+      std::lock_guard lock(shutdown_mutex);
+      t = std::move(shutdown_thread);
+    }
+    if (t.joinable()) t.join();
   }
 
   static void drain(::grpc::CompletionQueue& q) {
@@ -349,7 +361,7 @@ server::~server() {
   if (!state_->server) return;
   state_->request_shutdown({});
   state_->say_calls_gone();
-  if (state_->shutdown_thread.joinable()) state_->shutdown_thread.join();
+  state_->join_shutdown_thread();
 }
 
 void server::add(std::string method, detail::call_kind kind, detail::method_body body) {
@@ -429,7 +441,7 @@ task<> server::serve() {
       }
     }
   }
-  s.shutdown_thread.join();  // it has set `finished`: only its return is left
+  s.join_shutdown_thread();  // it has set `finished`: only its return is left
   if (s.on_loop) {
     // The loop stops polling the queue; a thread takes its last events (calls the loop's tasks
     // still have on it, the pending wake-up alarm) and says when the queue is empty.
