@@ -220,7 +220,6 @@ class context_var {
     m.release();  // the table keeps it for the rest of the process
   }
 
- private:
   friend struct detail::access;  // key(), for the runtime
   const detail::slot* find_current() const noexcept {
     const detail::context_cell* c = detail::current_cell;
