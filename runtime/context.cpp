@@ -257,9 +257,8 @@ namespace {
 constinit std::atomic<mirror*> mirror_table[max_mirrors] = {};
 constinit std::mutex mirror_mutex;  // installs and removals; syncs read the table lock-free
 
-/// This thread's mirror state: what sync_mirrors() reads inline, and whether a report runs.
+/// This thread's mirror state: what sync_mirrors() reads inline, and what it last reported.
 struct mirror_view : mirror_sync_state {
-  bool busy = false;  // a report is running (a mirror that sets is not re-entered)
   // The entry last reported to mirror i (key 0: nullptr was reported). A boxed entry is
   // retained, so its address cannot be reused for another value while it is compared against.
   slot reported[max_mirrors] = {};
@@ -273,6 +272,11 @@ struct mirror_view : mirror_sync_state {
     }
   }
 };
+
+/// Set while this thread calls a mirror: a mirror that sets a var is not re-entered. A
+/// thread-local of its own, not a field of the view, so that the one-mirror path of
+/// sync_mirrors_slow() clears it after the call without keeping the view in a saved register.
+[[gnu::tls_model("initial-exec")]] constinit thread_local bool reporting = false;
 
 /// Owns this thread's view, made at the thread's first sync with a mirror installed, and
 /// frees it when the thread ends. A separate object, so that the pointer read on every switch
@@ -324,17 +328,37 @@ void stamp_new_root_slow(map_node* r, const map_node* parent, var_key changed) n
   r->mirror_stamp.store(keep ? inherited : own_stamp(r, n), std::memory_order_relaxed);
 }
 
-void sync_mirrors_slow(mirror_sync_state* state, const map_node* root, std::uint64_t stamp,
-                       unsigned n) noexcept {
+namespace {
+
+/// Whether `now`, a root's entry for a mirrored var (nullptr: none), is the one last reported.
+bool same_entry(const slot* now, const slot& last) noexcept {
+  return now == nullptr ? last.key == 0 : now->key == last.key && now->bits == last.bits;
+}
+
+/// After a sync that found root's mirrored entries equal to the last report: root holds the
+/// entries the stamps in agreeing[] stand for, so either stamp is valid for it. Both keep the
+/// smaller one (the root through a relaxed store, see map_node::mirror_stamp): roots with
+/// equal entries end up with one stamp, which every thread then matches inline. An empty_stamp
+/// (the empty map's) cannot be given to a node.
+void agree(mirror_view& v, const map_node* root, std::uint64_t stamp, unsigned n) noexcept {
+  const std::uint64_t agreed = v.agreeing[0];
+  if (root != nullptr && agreed < stamp && stamp_mirrors(agreed) == n) {
+    root->mirror_stamp.store(agreed, std::memory_order_relaxed);
+    return;  // agreeing[] already holds it
+  }
+  v.agreeing[1] = agreed;  // the previous root agrees with the report too
+  v.agreeing[0] = stamp;
+}
+
+/// Every case of sync_mirrors_slow(): any number of mirrors, boxed values, a thread's first
+/// sync, a new mirror count.
+[[gnu::noinline]] void sync_all_mirrors(mirror_sync_state* state, const map_node* root,
+                                        std::uint64_t stamp, unsigned n) noexcept {
   // Out of memory for the view (1 KiB) ends the process here (noexcept), as a failed frame
   // allocation would: a mirror left wrong would be a silent wrong answer.
   mirror_view* const vp = state != nullptr ? static_cast<mirror_view*>(state) : this_thread_view();
-  if (vp == nullptr) return;
+  if (vp == nullptr || reporting) return;
   mirror_view& v = *vp;
-  if (v.busy) return;
-  // The caller loaded n relaxed; this fence makes it an acquire of the count, so the table
-  // entries [0, n) stored before it are seen.
-  std::atomic_thread_fence(std::memory_order_acquire);
   if (root != nullptr && stamp_mirrors(stamp) != n) {
     // A stamp made at another count (0, or fewer mirrors; or more, seen by a thread that has
     // not read the new count yet) says nothing for this one: the root gets its own stamp for n,
@@ -348,7 +372,7 @@ void sync_mirrors_slow(mirror_sync_state* state, const map_node* root, std::uint
   } else if (stamp == v.agreeing[0] || stamp == v.agreeing[1]) {
     return;
   }
-  v.busy = true;
+  reporting = true;
   bool reported = false;
   for (unsigned i = 0; i < n; ++i) {
     // Relaxed: stored before the count this thread acquired.
@@ -359,7 +383,7 @@ void sync_mirrors_slow(mirror_sync_state* state, const map_node* root, std::uint
     if (key == 0) continue;
     slot& last = v.reported[i];
     const slot* const now = find(root, key);
-    if (now == nullptr ? last.key == 0 : now->key == last.key && now->bits == last.bits) continue;
+    if (same_entry(now, last)) continue;
     const slot before = last;
     if (now != nullptr && (now->key & boxed_bit) != 0) {
       // Relaxed: a new reference from the one the current root holds.
@@ -370,23 +394,48 @@ void sync_mirrors_slow(mirror_sync_state* state, const map_node* root, std::uint
     if ((before.key & boxed_bit) != 0) drop_entry(before);
     reported = true;
   }
-  v.busy = false;
+  reporting = false;
   if (reported) {
     v.agreeing[0] = stamp;  // the root of this sync agrees with the new report, nothing else
     v.agreeing[1] = no_stamp;
     return;
   }
-  // Nothing changed: this root holds the entries the stamps in agreeing[] stand for, so either
-  // stamp is valid for it. Both keep the smaller one (the root through a relaxed store, see
-  // map_node::mirror_stamp): roots with equal entries end up with one stamp, which every thread
-  // then matches inline. An empty_stamp (the empty map's) cannot be given to a node.
-  const std::uint64_t agreed = v.agreeing[0];
-  if (root != nullptr && agreed < stamp && stamp_mirrors(agreed) == n) {
-    root->mirror_stamp.store(agreed, std::memory_order_relaxed);
-    return;  // agreeing[] already holds it
+  agree(v, root, stamp, n);
+}
+
+}  // namespace
+
+void sync_mirrors_slow(mirror_sync_state* state, const map_node* root, std::uint64_t stamp,
+                       unsigned n) noexcept {
+  // The caller loaded n relaxed; this fence makes it an acquire of the count, so the table
+  // entries [0, n) stored before it are seen.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  // One mirror in the process, a thread that synced at that count, root stamped for it, no
+  // report running, and inline values (no box to retain or drop): the common case, done here
+  // with no loop, and with only the flag to clear after the call. Everything else:
+  // sync_all_mirrors().
+  if (n == 1 && state != nullptr && state->synced == 1 && !reporting &&
+      (root == nullptr || stamp_mirrors(stamp) == 1)) {
+    mirror_view& v = *static_cast<mirror_view*>(state);
+    // Relaxed: as in sync_all_mirrors().
+    const mirror& m = *mirror_table[0].load(std::memory_order_relaxed);
+    const var_key key = m.key.load(std::memory_order_relaxed);
+    const slot* const now = find(root, key);
+    slot& last = v.reported[0];
+    if (key != 0 && ((last.key | (now != nullptr ? now->key : 0)) & boxed_bit) == 0) {
+      if (same_entry(now, last)) return agree(v, root, stamp, 1);
+      last = now != nullptr ? *now : slot{};
+      // Before the call: stamp need not outlive it (a sync from inside the mirror returns at
+      // once, see reporting).
+      v.agreeing[0] = stamp;
+      v.agreeing[1] = no_stamp;
+      reporting = true;
+      m.report(m, now);
+      reporting = false;
+      return;
+    }
   }
-  v.agreeing[1] = agreed;  // the previous root agrees with the report too
-  v.agreeing[0] = stamp;
+  sync_all_mirrors(state, root, stamp, n);
 }
 
 void install_mirror(mirror* m, const std::string& name) {
