@@ -283,9 +283,9 @@ class cell_reader {
   bool counted_;  // false when this thread has the cell entered (no count taken)
 };
 
-/// Finds the slot of key in the map rooted at n, or nullptr.
-inline const slot* find(const map_node* n, var_key key) noexcept {
-  for (unsigned shift = 0; n != nullptr; shift += 5) {
+/// find() from the second level down: the slot of key in child node n of a root, or nullptr.
+inline const slot* find_below(const map_node* n, var_key key) noexcept {
+  for (unsigned shift = 5; n != nullptr; shift += 5) {
     const unsigned pos = static_cast<unsigned>(key >> shift) & 31;
     const unsigned i = n->index[pos];
     if (i == no_slot) return nullptr;
@@ -294,6 +294,21 @@ inline const slot* find(const map_node* n, var_key key) noexcept {
     n = s.child;
   }
   return nullptr;
+}
+
+/// Finds the slot of key in the map rooted at n, or nullptr. The first level is written out
+/// here, so that a flat map (up to 32 vars of distinct low bits: the usual context) costs a
+/// lookup with no loop at every call site; a key held in a child node goes to find_below().
+inline const slot* find(const map_node* n, var_key key) noexcept {
+  if (n == nullptr) return nullptr;
+  const unsigned pos = static_cast<unsigned>(key) & 31;
+  const unsigned i = n->index[pos];
+  if (i == no_slot) return nullptr;
+  const slot& s = n->slots[i];
+  if (((n->children >> pos) & 1) != 0) [[unlikely]] {
+    return find_below(s.child, key);
+  }
+  return (s.key & ~boxed_bit) == key ? &s : nullptr;
 }
 
 template <class T>
