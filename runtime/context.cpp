@@ -420,7 +420,8 @@ void sync_mirrors_slow(mirror_sync_state* state, const map_node* root, std::uint
     // Relaxed: as in sync_all_mirrors().
     const mirror& m = *mirror_table[0].load(std::memory_order_relaxed);
     const var_key key = m.key.load(std::memory_order_relaxed);
-    const slot* const now = find(root, key);
+    // key 0: the mirror is being switched off (its var destroyed); find() is not asked for it.
+    const slot* const now = key != 0 ? find(root, key) : nullptr;
     slot& last = v.reported[0];
     if (key != 0 && ((last.key | (now != nullptr ? now->key : 0)) & boxed_bit) == 0) {
       if (same_entry(now, last)) return agree(v, root, stamp, 1);
