@@ -259,7 +259,7 @@ constinit std::mutex mirror_mutex;  // installs and removals; syncs read the tab
 
 /// This thread's mirror state: what sync_mirrors() reads inline, and what it last reported.
 struct mirror_view : mirror_sync_state {
-  // The entry last reported to mirror i (key 0: nullptr was reported). A boxed entry is
+  // The entry last reported to mirror i (key 0, bits 0: nullptr was reported). A boxed entry is
   // retained, so its address cannot be reused for another value while it is compared against.
   slot reported[max_mirrors] = {};
 
@@ -414,18 +414,26 @@ void sync_mirrors_slow(mirror_sync_state* state, const map_node* root, std::uint
   // report running, and inline values (no box to retain or drop): the common case, done here
   // with no loop, and with only the flag to clear after the call. Everything else:
   // sync_all_mirrors().
-  if (n == 1 && state != nullptr && state->synced == 1 && !reporting &&
-      (root == nullptr || stamp_mirrors(stamp) == 1)) {
+  // The hints lay the path out for a changed value, the case it exists for: every test falls
+  // through on the way to the call. Taken branches here would crowd the branch history from
+  // which the processor predicts where the resumed task continues (a mispredicted resume costs
+  // more than this whole path).
+  if (__builtin_expect(n == 1 && state != nullptr && state->synced == 1, 1) && !reporting &&
+      (__builtin_expect(root != nullptr, 1) ? stamp_mirrors(stamp) == 1 : true)) [[likely]] {
     mirror_view& v = *static_cast<mirror_view*>(state);
     // Relaxed: as in sync_all_mirrors().
     const mirror& m = *mirror_table[0].load(std::memory_order_relaxed);
     const var_key key = m.key.load(std::memory_order_relaxed);
     // key 0: the mirror is being switched off (its var destroyed); find() is not asked for it.
     const slot* const now = key != 0 ? find(root, key) : nullptr;
+    const slot entry = now != nullptr ? *now : slot{};
     slot& last = v.reported[0];
-    if (key != 0 && ((last.key | (now != nullptr ? now->key : 0)) & boxed_bit) == 0) {
-      if (same_entry(now, last)) return agree(v, root, stamp, 1);
-      last = now != nullptr ? *now : slot{};
+    if (key != 0 && ((last.key | entry.key) & boxed_bit) == 0) [[likely]] {
+      // same_entry() as one test (reported[] holds bits 0 with key 0).
+      if (((entry.key ^ last.key) | (entry.bits ^ last.bits)) == 0) [[unlikely]] {
+        return agree(v, root, stamp, 1);
+      }
+      last = entry;
       // Before the call: stamp need not outlive it (a sync from inside the mirror returns at
       // once, see reporting).
       v.agreeing[0] = stamp;

@@ -71,6 +71,21 @@ TEST_CASE("one mirror follows set, reset and context::run, with nullptr outside 
   CHECK_FALSE(seen.has_value());
 }
 
+TEST_CASE("one mirror tells a value of 0 from no value, both ways") {
+  // An int 0 is stored as bits 0, as the record of "nullptr reported" is: only the key tells
+  // them apart.
+  install_once();
+  context().run([] {
+    CHECK_FALSE(seen.has_value());
+    auto t0 = mirrored.set(0);
+    CHECK(seen == 0);
+    context().run([] { CHECK_FALSE(seen.has_value()); });
+    CHECK(seen == 0);
+    mirrored.reset(t0);
+    CHECK_FALSE(seen.has_value());
+  });
+}
+
 TEST_CASE(
     "one mirror: tasks taking turns see their own values, and equal values call only at the "
     "sets and the switches to and from the parent") {

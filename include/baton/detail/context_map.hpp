@@ -243,8 +243,10 @@ inline void sync_mirrors() noexcept {
   // Relaxed: see map_node::mirror_stamp.
   const std::uint64_t stamp =
       root != nullptr ? root->mirror_stamp.load(std::memory_order_relaxed) : empty_stamp;
-  if (v != nullptr && n == v->synced && (stamp == v->agreeing[0] || stamp == v->agreeing[1])) {
-    return;
+  // Laid out so that a switch that reports falls through these tests to the call, as it does
+  // through sync_mirrors_slow's (see there for why).
+  if (v != nullptr && n == v->synced) [[likely]] {
+    if ((stamp == v->agreeing[0]) | (stamp == v->agreeing[1])) return;
   }
   sync_mirrors_slow(v, root, stamp, n);
 }
