@@ -71,7 +71,8 @@ configure() {
   fi
   if [ "$sanitize" != none ]; then opts+=(-Db_lundef=false); fi
   # -O1 under ASan + UBSan, the level ASan's documentation suggests: at -O2, g++ 12 with UBSan
-  # spends 12 minutes on one coroutine-heavy Beast test alone (tests/use_task_beast_test.cpp).
+  # spends 12 minutes on one coroutine-heavy Beast test alone (tests/use_task_beast_test.cpp,
+  # which tests/meson.build compiles at -O0 under the sanitizers).
   if [ "$sanitize" = address ]; then opts+=(-Doptimization=1); fi
   if [ -f "$builddir/build.ninja" ]; then
     meson configure "$builddir" "${opts[@]}" >/dev/null

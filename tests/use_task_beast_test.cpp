@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 // use_task with Beast: tcp_stream, HTTP, WebSocket and TLS handshakes, each over loopback.
-// (Kept small: Beast and OpenSSL templates make this the slowest test file to compile.)
+// (Kept small: Beast and OpenSSL templates make this the slowest test file to compile; see
+// tests/meson.build for its optimisation level under the sanitizers.)
 #include <baton/use_task.hpp>
 
 #include <baton/baton.hpp>
