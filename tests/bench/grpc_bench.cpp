@@ -28,9 +28,12 @@
 #include <grpcpp/server_builder.h>
 #include <grpcpp/server_context.h>
 
+#include <algorithm>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
+#include <semaphore>
 #include <string>
 #include <thread>
 #include <utility>
@@ -156,36 +159,39 @@ void raw_unary_round_trip(benchmark::State& state) {
   }
 }
 
-void raw_unary_100_callers(benchmark::State& state) {
-  raw_server srv;
-  raw_client client(srv);
-  const int per_iteration = 1000;
-  for (auto _ : state) {
-    std::vector<std::unique_ptr<raw_call>> slots(callers);
-    int started = 0;
-    int done = 0;
-    for (auto& s : slots) {
-      s = std::make_unique<raw_call>();
-      client.start(*s);
-      ++started;
-    }
-    void* tag = nullptr;
-    bool ok = false;
-    while (done < per_iteration && client.cq.Next(&tag, &ok)) {
-      auto* c = static_cast<raw_call*>(tag);
-      ++done;
-      if (started < per_iteration) {
-        for (auto& s : slots) {
-          if (s.get() == c) {
-            s = std::make_unique<raw_call>();
-            client.start(*s);
-            ++started;
-            break;
-          }
+/// Makes `total` calls on `client`, keeping `in_flight` of them started at once.
+void raw_calls(raw_client& client, int in_flight, int total) {
+  std::vector<std::unique_ptr<raw_call>> slots(in_flight);
+  int started = 0;
+  int done = 0;
+  for (auto& s : slots) {
+    s = std::make_unique<raw_call>();
+    client.start(*s);
+    ++started;
+  }
+  void* tag = nullptr;
+  bool ok = false;
+  while (done < total && client.cq.Next(&tag, &ok)) {
+    auto* c = static_cast<raw_call*>(tag);
+    ++done;
+    if (started < total) {
+      for (auto& s : slots) {
+        if (s.get() == c) {
+          s = std::make_unique<raw_call>();
+          client.start(*s);
+          ++started;
+          break;
         }
       }
     }
   }
+}
+
+void raw_unary_100_callers(benchmark::State& state) {
+  raw_server srv;
+  raw_client client(srv);
+  const int per_iteration = 1000;
+  for (auto _ : state) raw_calls(client, callers, per_iteration);
   state.SetItemsProcessed(state.iterations() * per_iteration);
 }
 
@@ -311,6 +317,88 @@ void baton_unary_100_callers(benchmark::State& state) { unary_100_callers(state,
 void baton_polled_unary_100_callers(benchmark::State& state) { unary_100_callers(state, true); }
 
 // ---------------------------------------------------------------------------------------------
+// Every core busy: one shard per core, each an echo server with its own port and its share of
+// the 100 callers, and nothing shared between shards. raw: a shard is a raw_server (its own
+// thread) and a client thread; baton: a shard is one loop polling its own server, whose
+// callers' calls ride the same queue. An iteration is 1000 calls split over the shards; the
+// benchmark thread only starts each shard's part and waits for it.
+
+int shard_count() { return std::max(1U, std::thread::hardware_concurrency()); }
+
+/// What the benchmark thread and one shard's thread say to each other.
+struct shard_gate {
+  std::binary_semaphore go{0};
+  std::binary_semaphore done{0};
+  bool stop = false;  // read after go is acquired
+
+  void finish() {
+    stop = true;
+    go.release();
+  }
+};
+
+template <class Shard>
+void run_sharded(benchmark::State& state, Shard shard) {
+  const int n = shard_count();
+  const int per_iteration = 1000;
+  std::vector<shard_gate> gates(n);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back(shard, std::ref(gates[i]), callers / n, per_iteration / n);
+  }
+  for (auto _ : state) {
+    for (auto& g : gates) g.go.release();
+    for (auto& g : gates) g.done.acquire();
+  }
+  for (auto& g : gates) g.finish();
+  for (auto& t : threads) t.join();
+  state.SetItemsProcessed(state.iterations() * (per_iteration / n) * n);
+  state.counters["shards"] = n;
+}
+
+void raw_sharded_100_callers(benchmark::State& state) {
+  run_sharded(state, [](shard_gate& gate, int in_flight, int total) {
+    raw_server srv;
+    raw_client client(srv);
+    for (;;) {
+      gate.go.acquire();
+      if (gate.stop) return;
+      raw_calls(client, in_flight, total);
+      gate.done.release();
+    }
+  });
+}
+
+void baton_sharded_100_callers(benchmark::State& state) {
+  run_sharded(state, [](shard_gate& gate, int in_flight, int total) {
+    with_baton(
+        [&gate, in_flight, total](baton::grpc::channel& ch) -> baton::task<> {
+          Msg m;
+          m.set_text("ping");
+          for (;;) {
+            // Waits for the next iteration on a pool thread: the loop keeps polling.
+            co_await baton::to_thread([&gate] { gate.go.acquire(); });
+            if (gate.stop) co_return;
+            int started = 0;
+            std::vector<baton::task_handle<void>> workers;
+            for (int i = 0; i < in_flight; ++i) {
+              workers.push_back(baton::spawn(
+                  [](baton::grpc::channel& c, const Msg& msg, int& next, int all) -> baton::task<> {
+                    while (next < all) {
+                      ++next;
+                      (void)co_await c.call<Msg>(unary_method, msg);
+                    }
+                  }(ch, m, started, total)));
+            }
+            for (auto& w : workers) co_await w;
+            gate.done.release();
+          }
+        },
+        true);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Filling a call's context from its metadata, measured inside a real call (the handler loops on
 // its own ServerContext): baton::grpc::extract() + reset, against copying the three headers
 // into a std::map by hand (what a handler without baton does, before parsing anything).
@@ -377,6 +465,8 @@ BENCHMARK(raw_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_polled_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_two_loops_100_callers)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(raw_sharded_100_callers)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(baton_sharded_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baseline_copy_trace_headers);
 BENCHMARK(grpc_extract_and_reset);
 
