@@ -218,6 +218,25 @@ void with_baton(Body body, bool poll = false) {
   }(std::move(body), poll));
 }
 
+/// Makes `total` calls on `ch` from `in_flight` tasks, each starting the next call as its last
+/// one returns.
+baton::task<> baton_calls(baton::grpc::channel& ch, int in_flight, int total) {
+  Msg m;
+  m.set_text("ping");
+  int started = 0;
+  std::vector<baton::task_handle<void>> workers;
+  for (int i = 0; i < in_flight; ++i) {
+    workers.push_back(baton::spawn(
+        [](baton::grpc::channel& c, const Msg& msg, int& next, int all) -> baton::task<> {
+          while (next < all) {
+            ++next;
+            (void)co_await c.call<Msg>(unary_method, msg);
+          }
+        }(ch, m, started, total)));
+  }
+  for (auto& w : workers) co_await w;
+}
+
 void unary_round_trip(benchmark::State& state, bool poll) {
   with_baton(
       [&state](baton::grpc::channel& ch) -> baton::task<> {
@@ -232,22 +251,7 @@ void unary_100_callers(benchmark::State& state, bool poll) {
   const int per_iteration = 1000;
   with_baton(
       [&state](baton::grpc::channel& ch) -> baton::task<> {
-        Msg m;
-        m.set_text("ping");
-        for (auto _ : state) {
-          int started = 0;
-          std::vector<baton::task_handle<void>> workers;
-          for (int i = 0; i < callers; ++i) {
-            workers.push_back(baton::spawn(
-                [](baton::grpc::channel& c, const Msg& msg, int& next, int total) -> baton::task<> {
-                  while (next < total) {
-                    ++next;
-                    (void)co_await c.call<Msg>(unary_method, msg);
-                  }
-                }(ch, m, started, per_iteration)));
-          }
-          for (auto& w : workers) co_await w;
-        }
+        for (auto _ : state) co_await baton_calls(ch, callers, per_iteration);
         state.SetItemsProcessed(state.iterations() * per_iteration);
       },
       poll);
@@ -291,22 +295,7 @@ void baton_two_loops_unary_round_trip(benchmark::State& state) {
 void baton_two_loops_100_callers(benchmark::State& state) {
   const int per_iteration = 1000;
   with_baton_two_loops([&state](baton::grpc::channel& ch) -> baton::task<> {
-    Msg m;
-    m.set_text("ping");
-    for (auto _ : state) {
-      int started = 0;
-      std::vector<baton::task_handle<void>> workers;
-      for (int i = 0; i < callers; ++i) {
-        workers.push_back(baton::spawn(
-            [](baton::grpc::channel& c, const Msg& msg, int& next, int total) -> baton::task<> {
-              while (next < total) {
-                ++next;
-                (void)co_await c.call<Msg>(unary_method, msg);
-              }
-            }(ch, m, started, per_iteration)));
-      }
-      for (auto& w : workers) co_await w;
-    }
+    for (auto _ : state) co_await baton_calls(ch, callers, per_iteration);
     state.SetItemsProcessed(state.iterations() * per_iteration);
   });
 }
@@ -373,24 +362,11 @@ void baton_sharded_100_callers(benchmark::State& state) {
   run_sharded(state, [](shard_gate& gate, int in_flight, int total) {
     with_baton(
         [&gate, in_flight, total](baton::grpc::channel& ch) -> baton::task<> {
-          Msg m;
-          m.set_text("ping");
           for (;;) {
             // Waits for the next iteration on a pool thread: the loop keeps polling.
             co_await baton::to_thread([&gate] { gate.go.acquire(); });
             if (gate.stop) co_return;
-            int started = 0;
-            std::vector<baton::task_handle<void>> workers;
-            for (int i = 0; i < in_flight; ++i) {
-              workers.push_back(baton::spawn(
-                  [](baton::grpc::channel& c, const Msg& msg, int& next, int all) -> baton::task<> {
-                    while (next < all) {
-                      ++next;
-                      (void)co_await c.call<Msg>(unary_method, msg);
-                    }
-                  }(ch, m, started, total)));
-            }
-            for (auto& w : workers) co_await w;
+            co_await baton_calls(ch, in_flight, total);
             gate.done.release();
           }
         },
