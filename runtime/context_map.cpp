@@ -3,9 +3,15 @@
 
 #include <baton/detail/context_map.hpp>
 
+#include <atomic>
 #include <cstddef>
+#include <mutex>
 #include <new>
 #include <utility>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 namespace baton::detail {
 namespace {
@@ -16,16 +22,219 @@ std::uint32_t position_bit(var_key key, unsigned shift) noexcept {
   return std::uint32_t{1} << ((key >> shift) & 31);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Where nodes live
+//
+// Every node is a block of whole 64-byte cache lines, 64-aligned, so that no other object
+// shares a line with it. A published node is only read (save its count and its mirror stamp),
+// by every thread that runs a context holding it; a neighbour written on each resume (a task's
+// state, a coroutine frame: malloc packs blocks 16 bytes apart) would turn each of those reads
+// into a miss once the task moves between loop threads.
+//
+//   thread ── this_thread_nodes ──▶ node_cache: free[lines] ──▶ block ──▶ block ...
+//                                              slab: the rest of its current slab
+//   process ── spare: free[lines] (a mutex), blocks a thread had too many of, or left at exit
+//
+// Blocks are carved from 4 KiB slabs (glibc's aligned allocation is slow when done per block:
+// it splits a larger chunk). A freed block joins the freeing thread's list; a list holding
+// more than `keep` blocks passes `batch` of them to the process's spare list, and an empty one
+// takes a batch from there before carving. Slabs are never freed: the memory for nodes stays
+// at the process's peak of live nodes, as most of a malloc arena's does.
+
+constexpr std::size_t line_bytes = 64;
+constexpr unsigned max_lines =
+    (offsetof(map_node, slots) + 32 * sizeof(slot) + line_bytes - 1) / line_bytes;
+constexpr std::size_t slab_bytes = 4096;
+constexpr unsigned keep = 64;   // blocks of one size a thread keeps
+constexpr unsigned batch = 32;  // blocks moved to or from the spare list at once
+
+struct free_block {
+  free_block* next;
+};
+
+/// Blocks of one size, linked through their first word.
+struct block_list {
+  free_block* head = nullptr;
+  unsigned count = 0;
+
+  void push(void* p) noexcept {
+    auto* const b = static_cast<free_block*>(p);
+    b->next = head;
+    head = b;
+    ++count;
+  }
+  void* pop() noexcept {
+    free_block* const b = head;
+    head = b->next;
+    --count;
+    return b;
+  }
+  /// Moves up to n blocks from the front of `from` to the front of this list.
+  void take(block_list& from, unsigned n) noexcept {
+    for (; n != 0 && from.head != nullptr; --n) push(from.pop());
+  }
+};
+
+/// Freed blocks are poisoned for AddressSanitizer (all but the link), so a use of a node after
+/// its last release is still reported, as with a heap block.
+void poison(void* p, unsigned lines) noexcept {
+#if defined(__SANITIZE_ADDRESS__)
+  ASAN_POISON_MEMORY_REGION(static_cast<char*>(p) + sizeof(free_block),
+                            lines * line_bytes - sizeof(free_block));
+#else
+  (void)p, (void)lines;
+#endif
+}
+void unpoison(void* p, unsigned lines) noexcept {
+#if defined(__SANITIZE_ADDRESS__)
+  ASAN_UNPOISON_MEMORY_REGION(p, lines * line_bytes);
+#else
+  (void)p, (void)lines;
+#endif
+}
+
+/// The process's spare blocks. `available` mirrors each list's count, so that a thread with an
+/// empty list takes the lock only when there is something to take (relaxed: a stale 0 makes it
+/// carve a block instead, a stale non-zero makes it lock and find nothing).
+struct spare_blocks {
+  std::mutex mutex;
+  block_list free[max_lines + 1];
+  std::atomic<unsigned> available[max_lines + 1] = {};
+
+  /// Under mutex.
+  void put(unsigned lines, block_list& from, unsigned n) noexcept {
+    free[lines].take(from, n);
+    available[lines].store(free[lines].count, std::memory_order_relaxed);
+  }
+  void put(unsigned lines, void* block) noexcept {
+    free[lines].push(block);
+    available[lines].store(free[lines].count, std::memory_order_relaxed);
+  }
+  void get(unsigned lines, block_list& to, unsigned n) noexcept {
+    to.take(free[lines], n);
+    available[lines].store(free[lines].count, std::memory_order_relaxed);
+  }
+};
+/// Made at first use and never destroyed: threads may free nodes during static destruction.
+spare_blocks& spare() noexcept {
+  static spare_blocks* const s = new spare_blocks;
+  return *s;
+}
+
+/// A slab's lines not carved yet: [next, end).
+struct slab_rest {
+  char* next = nullptr;
+  char* end = nullptr;
+};
+
+struct node_cache {
+  block_list free[max_lines + 1];
+  slab_rest slab;
+
+  node_cache() = default;
+  node_cache(const node_cache&) = delete;
+  node_cache& operator=(const node_cache&) = delete;
+  /// The thread ends: its blocks, and its slab's rest cut into blocks, go to the spare list.
+  ~node_cache() {
+    cut_slab_rest();
+    std::lock_guard lock(spare().mutex);
+    for (unsigned lines = 0; lines <= max_lines; ++lines) {
+      spare().put(lines, free[lines], free[lines].count);
+    }
+  }
+  /// Cuts what is left of the slab into 2-line blocks of the free list (at most a line is lost).
+  void cut_slab_rest() noexcept {
+    for (; slab.end - slab.next >= static_cast<std::ptrdiff_t>(2 * line_bytes);
+         slab.next += 2 * line_bytes) {
+      poison(slab.next, 2);
+      free[2].push(slab.next);
+    }
+  }
+};
+
+/// This thread's cache, made by its first node allocation or free; nullptr before, and again
+/// once its thread-exit destructor ran (later frees, from other thread-locals' destructors, go
+/// to the spare list). constinit: one TLS load on the common path.
+[[gnu::tls_model("initial-exec")]] constinit thread_local node_cache* this_thread_nodes = nullptr;
+constinit thread_local bool this_thread_nodes_gone = false;
+struct node_cache_owner {
+  node_cache cache;
+  node_cache_owner() noexcept { this_thread_nodes = &cache; }
+  ~node_cache_owner() {
+    this_thread_nodes = nullptr;
+    this_thread_nodes_gone = true;
+  }
+};
+
+node_cache* nodes_of_this_thread() noexcept {
+  if (this_thread_nodes == nullptr && !this_thread_nodes_gone) [[unlikely]] {
+    thread_local node_cache_owner owner;  // sets this_thread_nodes
+  }
+  return this_thread_nodes;
+}
+
+/// A block of `lines` when this thread's list has none: a batch from the spare list, else the
+/// rest of the thread's slab, else a new slab.
+[[gnu::noinline]] void* new_block(node_cache* c, unsigned lines) {
+  if (c == nullptr) {  // a thread past its cache's destructor: the spare list, or the heap
+    block_list one;
+    {
+      std::lock_guard lock(spare().mutex);
+      spare().get(lines, one, 1);
+    }
+    if (one.head != nullptr) return one.pop();
+    return ::operator new (lines* line_bytes, std::align_val_t{line_bytes});
+  }
+  if (spare().available[lines].load(std::memory_order_relaxed) != 0) {
+    std::lock_guard lock(spare().mutex);
+    spare().get(lines, c->free[lines], batch);
+  }
+  if (c->free[lines].head != nullptr) return c->free[lines].pop();
+  const std::size_t bytes = lines * line_bytes;
+  if (c->slab.end - c->slab.next < static_cast<std::ptrdiff_t>(bytes)) {
+    c->cut_slab_rest();
+    if (c->free[lines].head != nullptr) return c->free[lines].pop();
+    c->slab.next = static_cast<char*>(::operator new (slab_bytes, std::align_val_t{line_bytes}));
+    c->slab.end = c->slab.next + slab_bytes;
+  }
+  void* const p = c->slab.next;
+  c->slab.next += bytes;
+  return p;
+}
+
 map_node* allocate(unsigned nslots) {
   const std::size_t bytes = offsetof(map_node, slots) + sizeof(slot) * (nslots == 0 ? 1 : nslots);
-  auto* n = static_cast<map_node*>(::operator new(bytes));
+  const auto lines = static_cast<unsigned>((bytes + line_bytes - 1) / line_bytes);
+  node_cache* const c = nodes_of_this_thread();
+  void* const p =
+      c != nullptr && c->free[lines].head != nullptr ? c->free[lines].pop() : new_block(c, lines);
+  unpoison(p, lines);
+  auto* n = static_cast<map_node*>(p);
   // Relaxed: the node is not published yet; publishing it orders this store.
   n->refs.store(1, std::memory_order_relaxed);
+  n->lines = static_cast<std::uint8_t>(lines);
   n->version = 0;
   n->mirror_stamp.store(0, std::memory_order_relaxed);
   n->filtered[0].store(nullptr, std::memory_order_relaxed);
   n->filtered[1].store(nullptr, std::memory_order_relaxed);
   return n;
+}
+
+void deallocate(map_node* n) noexcept {
+  const unsigned lines = n->lines;
+  poison(n, lines);
+  node_cache* const c = nodes_of_this_thread();
+  if (c == nullptr) [[unlikely]] {
+    std::lock_guard lock(spare().mutex);
+    spare().put(lines, n);
+    return;
+  }
+  block_list& list = c->free[lines];
+  list.push(n);
+  if (list.count > keep) [[unlikely]] {
+    std::lock_guard lock(spare().mutex);
+    spare().put(lines, list, batch);
+  }
 }
 
 void retain_box(std::uint64_t bits) noexcept {
@@ -225,7 +434,7 @@ void destroy(map_node* n) noexcept {
       release_box(s.bits);
     }
   });
-  ::operator delete(n);
+  deallocate(n);
 }
 
 /// Drops one reference now (an atomic decrement unless it is the only one).

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSL-1.0
 // detail/context_map.hpp: the ref cache that lets a spawn reuse the reference a finished child
-// dropped. The rule under test: a cached release only ever defers a decrement, so no node dies
-// while a reference to it exists, and none outlives its last reference past a flush.
+// dropped, and the blocks map nodes live in. The rules under test: a cached release only ever
+// defers a decrement, so no node dies while a reference to it exists, and none outlives its last
+// reference past a flush; every node owns the whole cache lines it touches.
 #include <baton/detail/context_map.hpp>
 
 #include <baton/context.hpp>
@@ -14,6 +15,10 @@
 #include <doctest/doctest.h>
 #include <support/counted.hpp>
 
+#include <algorithm>
+#include <bit>
+#include <cstddef>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -53,6 +58,23 @@ std::vector<detail::map_node*> twice_held_nodes(detail::var_key first, std::size
   for (detail::var_key k = first; k < first + n; ++k) {
     nodes.push_back(node_with_value(k));
     detail::retain(nodes.back());
+  }
+  return nodes;
+}
+
+/// Checks that n and every node below it sit in whole 64-byte lines of their own: the block is
+/// 64-aligned and its `lines` cover the node's slots. Returns how many nodes it checked.
+int check_node_lines(const detail::map_node* n) {
+  const auto address = reinterpret_cast<std::uintptr_t>(n);
+  CHECK(address % 64 == 0);
+  const std::uint32_t all = n->entries | n->children;
+  const std::size_t used =
+      offsetof(detail::map_node, slots) + sizeof(detail::slot) * std::popcount(all);
+  CHECK(std::size_t{n->lines} * 64 >= used);
+  CHECK(std::size_t{n->lines} * 64 < used + 64 + sizeof(detail::slot));  // no line to spare
+  int nodes = 1;
+  for (std::uint32_t c = n->children; c != 0; c &= c - 1) {
+    nodes += check_node_lines(n->slots[n->index[std::countr_zero(c)]].child);
   }
   return nodes;
 }
@@ -175,6 +197,83 @@ TEST_SUITE("context") {
       hs.clear();
       (void)value.set(counted(2));  // the first value's last owners were the finished children
     }());
+    CHECK(counted::live.load() == before);
+  }
+
+  TEST_CASE("every map node owns the cache lines it touches, through inserts and erases") {
+    // Keys 1..40 fill a root's 32 positions and, from 33 on, share low bits with 1..8: child
+    // nodes. Erasing every third one makes nodes in blocks made for one slot more.
+    detail::map_node* map = nullptr;
+    int checked = 0;
+    for (detail::var_key k = 1; k <= 40; ++k) {
+      detail::map_node* next = detail::insert(map, detail::make_entry<int>(k, static_cast<int>(k)));
+      if (map != nullptr) detail::release(map);
+      map = next;
+      checked += check_node_lines(map);
+    }
+    for (detail::var_key k = 1; k <= 40; k += 3) {
+      detail::map_node* next = detail::erase(map, k);
+      detail::release(map);
+      map = next;
+      checked += check_node_lines(map);
+    }
+    CHECK(checked > 54);  // children were met, not only roots
+    for (detail::var_key k = 2; k <= 40; k += 3) CHECK(detail::find(map, k) != nullptr);
+    for (detail::var_key k = 1; k <= 40; k += 3) CHECK(detail::find(map, k) == nullptr);
+    detail::release(map);
+  }
+
+  TEST_CASE("a freed node's block serves the next node of its size, also on the freeing thread") {
+    detail::map_node* first = node_with_value(3);
+    const void* block = first;
+    detail::release(first);
+    detail::map_node* second = node_with_value(4);
+    CHECK(static_cast<const void*>(second) == block);  // this thread's free list had it
+    // Freed on another thread, the block joins that thread's list, and serves it next.
+    const void* reused = nullptr;
+    std::thread([&] {
+      detail::release(second);
+      detail::map_node* third = node_with_value(5);
+      reused = third;
+      detail::release(third);
+    }).join();
+    CHECK(reused == block);
+  }
+
+  TEST_CASE("blocks a thread frees beyond what it keeps serve other threads' nodes") {
+    // 200 nodes made here and released on another thread: that thread keeps 64 and passes the
+    // rest to the process's spare list, where this thread's next nodes come from (else they
+    // would be carved from fresh slabs, at addresses never used before).
+    std::vector<detail::map_node*> made;
+    for (detail::var_key k = 1; k <= 200; ++k) made.push_back(node_with_value(k));
+    const std::set<const void*> first(made.begin(), made.end());
+    std::thread([&] {
+      for (detail::map_node* n : made) detail::release(n);
+    }).join();
+    made.clear();
+    for (detail::var_key k = 1; k <= 200; ++k) made.push_back(node_with_value(k));
+    const auto reused = std::count_if(
+        made.begin(), made.end(), [&](const detail::map_node* n) { return first.count(n) != 0; });
+    CHECK(reused >= 100);
+    for (detail::var_key k = 1; k <= 200; ++k) {
+      const detail::slot* s = detail::find(made[k - 1], k);  // a reused block holds its new node
+      REQUIRE(s != nullptr);
+      CHECK(detail::load<counted>(*s).value == 7);
+      detail::release(made[k - 1]);
+    }
+  }
+
+  TEST_CASE("nodes freed by a thread's exit, after its node cache is gone, are not lost") {
+    // The implicit context is made before the thread's first node, so its thread-exit
+    // destructor runs after the node cache's: the last release meets no cache and goes to the
+    // spare list (ASan's leak check and the value count see the rest).
+    const int before = counted::live.load();
+    baton::context_var<counted> value("value");
+    std::thread([&] {
+      (void)value.set(counted(1));
+      (void)value.set(counted(2));
+      CHECK(value.get().value == 2);
+    }).join();
     CHECK(counted::live.load() == before);
   }
 }

@@ -18,6 +18,10 @@
 //
 // Values that are trivially copyable and fit in 8 bytes live inline in the slot; others live
 // in a refcounted value_box, so copying a node never copies a user value.
+//
+// Every node sits in whole 64-byte cache lines of its own (runtime/context_map.cpp, node_cache):
+// threads that run a context read its nodes, and a neighbour written by another core would make
+// those reads misses.
 
 #include <baton/detail/refcount.hpp>
 
@@ -74,6 +78,10 @@ struct map_node {
   std::uint32_t count;     // number of entries in this subtree
   std::uint8_t index[32];  // position -> slot index, no_slot when empty: lookups need no
                            // popcount (which g++ calls out of line without -mpopcnt)
+  // How many cache lines the node's block spans (its size class, context_map.cpp): the slot
+  // count alone does not say, since erase() fills a block made for one slot more. In what
+  // would be padding before `version`.
+  std::uint8_t lines;
   // Names this node as a context's root, for the token fast path: a value from fresh_version()
   // given to the new root of every set() and slow reset (never given twice in the process, so
   // equal versions mean the very same node even if its address was reused), 0 otherwise.
