@@ -10,7 +10,9 @@
 //   baton: baton::grpc::server and channel on one baton loop (the benchmark thread); the
 //          server's handler runs as a task in a context filled from the call's metadata.
 // Time is wall-clock (UseRealTime); rows that cross threads also report the CPU time of the
-// whole process, which a busy machine disturbs less.
+// whole process, which a busy machine disturbs less. The *_two_process rows put the server in a
+// child process (this program run as `grpc_bench --echo-server=raw|baton`), so each side has
+// gRPC's poller to itself; their CPU counters add the child's CPU to this process's.
 #include <baton/baton.hpp>
 #include <baton/grpc/call_context.hpp>
 #include <baton/grpc/channel.hpp>
@@ -18,6 +20,12 @@
 #include <baton/grpc/server.hpp>
 
 #include <benchmark/benchmark.h>
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <grpcpp/client_context.h>
 #include <grpcpp/completion_queue.h>
@@ -29,12 +37,19 @@
 #include <grpcpp/server_context.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <future>
 #include <map>
+#include <sstream>
+#include <stdexcept>
 #include <memory>
 #include <semaphore>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -120,11 +135,12 @@ struct raw_call {
 /// The client side of a raw row: a stub to the server, its own completion queue (drained when
 /// the row ends) and the message it sends.
 struct raw_client {
-  explicit raw_client(const raw_server& srv)
+  explicit raw_client(int port)
       : stub(Echo::NewStub(
-            ::grpc::CreateChannel(target(srv.port()), ::grpc::InsecureChannelCredentials()))) {
+            ::grpc::CreateChannel(target(port), ::grpc::InsecureChannelCredentials()))) {
     message.set_text("ping");
   }
+  explicit raw_client(const raw_server& srv) : raw_client(srv.port()) {}
   ~raw_client() {
     cq.Shutdown();
     void* tag = nullptr;
@@ -431,6 +447,133 @@ void fill_context_from(benchmark::State& state, bool with_baton_extract) {
 void baseline_copy_trace_headers(benchmark::State& state) { fill_context_from(state, false); }
 void grpc_extract_and_reset(benchmark::State& state) { fill_context_from(state, true); }
 
+// ---------------------------------------------------------------------------------------------
+// Two processes: the echo server in a child, the 100 callers here. Within one process gRPC's
+// default poller (epoll1) has one epoll set, so a process whose client and server run on two
+// threads pays wake-ups between them (see the rows above); here each process has one side.
+//   raw:   the child runs a raw_server; the callers are raw_calls() on this thread's queue.
+//   baton: the child runs a server polling on its one-thread loop; the callers run on a loop
+//          of this thread with a loop_poller.
+
+/// The server side, run by `grpc_bench --echo-server=raw|baton`: prints its port on a line of
+/// its own and serves until it is killed.
+int serve_echo(const std::string& kind) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives the benchmark, however that ends
+  if (kind == "raw") {
+    raw_server srv;
+    std::printf("%d\n", srv.port());
+    std::fflush(stdout);
+    pause();  // until killed
+    return 0;
+  }
+  baton::run([]() -> baton::task<> {
+    baton::grpc::server srv({.addresses = {"127.0.0.1:0"}, .poll_on_loop = true});
+    srv.add_unary<Msg, Msg>(unary_method, [](Msg m) -> baton::task<Msg> { co_return m; });
+    srv.start();
+    auto serving = baton::spawn(srv.serve());
+    co_await baton::sleep(std::chrono::seconds(0));  // serve() attaches before the first call
+    std::printf("%d\n", srv.port());
+    std::fflush(stdout);
+    co_await serving;  // until killed
+  }());
+  return 0;
+}
+
+/// A child process serving echo; killed and reaped by the destructor.
+class echo_child {
+ public:
+  explicit echo_child(const char* kind) {
+    int out[2];
+    if (pipe(out) != 0) throw std::runtime_error("pipe failed");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, out[0]);
+    std::string self = "/proc/self/exe";
+    std::string flag = std::string("--echo-server=") + kind;
+    char* argv[] = {self.data(), flag.data(), nullptr};
+    const int rc = posix_spawn(&pid_, self.c_str(), &actions, nullptr, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(out[1]);
+    if (rc != 0) {
+      close(out[0]);
+      throw std::runtime_error("posix_spawn failed");
+    }
+    std::string line;
+    char ch = 0;
+    while (read(out[0], &ch, 1) == 1 && ch != '\n') line += ch;
+    close(out[0]);
+    port_ = std::atoi(line.c_str());
+    if (port_ <= 0) throw std::runtime_error("the echo child printed no port");
+  }
+  ~echo_child() {
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+  }
+  echo_child(const echo_child&) = delete;
+  echo_child& operator=(const echo_child&) = delete;
+
+  int port() const { return port_; }
+  /// The child's CPU time so far (user + system), from /proc.
+  double cpu_seconds() const {
+    std::ifstream stat("/proc/" + std::to_string(pid_) + "/stat");
+    const std::string text((std::istreambuf_iterator<char>(stat)),
+                           std::istreambuf_iterator<char>());
+    // Fields after the command's closing parenthesis: state is field 3, utime 14, stime 15.
+    std::istringstream rest(text.substr(text.rfind(')') + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+      if (i >= 14) ticks += std::stod(field);
+    }
+    return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+
+ private:
+  pid_t pid_ = 0;
+  int port_ = 0;
+};
+
+/// Counts the child's CPU over the timing loop: "server_us_per_call" is the child's CPU per
+/// call (the row's own CPU time is this process's).
+class child_cpu {
+ public:
+  explicit child_cpu(const echo_child& child) : child_(child), before_(child.cpu_seconds()) {}
+  void report(benchmark::State& state, int per_iteration) const {
+    const double calls = static_cast<double>(state.iterations()) * per_iteration;
+    state.SetItemsProcessed(state.iterations() * per_iteration);
+    state.counters["server_us_per_call"] =
+        calls > 0 ? (child_.cpu_seconds() - before_) * 1e6 / calls : 0;
+  }
+
+ private:
+  const echo_child& child_;
+  double before_;
+};
+
+void raw_two_process_100_callers(benchmark::State& state) {
+  echo_child child("raw");
+  raw_client client(child.port());
+  const int per_iteration = 1000;
+  const child_cpu cpu(child);
+  for (auto _ : state) raw_calls(client, callers, per_iteration);
+  cpu.report(state, per_iteration);
+}
+
+void baton_two_process_100_callers(benchmark::State& state) {
+  echo_child child("baton");
+  baton::run([](benchmark::State& st, const echo_child& c) -> baton::task<> {
+    baton::grpc::loop_poller poller;
+    baton::grpc::channel ch(
+        ::grpc::CreateChannel(target(c.port()), ::grpc::InsecureChannelCredentials()));
+    const int per_iteration = 1000;
+    const child_cpu cpu(c);
+    for (auto _ : st) co_await baton_calls(ch, callers, per_iteration);
+    cpu.report(st, per_iteration);
+  }(state, child));
+}
+
 }  // namespace
 
 BENCHMARK(raw_unary_round_trip)->UseRealTime()->MeasureProcessCPUTime();
@@ -443,9 +586,22 @@ BENCHMARK(baton_polled_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime(
 BENCHMARK(baton_two_loops_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(raw_sharded_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_sharded_100_callers)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(raw_two_process_100_callers)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(baton_two_process_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baseline_copy_trace_headers);
 BENCHMARK(grpc_extract_and_reset);
 
 }  // namespace baton_bench
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  constexpr std::string_view serve_flag = "--echo-server=";
+  if (argc == 2 && std::string_view(argv[1]).starts_with(serve_flag)) {
+    return baton_bench::serve_echo(
+        std::string(std::string_view(argv[1]).substr(serve_flag.size())));
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
