@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
-// The persistent hash trie behind contexts: insert, erase and reference counting.
+// The persistent hash trie behind contexts: insert, erase, reference counting, and the blocks of
+// whole cache lines its nodes live in (see "Where nodes live" below).
 
 #include <baton/detail/context_map.hpp>
 
