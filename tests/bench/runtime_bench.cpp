@@ -147,13 +147,22 @@ baton::task<> spawn_join_in_context(benchmark::State& state) {
   }
 }
 
-/// The pair to compare: vars:0 is the same-run baseline of vars:16.
-void spawn_join_context(benchmark::State& state) { run_baton(spawn_join_in_context(state)); }
-BENCHMARK(spawn_join_context)->ArgName("vars")->Arg(0)->Arg(16)->UseRealTime();
+/// The pair to compare: vars:0 is the same-run baseline of vars:16, on as many loop threads.
+void spawn_join_context(benchmark::State& state) {
+  run_baton(spawn_join_in_context(state), state.range(1));
+}
+BENCHMARK(spawn_join_context)
+    ->ArgNames({"vars", "threads"})
+    ->Args({0, 1})
+    ->Args({16, 1})
+    ->Args({0, 2})
+    ->Args({16, 2})
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
 
 /// The same with 16 vars of mixed flows (6 always, 5 tasks, 5 never): each spawn drops the
 /// never-vars, so the child's map is the spawner's without root slot 31, built once and kept
-/// on the spawner's root. Compare with vars:0 above.
+/// on the spawner's root. Compare with vars:0 above, on as many threads.
 baton::task<> spawn_join_in_mixed_context(benchmark::State& state) {
   sixteen_vars vars(true);
   vars.set_all();
@@ -164,9 +173,14 @@ baton::task<> spawn_join_in_mixed_context(benchmark::State& state) {
   if (co_await check != 100 - 1) state.SkipWithError("the child saw the wrong flows");
 }
 void spawn_join_context_mixed_flows(benchmark::State& state) {
-  run_baton(spawn_join_in_mixed_context(state));
+  run_baton(spawn_join_in_mixed_context(state), state.range(0));
 }
-BENCHMARK(spawn_join_context_mixed_flows)->UseRealTime();
+BENCHMARK(spawn_join_context_mixed_flows)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
 
 // ---- 3. nested co_await of a task<int> ------------------------------------------------------
 
