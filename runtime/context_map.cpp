@@ -184,7 +184,8 @@ node_cache* nodes_of_this_thread() noexcept {
       spare().get(lines, one, 1);
     }
     if (one.head != nullptr) return one.pop();
-    return ::operator new (lines* line_bytes, std::align_val_t{line_bytes});
+    const std::size_t bytes = lines * line_bytes;
+    return ::operator new (bytes, std::align_val_t{line_bytes});
   }
   if (spare().available[lines].load(std::memory_order_relaxed) != 0) {
     std::lock_guard lock(spare().mutex);
