@@ -10,9 +10,10 @@
 //   baton: baton::grpc::server and channel on one baton loop (the benchmark thread); the
 //          server's handler runs as a task in a context filled from the call's metadata.
 // Time is wall-clock (UseRealTime); rows that cross threads also report the CPU time of the
-// whole process, which a busy machine disturbs less. The *_two_process rows put the server in a
-// child process (this program run as `grpc_bench --echo-server=raw|baton`), so each side has
-// gRPC's poller to itself; their CPU counters add the child's CPU to this process's.
+// whole process, which a busy machine disturbs less. The *_two_process rows are the exception to
+// "in this process": their server runs in a child (this program run as `grpc_bench
+// --echo-server=raw|baton`), so each side has gRPC's poller to itself; their CPU time is this
+// process's, and the counter server_us_per_call is the child's CPU per call.
 #include <baton/baton.hpp>
 #include <baton/grpc/call_context.hpp>
 #include <baton/grpc/channel.hpp>
@@ -38,16 +39,15 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <functional>
-#include <iterator>
 #include <future>
+#include <iterator>
 #include <map>
-#include <sstream>
-#include <stdexcept>
 #include <memory>
 #include <semaphore>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -456,9 +456,13 @@ void grpc_extract_and_reset(benchmark::State& state) { fill_context_from(state, 
 //          of this thread with a loop_poller.
 
 /// The server side, run by `grpc_bench --echo-server=raw|baton`: prints its port on a line of
-/// its own and serves until it is killed.
+/// its own and serves until it is killed (exit status 2 for another kind).
 int serve_echo(const std::string& kind) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives the benchmark, however that ends
+  if (kind != "raw" && kind != "baton") {
+    std::fprintf(stderr, "grpc_bench: --echo-server takes raw or baton, not '%s'\n", kind.c_str());
+    return 2;
+  }
   if (kind == "raw") {
     raw_server srv;
     std::printf("%d\n", srv.port());
@@ -535,14 +539,13 @@ class echo_child {
   int port_ = 0;
 };
 
-/// Counts the child's CPU over the timing loop: "server_us_per_call" is the child's CPU per
-/// call (the row's own CPU time is this process's).
+/// Counts the child's CPU over the timing loop as the counter "server_us_per_call" (the row's
+/// own CPU time is this process's).
 class child_cpu {
  public:
   explicit child_cpu(const echo_child& child) : child_(child), before_(child.cpu_seconds()) {}
   void report(benchmark::State& state, int per_iteration) const {
     const double calls = static_cast<double>(state.iterations()) * per_iteration;
-    state.SetItemsProcessed(state.iterations() * per_iteration);
     state.counters["server_us_per_call"] =
         calls > 0 ? (child_.cpu_seconds() - before_) * 1e6 / calls : 0;
   }
@@ -559,6 +562,7 @@ void raw_two_process_100_callers(benchmark::State& state) {
   const child_cpu cpu(child);
   for (auto _ : state) raw_calls(client, callers, per_iteration);
   cpu.report(state, per_iteration);
+  state.SetItemsProcessed(state.iterations() * per_iteration);
 }
 
 void baton_two_process_100_callers(benchmark::State& state) {
@@ -571,6 +575,7 @@ void baton_two_process_100_callers(benchmark::State& state) {
     const child_cpu cpu(c);
     for (auto _ : st) co_await baton_calls(ch, callers, per_iteration);
     cpu.report(st, per_iteration);
+    st.SetItemsProcessed(st.iterations() * per_iteration);
   }(state, child));
 }
 
