@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
 // The persistent hash trie behind contexts: insert, erase, reference counting, and the blocks of
-// whole cache lines its nodes live in (see "Where nodes live" below).
+// whole cache lines its nodes (and task states) live in (see "Where nodes live" below).
 
 #include <baton/detail/context_map.hpp>
 
@@ -30,7 +30,10 @@ std::uint32_t position_bit(var_key key, unsigned shift) noexcept {
 // shares a line with it. A published node is only read (save its count and its mirror stamp),
 // by every thread that runs a context holding it; a neighbour written on each resume (a task's
 // state, a coroutine frame: malloc packs blocks 16 bytes apart) would turn each of those reads
-// into a miss once the task moves between loop threads.
+// into a miss once the task moves between loop threads. Task states take their blocks here too
+// (allocate_lines()): a state is written by whichever loop thread runs the task, and in a malloc
+// block its first line held the last bytes of its neighbour (the status word written on every
+// resume of that task, maybe on the other core).
 //
 //   thread ── this_thread_nodes ──▶ node_cache: free[lines] ──▶ block ──▶ block ...
 //                                              slab: the rest of its current slab
@@ -48,6 +51,9 @@ constexpr unsigned max_lines =
 constexpr std::size_t slab_bytes = 4096;
 constexpr unsigned keep = 64;   // blocks of one size a thread keeps
 constexpr unsigned batch = 32;  // blocks moved to or from the spare list at once
+
+/// Bytes of all slabs ever made (memory_bench takes them out of malloc's count).
+constinit std::atomic<std::int64_t> slab_bytes_made{0};
 
 struct free_block {
   free_block* next;
@@ -131,6 +137,9 @@ struct slab_rest {
 struct node_cache {
   block_list free[max_lines + 1];
   slab_rest slab;
+  // Lines this thread took minus lines it gave back (negative when it frees what others took):
+  // what memory_bench adds to malloc's count, since blocks come from slabs made earlier.
+  std::int64_t lines_out = 0;
 
   node_cache() = default;
   node_cache(const node_cache&) = delete;
@@ -197,6 +206,7 @@ node_cache* nodes_of_this_thread() noexcept {
     c->cut_slab_rest();
     if (c->free[lines].head != nullptr) return c->free[lines].pop();
     c->slab.next = static_cast<char*>(::operator new (slab_bytes, std::align_val_t{line_bytes}));
+    slab_bytes_made.fetch_add(slab_bytes, std::memory_order_relaxed);  // relaxed: a statistic
     c->slab.end = c->slab.next + slab_bytes;
   }
   void* const p = c->slab.next;
@@ -204,14 +214,42 @@ node_cache* nodes_of_this_thread() noexcept {
   return p;
 }
 
-map_node* allocate(unsigned nslots) {
-  const std::size_t bytes = offsetof(map_node, slots) + sizeof(slot) * (nslots == 0 ? 1 : nslots);
-  const auto lines = static_cast<unsigned>((bytes + line_bytes - 1) / line_bytes);
+unsigned lines_for(std::size_t bytes) noexcept {
+  return static_cast<unsigned>((bytes + line_bytes - 1) / line_bytes);
+}
+
+/// A block of `lines` (at most max_lines): this thread's list, else new_block().
+void* take_block(unsigned lines) {
   node_cache* const c = nodes_of_this_thread();
   void* const p =
       c != nullptr && c->free[lines].head != nullptr ? c->free[lines].pop() : new_block(c, lines);
   unpoison(p, lines);
-  auto* n = static_cast<map_node*>(p);
+  if (c != nullptr) c->lines_out += lines;
+  return p;
+}
+
+/// Gives back a block of `lines` to this thread's list (the spare list past `keep`).
+void give_block(void* p, unsigned lines) noexcept {
+  poison(p, lines);
+  node_cache* const c = nodes_of_this_thread();
+  if (c == nullptr) [[unlikely]] {
+    std::lock_guard lock(spare().mutex);
+    spare().put(lines, p);
+    return;
+  }
+  c->lines_out -= lines;
+  block_list& list = c->free[lines];
+  list.push(p);
+  if (list.count > keep) [[unlikely]] {
+    std::lock_guard lock(spare().mutex);
+    spare().put(lines, list, batch);
+  }
+}
+
+map_node* allocate(unsigned nslots) {
+  const std::size_t bytes = offsetof(map_node, slots) + sizeof(slot) * (nslots == 0 ? 1 : nslots);
+  const unsigned lines = lines_for(bytes);
+  auto* n = static_cast<map_node*>(take_block(lines));
   // Relaxed: the node is not published yet; publishing it orders this store.
   n->refs.store(1, std::memory_order_relaxed);
   n->lines = static_cast<std::uint8_t>(lines);
@@ -222,22 +260,7 @@ map_node* allocate(unsigned nslots) {
   return n;
 }
 
-void deallocate(map_node* n) noexcept {
-  const unsigned lines = n->lines;
-  poison(n, lines);
-  node_cache* const c = nodes_of_this_thread();
-  if (c == nullptr) [[unlikely]] {
-    std::lock_guard lock(spare().mutex);
-    spare().put(lines, n);
-    return;
-  }
-  block_list& list = c->free[lines];
-  list.push(n);
-  if (list.count > keep) [[unlikely]] {
-    std::lock_guard lock(spare().mutex);
-    spare().put(lines, list, batch);
-  }
-}
+void deallocate(map_node* n) noexcept { give_block(n, n->lines); }
 
 void retain_box(std::uint64_t bits) noexcept {
   // Relaxed: a new reference is made from an existing one, so nothing needs ordering here.
@@ -575,5 +598,29 @@ map_node* erase(const map_node* root, var_key key) {
 }
 
 std::size_t size(const map_node* root) noexcept { return root != nullptr ? root->count : 0; }
+
+void* allocate_lines(std::size_t bytes) {
+  const unsigned lines = lines_for(bytes);
+  // Larger than a node can be (a task whose result is big): the heap, without the alignment.
+  if (lines > max_lines) [[unlikely]]
+    return ::operator new(bytes);
+  return take_block(lines);
+}
+
+void free_lines(void* p, std::size_t bytes) noexcept {
+  const unsigned lines = lines_for(bytes);
+  if (lines > max_lines) [[unlikely]] {
+    ::operator delete(p);
+    return;
+  }
+  give_block(p, lines);
+}
+
+std::int64_t line_bytes_out_on_this_thread() noexcept {
+  const node_cache* const c = this_thread_nodes;
+  return c != nullptr ? c->lines_out * static_cast<std::int64_t>(line_bytes) : 0;
+}
+
+std::int64_t line_slab_bytes() noexcept { return slab_bytes_made.load(std::memory_order_relaxed); }
 
 }  // namespace baton::detail

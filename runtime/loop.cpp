@@ -745,7 +745,8 @@ void loop::run_handlers(bool wait) {
 void forget_handler_context() noexcept {
   context_cell* const base = current_cell;
   if (base->root != nullptr || base->id != 0) [[unlikely]] {
-    release(std::exchange(base->root, nullptr));
+    release(base->root);
+    set_root(base, nullptr);
     base->id = 0;  // a token the handler made must not reset anything in the next one
   }
   sync_mirrors();

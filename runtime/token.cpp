@@ -51,7 +51,7 @@ token_state* set_entry(const slot& entry, const void* var) {
   t->cell_id = c->id;
   t->version = new_root->version;
   t->old_root = c->root;  // the cell's reference moves to the token
-  c->root = new_root;
+  set_root(c, new_root);
   sync_mirrors();
   return t;
 }
@@ -95,7 +95,7 @@ void reset_entry(token_state* t, var_key key, const void* var, const std::string
     }
   }
   release(c->root);
-  c->root = new_root;
+  set_root(c, new_root);
   // Relaxed: as the check at the top.
   t->used.store(true, std::memory_order_relaxed);
   sync_mirrors();

@@ -10,7 +10,10 @@
 // std::aligned_alloc, which never reaches operator new. Each benchmark runs once per repetition
 // (Iterations(1)); the time column is only the time it took to park the tasks. Counters:
 //   B/task       bytes live in malloc blocks (malloc_usable_size: what the allocator really
-//                hands out for each request) after the tasks parked, minus before, per task;
+//                hands out for each request) after the tasks parked, minus before, per task,
+//                counting the line blocks (task states, map nodes) the parking thread took
+//                rather than the slabs they are carved from, which are malloc'd once and
+//                reused from row to row (context_map.hpp, allocate_lines());
 //   heap_B/task  the same from glibc's mallinfo2().uordblks: every byte malloc has in use,
 //                chunk headers included;
 //   allocs/task  malloc blocks live after minus before, per task.
@@ -138,8 +141,11 @@ struct snapshot {
   std::int64_t heap;
 
   static snapshot now() noexcept {
-    return {live_bytes.load(std::memory_order_relaxed), live_blocks.load(std::memory_order_relaxed),
-            static_cast<std::int64_t>(mallinfo2().uordblks)};
+    const std::int64_t lines =
+        baton::detail::line_bytes_out_on_this_thread() - baton::detail::line_slab_bytes();
+    return {live_bytes.load(std::memory_order_relaxed) + lines,
+            live_blocks.load(std::memory_order_relaxed),
+            static_cast<std::int64_t>(mallinfo2().uordblks) + lines};
   }
 };
 

@@ -21,7 +21,7 @@
 //
 // Every node sits in whole 64-byte cache lines of its own (runtime/context_map.cpp, node_cache):
 // threads that run a context read its nodes, and a neighbour written by another core would make
-// those reads misses.
+// those reads misses. Task states use the same blocks (allocate_lines()).
 
 #include <baton/detail/refcount.hpp>
 
@@ -115,6 +115,14 @@ struct context_cell {
   // threads reading it through a handle while nobody has it entered. See enter()/reader.
   std::atomic<std::uintptr_t> owner{0};
   map_node* root = nullptr;  // owned reference, nullptr = empty
+  // A copy of root's mirror_stamp, or 0 when not known (then the root's own is read). It lets
+  // a switch to this cell find "no mirrored value changed" in the cell alone (sync_mirrors()):
+  // a resume touches the cell anyway, while a root made on another core would be a cache miss
+  // on this one. A stamp once valid for a node stays valid for it, so the copy only goes stale
+  // when root changes: a new cell starts at 0, and every later store to root goes through
+  // set_root(), which stores this too. Like root, only the thread that has the cell entered
+  // reads or writes it (the syncs that refresh it run in the current cell).
+  std::uint64_t mirror_hint = 0;
   // Unique, never reused: given on the first set() (tokens compare it), or at creation for a
   // task. Which root a token's set() left behind is told by the root's own map_node::version,
   // so a cell needs no version of its own.
@@ -128,6 +136,26 @@ struct context_cell {
   context_cell(const context_cell&) = delete;
   context_cell& operator=(const context_cell&) = delete;
 };
+
+/// Makes r (an owned reference moving in) c's root, and its mirror hint r's stamp (0 while no
+/// mirror exists: the hint is then never read).
+inline void set_root(context_cell* c, map_node* r) noexcept {
+  c->root = r;
+  // Relaxed: see map_node::mirror_stamp.
+  c->mirror_hint = r != nullptr ? r->mirror_stamp.load(std::memory_order_relaxed) : 0;
+}
+
+/// A block of `bytes` rounded up to whole 64-byte cache lines, 64-aligned (up to the size of the
+/// largest map node; beyond it a plain heap block), from this thread's free blocks: what map
+/// nodes and task states live in. free_lines() takes the same size back.
+void* allocate_lines(std::size_t bytes);
+void free_lines(void* p, std::size_t bytes) noexcept;
+/// Bytes of those blocks (map nodes and task states) the calling thread took and has not given
+/// back, minus those it gave back for other threads (memory_bench: blocks are reused from slabs
+/// made earlier, which malloc's count does not see).
+std::int64_t line_bytes_out_on_this_thread() noexcept;
+/// Bytes of the slabs those blocks are carved from, made by all threads so far.
+std::int64_t line_slab_bytes() noexcept;
 
 /// A fresh id for a cell or a task (never 0, never reused).
 std::uint64_t new_cell_id() noexcept;
@@ -227,36 +255,45 @@ struct mirror_sync_state {
     "initial-exec")]] extern constinit thread_local mirror_sync_state* this_thread_mirrors;
 
 /// The out-of-line part of sync_mirrors(), given what it loaded: this thread's state (nullptr
-/// before its first sync), the current root and its stamp (empty_stamp for the empty map) and
-/// the mirror count (read relaxed). Reports each mirrored var whose entry differs from the one
-/// last reported, and records the stamp.
-void sync_mirrors_slow(mirror_sync_state* state, const map_node* root, std::uint64_t stamp,
-                       unsigned n) noexcept;
+/// before its first sync), the current cell (nullptr: the empty map), its root, the root's
+/// stamp (empty_stamp for the empty map) and the mirror count (read relaxed). Reports each
+/// mirrored var whose entry differs from the one last reported, records the stamp, and leaves
+/// it in the cell's mirror hint.
+void sync_mirrors_slow(mirror_sync_state* state, context_cell* c, const map_node* root,
+                       std::uint64_t stamp, unsigned n) noexcept;
 
 /// Called after every change of this thread's current context that code runs in next: reports
 /// each mirrored var whose value differs from what this thread last reported. With no mirror
 /// installed it costs one load. With mirrors, a switch to a root that agrees with the last
 /// report (the same map, a map derived from it by sets of unmirrored vars, a map an earlier sync
-/// found equal on the mirrored vars) is decided inline by comparing its stamp; anything
-/// else goes out of line, compares each mirrored entry and reports the ones that differ.
-inline void sync_mirrors() noexcept {
+/// found equal on the mirrored vars) is decided inline by comparing its stamp, read from the
+/// cell's mirror hint; anything else goes out of line, compares each mirrored entry and
+/// reports the ones that differ. always_inline: g++ would otherwise call it, and the call
+/// costs more than the test.
+[[gnu::always_inline]] inline void sync_mirrors() noexcept {
   // Relaxed: a thread that has not seen a new mirror yet reports to it at its next switch;
   // sync_mirrors_slow acquires the table itself.
   const unsigned n = mirror_count.load(std::memory_order_relaxed);
   if (n == 0) [[likely]]
     return;
   mirror_sync_state* const v = this_thread_mirrors;
-  const context_cell* const c = current_cell;
-  const map_node* const root = c != nullptr ? c->root : nullptr;
-  // Relaxed: see map_node::mirror_stamp.
-  const std::uint64_t stamp =
-      root != nullptr ? root->mirror_stamp.load(std::memory_order_relaxed) : empty_stamp;
+  context_cell* const c = current_cell;
+  const map_node* root = nullptr;
+  std::uint64_t stamp = empty_stamp;
+  if (c != nullptr) {
+    root = c->root;
+    stamp = c->mirror_hint;
+    if (stamp == 0) [[unlikely]] {
+      // Relaxed: see map_node::mirror_stamp.
+      stamp = root != nullptr ? root->mirror_stamp.load(std::memory_order_relaxed) : empty_stamp;
+    }
+  }
   // Laid out so that a switch that reports falls through these tests to the call, as it does
   // through sync_mirrors_slow's (see there for why).
   if (v != nullptr && n == v->synced) [[likely]] {
     if ((stamp == v->agreeing[0]) | (stamp == v->agreeing[1])) return;
   }
-  sync_mirrors_slow(v, root, stamp, n);
+  sync_mirrors_slow(v, c, root, stamp, n);
 }
 
 /// Installs m for var `name` (one per var, at most max_mirrors): context_error otherwise.

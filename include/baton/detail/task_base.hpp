@@ -24,6 +24,7 @@
 
 #include <atomic>
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -58,6 +59,13 @@ enum class task_status : std::uint8_t { created, scheduled, running, suspended, 
 struct task_base : context_cell {
   task_base() noexcept;
   ~task_base() override;
+
+  /// Task states live in whole cache lines of their own (context_map.hpp, allocate_lines()): the
+  /// loop thread that runs a task writes its state, and a neighbour sharing a line with it
+  /// would be written by the thread running that neighbour. Sized: the deleting destructor of
+  /// the final task_state<T> passes its own size.
+  static void* operator new(std::size_t bytes) { return allocate_lines(bytes); }
+  static void operator delete(void* p, std::size_t bytes) noexcept { free_lines(p, bytes); }
 
   /// Where it runs: its own cell (this), or a shared context given to spawn().
   context_cell* ctx() const noexcept {
@@ -149,11 +157,11 @@ struct task_base : context_cell {
   void set_shared_cell(context_cell* c) noexcept { root = reinterpret_cast<map_node*>(c); }
 };
 
-/// 120 bytes, the whole of a task_state<void>: malloc serves it from a 128-byte chunk with
-/// nothing left over (docs/design/task-and-loop.md, "The task state layout"). A field added
-/// here must take bytes from another, or the benchmarks' memory figures move.
-static_assert(sizeof(context_cell) == 40 && sizeof(task_base) == 120,
-              "task_base must stay 120 bytes: loop_generation fills context_cell's tail padding");
+/// 128 bytes, the whole of a task_state<void>: exactly two cache lines of the blocks above
+/// (docs/design/task-and-loop.md, "The task state layout"). A field added here must take bytes
+/// from another, or every task takes a third line.
+static_assert(sizeof(context_cell) == 48 && sizeof(task_base) == 128,
+              "task_base must stay 128 bytes: loop_generation fills context_cell's tail padding");
 
 /// The loop thread the caller runs on, or nullptr (constinit: one TLS load).
 struct worker;
