@@ -601,16 +601,16 @@ std::size_t size(const map_node* root) noexcept { return root != nullptr ? root-
 
 void* allocate_lines(std::size_t bytes) {
   const unsigned lines = lines_for(bytes);
-  // Larger than a node can be (a task whose result is big): the heap, without the alignment.
+  // Larger than a node can be (a task whose result is big): the heap, still line-aligned.
   if (lines > max_lines) [[unlikely]]
-    return ::operator new(bytes);
+    return ::operator new (bytes, std::align_val_t{line_bytes});
   return take_block(lines);
 }
 
 void free_lines(void* p, std::size_t bytes) noexcept {
   const unsigned lines = lines_for(bytes);
   if (lines > max_lines) [[unlikely]] {
-    ::operator delete(p);
+    ::operator delete (p, std::align_val_t{line_bytes});
     return;
   }
   give_block(p, lines);

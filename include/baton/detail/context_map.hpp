@@ -145,8 +145,8 @@ inline void set_root(context_cell* c, map_node* r) noexcept {
   c->mirror_hint = r != nullptr ? r->mirror_stamp.load(std::memory_order_relaxed) : 0;
 }
 
-/// A block of `bytes` rounded up to whole 64-byte cache lines, 64-aligned (up to the size of the
-/// largest map node; beyond it a plain heap block), from this thread's free blocks: what map
+/// A block of `bytes` rounded up to whole 64-byte cache lines, 64-aligned, from this thread's
+/// free blocks (beyond the size of the largest map node, a 64-aligned heap block): what map
 /// nodes and task states live in. free_lines() takes the same size back.
 void* allocate_lines(std::size_t bytes);
 void free_lines(void* p, std::size_t bytes) noexcept;

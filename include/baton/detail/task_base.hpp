@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <new>
 #include <string>
 
 namespace baton::detail {
@@ -63,9 +64,21 @@ struct task_base : context_cell {
   /// Task states live in whole cache lines of their own (context_map.hpp, allocate_lines()): the
   /// loop thread that runs a task writes its state, and a neighbour sharing a line with it
   /// would be written by the thread running that neighbour. Sized: the deleting destructor of
-  /// the final task_state<T> passes its own size.
+  /// the final task_state<T> passes its own size. A state aligned beyond a line (a result type
+  /// with alignas(128)) takes a heap block of its alignment.
   static void* operator new(std::size_t bytes) { return allocate_lines(bytes); }
   static void operator delete(void* p, std::size_t bytes) noexcept { free_lines(p, bytes); }
+  static void* operator new(std::size_t bytes, std::align_val_t a) {
+    return a <= line_alignment ? allocate_lines(bytes) : ::operator new(bytes, a);
+  }
+  static void operator delete(void* p, std::size_t bytes, std::align_val_t a) noexcept {
+    if (a <= line_alignment) {
+      free_lines(p, bytes);
+    } else {
+      ::operator delete(p, bytes, a);
+    }
+  }
+  static constexpr std::align_val_t line_alignment{64};
 
   /// Where it runs: its own cell (this), or a shared context given to spawn().
   context_cell* ctx() const noexcept {
