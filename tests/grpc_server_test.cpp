@@ -328,6 +328,36 @@ TEST_CASE("write() in a client-streaming handler is misuse the caller sees as UN
   });
 }
 
+TEST_CASE("read() in a server-streaming handler, past its one request, is misuse seen as UNKNOWN") {
+  in_each_mode([](server_options mode) -> task<> {
+    co_await with_server(
+        [](server& s) {
+          s.add_server_streaming<Msg, Msg>(server_stream_method,
+                                           [](Msg m, server_stream<Msg, Msg>& io) -> task<> {
+                                             co_await io.write(m);  // the request arrived
+                                             (void)co_await io.read();
+                                           });
+        },
+        [](channel& ch, server&) -> task<> {
+          auto call = co_await ch.open<Msg, Msg>(server_stream_method);
+          co_await call.write(msg("once", 7));
+          co_await call.writes_done();
+          auto first = co_await call.read();
+          REQUIRE(first);
+          CHECK(first->n() == 7);
+          CHECK_FALSE(co_await call.read());
+          try {
+            co_await call.finish();
+            FAIL("the call succeeded");
+          } catch (const status_error& e) {
+            CHECK(e.code() == StatusCode::UNKNOWN);
+            CHECK(e.message().rfind("baton: grpc: read() after the call's one request", 0) == 0);
+          }
+        },
+        mode);
+  });
+}
+
 TEST_CASE("registering a method twice, or after start(), throws a baton error") {
   run_task([]() -> task<> {
     server srv({.addresses = {"127.0.0.1:0"}});

@@ -178,7 +178,7 @@ class accepted_call final : public server_call {
 
   /// The call's task ends with this: `status` (and `reply`) go out, and the final Finish
   /// releases the call's path on the queue's thread. The last thing the task does with it.
-  void finish(const std::optional<::grpc::ByteBuffer>& reply, const ::grpc::Status& status) {
+  void finish(const std::optional<message_bytes>& reply, const ::grpc::Status& status) {
     {
       std::lock_guard lock(mutex_);
       task_finished_ = true;
@@ -186,7 +186,7 @@ class accepted_call final : public server_call {
     }
     void* tag = finished_.tag();
     if (reply) {
-      stream_.WriteAndFinish(*reply, ::grpc::WriteOptions(), status, tag);
+      stream_.WriteAndFinish(reply->buffer(), ::grpc::WriteOptions(), status, tag);
     } else {
       stream_.Finish(status, tag);
     }
@@ -216,7 +216,7 @@ class accepted_call final : public server_call {
     }
     if (method_ && (kind_ == call_kind::unary || kind_ == call_kind::server_streaming)) {
       request_.emplace();
-      stream_.Read(&*request_, request_read_tag_.tag());
+      stream_.Read(&request_->buffer(), request_read_tag_.tag());
     } else {
       start();
     }
@@ -283,7 +283,7 @@ void server_state::accept() {
 
 /// One call, in its own context (spawned in a copy of serve()'s, filled here).
 task<> run_call(accepted_call& c) {
-  std::optional<::grpc::ByteBuffer> reply;
+  std::optional<message_bytes> reply;
   ::grpc::Status status;
   try {
     (void)extract(c.context());
@@ -306,19 +306,24 @@ task<> run_call(accepted_call& c) {
 server_call::server_call() : stream_(&context_) {}
 server_call::~server_call() = default;
 
-task<std::optional<::grpc::ByteBuffer>> server_call::read() {
-  if (reads_closed_) throw runtime_error("baton: grpc: read() after the call's one request");
-  if (request_read_) {
-    reads_closed_ = kind_ == call_kind::unary || kind_ == call_kind::server_streaming;
-    request_read_ = false;
-    co_return std::move(request_);
+std::optional<message_bytes> server_call::take_request() {
+  if (reads_closed_ || !request_read_) {
+    throw runtime_error("baton: grpc: the call's one request is taken once, before any read()");
   }
+  reads_closed_ = true;
+  request_read_ = false;
+  return std::move(request_);
+}
+
+task<std::optional<message_bytes>> server_call::read() {
+  // A unary or server-streaming call's request was read before the handler: take_request().
+  if (reads_closed_) throw runtime_error("baton: grpc: read() after the call's one request");
   if (reading_) throw runtime_error("baton: grpc: a read is already pending on this call");
   reading_ = true;
-  ::grpc::ByteBuffer bytes;
+  message_bytes bytes;
   bool ok = false;
   try {
-    ok = co_await grpc_op([&](void* tag) { stream_.Read(&bytes, tag); },
+    ok = co_await grpc_op([&](void* tag) { stream_.Read(&bytes.buffer(), tag); },
                           [this] { context_.TryCancel(); });
   } catch (...) {
     reading_ = false;

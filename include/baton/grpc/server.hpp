@@ -100,7 +100,7 @@ class server_stream {
     co_return detail::parse_message<Request>(*bytes);
   }
   [[nodiscard]] task<> write(const Response& r) {
-    co_await call_.write(detail::serialize_message(r));
+    co_await call_.write(detail::serialize_message(r).buffer());
   }
   /// The gRPC call: peer(), client_metadata(), ...
   const ::grpc::ServerContext& context() const noexcept { return call_.context(); }
@@ -120,8 +120,8 @@ class server {
   void add_unary(std::string method, F handler) {
     add(std::move(method), detail::call_kind::unary,
         [h = std::move(handler)](
-            detail::server_call& c) -> task<std::optional<::grpc::ByteBuffer>> {
-          auto req = detail::require_request(co_await server_stream<Request, Response>(c).read());
+            detail::server_call& c) -> task<std::optional<detail::message_bytes>> {
+          auto req = detail::require_request(detail::take_message<Request>(c));
           co_return detail::serialize_message(co_await h(std::move(req)));
         });
   }
@@ -129,10 +129,9 @@ class server {
   void add_server_streaming(std::string method, F handler) {
     add(std::move(method), detail::call_kind::server_streaming,
         [h = std::move(handler)](
-            detail::server_call& c) -> task<std::optional<::grpc::ByteBuffer>> {
+            detail::server_call& c) -> task<std::optional<detail::message_bytes>> {
           server_stream<Request, Response> s(c);
-          auto req = detail::require_request(co_await s.read());
-          c.close_reads();
+          auto req = detail::require_request(detail::take_message<Request>(c));
           co_await h(std::move(req), s);
           co_return std::nullopt;
         });
@@ -141,7 +140,7 @@ class server {
   void add_client_streaming(std::string method, F handler) {
     add(std::move(method), detail::call_kind::client_streaming,
         [h = std::move(handler)](
-            detail::server_call& c) -> task<std::optional<::grpc::ByteBuffer>> {
+            detail::server_call& c) -> task<std::optional<detail::message_bytes>> {
           server_stream<Request, Response> s(c);
           co_return detail::serialize_message(co_await h(s));
         });
@@ -150,7 +149,7 @@ class server {
   void add_bidi(std::string method, F handler) {
     add(std::move(method), detail::call_kind::bidi,
         [h = std::move(handler)](
-            detail::server_call& c) -> task<std::optional<::grpc::ByteBuffer>> {
+            detail::server_call& c) -> task<std::optional<detail::message_bytes>> {
           server_stream<Request, Response> s(c);
           co_await h(s);
           co_return std::nullopt;
