@@ -381,10 +381,10 @@ void loop::push_remote(task_base* t) noexcept {
   if (head == nullptr) {
     asio::post(ioc_, [this] { drain_remote(); });
     // seq_cst, with the store in set_park_hook(): either this sees the hook, or the loop thread
-    // installed it after the post above and polls Asio before it first parks in it.
+    // installed it after the post above and lets Asio run before it first parks in it.
     if (hooked_.load(std::memory_order_seq_cst)) [[unlikely]] {
       std::lock_guard lock(gate_->mutex);
-      if (park_ != nullptr) park_->wake();
+      wake_hook_locked();
     }
   }
 }
@@ -510,6 +510,7 @@ bool loop::set_park_hook(park_hook* h) noexcept {
   std::lock_guard lock(gate_->mutex);
   if (h != nullptr && (threads_ > 1 || park_ != nullptr)) return false;
   park_ = h;
+  io_posted_ = h != nullptr;  // Asio may hold posts made before the hook: run it first
   hooked_.store(h != nullptr, std::memory_order_seq_cst);  // see push_remote()
   return true;
 }
@@ -523,22 +524,35 @@ std::chrono::steady_clock::time_point loop::next_deadline() noexcept {
 
 // Nothing is ready: wait in the hook instead of Asio. A thread that queues work calls wake()
 // (wake_locked(), push_remote(), post_to_loop()) after queuing it. One that found the hook not
-// yet prepared has queued before the look below, which finds the work: Asio's queue is read
-// after prepare(), the injection queue under the lock its pushers hold while they wake.
-// What only Asio's own wait would notice (a socket, a signal_set, a plain Asio timer, a post
-// made straight to the io_context from another thread) is seen at the next Asio poll: parks
-// end by hook_park_limit, so such work waits for at most that long.
+// yet prepared has queued before the look below, which finds the work: the injection queue and
+// io_posted_ are read under the lock its pushers hold while they wake.
+// Asio runs here only when something was posted to it through the gate (post_to_loop()), a
+// baton timer is due (their driver is an Asio timer), or its turn is (io_check_due(): 50 us
+// since it last ran): Asio's poll is an epoll_wait system call, and a busy hook parks once every
+// call or two. A park that skips Asio ends when its turn comes. So what only Asio's own wait
+// would notice (a socket, a signal_set, a plain Asio timer, a post made straight to the
+// io_context) waits for the next turn: at most 50 us while the hook keeps waking, and
+// hook_park_limit when it sleeps.
 void loop::park_in_hook() {
   using clock = std::chrono::steady_clock;
   park_->prepare();
-  run_handlers(false);
-  bool found = ready_head_ != nullptr;
-  if (!found) {
+  bool found = false;
+  bool posted = false;
+  {
     std::lock_guard lock(gate_->mutex);
     found = inject_head_ != nullptr;
+    posted = std::exchange(io_posted_, false);
   }
-  park_->park(found ? clock::time_point::min()
-                    : std::min(next_deadline(), clock::now() + hook_park_limit));
+  const auto now = clock::now();
+  const auto timer_due = next_deadline();
+  auto until = std::min(timer_due, now + hook_park_limit);
+  if (posted || timer_due <= now || io_check_due(io_turn_)) {
+    run_handlers(false);
+  } else {
+    until = std::min(until, io_turn_.next());
+  }
+  found = found || ready_head_ != nullptr;
+  park_->park(found ? clock::time_point::min() : until);
 }
 
 bool loop::nothing_live() noexcept {

@@ -72,20 +72,29 @@ struct worker {
   std::condition_variable park_cv;
 };
 
-/// When a loop last let Asio run while tasks were ready, loop-wide (see io_check_due()).
+/// When a loop last let Asio run while tasks were ready, or before a park in its park hook,
+/// loop-wide (see io_check_due()).
 struct io_turn {
   static constexpr auto gap = std::chrono::microseconds(50);
   std::atomic<std::chrono::steady_clock::rep> last{0};
+  /// When io_check_due() says yes again.
+  std::chrono::steady_clock::time_point next() const noexcept {
+    // Relaxed: as in io_check_due().
+    return std::chrono::steady_clock::time_point(
+               std::chrono::steady_clock::duration(last.load(std::memory_order_relaxed))) +
+           gap;
+  }
 };
 
 /// Whether a worker that has tasks ready should let Asio run now. It is asked every 61-64
-/// steps (loop::work, loop::after_step) and says yes to one asker when 50 us have passed since
-/// the loop's last yes: Asio's poll runs the reactor, an epoll_wait system call of about 1 us on
-/// this machine, so polling on every 64th step of 20 ns steps would double their cost. The
-/// price is latency: while tasks stay ready, a socket or timer completion waits at most 50 us
-/// plus 64 steps (docs/design/scheduler.md, "Asio's turn"). The turn is the loop's, not each
-/// worker's, so that the rate of polls under load does not grow with the number of workers.
-/// The clock read is paid once per 64 steps; the compare-and-swap once per 50 us.
+/// steps (loop::work, loop::after_step) and before a park in a park hook (loop::park_in_hook),
+/// and says yes to one asker when 50 us have passed since the loop's last yes: Asio's poll runs
+/// the reactor, an epoll_wait system call of about 1 us on this machine, so polling on every
+/// 64th step of 20 ns steps would double their cost. The price is latency: while tasks stay
+/// ready, a socket or timer completion waits at most 50 us plus 64 steps
+/// (docs/design/scheduler.md, "Asio's turn"). The turn is the loop's, not each worker's, so
+/// that the rate of polls under load does not grow with the number of workers. The clock read
+/// is paid once per 64 steps; the compare-and-swap once per 50 us.
 inline bool io_check_due(io_turn& turn) noexcept {
   const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
   // Relaxed: a time stamp that orders nothing else (poll_io()'s io_owner_ orders the handlers).
@@ -175,9 +184,13 @@ class loop {
   /// Installs or removes the one-thread loop's park hook (detail/park_hook.hpp): false on a
   /// loop of several threads, or when another hook is installed. On the loop's thread.
   bool set_park_hook(park_hook* h) noexcept;
-  /// Wakes the park hook, if any, for work queued through Asio: under gate_->mutex.
+  /// Wakes the park hook, if any, for work queued through Asio: under gate_->mutex. The hook's
+  /// next park lets Asio run first, whether or not its turn is due (park_in_hook()).
   void wake_hook_locked() noexcept {
-    if (park_ != nullptr) park_->wake();
+    if (park_ != nullptr) {
+      io_posted_ = true;
+      park_->wake();
+    }
   }
   /// Its debug-mode monitor, or nullptr when debug mode is off.
   debug_monitor* debug() const noexcept { return debug_.get(); }
@@ -266,6 +279,7 @@ class loop {
   task_base* inject_head_ = nullptr;
   task_base* inject_tail_ = nullptr;
   std::atomic<std::size_t> inject_len_{0};
+  bool io_posted_ = false;  // under gate_->mutex: wake_hook_locked() since the hook's last park
   // Idle workers: parked ones in sleepers_ (idle_mutex_), and how many are searching.
   std::mutex idle_mutex_;
   std::vector<unsigned> sleepers_;
