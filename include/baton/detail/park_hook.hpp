@@ -9,9 +9,11 @@
 //   away), or a wake() from another thread. The loop then still runs Asio's handlers, but
 //   never blocks in Asio, so what only Asio's wait notices (sockets, signal_set, plain Asio
 //   timers, posts made straight to the io_context from other threads) is seen at the loop's
-//   next poll of Asio: up to 5 ms late on an idle loop. A hook suits loops whose waits are the
-//   hook's events, baton's timers (sleep, wait_for), and wake-ups from other threads through
-//   baton (tasks scheduled from outside, to_thread, loop_handle), which are all prompt.
+//   next poll of Asio (before a park, at most every 50 us unless something was posted to Asio
+//   through baton or a timer is due): up to 5 ms late on an idle loop. A hook suits loops
+//   whose waits are the hook's events, baton's timers (sleep, wait_for), and wake-ups from
+//   other threads through baton (tasks scheduled from outside, to_thread, loop_handle), which
+//   are all prompt.
 //   The loop calls, on its own thread:
 //     poll()          while tasks are ready, when it lets Asio run (at most every 50 us): take
 //                     the hook's ready events without blocking;
