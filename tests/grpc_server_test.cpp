@@ -20,6 +20,9 @@
 #include <support/run_test.hpp>
 #include <support/settle.hpp>
 
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/slice.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -152,6 +155,59 @@ TEST_CASE("a method nobody registered ends with UNIMPLEMENTED") {
                                  StatusCode::UNIMPLEMENTED);
                          },
                          mode);
+  });
+}
+
+TEST_CASE("a unary request that is not the method's message ends with INVALID_ARGUMENT") {
+  in_each_mode([](server_options mode) -> task<> {
+    auto ran = std::make_shared<int>(0);
+    co_await with_server(
+        [ran](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [ran](Msg m) -> task<Msg> {
+            ++*ran;
+            co_return m;
+          });
+        },
+        [ran](channel& ch, server&) -> task<> {
+          // A field tag with no field number, then a truncated varint: no Msg parses from it.
+          const char junk[] = {'\x00', '\xff', '\xff', '\xff'};
+          ::grpc::Slice slice(junk, sizeof junk);
+          ::grpc::ByteBuffer bytes(&slice, 1);
+          try {
+            (void)co_await ch.call<::grpc::ByteBuffer>(unary_method, bytes);
+            FAIL("the call succeeded");
+          } catch (const status_error& e) {
+            CHECK(e.code() == StatusCode::INVALID_ARGUMENT);
+            CHECK(e.message().find("not a valid") != std::string::npos);
+          }
+          CHECK(*ran == 0);
+          // The server goes on serving.
+          CHECK((co_await ch.call<Msg>(unary_method, msg("after", 1))).n() == 1);
+          CHECK(*ran == 1);
+        },
+        mode);
+  });
+}
+
+TEST_CASE("a unary method called with no request message fails without running its handler") {
+  in_each_mode([](server_options mode) -> task<> {
+    auto ran = std::make_shared<int>(0);
+    co_await with_server(
+        [ran](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [ran](Msg m) -> task<Msg> {
+            ++*ran;
+            co_return m;
+          });
+        },
+        [ran](channel& ch, server&) -> task<> {
+          auto call = co_await ch.open<Msg, Msg>(unary_method);
+          co_await call.writes_done();
+          while (co_await call.read()) {
+          }
+          CHECK(co_await status_of(call.finish()) != StatusCode::OK);
+          CHECK(*ran == 0);
+        },
+        mode);
   });
 }
 

@@ -36,6 +36,7 @@ constexpr int accept_depth = 16;
 struct registered_method {
   call_kind kind;
   method_body body;
+  std::string task_name;  // "grpc <method>", made once
 };
 
 class accepted_call;
@@ -236,7 +237,8 @@ class accepted_call final : public server_call {
     refs_.fetch_add(1, std::memory_order_relaxed);  // relaxed: we hold a reference already
     server_.on_serving_loop([this] {
       adopt(spawn(run_call(*this),
-                  task_options{.name = "grpc " + context_.method(), .ctx = server_.base->copy()}));
+                  task_options{.name = method_ ? method_->task_name : "grpc " + context_.method(),
+                               .ctx = server_.base->copy()}));
       release();
     });
   }
@@ -373,7 +375,10 @@ void server::add(std::string method, detail::call_kind kind, detail::method_body
   if (state_->server) {
     throw runtime_error("baton: grpc server: add a method (" + method + ") before start()");
   }
-  if (!state_->methods.emplace(method, detail::registered_method{kind, std::move(body)}).second) {
+  std::string task_name = "grpc " + method;
+  if (!state_->methods
+           .emplace(method, detail::registered_method{kind, std::move(body), std::move(task_name)})
+           .second) {
     throw runtime_error("baton: grpc server: " + method + " is registered twice");
   }
 }

@@ -39,6 +39,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <future>
@@ -493,7 +494,9 @@ class echo_child {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
     posix_spawn_file_actions_addclose(&actions, out[0]);
-    std::string self = "/proc/self/exe";
+    // The resolved path rather than /proc/self/exe, which valgrind (--trace-children) cannot
+    // start: the row then also runs under callgrind, the child included.
+    std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
     std::string flag = std::string("--echo-server=") + kind;
     char* argv[] = {self.data(), flag.data(), nullptr};
     const int rc = posix_spawn(&pid_, self.c_str(), &actions, nullptr, argv, environ);
@@ -511,7 +514,7 @@ class echo_child {
     if (port_ <= 0) throw std::runtime_error("the echo child printed no port");
   }
   ~echo_child() {
-    kill(pid_, SIGKILL);
+    kill(pid_, SIGTERM);  // not SIGKILL: under valgrind the child then still writes its profile
     int status = 0;
     waitpid(pid_, &status, 0);
   }
