@@ -56,6 +56,30 @@ token_state* set_entry(const slot& entry, const void* var) {
   return t;
 }
 
+void set_untracked(const slot* entries, std::size_t n) {
+  std::size_t taken = 0;     // entries [taken, n) are still this function's to drop
+  map_node* made = nullptr;  // the root built so far, owned here until the cell takes it
+  try {
+    context_cell* const c = current_or_implicit();
+    while (taken < n) {
+      map_node* const next = insert(made != nullptr ? made : c->root, entries[taken++]);
+      release(made);  // never published: an unshared node, freed here
+      made = next;
+    }
+    if (made == nullptr) return;
+    made->version = fresh_version();  // a new node, not yet published
+    stamp_new_root(made, c->root, n == 1 ? entries[0].key & ~boxed_bit : 0);
+    map_node* const old = c->root;
+    set_root(c, std::exchange(made, nullptr));
+    release(old);
+    sync_mirrors();
+  } catch (...) {
+    release(made);
+    for (; taken < n; ++taken) drop_entry(entries[taken]);
+    throw;
+  }
+}
+
 void reset_entry(token_state* t, var_key key, const void* var, const std::string& name) {
   // Relaxed: a token is reset by the thread that has its context entered (one at a time).
   if (t->used.load(std::memory_order_relaxed)) {

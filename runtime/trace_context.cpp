@@ -643,6 +643,25 @@ trace_tokens extract_headers(const trace_headers& h) {
 }
 
 trace_tokens extract_views(const trace_header_views& h, bool new_span) {
+  trace_values v = parse_views(h, new_span);
+  // All three or none: undo the earlier sets if a later one throws (bad_alloc).
+  token<std::optional<trace_parent>> t1 = trace_parent_var().set(v.parent);
+  try {
+    token<trace_state> t2 = trace_state_var().set(std::move(v.state));
+    try {
+      token<baton::baggage> t3 = baggage_var().set(std::move(v.bag));
+      return trace_tokens{std::move(t1), std::move(t2), std::move(t3)};
+    } catch (...) {
+      trace_state_var().reset(t2);
+      throw;
+    }
+  } catch (...) {
+    trace_parent_var().reset(t1);
+    throw;
+  }
+}
+
+trace_values parse_views(const trace_header_views& h, bool new_span) {
   std::optional<trace_parent> parent;
   // Two traceparent fields are as good as none (the spec's test suite restarts the trace).
   if (h.traceparent && h.traceparent_count == 1) parent = trace_parent::parse(*h.traceparent);
@@ -656,22 +675,7 @@ trace_tokens extract_views(const trace_header_views& h, bool new_span) {
   baton::baggage bag;
   if (h.baggage) bag = baton::baggage::parse(*h.baggage);
   if (new_span) parent = parent ? parent->child() : trace_parent::generate();
-
-  // All three or none: undo the earlier sets if a later one throws (bad_alloc).
-  token<std::optional<trace_parent>> t1 = trace_parent_var().set(parent);
-  try {
-    token<trace_state> t2 = trace_state_var().set(std::move(state));
-    try {
-      token<baton::baggage> t3 = baggage_var().set(std::move(bag));
-      return trace_tokens{std::move(t1), std::move(t2), std::move(t3)};
-    } catch (...) {
-      trace_state_var().reset(t2);
-      throw;
-    }
-  } catch (...) {
-    trace_parent_var().reset(t1);
-    throw;
-  }
+  return {parent, std::move(state), std::move(bag)};
 }
 
 trace_headers current_headers() {

@@ -2,18 +2,22 @@
 // detail/context_map.hpp: the ref cache that lets a spawn reuse the reference a finished child
 // dropped, and the blocks map nodes live in. The rules under test: a cached release only ever
 // defers a decrement, so no node dies while a reference to it exists, and none outlives its last
-// reference past a flush; every node owns the whole cache lines it touches.
+// reference past a flush; every node owns the whole cache lines it touches; set_untracked()
+// makes one root of several sets.
 #include <baton/detail/context_map.hpp>
 
 #include <baton/context.hpp>
 #include <baton/context_var.hpp>
+#include <baton/detail/access.hpp>
 #include <baton/run.hpp>
 #include <baton/spawn.hpp>
 #include <baton/task.hpp>
 #include <baton/task_handle.hpp>
+#include <baton/token.hpp>
 
 #include <doctest/doctest.h>
 #include <support/counted.hpp>
+#include <support/thread_mirror.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -275,5 +279,34 @@ TEST_SUITE("context") {
       CHECK(value.get().value == 2);
     }).join();
     CHECK(counted::live.load() == before);
+  }
+
+  TEST_CASE("set_untracked sets several vars as one change, and a mirror hears of it once") {
+    struct tag;
+    using mirror = baton_test::thread_mirror<tag, int>;
+    const int before = counted::live.load();
+    {
+      baton::context_var<int> number("number");
+      baton::context_var<counted> boxed("boxed");
+      baton::context_var<std::string> text("text");
+      mirror::install(number);
+      baton::context().run([&] {
+        auto t = text.set("before");
+        const detail::slot entries[] = {
+            detail::make_entry<int>(detail::access::key(number), 5),
+            detail::make_entry<counted>(detail::access::key(boxed), counted(9)),
+            detail::make_entry<std::string>(detail::access::key(text), std::string("after")),
+        };
+        detail::set_untracked(entries, 3);
+        CHECK(number.get() == 5);
+        CHECK(boxed.get().value == 9);
+        CHECK(text.get() == "after");
+        CHECK(mirror::seen == 5);
+        CHECK(mirror::calls == 1);
+        detail::set_untracked(entries, 0);  // nothing: no change, no report
+        CHECK(mirror::calls == 1);
+      });
+    }
+    CHECK(counted::live.load() == before);  // the boxes went with the context
   }
 }

@@ -102,6 +102,31 @@ TEST_CASE("a call without a caller trace starts a fresh trace in the handler") {
   });
 }
 
+TEST_CASE(
+    "the call's context replaces serve()'s trace, baggage and deadline, even with none sent") {
+  run_task([]() -> task<> {
+    // serve() starts in a context with all four set: a call that sends none must not see them.
+    (void)baton::extract(std::vector<std::pair<std::string, std::string>>{
+        {"traceparent", caller_parent}, {"tracestate", "serve=1"}, {"baggage", "who=serve"}});
+    (void)baton::grpc::deadline_var().set(steady_clock::now() + 1h);
+    seen_context seen;
+    co_await with_server(recording(seen), [](channel& ch, server&) -> task<> {
+      // The caller sends nothing: no trace, no baggage, no deadline.
+      (void)baton::trace_parent_var().set(std::nullopt);
+      (void)baton::trace_state_var().set(baton::trace_state());
+      (void)baton::baggage_var().set(baton::baggage());
+      (void)baton::grpc::deadline_var().set(std::nullopt);
+      (void)co_await ch.call<Msg>(unary_method, msg("x"));
+    });
+    REQUIRE(seen.calls == 1);
+    REQUIRE(seen.trace);
+    CHECK(seen.trace->trace_id_hex() != "4bf92f3577b34da6a3ce929d0e0e4736");
+    CHECK(seen.tracestate.empty());
+    CHECK(seen.baggage.empty());
+    CHECK_FALSE(seen.deadline);
+  });
+}
+
 TEST_CASE("the handler's deadline is the call's, and a call without one leaves it unset") {
   run_task([]() -> task<> {
     seen_context seen;

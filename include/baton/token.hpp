@@ -12,6 +12,7 @@
 
 #include <baton/detail/context_map.hpp>
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <utility>
@@ -43,6 +44,10 @@ inline void retain(token_state* t) noexcept { t->refs.fetch_add(1, std::memory_o
 void release(token_state* t) noexcept;
 /// Applies entry (taking over its box) to the current context; returns the new token's state.
 token_state* set_entry(const slot& entry, const void* var);
+/// Sets entries[0, n) (distinct vars) in the current context as one change and makes no token:
+/// for the runtime's own fill of a context nobody resets (a gRPC call's, before its handler
+/// runs). One new root, one mirror sync. Takes over every entry's box, also when it throws.
+void set_untracked(const slot* entries, std::size_t n);
 /// Resets the current context's value of key to what it was before t's set. Checks first.
 void reset_entry(token_state* t, var_key key, const void* var, const std::string& name);
 

@@ -218,6 +218,14 @@ struct trace_header_views {
   std::optional<std::string_view> baggage;
 };
 
+/// What extract_views() sets, parsed from the headers by its rules.
+struct trace_values {
+  std::optional<trace_parent> parent;
+  trace_state state;
+  baggage bag;
+};
+trace_values parse_views(const trace_header_views& h, bool new_span);
+
 trace_tokens extract_headers(const trace_headers& h);
 /// extract_headers()'s rules on views. With new_span, the trace var is set once, to a child of
 /// the incoming parent (a new trace without one): what extract() and then start_span() leave,

@@ -2,11 +2,14 @@
 // Metadata and deadlines into and out of the current context.
 #include <baton/grpc/call_context.hpp>
 
+#include <baton/detail/access.hpp>
+
 #include <grpc/support/time.h>
 #include <grpcpp/client_context.h>
 #include <grpcpp/server_context.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <string_view>
 
 namespace baton::grpc {
@@ -37,10 +40,13 @@ void call_tokens::reset() const {
   trace.reset();
 }
 
-call_tokens extract(const ::grpc::ServerContextBase& call) {
-  // Views into the call's metadata, which outlives this function: no copy of a header. gRPC
-  // keys are lowercase (it refuses any other), so they compare as they are. A tracestate or
-  // baggage sent in several fields takes trace_headers' path, which joins them.
+namespace {
+
+/// The call's trace headers, as views into its metadata (which outlives them) or, for a
+/// tracestate or baggage sent in several fields, into `joined`, which trace_headers joins.
+/// gRPC keys are lowercase (it refuses any other), so they compare as they are.
+baton::detail::trace_header_views trace_views(const ::grpc::ServerContextBase& call,
+                                              baton::detail::trace_headers& joined) {
   baton::detail::trace_header_views views;
   bool repeated = false;
   for (const auto& [key, value] : call.client_metadata()) {
@@ -55,19 +61,49 @@ call_tokens extract(const ::grpc::ServerContextBase& call) {
       views.baggage = view(value);
     }
   }
-  baton::detail::trace_headers joined;
   if (repeated) {
     for (const auto& [key, value] : call.client_metadata()) joined.add(view(key), view(value));
     views.tracestate = joined.tracestate;
     views.baggage = joined.baggage;
   }
-  // The handler's own span in the same set as the caller's trace (one set, not two).
-  trace_tokens trace = baton::detail::extract_views(views, /*new_span=*/true);
+  return views;
+}
 
+}  // namespace
+
+call_tokens extract(const ::grpc::ServerContextBase& call) {
+  baton::detail::trace_headers joined;
+  // The handler's own span in the same set as the caller's trace (one set, not two).
+  trace_tokens trace = baton::detail::extract_views(trace_views(call, joined), /*new_span=*/true);
   return {trace, deadline_var().set(detail::steady_deadline(call.raw_deadline()))};
 }
 
 namespace detail {
+
+void fill(const ::grpc::ServerContextBase& call) {
+  using baton::detail::access;
+  using baton::detail::make_entry;
+  baton::detail::trace_headers joined;
+  baton::detail::trace_values v =
+      baton::detail::parse_views(trace_views(call, joined), /*new_span=*/true);
+  const std::optional<deadline_point> deadline = steady_deadline(call.raw_deadline());
+  baton::detail::slot entries[4];
+  std::size_t n = 0;
+  try {  // an entry owns what it boxes: drop the ones made if a later one cannot be
+    entries[n] = make_entry<std::optional<trace_parent>>(access::key(trace_parent_var()), v.parent);
+    ++n;
+    entries[n] = make_entry<trace_state>(access::key(trace_state_var()), std::move(v.state));
+    ++n;
+    entries[n] = make_entry<baggage>(access::key(baggage_var()), std::move(v.bag));
+    ++n;
+    entries[n] = make_entry<std::optional<deadline_point>>(access::key(deadline_var()), deadline);
+    ++n;
+  } catch (...) {
+    for (std::size_t i = 0; i < n; ++i) baton::detail::drop_entry(entries[i]);
+    throw;
+  }
+  baton::detail::set_untracked(entries, n);  // takes the entries over, also when it throws
+}
 
 std::optional<deadline_point> steady_deadline(gpr_timespec raw) {
   if (gpr_time_cmp(raw, gpr_inf_future(raw.clock_type)) == 0) return std::nullopt;

@@ -288,7 +288,7 @@ task<> run_call(accepted_call& c) {
   std::optional<message_bytes> reply;
   ::grpc::Status status;
   try {
-    (void)extract(c.context());
+    detail::fill(c.context());
     if (!c.method()) {
       throw status_error(::grpc::StatusCode::UNIMPLEMENTED,
                          "baton: no handler for " + c.context().method());

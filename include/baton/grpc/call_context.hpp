@@ -68,6 +68,9 @@ namespace detail {
 /// none (infinite) or one over 10^9 s (31 years) away, which a hostile grpc-timeout can ask for
 /// and a nanosecond time_point cannot hold; a long-past one is now (expired).
 std::optional<deadline_point> steady_deadline(gpr_timespec deadline);
+/// What extract() sets, as one change with no tokens (the server's fill of a call's fresh
+/// context, which nothing resets).
+void fill(const ::grpc::ServerContextBase& call);
 }  // namespace detail
 
 }  // namespace baton::grpc
