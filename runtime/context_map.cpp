@@ -590,6 +590,41 @@ map_node* insert(const map_node* root, const slot& entry) {
   }
 }
 
+map_node* insert_new(const map_node* root, const slot* entries, std::size_t n) {
+  const std::uint32_t taken = root != nullptr ? root->entries | root->children : 0;
+  std::uint32_t added = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint32_t bit = position_bit(entries[i].key & ~boxed_bit, 0);
+    if (((taken | added) & bit) != 0) return nullptr;
+    added |= bit;
+  }
+  const unsigned nslots = static_cast<unsigned>(std::popcount(taken));
+  map_node* r = nullptr;
+  if (root != nullptr) {
+    r = copy_retaining(root, nslots, static_cast<unsigned>(n), nslots);
+  } else {
+    r = allocate(static_cast<unsigned>(n));
+    r->entries = r->children = 0;
+    r->count = 0;
+  }
+  // Slots are in position order: merge the old ones with the new, each at its position.
+  unsigned from_old = 0;
+  unsigned out = 0;
+  for (std::uint32_t all = taken | added; all != 0; all &= all - 1, ++out) {
+    const std::uint32_t bit = all & -all;
+    if ((added & bit) == 0) {
+      r->slots[out] = root->slots[from_old++];
+      continue;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      if (position_bit(entries[i].key & ~boxed_bit, 0) == bit) r->slots[out] = entries[i];
+    }
+  }
+  r->entries |= added;
+  r->count += static_cast<std::uint32_t>(n);
+  return seal(r);
+}
+
 map_node* erase(const map_node* root, var_key key) {
   if (root == nullptr) return nullptr;
   map_node* r = erase_at(root, key, 0);

@@ -57,16 +57,20 @@ token_state* set_entry(const slot& entry, const void* var) {
 }
 
 void set_untracked(const slot* entries, std::size_t n) {
+  if (n == 0) return;
   std::size_t taken = 0;     // entries [taken, n) are still this function's to drop
   map_node* made = nullptr;  // the root built so far, owned here until the cell takes it
+  // Flat roots take all the entries in one copy (insert_new); else one insert each, freeing
+  // the nodes in between at once.
   try {
     context_cell* const c = current_or_implicit();
+    made = insert_new(c->root, entries, n);
+    if (made != nullptr) taken = n;
     while (taken < n) {
       map_node* const next = insert(made != nullptr ? made : c->root, entries[taken++]);
       release(made);  // never published: an unshared node, freed here
       made = next;
     }
-    if (made == nullptr) return;
     made->version = fresh_version();  // a new node, not yet published
     stamp_new_root(made, c->root, n == 1 ? entries[0].key & ~boxed_bit : 0);
     map_node* const old = c->root;

@@ -290,7 +290,18 @@ TEST_SUITE("context") {
       baton::context_var<counted> boxed("boxed");
       baton::context_var<std::string> text("text");
       mirror::install(number);
-      baton::context().run([&] {
+      baton::context().run([&] {  // an empty map: both in one new node (insert_new)
+        const detail::slot two[] = {
+            detail::make_entry<int>(detail::access::key(number), 4),
+            detail::make_entry<counted>(detail::access::key(boxed), counted(8)),
+        };
+        detail::set_untracked(two, 2);
+        CHECK(number.get() == 4);
+        CHECK(boxed.get().value == 8);
+        CHECK(mirror::calls == 1);
+      });
+      mirror::calls = 0;
+      baton::context().run([&] {  // text is there already: one insert each
         auto t = text.set("before");
         const detail::slot entries[] = {
             detail::make_entry<int>(detail::access::key(number), 5),

@@ -28,6 +28,7 @@
 #include <array>
 #include <atomic>
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -431,7 +432,12 @@ void drop_entry(const slot& s) noexcept;
 
 /// Persistent operations: return a new root (owned by the caller); the input is unchanged.
 map_node* insert(const map_node* root, const slot& entry);  // takes over entry's box
-map_node* erase(const map_node* root, var_key key);         // nullptr when the map is empty
+/// Several vars that root does not hold, in one new node, when each takes a free position of
+/// the root's own level (a root of few vars): one copy instead of one per var. nullptr, with
+/// nothing taken over, when one would not; then insert() them one at a time. Else it takes
+/// over every entry's box. n >= 1.
+map_node* insert_new(const map_node* root, const slot* entries, std::size_t n);
+map_node* erase(const map_node* root, var_key key);  // nullptr when the map is empty
 std::size_t size(const map_node* root) noexcept;
 
 }  // namespace baton::detail
