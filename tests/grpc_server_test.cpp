@@ -160,15 +160,17 @@ TEST_CASE("a method nobody registered ends with UNIMPLEMENTED") {
 
 TEST_CASE("a unary request that is not the method's message ends with INVALID_ARGUMENT") {
   in_each_mode([](server_options mode) -> task<> {
-    auto ran = std::make_shared<int>(0);
+    // Captured by reference: g++ 12 may destroy a lambda temporary that owns a shared_ptr twice
+    // inside a co_await expression (docs/notes/004-gcc12-coroutine-temporaries.md).
+    int ran = 0;
     co_await with_server(
-        [ran](server& s) {
-          s.add_unary<Msg, Msg>(unary_method, [ran](Msg m) -> task<Msg> {
-            ++*ran;
+        [&ran](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [&ran](Msg m) -> task<Msg> {
+            ++ran;
             co_return m;
           });
         },
-        [ran](channel& ch, server&) -> task<> {
+        [&ran](channel& ch, server&) -> task<> {
           // A field tag with no field number, then a truncated varint: no Msg parses from it.
           const char junk[] = {'\x00', '\xff', '\xff', '\xff'};
           ::grpc::Slice slice(junk, sizeof junk);
@@ -180,10 +182,10 @@ TEST_CASE("a unary request that is not the method's message ends with INVALID_AR
             CHECK(e.code() == StatusCode::INVALID_ARGUMENT);
             CHECK(e.message().find("not a valid") != std::string::npos);
           }
-          CHECK(*ran == 0);
+          CHECK(ran == 0);
           // The server goes on serving.
           CHECK((co_await ch.call<Msg>(unary_method, msg("after", 1))).n() == 1);
-          CHECK(*ran == 1);
+          CHECK(ran == 1);
         },
         mode);
   });
@@ -191,21 +193,21 @@ TEST_CASE("a unary request that is not the method's message ends with INVALID_AR
 
 TEST_CASE("a unary method called with no request message fails without running its handler") {
   in_each_mode([](server_options mode) -> task<> {
-    auto ran = std::make_shared<int>(0);
+    int ran = 0;
     co_await with_server(
-        [ran](server& s) {
-          s.add_unary<Msg, Msg>(unary_method, [ran](Msg m) -> task<Msg> {
-            ++*ran;
+        [&ran](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [&ran](Msg m) -> task<Msg> {
+            ++ran;
             co_return m;
           });
         },
-        [ran](channel& ch, server&) -> task<> {
+        [&ran](channel& ch, server&) -> task<> {
           auto call = co_await ch.open<Msg, Msg>(unary_method);
           co_await call.writes_done();
           while (co_await call.read()) {
           }
           CHECK(co_await status_of(call.finish()) != StatusCode::OK);
-          CHECK(*ran == 0);
+          CHECK(ran == 0);
         },
         mode);
   });
