@@ -57,6 +57,18 @@ struct parked_handler : baton_test::parked {
   }
 };
 
+/// Registers a unary echo that counts its runs in `ran`. By reference: g++ 12 may destroy a
+/// lambda temporary that owns a shared_ptr twice inside a co_await expression
+/// (docs/notes/004-gcc12-coroutine-temporaries.md).
+auto counting_echo(int& ran) {
+  return [&ran](server& s) {
+    s.add_unary<Msg, Msg>(unary_method, [&ran](Msg m) -> task<Msg> {
+      ++ran;
+      co_return m;
+    });
+  };
+}
+
 }  // namespace
 
 TEST_CASE("a unary handler's reply reaches the caller") {
@@ -160,16 +172,9 @@ TEST_CASE("a method nobody registered ends with UNIMPLEMENTED") {
 
 TEST_CASE("a unary request that is not the method's message ends with INVALID_ARGUMENT") {
   in_each_mode([](server_options mode) -> task<> {
-    // Captured by reference: g++ 12 may destroy a lambda temporary that owns a shared_ptr twice
-    // inside a co_await expression (docs/notes/004-gcc12-coroutine-temporaries.md).
     int ran = 0;
     co_await with_server(
-        [&ran](server& s) {
-          s.add_unary<Msg, Msg>(unary_method, [&ran](Msg m) -> task<Msg> {
-            ++ran;
-            co_return m;
-          });
-        },
+        counting_echo(ran),
         [&ran](channel& ch, server&) -> task<> {
           // A field tag with no field number, then a truncated varint: no Msg parses from it.
           const char junk[] = {'\x00', '\xff', '\xff', '\xff'};
@@ -195,12 +200,7 @@ TEST_CASE("a unary method called with no request message fails without running i
   in_each_mode([](server_options mode) -> task<> {
     int ran = 0;
     co_await with_server(
-        [&ran](server& s) {
-          s.add_unary<Msg, Msg>(unary_method, [&ran](Msg m) -> task<Msg> {
-            ++ran;
-            co_return m;
-          });
-        },
+        counting_echo(ran),
         [&ran](channel& ch, server&) -> task<> {
           auto call = co_await ch.open<Msg, Msg>(unary_method);
           co_await call.writes_done();
