@@ -15,8 +15,8 @@
 //   one cannot be bound); port() tells which port an address with port 0 got.
 //   serve() (starting first if needed) accepts calls until shutdown() or until the serving task
 //   is cancelled, then returns once every call has finished. Each call runs as its own task
-//   spawned by serve() on serve()'s loop, in a copy of serve()'s context filled by
-//   baton::grpc::extract() (trace, baggage, a span of its own, the call's deadline).
+//   spawned by serve() on serve()'s loop, in a copy of serve()'s context holding what
+//   baton::grpc::extract() sets (trace, baggage, a span of its own, the call's deadline).
 //   Ending a call: a handler that returns ends it with OK (and the response); one that throws
 //   status_error ends it with that status; cancelled_error gives CANCELLED; any other exception
 //   UNKNOWN with its what(). An unregistered method gets UNIMPLEMENTED, a request that does not
