@@ -11,23 +11,20 @@
 //     once.
 // docs/design/grpc.md says why and what each costs.
 //
-//   task ──co_await grpc_op(start, cancel)──▶ use_task operation
+//   task ──co_await grpc_op(start, cancel)──▶ grpc_awaiter (in the task's frame; it is the tag)
 //        start(tag) begins the gRPC operation ──▶ completion queue
-//   cq_thread: Next(&tag, &ok) ──▶ tag->complete(ok) ──post──▶ loop ──▶ task resumes with ok
+//   cq_thread: Next(&tag, &ok) ──▶ tag->complete(ok) ──schedule──▶ loop ──▶ task resumes with ok
 //   loop_queue: the loop's park: AsyncNext(&tag, &ok, next timer) ──▶ complete(ok) ──▶ task
-//   task.cancel() ──▶ cancellation slot ──▶ cancel() (TryCancel: the operation ends, ok=false)
+//   task.cancel() ──▶ the task's hook ──▶ cancel() (TryCancel: the operation ends, ok=false)
 
+#include <baton/detail/cancel.hpp>
 #include <baton/detail/park_hook.hpp>
-#include <baton/use_task.hpp>
+#include <baton/detail/promise.hpp>
 
 #include <grpc/support/time.h>
 
-#include <boost/asio/append.hpp>
-#include <boost/asio/associated_cancellation_slot.hpp>
-#include <boost/asio/async_result.hpp>
-#include <boost/asio/post.hpp>
-
 #include <atomic>
+#include <coroutine>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -140,25 +137,59 @@ class cq_thread {
   std::thread thread_;
 };
 
-/// Owns the completion handler of one awaiting operation until the queue reports it.
-template <class Handler>
-class handler_completion final : public completion {
+/// The awaiter of one gRPC operation, and its tag: it lives in the awaiting coroutine's frame
+/// until the queue reports the operation, so nothing is allocated per operation. The task is
+/// suspended under its cancel lock with this as its hook (detail/cancel.hpp): cancelling the
+/// task calls cancel() while the operation is pending; complete(ok) takes the hook down under
+/// the same lock, so a cancellation arriving later never touches a finished operation.
+template <class Start, class Cancel>
+class [[nodiscard]] grpc_awaiter final : public completion {
  public:
-  handler_completion(Handler h, bool* ok_out) : handler_(std::move(h)), ok_out_(ok_out) {}
+  grpc_awaiter(Start start, Cancel cancel, bool* ok_out)
+      : start_(std::move(start)), cancel_(std::move(cancel)), ok_out_(ok_out) {}
+  grpc_awaiter(const grpc_awaiter&) = delete;
+  grpc_awaiter& operator=(const grpc_awaiter&) = delete;
+
+  bool await_ready() const noexcept { return false; }
+
+  template <baton::detail::baton_promise P>
+  bool await_suspend(std::coroutine_handle<P> h) {
+    task_ = baton::detail::running_task;
+    return baton::detail::arm(task_, h, kind, this, [this] {
+      start_(tag());
+      return true;
+    });
+  }
+
+  /// The operation's `ok`; cancelled_error instead when the task was cancelled meanwhile.
+  bool await_resume() {
+    baton::detail::disarm(task_);
+    return ok_;
+  }
 
   void complete(bool ok) noexcept override {
-    Handler h = std::move(handler_);
-    if (ok_out_) *ok_out_ = ok;  // published to the task by the handler's schedule() below
-    delete this;
-    // use_task's handler only stores ok and schedules the task, which is safe from any thread:
-    // from another one it goes through the loop's injection queue, which also wakes a loop
-    // parked in a park hook (an Asio post would not).
-    std::move(h)(ok);
+    ok_ = ok;
+    if (ok_out_) *ok_out_ = ok;  // published to the task by schedule() below
+    {
+      baton::detail::cancel_guard g(task_);  // no cancel() may reach this operation from now
+      task_->hook = {};
+    }
+    // From any thread: from another one it goes through the loop's injection queue, which also
+    // wakes a loop parked in a park hook (an Asio post would not).
+    baton::detail::schedule(task_);
   }
 
  private:
-  Handler handler_;
+  static void on_cancel(baton::detail::task_base*, void* self) noexcept {
+    static_cast<grpc_awaiter*>(self)->cancel_();
+  }
+  static constexpr baton::detail::await_kind kind{"grpc operation", &on_cancel};
+
+  Start start_;
+  Cancel cancel_;
   bool* ok_out_;
+  baton::detail::task_base* task_ = nullptr;
+  bool ok_ = false;
 };
 
 /// co_await grpc_op(start, cancel) -> the operation's `ok`. start(tag) begins the operation
@@ -167,17 +198,8 @@ class handler_completion final : public completion {
 /// ok_out, when given, also receives `ok`: a task resumed with cancelled_error (which wins over
 /// the result) can still tell whether the operation succeeded.
 template <class Start, class Cancel>
-auto grpc_op(Start start, Cancel cancel, bool* ok_out = nullptr) {
-  return boost::asio::async_initiate<const use_task_t&, void(bool)>(
-      [ok_out](auto handler, Start begin, Cancel stop) {
-        auto slot = boost::asio::get_associated_cancellation_slot(handler);
-        if (slot.is_connected()) {
-          slot.assign([stop](boost::asio::cancellation_type) mutable { stop(); });
-        }
-        completion* c = new handler_completion<decltype(handler)>(std::move(handler), ok_out);
-        begin(c->tag());
-      },
-      use_task, std::move(start), std::move(cancel));
+grpc_awaiter<Start, Cancel> grpc_op(Start start, Cancel cancel, bool* ok_out = nullptr) {
+  return {std::move(start), std::move(cancel), ok_out};
 }
 
 }  // namespace baton::grpc::detail
