@@ -591,12 +591,15 @@ map_node* insert(const map_node* root, const slot& entry) {
 }
 
 map_node* insert_new(const map_node* root, const slot* entries, std::size_t n) {
+  constexpr std::size_t positions = 32;  // one bit each in entries | children
+  if (n > positions) return nullptr;     // two of them would share a position
   const std::uint32_t taken = root != nullptr ? root->entries | root->children : 0;
+  std::uint32_t bits[positions];
   std::uint32_t added = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    const std::uint32_t bit = position_bit(entries[i].key & ~boxed_bit, 0);
-    if (((taken | added) & bit) != 0) return nullptr;
-    added |= bit;
+    bits[i] = position_bit(entries[i].key & ~boxed_bit, 0);
+    if (((taken | added) & bits[i]) != 0) return nullptr;
+    added |= bits[i];
   }
   const unsigned nslots = static_cast<unsigned>(std::popcount(taken));
   map_node* r = nullptr;
@@ -607,19 +610,15 @@ map_node* insert_new(const map_node* root, const slot* entries, std::size_t n) {
     r->entries = r->children = 0;
     r->count = 0;
   }
-  // Slots are in position order: merge the old ones with the new, each at its position.
+  // Slots are in position order: a position's slot index is the number of taken positions
+  // below it, in the merged set. The old slots move up past the new ones below them.
+  const std::uint32_t all = taken | added;
+  const auto index = [all](std::uint32_t bit) { return std::popcount(all & (bit - 1)); };
   unsigned from_old = 0;
-  unsigned out = 0;
-  for (std::uint32_t all = taken | added; all != 0; all &= all - 1, ++out) {
-    const std::uint32_t bit = all & -all;
-    if ((added & bit) == 0) {
-      r->slots[out] = root->slots[from_old++];
-      continue;
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-      if (position_bit(entries[i].key & ~boxed_bit, 0) == bit) r->slots[out] = entries[i];
-    }
+  for (std::uint32_t t = taken; t != 0; t &= t - 1) {
+    r->slots[index(t & -t)] = root->slots[from_old++];
   }
+  for (std::size_t i = 0; i < n; ++i) r->slots[index(bits[i])] = entries[i];
   r->entries |= added;
   r->count += static_cast<std::uint32_t>(n);
   return seal(r);

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <random>
 #include <stdexcept>
 #include <thread>
@@ -59,7 +60,14 @@ bool decode_lower_hex(std::string_view s, std::array<std::uint8_t, N>& out) noex
 
 template <std::size_t N>
 bool all_zero(const std::array<std::uint8_t, N>& a) noexcept {
-  return std::all_of(a.begin(), a.end(), [](std::uint8_t b) { return b == 0; });
+  static_assert(N % 8 == 0, "ids are whole 64-bit words");
+  std::uint64_t any = 0;
+  for (std::size_t i = 0; i < N; i += 8) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, a.data() + i, 8);
+    any |= w;
+  }
+  return any == 0;
 }
 
 void append_hex(std::string& out, const std::uint8_t* p, std::size_t n) {
@@ -109,12 +117,11 @@ class id_generator {
   /// Fills a with random bytes, never all zero.
   template <std::size_t N>
   void fill(std::array<std::uint8_t, N>& a) noexcept {
+    static_assert(N % 8 == 0, "ids are whole 64-bit words");
     do {
       for (std::size_t i = 0; i < N; i += 8) {
-        std::uint64_t v = next();
-        for (std::size_t j = i; j < N && j < i + 8; ++j, v >>= 8) {
-          a[j] = static_cast<std::uint8_t>(v);
-        }
+        const std::uint64_t v = next();
+        std::memcpy(a.data() + i, &v, 8);
       }
     } while (all_zero(a));
   }
