@@ -264,6 +264,29 @@ TEST_CASE("each call runs in a context of its own: one handler's set is not seen
   });
 }
 
+TEST_CASE("every call starts from serve()'s context: a var set before serving is seen by each") {
+  static baton::context_var<int> tenant("tenant", 0);
+  in_each_mode([](server_options mode) -> task<> {
+    (void)tenant.set(7);  // before with_server spawns serve(): serve()'s context holds it
+    co_await with_server(
+        [](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [](Msg m) -> task<Msg> {
+            const int before = tenant.get();
+            (void)tenant.set(m.n());  // the call's own copy only
+            co_return msg("", before);
+          });
+        },
+        [](channel& ch, server&) -> task<> {
+          for (int i = 1; i <= 3; ++i) {
+            Msg r = co_await ch.call<Msg>(unary_method, msg("", i));
+            CHECK(r.n() == 7);
+          }
+        },
+        mode);
+    CHECK(tenant.get() == 7);
+  });
+}
+
 TEST_CASE("a handler whose deadline passes is cancelled, and the caller gets DEADLINE_EXCEEDED") {
   in_each_mode([](server_options mode) -> task<> {
     // The deadline must pass while the handler is parked; on a machine too busy to start it

@@ -5,9 +5,9 @@
 // Contract:
 //   spawn(t)            runs t concurrently in a COPY of the current context (taken now),
 //                       without its inherit::never vars (context_var.hpp).
-//   spawn(t, ctx)       runs t in ctx itself, every var (asyncio's Task(context=ctx)); several
-//   tasks may
-//                       share ctx: they never run at the same time, even on a threaded loop.
+//   spawn(t, ctx)       runs t in ctx itself, every var (asyncio's Task(context=ctx));
+//                       several tasks may share ctx: they never run at the same time, even on
+//                       a threaded loop.
 //   spawn(t, opts)      with a name and/or a context (task_options).
 //   The task is scheduled, not started: it runs when the spawner next suspends (or on another
 //   loop thread). The loop keeps it alive until it finishes, whatever happens to the handle.
@@ -41,9 +41,12 @@ struct task_options {
 
 namespace detail {
 
-/// A task state for t, in ctx (retained) or a copy of the current context when ctx is null.
+/// A task state for t: in ctx (retained) when it is given; else in a cell of its own holding
+/// `root` (retained here) when that is given, a copy of a context without a cell for the copy;
+/// else in a copy of the current context.
 template <class T>
-task_state<T>* make_state(task<T>&& t, context_cell* ctx, std::string name) {
+task_state<T>* make_state(task<T>&& t, context_cell* ctx, std::string name,
+                          std::optional<map_node*> root = std::nullopt) {
   if (!t)
     throw baton::runtime_error(
         "baton: spawn() of an empty task (moved from, default-constructed or already "
@@ -51,7 +54,10 @@ task_state<T>* make_state(task<T>&& t, context_cell* ctx, std::string name) {
   auto* s = new task_state<T>;
   try {
     if (!name.empty()) set_task_name(s, std::move(name));
-    if (ctx == nullptr) {
+    if (ctx == nullptr && root) {
+      retain(*root);
+      s->root = *root;
+    } else if (ctx == nullptr) {
       // An implicit hand-off: the never-vars stay behind (context_var's contract).
       if (const context_cell* cur = current_cell) s->root = capture_root(cur->root, hand_off::task);
     }
@@ -66,6 +72,23 @@ task_state<T>* make_state(task<T>&& t, context_cell* ctx, std::string name) {
   }
   s->resume_point = h;
   return s;
+}
+
+/// spawn(t, {.name = name, .ctx = from.copy()}) without the copy's separate cell: the task's
+/// own cell starts with from's vars. For code that starts many tasks from one context (a gRPC
+/// server starts each call from serve()'s).
+template <class T>
+task_handle<T> spawn_copy(task<T> t, const context& from, std::string name) {
+  loop& l = running_loop("spawn()");
+  map_node* root = nullptr;
+  {
+    const cell_reader r(access::cell(from));
+    root = const_cast<map_node*>(r.root());  // retained by make_state before r lets go
+  }
+  auto* s = make_state(std::move(t), nullptr, std::move(name), root);
+  auto h = access::adopt_handle<task_handle<T>>(s);
+  start(l, s);
+  return h;
 }
 
 }  // namespace detail
