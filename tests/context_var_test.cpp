@@ -107,6 +107,38 @@ TEST_SUITE("context_var") {
     });
   }
 
+  TEST_CASE("boxed values of every size and alignment come back whole, also freed elsewhere") {
+    // Boxes live in line blocks (allocate_lines): a value aligned beyond a line takes a heap
+    // block of its alignment (UBSan checks the member accesses), a big one a heap block.
+    struct alignas(128) wide {
+      int n;
+    };
+    struct alignas(64) line_wide {
+      char c[100];
+    };
+    struct big {
+      char bytes[5000];
+    };
+    context ctx;
+    context_var<wide> w("w");
+    context_var<line_wide> l("l");
+    context_var<big> b("b");
+    ctx.run([&] {
+      (void)w.set(wide{7});
+      line_wide lw{};
+      lw.c[99] = 'z';
+      (void)l.set(lw);
+      big bg{};
+      bg.bytes[4999] = 'q';
+      (void)b.set(bg);
+      CHECK(w.get().n == 7);
+      CHECK(l.get().c[99] == 'z');
+      CHECK(b.get().bytes[4999] == 'q');
+    });
+    // The last reference dropped on another thread: its blocks go back to that thread's lists.
+    std::thread([c = std::move(ctx)]() mutable { c = context(); }).join();
+  }
+
   TEST_CASE("a value is released when the last context holding it goes away") {
     using baton_test::counted;
     const int before = counted::live;

@@ -21,7 +21,7 @@
 //
 // Every node sits in whole 64-byte cache lines of its own (runtime/context_map.cpp, node_cache):
 // threads that run a context read its nodes, and a neighbour written by another core would make
-// those reads misses. Task states use the same blocks (allocate_lines()).
+// those reads misses. Value boxes and task states use the same blocks (allocate_lines()).
 
 #include <baton/detail/refcount.hpp>
 
@@ -31,6 +31,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <string>
 #include <type_traits>
 
@@ -44,12 +45,34 @@ struct value_box {
   void (*destroy)(value_box*) noexcept;
 };
 
+/// A block of `bytes` rounded up to whole 64-byte cache lines, 64-aligned, from this thread's
+/// free blocks (beyond the size of the largest map node, a 64-aligned heap block): what map
+/// nodes, value boxes and task states live in. free_lines() takes the same size back.
+void* allocate_lines(std::size_t bytes);
+void free_lines(void* p, std::size_t bytes) noexcept;
+
 template <class T>
 struct typed_box final : value_box {
   T value;
   template <class U>
   explicit typed_box(U&& v) : value_box{{1}, &destroy_me}, value(static_cast<U&&>(v)) {}
   static void destroy_me(value_box* b) noexcept { delete static_cast<typed_box*>(b); }
+
+  // In line blocks, as map nodes are (allocate_lines(), below): a set() of a boxed value takes
+  // a block off this thread's free list instead of a malloc, and no box shares a line with
+  // memory another thread writes. A value aligned beyond a line takes a heap block.
+  static void* operator new(std::size_t bytes) { return allocate_lines(bytes); }
+  static void operator delete(void* p, std::size_t bytes) noexcept { free_lines(p, bytes); }
+  static void* operator new(std::size_t bytes, std::align_val_t a) {
+    return a <= std::align_val_t{64} ? allocate_lines(bytes) : ::operator new(bytes, a);
+  }
+  static void operator delete(void* p, std::size_t bytes, std::align_val_t a) noexcept {
+    if (a <= std::align_val_t{64}) {
+      free_lines(p, bytes);
+    } else {
+      ::operator delete(p, bytes, a);
+    }
+  }
 };
 
 template <class T>
@@ -146,14 +169,9 @@ inline void set_root(context_cell* c, map_node* r) noexcept {
   c->mirror_hint = r != nullptr ? r->mirror_stamp.load(std::memory_order_relaxed) : 0;
 }
 
-/// A block of `bytes` rounded up to whole 64-byte cache lines, 64-aligned, from this thread's
-/// free blocks (beyond the size of the largest map node, a 64-aligned heap block): what map
-/// nodes and task states live in. free_lines() takes the same size back.
-void* allocate_lines(std::size_t bytes);
-void free_lines(void* p, std::size_t bytes) noexcept;
-/// Bytes of those blocks (map nodes and task states) the calling thread took and has not given
-/// back, minus those it gave back for other threads (memory_bench: blocks are reused from slabs
-/// made earlier, which malloc's count does not see).
+/// Bytes of the blocks of allocate_lines() (map nodes, value boxes and task states) the calling
+/// thread took and has not given back, minus those it gave back for other threads
+/// (memory_bench: blocks are reused from slabs made earlier, which malloc's count does not see).
 std::int64_t line_bytes_out_on_this_thread() noexcept;
 /// Bytes of the slabs those blocks are carved from, made by all threads so far.
 std::int64_t line_slab_bytes() noexcept;
