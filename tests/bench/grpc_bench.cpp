@@ -393,21 +393,30 @@ void baton_sharded_100_callers(benchmark::State& state) {
 
 // ---------------------------------------------------------------------------------------------
 // Filling a call's context from its metadata, measured inside a real call (the handler loops on
-// its own ServerContext): baton::grpc::extract() + reset, against copying the three headers
-// into a std::map by hand (what a handler without baton does, before parsing anything).
+// its own ServerContext): baton::grpc::extract() + reset, and the server's own path
+// (detail::fill() into a fresh context, as each call's task starts in one), against copying the
+// three headers into a std::map by hand (what a handler without baton does, before parsing
+// anything).
 
-void fill_context_from(benchmark::State& state, bool with_baton_extract) {
-  baton::run([](benchmark::State& st, bool use_extract) -> baton::task<> {
+enum class fill_kind { map_copy, extract_and_reset, server_fill };
+
+void fill_context_from(benchmark::State& state, fill_kind kind) {
+  baton::run([](benchmark::State& st, fill_kind how) -> baton::task<> {
     baton::grpc::server srv({.addresses = {"127.0.0.1:0"}});
     srv.add_bidi<Msg, Msg>(
         "/baton.test.Echo/Bidi",
-        [&st, use_extract](baton::grpc::server_stream<Msg, Msg>& io) -> baton::task<> {
+        [&st, how](baton::grpc::server_stream<Msg, Msg>& io) -> baton::task<> {
           (void)co_await io.read();
           const ::grpc::ServerContext& call = io.context();
-          if (use_extract) {
+          if (how == fill_kind::extract_and_reset) {
             for (auto _ : st) {
               auto tokens = baton::grpc::extract(call);
               tokens.reset();
+            }
+          } else if (how == fill_kind::server_fill) {
+            for (auto _ : st) {
+              baton::context fresh;
+              fresh.run([&call] { baton::grpc::detail::fill(call); });
             }
           } else {
             for (auto _ : st) {
@@ -442,11 +451,16 @@ void fill_context_from(benchmark::State& state, bool with_baton_extract) {
     }
     srv.shutdown();
     co_await serving;
-  }(state, with_baton_extract));
+  }(state, kind));
 }
 
-void baseline_copy_trace_headers(benchmark::State& state) { fill_context_from(state, false); }
-void grpc_extract_and_reset(benchmark::State& state) { fill_context_from(state, true); }
+void baseline_copy_trace_headers(benchmark::State& state) {
+  fill_context_from(state, fill_kind::map_copy);
+}
+void grpc_extract_and_reset(benchmark::State& state) {
+  fill_context_from(state, fill_kind::extract_and_reset);
+}
+void grpc_server_fill(benchmark::State& state) { fill_context_from(state, fill_kind::server_fill); }
 
 // ---------------------------------------------------------------------------------------------
 // Two processes: the echo server in a child, the 100 callers here. Within one process gRPC's
@@ -598,6 +612,7 @@ BENCHMARK(raw_two_process_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_two_process_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baseline_copy_trace_headers);
 BENCHMARK(grpc_extract_and_reset);
+BENCHMARK(grpc_server_fill);
 
 }  // namespace baton_bench
 
