@@ -167,6 +167,27 @@ TEST_CASE("the caller's context is its own again after the call, and its sets st
   });
 }
 
+TEST_CASE("a unary call's request may be gone before its task is awaited: call() took its bytes") {
+  in_each_mode([](server_options mode) -> task<> {
+    co_await with_server(
+        [](server& s) {
+          s.add_unary<Msg, Msg>(unary_method,
+                                [](Msg m) -> task<Msg> { co_return msg(m.text() + "!", m.n()); });
+        },
+        [](channel& ch, server&) -> task<> {
+          std::optional<task<Msg>> pending;
+          {
+            const Msg request = msg(std::string(200, 'r'), 41);  // beyond any small-string buffer
+            pending.emplace(ch.call<Msg>(unary_method, request));
+          }  // the request is destroyed here, before the call starts
+          Msg r = co_await std::move(*pending);
+          CHECK(r.text() == std::string(200, 'r') + "!");
+          CHECK(r.n() == 41);
+        },
+        mode);
+  });
+}
+
 TEST_CASE("a hundred concurrent calls from a loop of four threads all get their replies") {
   baton::run_options opts;
   opts.threads = 4;

@@ -10,6 +10,8 @@
 //                 goes through that queue instead, so a channel used only from such loops
 //                 never starts its thread.
 //   co_await ch.call<Response>(method, request, opts)   a unary call; returns the response.
+//                 The request is serialized by call() itself (status_error INTERNAL if it
+//                 cannot be), so it need not outlive the returned task and is never copied.
 //   co_await ch.open<Request, Response>(method, opts)    a streaming call of any kind, as a
 //                 client_stream: write() requests, writes_done(), read() replies to nullopt,
 //                 finish() for the status.
@@ -39,6 +41,7 @@
 #include <baton/errors.hpp>
 #include <baton/grpc/call_context.hpp>
 #include <baton/grpc/detail/completion.hpp>
+#include <baton/grpc/detail/server_call.hpp>  // message_bytes, serialize_message
 #include <baton/grpc/status_error.hpp>
 #include <baton/task.hpp>
 
@@ -67,6 +70,26 @@ struct call_options {
 namespace detail {
 /// Sets up an outgoing call's ClientContext: inject() and the extra metadata.
 void prepare(::grpc::ClientContext& call, const call_options& opts);
+
+/// A unary call's request, serialized when the call was made. gRPC serializes what it sends
+/// through SerializationTraits, whose ByteBuffer version copies the buffer; this type's version
+/// (below) hands gRPC the bytes themselves, once: gRPC serializes a request once per call.
+class sent_bytes {
+ public:
+  explicit sent_bytes(message_bytes bytes) noexcept : bytes_(std::move(bytes)) {}
+  sent_bytes(sent_bytes&&) noexcept = default;
+  sent_bytes& operator=(sent_bytes&&) noexcept = default;
+  sent_bytes(const sent_bytes&) = delete;
+  sent_bytes& operator=(const sent_bytes&) = delete;
+  ~sent_bytes() = default;
+
+  /// Gives the bytes to `out` (gRPC's send buffer); this holds gRPC's old, empty buffer after.
+  void hand_to(::grpc::ByteBuffer& out) const noexcept { out.Swap(&bytes_.buffer()); }
+
+ private:
+  // Mutable: gRPC passes what it sends as const, and taking the bytes once is this type's job.
+  mutable message_bytes bytes_;
+};
 }  // namespace detail
 
 /// One streaming call. Move-only; destroying it before finish() cancels the call.
@@ -166,27 +189,17 @@ class channel {
 
   // No default arguments: g++ 12 may destroy a default argument's temporary twice inside a
   // co_await expression (docs/notes/004-gcc12-coroutine-temporaries.md).
+  // Not coroutines: the request is serialized here, before the task exists, so the task owns
+  // its bytes and the caller's request need not outlive it (and is never copied).
   template <class Response, class Request>
-  [[nodiscard]] task<Response> call(std::string method, Request request) {
-    return call<Response>(std::move(method), std::move(request), call_options{});
+  [[nodiscard]] task<Response> call(std::string method, const Request& request) {
+    return call<Response>(std::move(method), request, call_options{});
   }
   template <class Response, class Request>
-  [[nodiscard]] task<Response> call(std::string method, Request request, call_options opts) {
-    ::grpc::ClientContext context;
-    detail::prepare(context, opts);
-    ::grpc::TemplatedGenericStub<Request, Response> stub(channel_);
-    std::unique_ptr<::grpc::ClientAsyncResponseReader<Response>> rpc;
-    Response response;
-    ::grpc::Status status;
-    co_await detail::grpc_op(
-        [&](void* tag) {
-          rpc = stub.PrepareUnaryCall(&context, method, request, &queue());
-          rpc->StartCall();
-          rpc->Finish(&response, &status, tag);
-        },
-        [&context] { context.TryCancel(); });
-    if (!status.ok()) throw status_error(method, status);
-    co_return response;
+  [[nodiscard]] task<Response> call(std::string method, const Request& request,
+                                    call_options opts) {
+    return unary<Response>(std::move(method), detail::sent_bytes(detail::serialize_message(request)),
+                           std::move(opts));
   }
 
   template <class Request, class Response>
@@ -215,6 +228,25 @@ class channel {
   const std::shared_ptr<::grpc::Channel>& grpc_channel() const noexcept { return channel_; }
 
  private:
+  template <class Response>
+  task<Response> unary(std::string method, detail::sent_bytes request, call_options opts) {
+    ::grpc::ClientContext context;
+    detail::prepare(context, opts);
+    ::grpc::TemplatedGenericStub<detail::sent_bytes, Response> stub(channel_);
+    std::unique_ptr<::grpc::ClientAsyncResponseReader<Response>> rpc;
+    Response response;
+    ::grpc::Status status;
+    co_await detail::grpc_op(
+        [&](void* tag) {
+          rpc = stub.PrepareUnaryCall(&context, method, request, &queue());
+          rpc->StartCall();
+          rpc->Finish(&response, &status, tag);
+        },
+        [&context] { context.TryCancel(); });
+    if (!status.ok()) throw status_error(method, status);
+    co_return response;
+  }
+
   /// The queue a call started now goes to: the running loop's loop_queue when it takes calls,
   /// else cq_, whose routing thread this starts the first time.
   ::grpc::CompletionQueue& queue();
@@ -226,3 +258,14 @@ class channel {
 };
 
 }  // namespace baton::grpc
+
+template <>
+class grpc::SerializationTraits<baton::grpc::detail::sent_bytes> {
+ public:
+  static ::grpc::Status Serialize(const baton::grpc::detail::sent_bytes& request,
+                                  ::grpc::ByteBuffer* out, bool* own_buffer) {
+    request.hand_to(*out);
+    *own_buffer = true;
+    return ::grpc::Status::OK;
+  }
+};
