@@ -121,7 +121,7 @@ class server {
     add(std::move(method), detail::call_kind::unary,
         [h = std::move(handler)](
             detail::server_call& c) -> task<std::optional<detail::message_bytes>> {
-          auto req = detail::require_request(detail::take_message<Request>(c));
+          auto req = detail::take_request_message<Request>(c);
           co_return detail::serialize_message(co_await h(std::move(req)));
         });
   }
@@ -131,7 +131,7 @@ class server {
         [h = std::move(handler)](
             detail::server_call& c) -> task<std::optional<detail::message_bytes>> {
           server_stream<Request, Response> s(c);
-          auto req = detail::require_request(detail::take_message<Request>(c));
+          auto req = detail::take_request_message<Request>(c);
           co_await h(std::move(req), s);
           co_return std::nullopt;
         });
