@@ -22,6 +22,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <malloc.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/prctl.h>
@@ -617,6 +618,14 @@ BENCHMARK(grpc_server_fill);
 }  // namespace baton_bench
 
 int main(int argc, char** argv) {
+  // Every row, raw and baton, both processes: glibc's malloc gives the top of its heap back to
+  // the kernel once more than the trim threshold (128 KiB) is free there, and takes it back on
+  // the next burst. Whether 100 calls in flight push a process across that line depends on how
+  // its few long-lived blocks happen to sit, and a process that crosses it pays a brk and page
+  // faults every few hundred calls: up to a quarter of its CPU per call on this VM, for raw and
+  // baton alike (docs/benchmarks.md, "gRPC: fewer allocations per call"). A fixed, high
+  // threshold takes that accident out of the comparison.
+  mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
   constexpr std::string_view serve_flag = "--echo-server=";
   if (argc == 2 && std::string_view(argv[1]).starts_with(serve_flag)) {
     return baton_bench::serve_echo(
