@@ -236,9 +236,8 @@ class accepted_call final : public server_call {
   void start() {
     refs_.fetch_add(1, std::memory_order_relaxed);  // relaxed: we hold a reference already
     server_.on_serving_loop([this] {
-      adopt(baton::detail::spawn_copy(
-          run_call(*this), *server_.base,
-          method_ ? method_->task_name : "grpc " + context_.method()));
+      adopt(baton::detail::spawn_copy(run_call(*this), *server_.base,
+                                      method_ ? method_->task_name : "grpc " + context_.method()));
       release();
     });
   }

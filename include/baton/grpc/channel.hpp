@@ -196,10 +196,9 @@ class channel {
     return call<Response>(std::move(method), request, call_options{});
   }
   template <class Response, class Request>
-  [[nodiscard]] task<Response> call(std::string method, const Request& request,
-                                    call_options opts) {
-    return unary<Response>(std::move(method), detail::sent_bytes(detail::serialize_message(request)),
-                           std::move(opts));
+  [[nodiscard]] task<Response> call(std::string method, const Request& request, call_options opts) {
+    return unary<Response>(std::move(method),
+                           detail::sent_bytes(detail::serialize_message(request)), std::move(opts));
   }
 
   template <class Request, class Response>
