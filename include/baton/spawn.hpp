@@ -80,12 +80,11 @@ task_state<T>* make_state(task<T>&& t, context_cell* ctx, std::string name,
 template <class T>
 task_handle<T> spawn_copy(task<T> t, const context& from, std::string name) {
   loop& l = running_loop("spawn()");
-  map_node* root = nullptr;
+  task_state<T>* s = nullptr;
   {
-    const cell_reader r(access::cell(from));
-    root = const_cast<map_node*>(r.root());  // retained by make_state before r lets go
+    const cell_reader r(access::cell(from));  // from's root stays put until make_state retains it
+    s = make_state(std::move(t), nullptr, std::move(name), const_cast<map_node*>(r.root()));
   }
-  auto* s = make_state(std::move(t), nullptr, std::move(name), root);
   auto h = access::adopt_handle<task_handle<T>>(s);
   start(l, s);
   return h;

@@ -58,7 +58,7 @@ struct typed_box final : value_box {
   explicit typed_box(U&& v) : value_box{{1}, &destroy_me}, value(static_cast<U&&>(v)) {}
   static void destroy_me(value_box* b) noexcept { delete static_cast<typed_box*>(b); }
 
-  // In line blocks, as map nodes are (allocate_lines(), below): a set() of a boxed value takes
+  // In line blocks, as map nodes are (allocate_lines(), above): a set() of a boxed value takes
   // a block off this thread's free list instead of a malloc, and no box shares a line with
   // memory another thread writes. A value aligned beyond a line takes a heap block.
   static void* operator new(std::size_t bytes) { return allocate_lines(bytes); }
