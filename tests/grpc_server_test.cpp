@@ -243,28 +243,7 @@ TEST_CASE("a handler's status_error, or any other exception, is the status the c
   });
 }
 
-TEST_CASE("each call runs in a context of its own: one handler's set is not seen by the next") {
-  static baton::context_var<int> seen("seen", 0);
-  in_each_mode([](server_options mode) -> task<> {
-    co_await with_server(
-        [](server& s) {
-          s.add_unary<Msg, Msg>(unary_method, [](Msg m) -> task<Msg> {
-            int before = seen.get();
-            (void)seen.set(m.n());
-            co_return msg("", before);
-          });
-        },
-        [](channel& ch, server&) -> task<> {
-          for (int i = 1; i <= 3; ++i) {
-            Msg r = co_await ch.call<Msg>(unary_method, msg("", i));
-            CHECK(r.n() == 0);
-          }
-        },
-        mode);
-  });
-}
-
-TEST_CASE("every call starts from serve()'s context: a var set before serving is seen by each") {
+TEST_CASE("each call runs in a copy of serve()'s context: serve()'s vars, no other call's sets") {
   static baton::context_var<int> tenant("tenant", 0);
   in_each_mode([](server_options mode) -> task<> {
     (void)tenant.set(7);  // before with_server spawns serve(): serve()'s context holds it
