@@ -20,6 +20,7 @@
 #include <baton/trace_context.hpp>
 #include <baton/use_task.hpp>
 
+#include <absl/synchronization/mutex.h>
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 
@@ -155,6 +156,10 @@ baton::task<void> serve(const options& o, hs::notes_db& db) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before any gRPC object: no deadlock detector, as in a release build of abseil. Debian's is a
+  // debug-mode build whose every mutex (gRPC's) feeds one (docs/grpc.md, "Abseil's deadlock
+  // detector").
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const options o = parse(argc, argv);
   hs::setup_logging(o.log);
   // Every line reaches the file at once: the two-process self-test reads it while we run.

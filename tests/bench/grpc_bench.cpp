@@ -14,6 +14,8 @@
 // "in this process": their server runs in a child (this program run as `grpc_bench
 // --echo-server=raw|baton`), so each side has gRPC's poller to itself; their CPU time is this
 // process's, and the counter server_us_per_call is the child's CPU per call.
+// GRPC_BENCH_DEADLOCK_DETECTION=off runs every row with abseil's deadlock detector off (see
+// main()).
 #include <baton/baton.hpp>
 #include <baton/grpc/call_context.hpp>
 #include <baton/grpc/channel.hpp>
@@ -21,6 +23,8 @@
 #include <baton/grpc/server.hpp>
 
 #include <benchmark/benchmark.h>
+
+#include <absl/synchronization/mutex.h>
 
 #include <malloc.h>
 #include <signal.h>
@@ -40,6 +44,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -626,6 +631,15 @@ int main(int argc, char** argv) {
   // baton alike (docs/benchmarks.md, "gRPC: fewer allocations per call"). A fixed, high
   // threshold takes that accident out of the comparison.
   mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+  // GRPC_BENCH_DEADLOCK_DETECTION=off (inherited by the echo child): as in a release build of
+  // abseil.
+  // Debian builds abseil without NDEBUG, so by default every absl::Mutex that gRPC takes runs
+  // the deadlock detector, a debug aid (docs/grpc.md, "Abseil's deadlock detector"). Both
+  // processes, raw and baton rows alike.
+  if (const char* d = std::getenv("GRPC_BENCH_DEADLOCK_DETECTION");
+      d != nullptr && std::string_view(d) == "off") {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  }
   constexpr std::string_view serve_flag = "--echo-server=";
   if (argc == 2 && std::string_view(argv[1]).starts_with(serve_flag)) {
     return baton_bench::serve_echo(
