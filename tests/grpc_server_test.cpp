@@ -213,6 +213,71 @@ TEST_CASE("a unary method called with no request message fails without running i
   });
 }
 
+TEST_CASE("a request over max_message_bytes ends its call with RESOURCE_EXHAUSTED, unseen") {
+  in_each_mode([](server_options mode) -> task<> {
+    mode.max_message_bytes = 1024;
+    int ran = 0;
+    co_await with_server(
+        counting_echo(ran),
+        [&ran](channel& ch, server&) -> task<> {
+          CHECK(co_await status_of(ch.call<Msg>(unary_method, msg(std::string(2000, 'x')))) ==
+                StatusCode::RESOURCE_EXHAUSTED);
+          CHECK(ran == 0);
+          // With a routing thread the call's end usually reaches the queue's thread before its
+          // task has started: the task is cancelled unstarted, and the call must still end, or
+          // serve() would never return at the end of this test.
+          // One within the bound is served, on the same channel.
+          CHECK((co_await ch.call<Msg>(unary_method, msg(std::string(900, 'x'), 2))).n() == 2);
+          CHECK(ran == 1);
+        },
+        mode);
+  });
+}
+
+TEST_CASE("an oversized message in a client stream ends that call, the server keeps serving") {
+  in_each_mode([](server_options mode) -> task<> {
+    mode.max_message_bytes = 1024;
+    struct outcome {
+      int read = 0;  // messages the handler got
+      baton::event done;
+    } seen;
+    co_await with_server(
+        [&seen](server& s) {
+          s.add_client_streaming<Msg, Msg>(client_stream_method,
+                                           [&seen](server_stream<Msg, Msg>& in) -> task<Msg> {
+                                             try {
+                                               while (auto m = co_await in.read()) ++seen.read;
+                                             } catch (...) {
+                                               seen.done.set();
+                                               throw;
+                                             }
+                                             seen.done.set();
+                                             co_return msg("all", seen.read);
+                                           });
+          s.add_unary<Msg, Msg>(unary_method, [](Msg m) -> task<Msg> { co_return m; });
+        },
+        [&seen](channel& ch, server&) -> task<> {
+          StatusCode code = StatusCode::OK;
+          try {
+            auto call = co_await ch.open<Msg, Msg>(client_stream_method);
+            for (int i = 0; i < 3; ++i) co_await call.write(msg("small", i));
+            co_await call.write(msg(std::string(4000, 'x')));
+            co_await call.writes_done();
+            while (co_await call.read()) {
+            }
+            co_await call.finish();
+          } catch (const status_error& e) {
+            code = e.code();
+          }
+          CHECK(code == StatusCode::RESOURCE_EXHAUSTED);
+          co_await seen.done.wait();  // the handler ended (its reply, if any, went nowhere)
+          CHECK(seen.read <= 3);      // the oversized message never reached it
+          CHECK((co_await ch.call<Msg>(unary_method, msg("after", 7))).n() == 7);
+        },
+        mode);
+  });
+}
+
 TEST_CASE("a handler's status_error, or any other exception, is the status the caller gets") {
   in_each_mode([](server_options mode) -> task<> {
     co_await with_server(
@@ -430,6 +495,15 @@ TEST_CASE("registering a method twice, or after start(), throws a baton error") 
     CHECK_THROWS_WITH_AS(add(bidi_method), doctest::Contains("before start()"),
                          baton::runtime_error);
     CHECK(srv.port() > 0);
+    co_return;
+  });
+}
+
+TEST_CASE("a message bound gRPC cannot hold (over INT_MAX) is refused at start()") {
+  run_task([]() -> task<> {
+    server srv(
+        {.addresses = {"127.0.0.1:0"}, .max_message_bytes = std::size_t{1} << 31});  // INT_MAX + 1
+    CHECK_THROWS_WITH_AS(srv.start(), doctest::Contains("max_message_bytes"), baton::runtime_error);
     co_return;
   });
 }

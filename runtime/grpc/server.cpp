@@ -12,14 +12,17 @@
 #include <baton/spawn.hpp>
 #include <baton/task_handle.hpp>
 
+#include <grpc/grpc.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 
 #include <atomic>
 #include <future>
+#include <limits>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 namespace baton::grpc {
 
@@ -150,7 +153,29 @@ struct server_state {
   }
 };
 
-task<> run_call(accepted_call& c);
+/// run_call's parameter, which makes sure the call's Finish is started exactly once: by the
+/// task's body, or, for a task cancelled before its first step (a cancelled task that never
+/// ran does not run its body: the client cancelled before the task started), when its frame,
+/// which holds this, is destroyed. Without it that call would never end and serve() would wait
+/// for it forever.
+class finish_guard {
+ public:
+  explicit finish_guard(accepted_call& c) noexcept : call_(&c) {}
+  finish_guard(finish_guard&& other) noexcept : call_(std::exchange(other.call_, nullptr)) {}
+  finish_guard(const finish_guard&) = delete;
+  finish_guard& operator=(const finish_guard&) = delete;
+  finish_guard& operator=(finish_guard&&) = delete;
+  ~finish_guard();
+
+  accepted_call& call() const noexcept { return *call_; }
+  /// The body's end of the call; the guard has nothing left to do after it.
+  void finish(const std::optional<message_bytes>& reply, const ::grpc::Status& status);
+
+ private:
+  accepted_call* call_;
+};
+
+task<> run_call(finish_guard guard);
 
 class accepted_call final : public server_call {
  public:
@@ -236,7 +261,7 @@ class accepted_call final : public server_call {
   void start() {
     refs_.fetch_add(1, std::memory_order_relaxed);  // relaxed: we hold a reference already
     server_.on_serving_loop([this] {
-      adopt(baton::detail::spawn_copy(run_call(*this), *server_.base,
+      adopt(baton::detail::spawn_copy(run_call(finish_guard(*this)), *server_.base,
                                       method_ ? method_->task_name : "grpc " + context_.method()));
       release();
     });
@@ -282,8 +307,21 @@ void server_state::accept() {
   (new accepted_call(*this))->request();
 }
 
+finish_guard::~finish_guard() {
+  if (call_ != nullptr) {
+    call_->finish(std::nullopt, ::grpc::Status(::grpc::StatusCode::CANCELLED,
+                                               "baton: the call was cancelled before its "
+                                               "handler started"));
+  }
+}
+
+void finish_guard::finish(const std::optional<message_bytes>& reply, const ::grpc::Status& status) {
+  std::exchange(call_, nullptr)->finish(reply, status);
+}
+
 /// One call, in its own context (spawned in a copy of serve()'s, filled here).
-task<> run_call(accepted_call& c) {
+task<> run_call(finish_guard guard) {
+  accepted_call& c = guard.call();
   std::optional<message_bytes> reply;
   ::grpc::Status status;
   try {
@@ -301,7 +339,7 @@ task<> run_call(accepted_call& c) {
     status = ::grpc::Status(::grpc::StatusCode::UNKNOWN, e.what());
   }
   if (!status.ok()) reply.reset();
-  c.finish(reply, status);
+  guard.finish(reply, status);
 }
 
 server_call::server_call() : stream_(&context_) {}
@@ -331,7 +369,18 @@ task<std::optional<message_bytes>> server_call::read() {
     throw;
   }
   reading_ = false;
-  if (!ok) co_return std::nullopt;
+  if (!ok) {
+    // The client is done writing, or the call is gone. gRPC tells some of the latter apart
+    // (a lost connection, a reset from the client): the handler hears those as an error rather
+    // than as a clean end of the stream. A call ended by the server's own side (a message over
+    // max_message_bytes) reads as an end; its "done" cancels the task, and its reply goes
+    // nowhere.
+    if (grpc_call_failed_before_recv_message(context_.c_call()) != 0) {
+      throw status_error(::grpc::StatusCode::CANCELLED,
+                         "baton: grpc: the call ended before the client finished sending");
+    }
+    co_return std::nullopt;
+  }
   co_return bytes;
 }
 
@@ -389,6 +438,11 @@ void server::start() {
     throw runtime_error("baton: grpc server: no address to listen on");
   }
   (void)current_executor();  // outside a loop: its runtime_error
+  constexpr auto int_max = static_cast<std::size_t>(std::numeric_limits<int>::max());
+  if (s.options.max_metadata_bytes > int_max || s.options.max_message_bytes > int_max) {
+    throw runtime_error(
+        "baton: grpc server: max_metadata_bytes and max_message_bytes must fit in an int");
+  }
   s.loop_gate = baton::detail::gate_of_running_loop();
   ::grpc::ServerBuilder builder;
   auto credentials =
@@ -399,6 +453,7 @@ void server::start() {
   }
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
                              static_cast<int>(s.options.max_metadata_bytes));
+  builder.SetMaxReceiveMessageSize(static_cast<int>(s.options.max_message_bytes));
   builder.RegisterAsyncGenericService(&s.service);
   s.cq = builder.AddCompletionQueue();
   s.server = builder.BuildAndStart();

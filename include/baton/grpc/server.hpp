@@ -12,7 +12,12 @@
 //     client streaming  task<Response>(server_stream<Request, Response>&)    read() to nullopt
 //     bidi              task<>(server_stream<Request, Response>&)            read() and write()
 //   start() builds and starts the gRPC server on the options' addresses (runtime_error when
-//   one cannot be bound); port() tells which port an address with port 0 got.
+//   one cannot be bound, or when max_message_bytes is over INT_MAX); port() tells which port an
+//   address with port 0 got.
+//   Bounds: what one call holds in baton's hands is its metadata (at most max_metadata_bytes,
+//   larger calls are refused) and one message at a time (at most max_message_bytes, a larger
+//   one ends the call with RESOURCE_EXHAUSTED): a streaming handler reads one message per
+//   read(). What gRPC buffers beyond that for a call is bounded by HTTP/2 flow control.
 //   serve() (starting first if needed) accepts calls until shutdown() or until the serving task
 //   is cancelled, then returns once every call has finished. Each call runs as its own task
 //   spawned by serve() on serve()'s loop, in a copy of serve()'s context holding what
@@ -39,7 +44,9 @@
 //   returned throws nothing but shuts down and waits for the gRPC threads (do not do it on the
 //   serving loop's thread while calls are in flight).
 //   server_stream::read() -> std::optional<Request>: the next message, nullopt once the client
-//   is done writing. write(r) sends one message; status_error(CANCELLED) when the call is gone.
+//   is done writing; status_error(CANCELLED) when gRPC reports the call failed before the next
+//   message came (a call the server's own side ended may read as an end: its task is then
+//   cancelled). write(r) sends one message; status_error(CANCELLED) when the call is gone.
 //   One read and one write may be pending at a time (baton::runtime_error otherwise, and for
 //   write() in a client-streaming call, read() in a server-streaming one).
 //   Context:      handlers run in their call's context; read()/write() in the awaiting task's.
@@ -79,6 +86,9 @@ struct server_options {
   std::vector<std::string> addresses = {};                      // "host:port"; 0 picks a port
   std::shared_ptr<::grpc::ServerCredentials> credentials = {};  // null: insecure
   std::size_t max_metadata_bytes = 16 * 1024;  // per call; larger calls are refused
+  // Per message received (gRPC's own default): a larger one ends its call with
+  // RESOURCE_EXHAUSTED before any handler sees it. At most INT_MAX (gRPC's limit is an int).
+  std::size_t max_message_bytes = 4 * 1024 * 1024;
   // The serving loop's thread polls the server's completion queue itself, instead of a routing
   // thread handing it the events: fewer thread hops per call (docs/grpc.md, "The loop as
   // gRPC's poller", says what the loop may then wait on). A loop of several threads, or one
