@@ -41,7 +41,7 @@
 #include <baton/errors.hpp>
 #include <baton/grpc/call_context.hpp>
 #include <baton/grpc/detail/completion.hpp>
-#include <baton/grpc/detail/server_call.hpp>  // message_bytes, serialize_message
+#include <baton/grpc/detail/message_bytes.hpp>
 #include <baton/grpc/status_error.hpp>
 #include <baton/task.hpp>
 
