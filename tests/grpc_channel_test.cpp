@@ -18,6 +18,7 @@
 #include <support/settle.hpp>
 
 #include <grpcpp/create_channel.h>
+#include <grpcpp/support/channel_arguments.h>
 
 #include <chrono>
 #include <optional>
@@ -144,6 +145,31 @@ TEST_CASE("a call to a port nobody listens on fails with UNAVAILABLE") {
       CHECK(e.code() == StatusCode::UNAVAILABLE);
       CHECK(std::string(e.what()).rfind("baton: grpc /baton.test.Echo/Unary: UNAVAILABLE", 0) == 0);
     }
+  });
+}
+
+TEST_CASE("a reply over the channel's receive bound fails the call with RESOURCE_EXHAUSTED") {
+  run_task([]() -> task<> {
+    co_await with_server(
+        [](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [](Msg m) -> task<Msg> {
+            m.set_text(std::string(static_cast<std::size_t>(m.n()), 'r'));
+            co_return m;
+          });
+        },
+        [](channel&, server& srv) -> task<> {
+          ::grpc::ChannelArguments args;
+          args.SetMaxReceiveMessageSize(1024);
+          channel bounded(::grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(srv.port()),
+                                                      ::grpc::InsecureChannelCredentials(), args));
+          CHECK((co_await bounded.call<Msg>(unary_method, msg("", 900))).text().size() == 900);
+          try {
+            (void)co_await bounded.call<Msg>(unary_method, msg("", 2000));
+            FAIL("the call succeeded");
+          } catch (const status_error& e) {
+            CHECK(e.code() == StatusCode::RESOURCE_EXHAUSTED);
+          }
+        });
   });
 }
 

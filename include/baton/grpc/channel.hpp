@@ -20,7 +20,8 @@
 //   current_deadline() and now + opts.timeout. opts.metadata adds fields of its own.
 //   Context:      the caller's own, unchanged, when each co_await returns (on any loop thread).
 //   Exceptions:   status_error when the status is not OK (DEADLINE_EXCEEDED once the deadline
-//                 passed, UNAVAILABLE when nobody answers, the server's own codes); write()
+//                 passed, UNAVAILABLE when nobody answers, RESOURCE_EXHAUSTED for a reply over
+//                 the channel's receive bound, the server's own codes); write()
 //                 throws the call's status_error when the call has ended; cancelled_error when
 //                 the calling task is cancelled; baton::runtime_error on misuse (two reads or
 //                 two writes pending at once, use after finish()).
