@@ -285,6 +285,7 @@ TEST_CASE("a handler's status_error, or any other exception, is the status the c
           s.add_unary<Msg, Msg>(unary_method, [](Msg m) -> task<Msg> {
             if (m.n() == 1) throw status_error(StatusCode::NOT_FOUND, "no note 1");
             if (m.n() == 2) throw std::logic_error("a bug");
+            if (m.n() == 3) throw 42;  // not a std::exception
             co_return m;
           });
         },
@@ -302,6 +303,13 @@ TEST_CASE("a handler's status_error, or any other exception, is the status the c
           } catch (const status_error& e) {
             CHECK(e.code() == StatusCode::UNKNOWN);
             CHECK(e.message() == "a bug");
+          }
+          try {
+            (void)co_await ch.call<Msg>(unary_method, msg("x", 3));
+            FAIL("the call succeeded");
+          } catch (const status_error& e) {
+            CHECK(e.code() == StatusCode::UNKNOWN);
+            CHECK(e.message().find("not a std::exception") != std::string::npos);
           }
         },
         mode);

@@ -337,6 +337,9 @@ task<> run_call(finish_guard guard) {
     status = ::grpc::Status(::grpc::StatusCode::CANCELLED, "baton: the handler was cancelled");
   } catch (const std::exception& e) {
     status = ::grpc::Status(::grpc::StatusCode::UNKNOWN, e.what());
+  } catch (...) {
+    status = ::grpc::Status(::grpc::StatusCode::UNKNOWN,
+                            "baton: the handler threw something that is not a std::exception");
   }
   if (!status.ok()) reply.reset();
   guard.finish(reply, status);

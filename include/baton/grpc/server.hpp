@@ -24,8 +24,8 @@
 //   baton::grpc::extract() sets (trace, baggage, a span of its own, the call's deadline).
 //   Ending a call: a handler that returns ends it with OK (and the response); one that throws
 //   status_error ends it with that status; cancelled_error gives CANCELLED; any other exception
-//   UNKNOWN with its what(). An unregistered method gets UNIMPLEMENTED, a request that does not
-//   parse INVALID_ARGUMENT.
+//   UNKNOWN with its what() (one that is no std::exception, UNKNOWN saying so). An unregistered
+//   method gets UNIMPLEMENTED, a request that does not parse INVALID_ARGUMENT.
 //   Cancellation: the handler task is cancelled (and what it awaits) when the client cancels,
 //   when the call's deadline passes, and by shutdown() once the grace period is over.
 //   shutdown(grace): stop accepting calls; calls in flight get `grace` to finish, then are
