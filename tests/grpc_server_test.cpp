@@ -278,6 +278,44 @@ TEST_CASE("an oversized message in a client stream ends that call, the server ke
   });
 }
 
+TEST_CASE("a client stream the client drops mid-way never reads as a finished one") {
+  in_each_mode([](server_options mode) -> task<> {
+    struct outcome {
+      baton::event first;  // the handler has read one message
+      bool whole = false;  // its reads ended as if the client had finished
+      bool cut = false;    // a read threw (status_error, or the task's cancellation)
+      baton::event done;
+    } seen;
+    co_await with_server(
+        [&seen](server& s) {
+          s.add_client_streaming<Msg, Msg>(client_stream_method,
+                                           [&seen](server_stream<Msg, Msg>& in) -> task<Msg> {
+                                             try {
+                                               while (co_await in.read()) seen.first.set();
+                                             } catch (...) {
+                                               seen.cut = true;
+                                               seen.done.set();
+                                               throw;
+                                             }
+                                             seen.whole = true;
+                                             seen.done.set();
+                                             co_return msg("all");
+                                           });
+        },
+        [&seen](channel& ch, server&) -> task<> {
+          {
+            auto call = co_await ch.open<Msg, Msg>(client_stream_method);
+            co_await call.write(msg("one"));
+            co_await seen.first.wait();  // the handler now waits in its next read
+          }  // dropped before finish(): the call is cancelled, the stream reset
+          co_await seen.done.wait();
+          CHECK(seen.cut);
+          CHECK_FALSE(seen.whole);
+        },
+        mode);
+  });
+}
+
 TEST_CASE("a handler's status_error, or any other exception, is the status the caller gets") {
   in_each_mode([](server_options mode) -> task<> {
     co_await with_server(

@@ -12,8 +12,8 @@
 //     client streaming  task<Response>(server_stream<Request, Response>&)    read() to nullopt
 //     bidi              task<>(server_stream<Request, Response>&)            read() and write()
 //   start() builds and starts the gRPC server on the options' addresses (runtime_error when
-//   one cannot be bound, or when max_message_bytes is over INT_MAX); port() tells which port an
-//   address with port 0 got.
+//   one cannot be bound, or when max_metadata_bytes or max_message_bytes is over INT_MAX);
+//   port() tells which port an address with port 0 got.
 //   Bounds: what one call holds in baton's hands is its metadata (at most max_metadata_bytes,
 //   larger calls are refused) and one message at a time (at most max_message_bytes, a larger
 //   one ends the call with RESOURCE_EXHAUSTED): a streaming handler reads one message per
