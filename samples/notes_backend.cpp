@@ -139,7 +139,10 @@ baton::task<void> stop_on_signal(boost::asio::signal_set& signals, baton::grpc::
 baton::task<void> serve(const options& o, hs::notes_db& db) {
   // A gRPC-only process: the loop's thread polls the server's queue itself (no hop through a
   // routing thread per call). Its one Asio wait, the signal_set, is then seen within 5 ms.
-  baton::grpc::server srv({.addresses = {o.listen}, .poll_on_loop = true});
+  // Bounded like the HTTP edge in front of it: as many calls at once as the edge keeps in
+  // flight, none longer than the edge's longest deadline, whatever a client sends.
+  baton::grpc::server srv(
+      {.addresses = {o.listen}, .poll_on_loop = true, .max_calls = 1024, .call_time_limit = 10s});
   add_methods(srv, db);
   srv.start();
   const std::string host = o.listen.substr(0, o.listen.rfind(':'));

@@ -400,6 +400,106 @@ TEST_CASE("a handler whose deadline passes is cancelled, and the caller gets DEA
   });
 }
 
+TEST_CASE("a call over max_calls is refused with RESOURCE_EXHAUSTED, and served once one ends") {
+  in_each_mode([](server_options mode) -> task<> {
+    mode.max_calls = 2;
+    struct gate {
+      int in = 0;  // handlers holding a place (the serving loop's one thread counts them)
+      baton::event full;
+      baton::event release;
+    } g;
+    co_await with_server(
+        [&g](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [&g](Msg m) -> task<Msg> {
+            if (m.n() < 0) {  // held until released
+              if (++g.in == 2) g.full.set();
+              co_await g.release.wait();
+            }
+            co_return m;
+          });
+        },
+        [&g](channel& ch, server&) -> task<> {
+          auto a = baton::spawn(ch.call<Msg>(unary_method, msg("a", -1)));
+          auto b = baton::spawn(ch.call<Msg>(unary_method, msg("b", -2)));
+          co_await g.full.wait();
+          CHECK(co_await status_of(ch.call<Msg>(unary_method, msg("c", 3))) ==
+                StatusCode::RESOURCE_EXHAUSTED);
+          g.release.set();
+          CHECK((co_await a).n() == -1);
+          CHECK((co_await b).n() == -2);
+          // Both places were given back before their replies went out.
+          CHECK((co_await ch.call<Msg>(unary_method, msg("d", 4))).n() == 4);
+        },
+        mode);
+  });
+}
+
+TEST_CASE("call_time_limit caps a longer client deadline: the handler sees it, then is cancelled") {
+  in_each_mode([](server_options mode) -> task<> {
+    mode.call_time_limit = 300ms;
+    parked_handler h;
+    std::optional<baton::grpc::deadline_point> deadline;
+    std::optional<baton::grpc::deadline_point> latest;  // now + the limit, in the handler
+    co_await with_server(
+        [&](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [&](Msg m) {
+            deadline = baton::grpc::current_deadline();
+            latest = std::chrono::steady_clock::now() + 300ms;
+            return h(m);
+          });
+        },
+        [&](channel& ch, server&) -> task<> {
+          baton::grpc::call_options opts;
+          opts.timeout = 1h;
+          CHECK(co_await status_of(ch.call<Msg>(unary_method, msg("x"), opts)) ==
+                StatusCode::DEADLINE_EXCEEDED);
+          // A machine too busy to start the handler within the limit cancels it unstarted.
+          if (h.entered.is_set()) {
+            co_await h.cancelled.wait();
+            REQUIRE(deadline.has_value());
+            CHECK(*deadline <= *latest);  // the limit's, not the client's hour
+          }
+        },
+        mode);
+  });
+}
+
+TEST_CASE("call_time_limit ends a client stream whose client never finishes sending") {
+  in_each_mode([](server_options mode) -> task<> {
+    mode.call_time_limit = 300ms;
+    baton::event ended;  // the handler's task is over, however it ended
+    co_await with_server(
+        [&ended](server& s) {
+          s.add_client_streaming<Msg, Msg>(client_stream_method,
+                                           [&ended](server_stream<Msg, Msg>& in) -> task<Msg> {
+                                             struct on_exit {
+                                               baton::event& e;
+                                               ~on_exit() { e.set(); }
+                                             } guard{ended};
+                                             while (co_await in.read()) {
+                                             }
+                                             co_return msg("all");
+                                           });
+        },
+        [&ended](channel& ch, server&) -> task<> {
+          StatusCode code = StatusCode::OK;
+          try {
+            // No deadline, one message, then silence: neither more messages nor writes_done.
+            auto call = co_await ch.open<Msg, Msg>(client_stream_method);
+            co_await call.write(msg("one"));
+            while (co_await call.read()) {
+            }
+            co_await call.finish();
+          } catch (const status_error& e) {
+            code = e.code();
+          }
+          CHECK(code == StatusCode::DEADLINE_EXCEEDED);
+          co_await ended.wait();
+        },
+        mode);
+  });
+}
+
 TEST_CASE("shutdown cancels the calls still running when its grace is over, then serve returns") {
   in_each_mode([](server_options mode) -> task<> {
     parked_handler h;
@@ -550,6 +650,14 @@ TEST_CASE("a message bound gRPC cannot hold (over INT_MAX) is refused at start()
     server srv(
         {.addresses = {"127.0.0.1:0"}, .max_message_bytes = std::size_t{1} << 31});  // INT_MAX + 1
     CHECK_THROWS_WITH_AS(srv.start(), doctest::Contains("max_message_bytes"), baton::runtime_error);
+    co_return;
+  });
+}
+
+TEST_CASE("a negative call_time_limit is refused at start()") {
+  run_task([]() -> task<> {
+    server srv({.addresses = {"127.0.0.1:0"}, .call_time_limit = -1ms});
+    CHECK_THROWS_WITH_AS(srv.start(), doctest::Contains("call_time_limit"), baton::runtime_error);
     co_return;
   });
 }

@@ -80,13 +80,14 @@ call_tokens extract(const ::grpc::ServerContextBase& call) {
 
 namespace detail {
 
-void fill(const ::grpc::ServerContextBase& call) {
+void fill(const ::grpc::ServerContextBase& call, std::optional<deadline_point> cap) {
   using baton::detail::access;
   using baton::detail::make_entry;
   baton::detail::trace_headers joined;
   baton::detail::trace_values v =
       baton::detail::parse_views(trace_views(call, joined), /*new_span=*/true);
-  const std::optional<deadline_point> deadline = steady_deadline(call.raw_deadline());
+  std::optional<deadline_point> deadline = steady_deadline(call.raw_deadline());
+  if (cap && (!deadline || *cap < *deadline)) deadline = cap;
   baton::detail::slot entries[4];
   std::size_t n = 0;
   try {  // an entry owns what it boxes: drop the ones made if a later one cannot be

@@ -13,6 +13,7 @@
 #include <baton/task_handle.hpp>
 
 #include <grpc/grpc.h>
+#include <grpcpp/alarm.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
@@ -83,6 +84,19 @@ struct server_state {
   std::atomic<std::size_t> in_flight{0};
   std::atomic<bool> accepting{true};
   event drained;
+
+  // Calls counted against options.max_calls (only when it is set): taken on the queue's thread
+  // as a call arrives, given back as its handler's task ends.
+  std::atomic<std::size_t> handling{0};
+
+  /// A place for one more call under max_calls; false when the server is full.
+  bool take_call_slot() noexcept {
+    // acq_rel: a slot given back before a reply went out is seen by a call that follows it.
+    if (handling.fetch_add(1, std::memory_order_acq_rel) < options.max_calls) return true;
+    handling.fetch_sub(1, std::memory_order_acq_rel);
+    return false;
+  }
+  void give_back_call_slot() noexcept { handling.fetch_sub(1, std::memory_order_acq_rel); }
 
   void accept();
 
@@ -180,7 +194,12 @@ task<> run_call(finish_guard guard);
 class accepted_call final : public server_call {
  public:
   explicit accepted_call(server_state& s)
-      : server_(s), matched_(*this), request_read_tag_(*this), done_(*this), finished_(*this) {}
+      : server_(s),
+        matched_(*this),
+        request_read_tag_(*this),
+        done_(*this),
+        finished_(*this),
+        time_limit_tag_(*this) {}
 
   /// Asks gRPC for the next call (AsyncNotifyWhenDone first, as gRPC requires).
   void request() {
@@ -192,6 +211,8 @@ class accepted_call final : public server_call {
   ::grpc::GenericServerContext& context() { return context_; }
   const registered_method* method() const { return method_; }
   server_state& owner() { return server_; }
+  /// When server_options::call_time_limit ends this call; nullopt without a limit.
+  std::optional<deadline_point> time_limit() const { return time_limit_; }
 
   /// On the loop: keeps the task's handle so that gRPC's "done" can cancel it; cancels at once
   /// if the call was cancelled already; drops it if the task has finished.
@@ -210,6 +231,8 @@ class accepted_call final : public server_call {
       task_finished_ = true;
       handler_.reset();
     }
+    if (holds_call_slot_) server_.give_back_call_slot();
+    if (time_limit_alarm_) time_limit_alarm_->Cancel();  // its event releases its reference
     void* tag = finished_.tag();
     if (reply) {
       stream_.WriteAndFinish(reply->buffer(), ::grpc::WriteOptions(), status, tag);
@@ -239,6 +262,18 @@ class accepted_call final : public server_call {
     if (it != server_.methods.end()) {
       method_ = &it->second;
       kind_ = method_->kind;
+    }
+    if (server_.options.max_calls != 0) {
+      if (!server_.take_call_slot()) {
+        finish(std::nullopt,
+               ::grpc::Status(::grpc::StatusCode::RESOURCE_EXHAUSTED,
+                              "baton: the server is handling max_calls calls already"));
+        return;
+      }
+      holds_call_slot_ = true;
+    }
+    if (server_.options.call_time_limit > std::chrono::steady_clock::duration::zero()) {
+      arm_time_limit(server_.options.call_time_limit);
     }
     if (method_ && (kind_ == call_kind::unary || kind_ == call_kind::server_streaming)) {
       request_.emplace();
@@ -279,6 +314,30 @@ class accepted_call final : public server_call {
 
   void on_finished(bool) { release(); }
 
+  /// Ends the call with DEADLINE_EXCEEDED once `limit` has passed, unless finish() cancels the
+  /// alarm first. The alarm's event holds a reference, so the call outlives it.
+  void arm_time_limit(std::chrono::steady_clock::duration limit) {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(limit).count();
+    time_limit_ = std::chrono::steady_clock::now() + limit;
+    refs_.fetch_add(1, std::memory_order_relaxed);  // relaxed: we hold a reference already
+    time_limit_alarm_ = std::make_unique<::grpc::Alarm>();
+    time_limit_alarm_->Set(
+        server_.cq.get(),
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_nanos(ns, GPR_TIMESPAN)),
+        time_limit_tag_.tag());
+  }
+
+  void on_time_limit(bool ok) {
+    // ok: the limit passed (not cancelled by finish()). gRPC then reports the call done and
+    // cancelled, which cancels the handler's task like any other cancellation.
+    if (ok) {
+      grpc_call_cancel_with_status(context_.c_call(), GRPC_STATUS_DEADLINE_EXCEEDED,
+                                   "baton: the call ran past the server's call_time_limit",
+                                   nullptr);
+    }
+    release();
+  }
+
   void release() {
     // acq_rel: the side that deletes must see everything the other side did to the call.
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -293,12 +352,18 @@ class accepted_call final : public server_call {
   event_tag<&accepted_call::on_request_read> request_read_tag_;
   event_tag<&accepted_call::on_done> done_;
   event_tag<&accepted_call::on_finished> finished_;
+  event_tag<&accepted_call::on_time_limit> time_limit_tag_;
   const registered_method* method_ = nullptr;
+  // server_options::call_time_limit's alarm and the deadline it set, made as the call arrives.
+  std::unique_ptr<::grpc::Alarm> time_limit_alarm_;
+  std::optional<deadline_point> time_limit_;
+  bool holds_call_slot_ = false;  // counted against server_options::max_calls until finish()
   std::mutex mutex_;
   std::optional<task_handle<void>> handler_;  // under mutex_, while the task runs
   bool done_seen_ = false;                    // under mutex_
   bool task_finished_ = false;                // under mutex_
-  // The request; then "done" and the call's path; and the posted start while it runs.
+  // The request; then "done" and the call's path; the posted start while it runs; and the
+  // time limit's alarm until its event.
   std::atomic<int> refs_{1};
 };
 
@@ -325,7 +390,7 @@ task<> run_call(finish_guard guard) {
   std::optional<message_bytes> reply;
   ::grpc::Status status;
   try {
-    detail::fill(c.context());
+    detail::fill(c.context(), c.time_limit());
     if (!c.method()) {
       throw status_error(::grpc::StatusCode::UNIMPLEMENTED,
                          "baton: no handler for " + c.context().method());
@@ -445,6 +510,9 @@ void server::start() {
   if (s.options.max_metadata_bytes > int_max || s.options.max_message_bytes > int_max) {
     throw runtime_error(
         "baton: grpc server: max_metadata_bytes and max_message_bytes must fit in an int");
+  }
+  if (s.options.call_time_limit < std::chrono::steady_clock::duration::zero()) {
+    throw runtime_error("baton: grpc server: call_time_limit is negative");
   }
   s.loop_gate = baton::detail::gate_of_running_loop();
   ::grpc::ServerBuilder builder;

@@ -222,11 +222,17 @@ void raw_unary_100_callers(benchmark::State& state) {
 // baton_grpc.
 
 /// Runs body(channel&) on a baton loop beside an echo server on the same loop; poll: the loop's
-/// thread polls the server's queue, and the channel's calls go through it (poll_on_loop).
+/// thread polls the server's queue, and the channel's calls go through it (poll_on_loop);
+/// bounded: the server has max_calls and call_time_limit set (as the flagship's backend).
 template <class Body>
-void with_baton(Body body, bool poll = false) {
-  baton::run([](Body b, bool poll_on_loop) -> baton::task<> {
-    baton::grpc::server srv({.addresses = {"127.0.0.1:0"}, .poll_on_loop = poll_on_loop});
+void with_baton(Body body, bool poll = false, bool bounded = false) {
+  baton::run([](Body b, bool poll_on_loop, bool with_bounds) -> baton::task<> {
+    baton::grpc::server_options opts{.addresses = {"127.0.0.1:0"}, .poll_on_loop = poll_on_loop};
+    if (with_bounds) {
+      opts.max_calls = 1024;
+      opts.call_time_limit = std::chrono::seconds(10);
+    }
+    baton::grpc::server srv(std::move(opts));
     srv.add_unary<Msg, Msg>(unary_method, [](Msg m) -> baton::task<Msg> { co_return m; });
     srv.start();
     auto serving = baton::spawn(srv.serve());
@@ -238,7 +244,7 @@ void with_baton(Body body, bool poll = false) {
     }
     srv.shutdown();
     co_await serving;
-  }(std::move(body), poll));
+  }(std::move(body), poll, bounded));
 }
 
 /// Makes `total` calls on `ch` from `in_flight` tasks, each starting the next call as its last
@@ -260,24 +266,24 @@ baton::task<> baton_calls(baton::grpc::channel& ch, int in_flight, int total) {
   for (auto& w : workers) co_await w;
 }
 
-void unary_round_trip(benchmark::State& state, bool poll) {
+void unary_round_trip(benchmark::State& state, bool poll, bool bounded = false) {
   with_baton(
       [&state](baton::grpc::channel& ch) -> baton::task<> {
         Msg m;
         m.set_text("ping");
         for (auto _ : state) benchmark::DoNotOptimize(co_await ch.call<Msg>(unary_method, m));
       },
-      poll);
+      poll, bounded);
 }
 
-void unary_100_callers(benchmark::State& state, bool poll) {
+void unary_100_callers(benchmark::State& state, bool poll, bool bounded = false) {
   const int per_iteration = 1000;
   with_baton(
       [&state](baton::grpc::channel& ch) -> baton::task<> {
         for (auto _ : state) co_await baton_calls(ch, callers, per_iteration);
         state.SetItemsProcessed(state.iterations() * per_iteration);
       },
-      poll);
+      poll, bounded);
 }
 
 /// Runs body(channel&) on a loop of this thread whose loop_poller polls its calls, against an
@@ -327,6 +333,13 @@ void baton_unary_round_trip(benchmark::State& state) { unary_round_trip(state, f
 void baton_polled_unary_round_trip(benchmark::State& state) { unary_round_trip(state, true); }
 void baton_unary_100_callers(benchmark::State& state) { unary_100_callers(state, false); }
 void baton_polled_unary_100_callers(benchmark::State& state) { unary_100_callers(state, true); }
+// The polled rows again, the server bounded (max_calls, call_time_limit): what the bounds cost.
+void baton_polled_bounded_unary_round_trip(benchmark::State& state) {
+  unary_round_trip(state, true, true);
+}
+void baton_polled_bounded_100_callers(benchmark::State& state) {
+  unary_100_callers(state, true, true);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Every core busy: one shard per core, each an echo server with its own port and its share of
@@ -611,6 +624,8 @@ BENCHMARK(baton_two_loops_unary_round_trip)->UseRealTime()->MeasureProcessCPUTim
 BENCHMARK(raw_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_polled_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(baton_polled_bounded_unary_round_trip)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(baton_polled_bounded_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_two_loops_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(raw_sharded_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_sharded_100_callers)->UseRealTime()->MeasureProcessCPUTime();

@@ -69,8 +69,9 @@ namespace detail {
 /// and a nanosecond time_point cannot hold; a long-past one is now (expired).
 std::optional<deadline_point> steady_deadline(gpr_timespec deadline);
 /// What extract() sets, as one change with no tokens (the server's fill of a call's fresh
-/// context, which nothing resets).
-void fill(const ::grpc::ServerContextBase& call);
+/// context, which nothing resets); the deadline is the earlier of the call's and `cap` (the
+/// server's call_time_limit) when one is given.
+void fill(const ::grpc::ServerContextBase& call, std::optional<deadline_point> cap = std::nullopt);
 }  // namespace detail
 
 }  // namespace baton::grpc

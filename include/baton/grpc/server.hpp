@@ -12,12 +12,15 @@
 //     client streaming  task<Response>(server_stream<Request, Response>&)    read() to nullopt
 //     bidi              task<>(server_stream<Request, Response>&)            read() and write()
 //   start() builds and starts the gRPC server on the options' addresses (runtime_error when
-//   one cannot be bound, or when max_metadata_bytes or max_message_bytes is over INT_MAX);
+//   one cannot be bound, when max_metadata_bytes or max_message_bytes is over INT_MAX, or when
+//   call_time_limit is negative);
 //   port() tells which port an address with port 0 got.
 //   Bounds: what one call holds in baton's hands is its metadata (at most max_metadata_bytes,
 //   larger calls are refused) and one message at a time (at most max_message_bytes, a larger
 //   one ends the call with RESOURCE_EXHAUSTED): a streaming handler reads one message per
 //   read(). What gRPC buffers beyond that for a call is bounded by HTTP/2 flow control.
+//   max_calls bounds how many calls are handled at once (the rest are refused with
+//   RESOURCE_EXHAUSTED), call_time_limit how long any of them holds that (DEADLINE_EXCEEDED).
 //   serve() (starting first if needed) accepts calls until shutdown() or until the serving task
 //   is cancelled, then returns once every call has finished. Each call runs as its own task
 //   spawned by serve() on serve()'s loop, in a copy of serve()'s context holding what
@@ -94,6 +97,15 @@ struct server_options {
   // gRPC's poller", says what the loop may then wait on). A loop of several threads, or one
   // that polls another server's queue, keeps the routing thread (polled_by_loop() says which).
   bool poll_on_loop = false;
+  // Calls handled at once, from the call's arrival until its handler's task ends: a call over
+  // it is refused with RESOURCE_EXHAUSTED before its request is read or a task started (load
+  // shedding: the client may retry later). 0: no limit.
+  std::size_t max_calls = 0;
+  // The longest a call may run, whatever deadline its client sent (or none): the call's
+  // deadline is the earlier of the two, in the handler's context too (deadline_var()), and a
+  // call still running when it passes ends with DEADLINE_EXCEEDED, its handler cancelled. What
+  // bounds a client that opens a call and never finishes sending. Zero: the client's alone.
+  std::chrono::steady_clock::duration call_time_limit = {};
 };
 
 /// The call as a streaming handler sees it.
