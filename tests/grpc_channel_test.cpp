@@ -133,6 +133,65 @@ TEST_CASE("a handler's own calls carry its trace and its deadline to the next se
   });
 }
 
+TEST_CASE("a channel's default_timeout ends a call to a server that never answers") {
+  in_each_mode([](server_options mode) -> task<> {
+    baton_test::parked handler;
+    co_await with_server(
+        [&](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [&](Msg m) -> task<Msg> {
+            co_await handler.park();
+            co_return m;
+          });
+        },
+        [&](channel&, server& srv) -> task<> {
+          channel bounded(baton_test::connect(srv), {.default_timeout = 300ms});
+          // No timeout of its own and no deadline in the context: the channel's applies.
+          try {
+            (void)co_await bounded.call<Msg>(unary_method, msg("x"));
+            FAIL("the call succeeded");
+          } catch (const status_error& e) {
+            CHECK(e.code() == StatusCode::DEADLINE_EXCEEDED);
+          }
+          if (handler.entered.is_set()) co_await handler.cancelled.wait();
+        },
+        mode);
+  });
+}
+
+TEST_CASE(
+    "a call's own timeout, not the channel's default_timeout, is its budget when it sets one") {
+  run_task([]() -> task<> {
+    std::optional<baton::grpc::deadline_point> seen;
+    co_await with_server(
+        [&](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [&](Msg m) -> task<Msg> {
+            seen = baton::grpc::current_deadline();
+            co_return m;
+          });
+        },
+        [&](channel&, server& srv) -> task<> {
+          channel ch(baton_test::connect(srv), {.default_timeout = 1h});
+          (void)co_await ch.call<Msg>(unary_method, msg("default"));
+          REQUIRE(seen.has_value());  // the default gave a call without a timeout a deadline
+          CHECK(*seen > steady_clock::now() + 30min);
+          baton::grpc::call_options opts;
+          opts.timeout = 60s;
+          (void)co_await ch.call<Msg>(unary_method, msg("own"), opts);
+          REQUIRE(seen.has_value());
+          CHECK(*seen < steady_clock::now() + 30min);  // the call's minute, not the hour
+        });
+  });
+}
+
+TEST_CASE("a channel's default_timeout that is not positive is refused") {
+  run_task([]() -> task<> {
+    auto nowhere = ::grpc::CreateChannel("127.0.0.1:1", ::grpc::InsecureChannelCredentials());
+    CHECK_THROWS_WITH_AS(channel(nowhere, {.default_timeout = 0s}),
+                         doctest::Contains("default_timeout"), baton::runtime_error);
+    co_return;
+  });
+}
+
 TEST_CASE("a call to a port nobody listens on fails with UNAVAILABLE") {
   run_task([]() -> task<> {
     channel ch(::grpc::CreateChannel("127.0.0.1:1", ::grpc::InsecureChannelCredentials()));

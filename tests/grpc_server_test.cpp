@@ -500,6 +500,48 @@ TEST_CASE("call_time_limit ends a client stream whose client never finishes send
   });
 }
 
+TEST_CASE("call_time_limit ends each late call, in whatever order calls finish") {
+  in_each_mode([](server_options mode) -> task<> {
+    mode.call_time_limit = 300ms;
+    baton_test::parked first;
+    baton_test::parked third;
+    co_await with_server(
+        [&](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [&](Msg m) -> task<Msg> {
+            if (m.n() == 1) co_await first.park();
+            if (m.n() == 3) co_await third.park();
+            co_return m;
+          });
+        },
+        [&](channel& ch, server&) -> task<> {
+          auto a = baton::spawn(status_of(ch.call<Msg>(unary_method, msg("a", 1))));
+          co_await first.entered.wait();  // a is the oldest call
+          // b arrives after a and finishes long before its limit: it leaves the queue early.
+          CHECK(co_await status_of(ch.call<Msg>(unary_method, msg("b", 2))) == StatusCode::OK);
+          auto c = baton::spawn(status_of(ch.call<Msg>(unary_method, msg("c", 3))));
+          CHECK(co_await a == StatusCode::DEADLINE_EXCEEDED);
+          CHECK(co_await c == StatusCode::DEADLINE_EXCEEDED);
+          co_await first.cancelled.wait();
+          if (third.entered.is_set()) co_await third.cancelled.wait();
+        },
+        mode);
+  });
+}
+
+TEST_CASE("a server with an hour's call_time_limit still shuts down as soon as its calls end") {
+  in_each_mode([](server_options mode) -> task<> {
+    mode.call_time_limit = 1h;  // serve() must not wait for the limit's alarm
+    int ran = 0;
+    co_await with_server(
+        counting_echo(ran),
+        [&ran](channel& ch, server&) -> task<> {
+          CHECK((co_await ch.call<Msg>(unary_method, msg("x", 5))).n() == 5);
+          CHECK(ran == 1);
+        },
+        mode);
+  });
+}
+
 TEST_CASE("shutdown cancels the calls still running when its grace is over, then serve returns") {
   in_each_mode([](server_options mode) -> task<> {
     parked_handler h;

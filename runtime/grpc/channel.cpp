@@ -6,15 +6,21 @@ namespace baton::grpc {
 
 namespace detail {
 
-void prepare(::grpc::ClientContext& call, const call_options& opts) {
-  inject(call, opts.timeout);
+void prepare(::grpc::ClientContext& call, const call_options& opts,
+             const std::optional<std::chrono::steady_clock::duration>& default_timeout) {
+  inject(call, opts.timeout ? opts.timeout : default_timeout);
   for (const auto& [name, value] : opts.metadata) call.AddMetadata(name, value);
 }
 
 }  // namespace detail
 
-channel::channel(std::shared_ptr<::grpc::Channel> ch) : channel_(std::move(ch)) {
+channel::channel(std::shared_ptr<::grpc::Channel> ch, channel_options options)
+    : channel_(std::move(ch)), options_(std::move(options)) {
   if (!channel_) throw runtime_error("baton: grpc channel: null ::grpc::Channel");
+  if (options_.default_timeout &&
+      *options_.default_timeout <= std::chrono::steady_clock::duration::zero()) {
+    throw runtime_error("baton: grpc channel: default_timeout must be positive");
+  }
 }
 
 channel::~channel() {

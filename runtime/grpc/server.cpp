@@ -18,7 +18,10 @@
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
+#include <functional>
 #include <future>
 #include <limits>
 #include <mutex>
@@ -44,6 +47,119 @@ struct registered_method {
 };
 
 class accepted_call;
+
+/// A call's place in the server's time-limit queue (server_state::time_limits), while linked.
+struct limited_call {
+  limited_call* prev = nullptr;
+  limited_call* next = nullptr;
+  deadline_point ends;
+  grpc_call* call = nullptr;  // cancelled with DEADLINE_EXCEEDED if still linked at `ends`
+  bool linked = false;
+};
+
+/// server_options::call_time_limit for every call of a server with one gRPC alarm. Every call
+/// gets the same limit, so arrival order is also the order the limits pass: the calls are a
+/// FIFO list, and the alarm is set for the oldest one's. When it fires it cancels the calls
+/// whose limit has passed and is set again for the new oldest. A call leaves the list when its
+/// handler's task ends: a call finishing early costs a lock and an unlink, where an alarm per
+/// call would cost about 1 µs of CPU (docs/benchmarks.md). The alarm's pending event counts as
+/// a call in server_state::in_flight, so the queue is not shut down under it: once the server
+/// stops accepting, an empty list cancels it. (A serving server leaves it set when the list
+/// empties: one call at a time would otherwise set and cancel an alarm per call.)
+class time_limits {
+ public:
+  time_limits(std::atomic<std::size_t>& in_flight, std::function<void()> gone)
+      : in_flight_(in_flight), gone_(std::move(gone)), event_(*this) {}
+
+  /// On the queue's thread, as the call arrives.
+  void link(limited_call& c, ::grpc::CompletionQueue& cq) {
+    std::lock_guard lock(mutex_);
+    c.prev = newest_;
+    c.next = nullptr;
+    (newest_ ? newest_->next : oldest_) = &c;
+    newest_ = &c;
+    c.linked = true;
+    if (!alarm_pending_) arm(cq);
+  }
+
+  /// As the call's handler ends (any thread). Nothing when the alarm has taken it already.
+  void unlink(limited_call& c) {
+    std::lock_guard lock(mutex_);
+    if (!c.linked) return;
+    remove(c);
+    if (stopping_) cancel_when_empty();
+  }
+
+  /// The server stops accepting calls (any thread): no alarm outlives the calls left.
+  void stop() {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    cancel_when_empty();
+  }
+
+ private:
+  struct alarm_event final : completion {
+    explicit alarm_event(time_limits& l) : limits(l) {}
+    void complete(bool) noexcept override { limits.on_alarm(); }
+    time_limits& limits;
+  };
+
+  /// Under mutex_: its event comes at once, and sets no new alarm.
+  void cancel_when_empty() {
+    if (oldest_ == nullptr && alarm_pending_) alarm_->Cancel();
+  }
+
+  void remove(limited_call& c) noexcept {
+    (c.prev ? c.prev->next : oldest_) = c.next;
+    (c.next ? c.next->prev : newest_) = c.prev;
+    c.linked = false;
+  }
+
+  /// Under mutex_, with oldest_ set and no alarm pending.
+  void arm(::grpc::CompletionQueue& cq) {
+    cq_ = &cq;
+    alarm_pending_ = true;
+    in_flight_.fetch_add(1);  // the alarm's event, given back by on_alarm()
+    const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        oldest_->ends - std::chrono::steady_clock::now());
+    alarm_.emplace();  // an alarm is set once: a fresh one each time
+    alarm_->Set(
+        cq_,
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                     gpr_time_from_nanos(std::max<std::int64_t>(left.count(), 0), GPR_TIMESPAN)),
+        event_.tag());
+  }
+
+  /// On the queue's thread: the alarm fired or was cancelled.
+  void on_alarm() noexcept {
+    {
+      std::lock_guard lock(mutex_);
+      alarm_pending_ = false;
+      const auto now = std::chrono::steady_clock::now();
+      while (oldest_ != nullptr && oldest_->ends <= now) {
+        // Under the lock: once unlinked, the call may finish and be deleted. gRPC then reports
+        // it done and cancelled, which cancels its handler like any deadline.
+        grpc_call_cancel_with_status(oldest_->call, GRPC_STATUS_DEADLINE_EXCEEDED,
+                                     "baton: the call ran past the server's call_time_limit",
+                                     nullptr);
+        remove(*oldest_);
+      }
+      if (oldest_ != nullptr) arm(*cq_);
+    }
+    gone_();
+  }
+
+  std::atomic<std::size_t>& in_flight_;
+  std::function<void()> gone_;  // server_state::call_gone()
+  alarm_event event_;
+  std::mutex mutex_;
+  limited_call* oldest_ = nullptr;  // under mutex_, from here down
+  limited_call* newest_ = nullptr;
+  bool alarm_pending_ = false;  // set, and its event not yet taken
+  bool stopping_ = false;       // the server accepts no more calls
+  std::optional<::grpc::Alarm> alarm_;
+  ::grpc::CompletionQueue* cq_ = nullptr;
+};
 
 // Who owns what:
 //   server ──▶ server_state ──▶ ::grpc::Server, its completion queue and the queue's thread
@@ -80,10 +196,13 @@ struct server_state {
   event finished;  // set by the shutdown thread once gRPC and the queue's thread are done
 
   // A Dekker pair: the last call to go and request_shutdown each store one and load the other,
-  // so at least one of them sees both done and sets `drained` (seq_cst for that).
+  // so at least one of them sees both done and sets `drained` (seq_cst for that). in_flight
+  // counts the accepted_calls and, while its event is pending, the time limits' alarm.
   std::atomic<std::size_t> in_flight{0};
   std::atomic<bool> accepting{true};
   event drained;
+
+  time_limits limits{in_flight, [this] { call_gone(); }};
 
   // Calls counted against options.max_calls (only when it is set): taken on the queue's thread
   // as a call arrives, given back as its handler's task ends.
@@ -107,6 +226,7 @@ struct server_state {
     if (shutdown_requested || !server) return;
     shutdown_requested = true;
     accepting.store(false);
+    limits.stop();
     if (in_flight.load() == 0) drained.set();
     auto deadline = std::chrono::system_clock::now() +
                     std::chrono::duration_cast<std::chrono::system_clock::duration>(grace);
@@ -194,12 +314,7 @@ task<> run_call(finish_guard guard);
 class accepted_call final : public server_call {
  public:
   explicit accepted_call(server_state& s)
-      : server_(s),
-        matched_(*this),
-        request_read_tag_(*this),
-        done_(*this),
-        finished_(*this),
-        time_limit_tag_(*this) {}
+      : server_(s), matched_(*this), request_read_tag_(*this), done_(*this), finished_(*this) {}
 
   /// Asks gRPC for the next call (AsyncNotifyWhenDone first, as gRPC requires).
   void request() {
@@ -212,7 +327,9 @@ class accepted_call final : public server_call {
   const registered_method* method() const { return method_; }
   server_state& owner() { return server_; }
   /// When server_options::call_time_limit ends this call; nullopt without a limit.
-  std::optional<deadline_point> time_limit() const { return time_limit_; }
+  std::optional<deadline_point> time_limit() const {
+    return limit_.call != nullptr ? std::optional(limit_.ends) : std::nullopt;
+  }
 
   /// On the loop: keeps the task's handle so that gRPC's "done" can cancel it; cancels at once
   /// if the call was cancelled already; drops it if the task has finished.
@@ -232,7 +349,7 @@ class accepted_call final : public server_call {
       handler_.reset();
     }
     if (holds_call_slot_) server_.give_back_call_slot();
-    if (time_limit_alarm_) time_limit_alarm_->Cancel();  // its event releases its reference
+    if (limit_.call != nullptr) server_.limits.unlink(limit_);
     void* tag = finished_.tag();
     if (reply) {
       stream_.WriteAndFinish(reply->buffer(), ::grpc::WriteOptions(), status, tag);
@@ -273,7 +390,9 @@ class accepted_call final : public server_call {
       holds_call_slot_ = true;
     }
     if (server_.options.call_time_limit > std::chrono::steady_clock::duration::zero()) {
-      arm_time_limit(server_.options.call_time_limit);
+      limit_.ends = std::chrono::steady_clock::now() + server_.options.call_time_limit;
+      limit_.call = context_.c_call();
+      server_.limits.link(limit_, *server_.cq);
     }
     if (method_ && (kind_ == call_kind::unary || kind_ == call_kind::server_streaming)) {
       request_.emplace();
@@ -314,30 +433,6 @@ class accepted_call final : public server_call {
 
   void on_finished(bool) { release(); }
 
-  /// Ends the call with DEADLINE_EXCEEDED once `limit` has passed, unless finish() cancels the
-  /// alarm first. The alarm's event holds a reference, so the call outlives it.
-  void arm_time_limit(std::chrono::steady_clock::duration limit) {
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(limit).count();
-    time_limit_ = std::chrono::steady_clock::now() + limit;
-    refs_.fetch_add(1, std::memory_order_relaxed);  // relaxed: we hold a reference already
-    time_limit_alarm_ = std::make_unique<::grpc::Alarm>();
-    time_limit_alarm_->Set(
-        server_.cq.get(),
-        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_nanos(ns, GPR_TIMESPAN)),
-        time_limit_tag_.tag());
-  }
-
-  void on_time_limit(bool ok) {
-    // ok: the limit passed (not cancelled by finish()). gRPC then reports the call done and
-    // cancelled, which cancels the handler's task like any other cancellation.
-    if (ok) {
-      grpc_call_cancel_with_status(context_.c_call(), GRPC_STATUS_DEADLINE_EXCEEDED,
-                                   "baton: the call ran past the server's call_time_limit",
-                                   nullptr);
-    }
-    release();
-  }
-
   void release() {
     // acq_rel: the side that deletes must see everything the other side did to the call.
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -352,18 +447,15 @@ class accepted_call final : public server_call {
   event_tag<&accepted_call::on_request_read> request_read_tag_;
   event_tag<&accepted_call::on_done> done_;
   event_tag<&accepted_call::on_finished> finished_;
-  event_tag<&accepted_call::on_time_limit> time_limit_tag_;
   const registered_method* method_ = nullptr;
-  // server_options::call_time_limit's alarm and the deadline it set, made as the call arrives.
-  std::unique_ptr<::grpc::Alarm> time_limit_alarm_;
-  std::optional<deadline_point> time_limit_;
+  // Its place in server_state::limits under call_time_limit (call set: the call has a limit).
+  limited_call limit_;
   bool holds_call_slot_ = false;  // counted against server_options::max_calls until finish()
   std::mutex mutex_;
   std::optional<task_handle<void>> handler_;  // under mutex_, while the task runs
   bool done_seen_ = false;                    // under mutex_
   bool task_finished_ = false;                // under mutex_
-  // The request; then "done" and the call's path; the posted start while it runs; and the
-  // time limit's alarm until its event.
+  // The request; then "done" and the call's path; and the posted start while it runs.
   std::atomic<int> refs_{1};
 };
 

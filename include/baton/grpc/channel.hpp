@@ -3,12 +3,13 @@
 #pragma once
 
 // Contract:
-//   channel(ch)   wraps a gRPC channel (e.g. ::grpc::CreateChannel(target, credentials)); its
-//                 completion queue gets one thread that only hands results back to loops, at
-//                 its first call. A call made from a loop whose thread polls a queue (a
-//                 server's, with poll_on_loop: server.hpp; or a loop_poller's: loop_poller.hpp)
-//                 goes through that queue instead, so a channel used only from such loops
-//                 never starts its thread.
+//   channel(ch, options)  wraps a gRPC channel (e.g. ::grpc::CreateChannel(target,
+//                 credentials)); its completion queue gets one thread that only hands results
+//                 back to loops, at its first call. options.default_timeout (positive, else
+//                 runtime_error) is the budget of every call that sets no timeout of its own. A
+//                 call made from a loop whose thread polls a queue (a server's, with poll_on_loop:
+//                 server.hpp; or a loop_poller's: loop_poller.hpp) goes through that queue instead,
+//                 so a channel used only from such loops never starts its thread.
 //   co_await ch.call<Response>(method, request, opts)   a unary call; returns the response.
 //                 The request is serialized by call() itself (status_error INTERNAL if it
 //                 cannot be), so it need not outlive the returned task and is never copied.
@@ -17,7 +18,8 @@
 //                 finish() for the status.
 //   Every call starts with baton::grpc::inject(): the caller's trace (its current span is the
 //   callee's parent), tracestate, baggage, and the deadline: the earlier of the caller's
-//   current_deadline() and now + opts.timeout. opts.metadata adds fields of its own.
+//   current_deadline() and now + opts.timeout (the channel's default_timeout when the call sets
+//   none). opts.metadata adds fields of its own.
 //   Context:      the caller's own, unchanged, when each co_await returns (on any loop thread).
 //   Exceptions:   status_error when the status is not OK (DEADLINE_EXCEEDED once the deadline
 //                 passed, UNAVAILABLE when nobody answers, RESOURCE_EXHAUSTED for a reply over
@@ -68,9 +70,19 @@ struct call_options {
   std::vector<std::pair<std::string, std::string>> metadata = {};   // lowercase names
 };
 
+struct channel_options {
+  // The budget of a call that sets no timeout of its own: a server that never answers then
+  // fails the call with DEADLINE_EXCEEDED instead of holding its caller for ever (the caller's
+  // current_deadline() still wins when earlier). Absent: such a call has the context's
+  // deadline alone, or none.
+  std::optional<std::chrono::steady_clock::duration> default_timeout = {};
+};
+
 namespace detail {
-/// Sets up an outgoing call's ClientContext: inject() and the extra metadata.
-void prepare(::grpc::ClientContext& call, const call_options& opts);
+/// Sets up an outgoing call's ClientContext: inject() with the call's timeout (else
+/// `default_timeout`) and the extra metadata.
+void prepare(::grpc::ClientContext& call, const call_options& opts,
+             const std::optional<std::chrono::steady_clock::duration>& default_timeout);
 
 /// A unary call's request, serialized when the call was made. gRPC serializes what it sends
 /// through SerializationTraits, whose ByteBuffer version copies the buffer; this type's version
@@ -182,7 +194,7 @@ class client_stream {
 
 class channel {
  public:
-  explicit channel(std::shared_ptr<::grpc::Channel> ch);
+  explicit channel(std::shared_ptr<::grpc::Channel> ch, channel_options options = {});
   channel(const channel&) = delete;
   channel& operator=(const channel&) = delete;
   /// Shuts the completion queue down and joins its thread, if started (no call may be pending).
@@ -211,7 +223,7 @@ class channel {
     using stream_type = client_stream<Request, Response>;
     auto s = std::make_unique<typename stream_type::call_state>();
     s->method = std::move(method);
-    detail::prepare(s->context, opts);
+    detail::prepare(s->context, opts, options_.default_timeout);
     ::grpc::TemplatedGenericStub<Request, Response> stub(channel_);
     auto& st = *s;
     bool ok = co_await detail::grpc_op(
@@ -231,7 +243,7 @@ class channel {
   template <class Response>
   task<Response> unary(std::string method, detail::sent_bytes request, call_options opts) {
     ::grpc::ClientContext context;
-    detail::prepare(context, opts);
+    detail::prepare(context, opts, options_.default_timeout);
     ::grpc::TemplatedGenericStub<detail::sent_bytes, Response> stub(channel_);
     std::unique_ptr<::grpc::ClientAsyncResponseReader<Response>> rpc;
     Response response;
@@ -252,6 +264,7 @@ class channel {
   ::grpc::CompletionQueue& queue();
 
   std::shared_ptr<::grpc::Channel> channel_;
+  channel_options options_;
   ::grpc::CompletionQueue cq_;
   std::once_flag poller_started_;
   std::optional<detail::cq_thread> poller_;  // cq_'s routing thread, from the first call on cq_
