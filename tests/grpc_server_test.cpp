@@ -26,6 +26,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -434,6 +435,49 @@ TEST_CASE("a call over max_calls is refused with RESOURCE_EXHAUSTED, and served 
   });
 }
 
+TEST_CASE("a flood of calls never has more than max_calls handlers running, and each call ends") {
+  in_each_mode([](server_options mode) -> task<> {
+    mode.max_calls = 8;
+    struct load {
+      int running = 0;  // handlers running now (the serving loop's one thread counts them)
+      int most = 0;     // the most that ever ran at once
+    } l;
+    co_await with_server(
+        [&l](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [&l](Msg m) -> task<Msg> {
+            l.most = std::max(l.most, ++l.running);
+            co_await baton::sleep(1ms);  // work that keeps the handler in flight a while
+            --l.running;
+            co_return m;
+          });
+        },
+        [&l](channel& ch, server&) -> task<> {
+          std::vector<baton::task_handle<StatusCode>> calls;
+          for (int i = 0; i < 200; ++i) {
+            calls.push_back(baton::spawn(status_of(ch.call<Msg>(unary_method, msg("x", i)))));
+          }
+          int ok = 0;
+          int refused = 0;
+          for (auto& c : calls) {
+            const StatusCode code = co_await c;
+            ok += code == StatusCode::OK ? 1 : 0;
+            refused += code == StatusCode::RESOURCE_EXHAUSTED ? 1 : 0;
+          }
+          CHECK(ok + refused == 200);  // nothing else: no call lost or failed otherwise
+          CHECK(ok >= 1);
+          CHECK(l.most <= 8);
+          CHECK(l.running == 0);
+          // Every place was given back: max_calls calls at once are served again.
+          std::vector<baton::task_handle<StatusCode>> again;
+          for (int i = 0; i < 8; ++i) {
+            again.push_back(baton::spawn(status_of(ch.call<Msg>(unary_method, msg("y", i)))));
+          }
+          for (auto& c : again) CHECK(co_await c == StatusCode::OK);
+        },
+        mode);
+  });
+}
+
 TEST_CASE("call_time_limit caps a longer client deadline: the handler sees it, then is cancelled") {
   in_each_mode([](server_options mode) -> task<> {
     mode.call_time_limit = 300ms;
@@ -467,21 +511,35 @@ TEST_CASE("call_time_limit caps a longer client deadline: the handler sees it, t
 TEST_CASE("call_time_limit ends a client stream whose client never finishes sending") {
   in_each_mode([](server_options mode) -> task<> {
     mode.call_time_limit = 300ms;
-    baton::event ended;  // the handler's task is over, however it ended
+    struct outcome {
+      bool whole = false;  // the handler's reads ended as if the client had finished
+      bool cut = false;    // a read threw (the limit's status_error, or the cancellation)
+      std::optional<StatusCode> read_error;  // the status_error's code, when one was thrown
+      baton::event done;
+    } seen;
     co_await with_server(
-        [&ended](server& s) {
+        [&seen](server& s) {
           s.add_client_streaming<Msg, Msg>(client_stream_method,
-                                           [&ended](server_stream<Msg, Msg>& in) -> task<Msg> {
-                                             struct on_exit {
-                                               baton::event& e;
-                                               ~on_exit() { e.set(); }
-                                             } guard{ended};
-                                             while (co_await in.read()) {
+                                           [&seen](server_stream<Msg, Msg>& in) -> task<Msg> {
+                                             try {
+                                               while (co_await in.read()) {
+                                               }
+                                             } catch (const status_error& e) {
+                                               seen.read_error = e.code();
+                                               seen.cut = true;
+                                               seen.done.set();
+                                               throw;
+                                             } catch (...) {
+                                               seen.cut = true;
+                                               seen.done.set();
+                                               throw;
                                              }
+                                             seen.whole = true;
+                                             seen.done.set();
                                              co_return msg("all");
                                            });
         },
-        [&ended](channel& ch, server&) -> task<> {
+        [&seen](channel& ch, server&) -> task<> {
           StatusCode code = StatusCode::OK;
           try {
             // No deadline, one message, then silence: neither more messages nor writes_done.
@@ -494,7 +552,12 @@ TEST_CASE("call_time_limit ends a client stream whose client never finishes send
             code = e.code();
           }
           CHECK(code == StatusCode::DEADLINE_EXCEEDED);
-          co_await ended.wait();
+          co_await seen.done.wait();
+          CHECK(seen.cut);  // never a partial stream taken for a whole one
+          CHECK_FALSE(seen.whole);
+          // A read cut by the limit says so (not CANCELLED), unless the task's cancellation,
+          // which "done" brings, reached it first.
+          if (seen.read_error) CHECK(*seen.read_error == StatusCode::DEADLINE_EXCEEDED);
         },
         mode);
   });

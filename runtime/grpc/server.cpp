@@ -54,6 +54,7 @@ struct limited_call {
   limited_call* next = nullptr;
   deadline_point ends;
   grpc_call* call = nullptr;  // cancelled with DEADLINE_EXCEEDED if still linked at `ends`
+  std::atomic<bool>* passed = nullptr;  // set just before that cancel (server_call's flag)
   bool linked = false;
 };
 
@@ -139,6 +140,8 @@ class time_limits {
       while (oldest_ != nullptr && oldest_->ends <= now) {
         // Under the lock: once unlinked, the call may finish and be deleted. gRPC then reports
         // it done and cancelled, which cancels its handler like any deadline.
+        // release: a read or write that fails from this cancel sees the flag (server_call).
+        oldest_->passed->store(true, std::memory_order_release);
         grpc_call_cancel_with_status(oldest_->call, GRPC_STATUS_DEADLINE_EXCEEDED,
                                      "baton: the call ran past the server's call_time_limit",
                                      nullptr);
@@ -392,6 +395,7 @@ class accepted_call final : public server_call {
     if (server_.options.call_time_limit > std::chrono::steady_clock::duration::zero()) {
       limit_.ends = std::chrono::steady_clock::now() + server_.options.call_time_limit;
       limit_.call = context_.c_call();
+      limit_.passed = &time_limit_passed_;
       server_.limits.link(limit_, *server_.cq);
     }
     if (method_ && (kind_ == call_kind::unary || kind_ == call_kind::server_streaming)) {
@@ -503,6 +507,11 @@ task<> run_call(finish_guard guard) {
 }
 
 server_call::server_call() : stream_(&context_) {}
+
+status_error server_call::time_limit_error() {
+  return status_error(::grpc::StatusCode::DEADLINE_EXCEEDED,
+                      "baton: grpc: the call ran past the server's call_time_limit");
+}
 server_call::~server_call() = default;
 
 std::optional<message_bytes> server_call::take_request() {
@@ -531,10 +540,11 @@ task<std::optional<message_bytes>> server_call::read() {
   reading_ = false;
   if (!ok) {
     // The client is done writing, or the call is gone. gRPC tells some of the latter apart
-    // (a lost connection, a reset from the client): the handler hears those as an error rather
-    // than as a clean end of the stream. A call ended by the server's own side (a message over
-    // max_message_bytes) reads as an end; its "done" cancels the task, and its reply goes
-    // nowhere.
+    // (a lost connection, a reset from the client), and so does the server's time limit: the
+    // handler hears those as an error rather than as a clean end of the stream. A call ended
+    // by gRPC on the server's side (a message over max_message_bytes) reads as an end; its
+    // "done" cancels the task, and its reply goes nowhere.
+    if (time_limit_passed_.load(std::memory_order_acquire)) throw time_limit_error();
     if (grpc_call_failed_before_recv_message(context_.c_call()) != 0) {
       throw status_error(::grpc::StatusCode::CANCELLED,
                          "baton: grpc: the call ended before the client finished sending");
@@ -561,6 +571,7 @@ task<> server_call::write(const ::grpc::ByteBuffer& message) {
   }
   writing_ = false;
   if (!ok) {
+    if (time_limit_passed_.load(std::memory_order_acquire)) throw time_limit_error();
     throw status_error(::grpc::StatusCode::CANCELLED,
                        "baton: grpc: the call is gone (cancelled, or past its deadline)");
   }

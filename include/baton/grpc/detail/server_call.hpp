@@ -11,6 +11,7 @@
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/support/byte_buffer.h>
 
+#include <atomic>
 #include <functional>
 #include <optional>
 
@@ -25,20 +26,22 @@ class server_call {
   server_call(const server_call&) = delete;
   server_call& operator=(const server_call&) = delete;
 
-  /// The next message, nullopt once the client is done writing; status_error(CANCELLED) when
-  /// gRPC says the call failed before one came (server.hpp's contract has the details).
+  /// The next message, nullopt once the client is done writing; status_error(DEADLINE_EXCEEDED)
+  /// when call_time_limit ended the call, status_error(CANCELLED) when gRPC says the call
+  /// failed before one came (server.hpp's contract has the details).
   [[nodiscard]] task<std::optional<message_bytes>> read();
   /// A unary or server-streaming call's one request, read before the handler started: no
   /// suspension, so no task. nullopt when the client sent none. Once only; read() after it is
   /// misuse.
   std::optional<message_bytes> take_request();
-  /// status_error(CANCELLED) when the call is gone.
+  /// status_error(CANCELLED) when the call is gone (DEADLINE_EXCEEDED: call_time_limit).
   [[nodiscard]] task<> write(const ::grpc::ByteBuffer& message);
   const ::grpc::ServerContext& context() const noexcept { return context_; }
 
  protected:
   server_call();
   ~server_call();
+  static status_error time_limit_error();
 
   ::grpc::GenericServerContext context_;
   ::grpc::GenericServerAsyncReaderWriter stream_;
@@ -50,6 +53,9 @@ class server_call {
   bool reads_closed_ = false;
   bool reading_ = false;
   bool writing_ = false;
+  // Set (by the server's time limits, on the queue's thread) before the call is cancelled for
+  // passing server_options::call_time_limit: a read or write that then fails says so.
+  std::atomic<bool> time_limit_passed_{false};
 };
 
 /// A registered method's typed body: runs the handler, returns the response to send with OK
