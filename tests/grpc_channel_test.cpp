@@ -33,12 +33,7 @@ TEST_CASE("cancelling the calling task cancels the RPC and the server's handler 
   in_each_mode([](server_options mode) -> task<> {
     baton_test::parked handler;
     co_await with_server(
-        [&](server& s) {
-          s.add_unary<Msg, Msg>(unary_method, [&](Msg m) -> task<Msg> {
-            co_await handler.park();
-            co_return m;
-          });
-        },
+        baton_test::parked_unary(handler),
         [&](channel& ch, server&) -> task<> {
           auto caller = baton::spawn(ch.call<Msg>(unary_method, msg("x")));
           co_await handler.entered.wait();
@@ -137,12 +132,7 @@ TEST_CASE("a channel's default_timeout ends a call to a server that never answer
   in_each_mode([](server_options mode) -> task<> {
     baton_test::parked handler;
     co_await with_server(
-        [&](server& s) {
-          s.add_unary<Msg, Msg>(unary_method, [&](Msg m) -> task<Msg> {
-            co_await handler.park();
-            co_return m;
-          });
-        },
+        baton_test::parked_unary(handler),
         [&](channel&, server& srv) -> task<> {
           channel bounded(baton_test::connect(srv), {.default_timeout = 300ms});
           // No timeout of its own and no deadline in the context: the channel's applies.

@@ -70,6 +70,39 @@ auto counting_echo(int& ran) {
   };
 }
 
+/// How a client-streaming handler's reading ended (reading_handler records it).
+struct stream_outcome {
+  baton::event first;                    // the handler has read one message
+  bool whole = false;                    // its reads ended as if the client had finished
+  bool cut = false;                      // a read threw (status_error, or the cancellation)
+  std::optional<StatusCode> read_error;  // the status_error's code, when one was thrown
+  baton::event done;
+};
+
+/// Registers a client-streaming handler that reads to the end and records how that went.
+auto reading_handler(stream_outcome& seen) {
+  return [&seen](server& s) {
+    s.add_client_streaming<Msg, Msg>(client_stream_method,
+                                     [&seen](server_stream<Msg, Msg>& in) -> task<Msg> {
+                                       try {
+                                         while (co_await in.read()) seen.first.set();
+                                       } catch (const status_error& e) {
+                                         seen.read_error = e.code();
+                                         seen.cut = true;
+                                         seen.done.set();
+                                         throw;
+                                       } catch (...) {
+                                         seen.cut = true;
+                                         seen.done.set();
+                                         throw;
+                                       }
+                                       seen.whole = true;
+                                       seen.done.set();
+                                       co_return msg("all");
+                                     });
+  };
+}
+
 }  // namespace
 
 TEST_CASE("a unary handler's reply reaches the caller") {
@@ -281,28 +314,9 @@ TEST_CASE("an oversized message in a client stream ends that call, the server ke
 
 TEST_CASE("a client stream the client drops mid-way never reads as a finished one") {
   in_each_mode([](server_options mode) -> task<> {
-    struct outcome {
-      baton::event first;  // the handler has read one message
-      bool whole = false;  // its reads ended as if the client had finished
-      bool cut = false;    // a read threw (status_error, or the task's cancellation)
-      baton::event done;
-    } seen;
+    stream_outcome seen;
     co_await with_server(
-        [&seen](server& s) {
-          s.add_client_streaming<Msg, Msg>(client_stream_method,
-                                           [&seen](server_stream<Msg, Msg>& in) -> task<Msg> {
-                                             try {
-                                               while (co_await in.read()) seen.first.set();
-                                             } catch (...) {
-                                               seen.cut = true;
-                                               seen.done.set();
-                                               throw;
-                                             }
-                                             seen.whole = true;
-                                             seen.done.set();
-                                             co_return msg("all");
-                                           });
-        },
+        reading_handler(seen),
         [&seen](channel& ch, server&) -> task<> {
           {
             auto call = co_await ch.open<Msg, Msg>(client_stream_method);
@@ -511,34 +525,9 @@ TEST_CASE("call_time_limit caps a longer client deadline: the handler sees it, t
 TEST_CASE("call_time_limit ends a client stream whose client never finishes sending") {
   in_each_mode([](server_options mode) -> task<> {
     mode.call_time_limit = 300ms;
-    struct outcome {
-      bool whole = false;  // the handler's reads ended as if the client had finished
-      bool cut = false;    // a read threw (the limit's status_error, or the cancellation)
-      std::optional<StatusCode> read_error;  // the status_error's code, when one was thrown
-      baton::event done;
-    } seen;
+    stream_outcome seen;
     co_await with_server(
-        [&seen](server& s) {
-          s.add_client_streaming<Msg, Msg>(client_stream_method,
-                                           [&seen](server_stream<Msg, Msg>& in) -> task<Msg> {
-                                             try {
-                                               while (co_await in.read()) {
-                                               }
-                                             } catch (const status_error& e) {
-                                               seen.read_error = e.code();
-                                               seen.cut = true;
-                                               seen.done.set();
-                                               throw;
-                                             } catch (...) {
-                                               seen.cut = true;
-                                               seen.done.set();
-                                               throw;
-                                             }
-                                             seen.whole = true;
-                                             seen.done.set();
-                                             co_return msg("all");
-                                           });
-        },
+        reading_handler(seen),
         [&seen](channel& ch, server&) -> task<> {
           StatusCode code = StatusCode::OK;
           try {

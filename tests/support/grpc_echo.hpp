@@ -119,6 +119,16 @@ struct parked {
   }
 };
 
+/// A with_server() setup: unary_method's handler parks until it is cancelled (`p` says when).
+inline auto parked_unary(parked& p) {
+  return [&p](baton::grpc::server& s) {
+    s.add_unary<Msg, Msg>(unary_method, [&p](Msg m) -> baton::task<Msg> {
+      co_await p.park();
+      co_return m;
+    });
+  };
+}
+
 /// The names the grpc tests use: `using namespace baton_test::grpc_names;`.
 namespace grpc_names {
 using baton::task;
