@@ -27,6 +27,17 @@ void acquire_tag([[maybe_unused]] void* tag) noexcept {
 
 }  // namespace
 
+gpr_timespec monotonic_deadline(std::chrono::steady_clock::time_point t) noexcept {
+  if (t == std::chrono::steady_clock::time_point::min()) return gpr_inf_past(GPR_CLOCK_MONOTONIC);
+  if (t == std::chrono::steady_clock::time_point::max()) {
+    return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+  }
+  const auto left =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(t - std::chrono::steady_clock::now());
+  return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                      gpr_time_from_nanos(std::max<std::int64_t>(left.count(), 0), GPR_TIMESPAN));
+}
+
 bool on_polling_thread() noexcept { return polling_here; }
 
 ::grpc::CompletionQueue& queue_for_calls(::grpc::CompletionQueue& routed) noexcept {
@@ -76,20 +87,7 @@ void loop_queue::prepare() noexcept {
 }
 
 void loop_queue::park(time_point deadline) noexcept {
-  gpr_timespec until;
-  if (deadline == time_point::min()) {
-    until = gpr_inf_past(GPR_CLOCK_MONOTONIC);
-  } else if (deadline == time_point::max()) {
-    until = gpr_inf_future(GPR_CLOCK_MONOTONIC);
-  } else {
-    // gRPC's clocks are not std::chrono's: the time left, added to gRPC's monotonic now.
-    const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
-        deadline - std::chrono::steady_clock::now());
-    until =
-        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                     gpr_time_from_nanos(std::max<std::int64_t>(left.count(), 0), GPR_TIMESPAN));
-  }
-  take(until);
+  take(monotonic_deadline(deadline));
   int s = parking;
   state_.compare_exchange_strong(s, running, std::memory_order_acq_rel);  // woken stays
 }

@@ -18,9 +18,7 @@
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 
-#include <algorithm>
 #include <atomic>
-#include <cstdint>
 #include <functional>
 #include <future>
 #include <limits>
@@ -48,7 +46,7 @@ struct registered_method {
 
 class accepted_call;
 
-/// A call's place in the server's time-limit queue (server_state::time_limits), while linked.
+/// A call's place in its server's time-limit list (time_limits, server_state::limits).
 struct limited_call {
   limited_call* prev = nullptr;
   limited_call* next = nullptr;
@@ -121,14 +119,8 @@ class time_limits {
     cq_ = &cq;
     alarm_pending_ = true;
     in_flight_.fetch_add(1);  // the alarm's event, given back by on_alarm()
-    const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
-        oldest_->ends - std::chrono::steady_clock::now());
-    alarm_.emplace();  // an alarm is set once: a fresh one each time
-    alarm_->Set(
-        cq_,
-        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                     gpr_time_from_nanos(std::max<std::int64_t>(left.count(), 0), GPR_TIMESPAN)),
-        event_.tag());
+    alarm_.emplace();         // an alarm is set once: a fresh one each time
+    alarm_->Set(cq_, monotonic_deadline(oldest_->ends), event_.tag());
   }
 
   /// On the queue's thread: the alarm fired or was cancelled.

@@ -24,6 +24,7 @@
 #include <grpc/support/time.h>
 
 #include <atomic>
+#include <chrono>
 #include <coroutine>
 #include <functional>
 #include <memory>
@@ -60,6 +61,10 @@ class completion {
  protected:
   ~completion() = default;
 };
+
+/// A steady_clock time point as a deadline on gRPC's monotonic clock, which is not
+/// std::chrono's: the time left, added to gRPC's now. min() is already past, max() is never.
+gpr_timespec monotonic_deadline(std::chrono::steady_clock::time_point t) noexcept;
 
 /// True while this thread takes events off the loop_queue of the loop it runs: a completion
 /// then schedules its task at once (this thread is the task's loop) instead of posting.
