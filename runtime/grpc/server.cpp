@@ -12,6 +12,8 @@
 #include <baton/spawn.hpp>
 #include <baton/task_handle.hpp>
 
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpcpp/alarm.h>
 #include <grpcpp/security/server_credentials.h>
@@ -19,12 +21,14 @@
 #include <grpcpp/server_builder.h>
 
 #include <atomic>
+#include <exception>
 #include <functional>
 #include <future>
 #include <limits>
 #include <mutex>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace baton::grpc {
 
@@ -35,6 +39,25 @@ namespace {
 /// Calls requested from gRPC at once: a burst of new calls need not wait for the queue's
 /// thread to ask for the next one.
 constexpr int accept_depth = 16;
+
+/// A message core received, as message_bytes (grpc++ keeps its constructor from core's buffer
+/// private): its slices, each referenced once more, in a new buffer; `received` is freed.
+message_bytes adopt_message(grpc_byte_buffer* received) {
+  grpc_byte_buffer_reader reader;
+  std::vector<::grpc::Slice> slices;
+  if (grpc_byte_buffer_reader_init(&reader, received) != 0) {
+    grpc_slice s;
+    while (grpc_byte_buffer_reader_next(&reader, &s) != 0) {
+      slices.emplace_back(s, ::grpc::Slice::STEAL_REF);
+    }
+    grpc_byte_buffer_reader_destroy(&reader);
+  }
+  grpc_byte_buffer_destroy(received);
+  ::grpc::ByteBuffer buffer(slices.data(), slices.size());
+  message_bytes bytes;
+  bytes.buffer().Swap(&buffer);
+  return bytes;
+}
 
 }  // namespace
 
@@ -520,30 +543,39 @@ task<std::optional<message_bytes>> server_call::read() {
   if (reads_closed_) throw runtime_error("baton: grpc: read() after the call's one request");
   if (reading_) throw runtime_error("baton: grpc: a read is already pending on this call");
   reading_ = true;
-  message_bytes bytes;
+  grpc_byte_buffer* received = nullptr;
+  ::grpc_op op{};
+  op.op = GRPC_OP_RECV_MESSAGE;
+  op.data.recv_message.recv_message = &received;
   bool ok = false;
   try {
-    ok = co_await grpc_op([&](void* tag) { stream_.Read(&bytes.buffer(), tag); },
-                          [this] { context_.TryCancel(); });
+    ok = co_await grpc_op(
+        [&](void* tag) {
+          read_tag_.awaiting = tag;
+          // One read at a time (reading_), so gRPC cannot refuse it.
+          if (grpc_call_start_batch(context_.c_call(), &op, 1, &read_tag_, nullptr) !=
+              GRPC_CALL_OK) {
+            std::terminate();
+          }
+        },
+        [this] { context_.TryCancel(); });
   } catch (...) {
     reading_ = false;
+    if (received != nullptr) grpc_byte_buffer_destroy(received);
     throw;
   }
   reading_ = false;
-  if (!ok) {
-    // The client is done writing, or the call is gone. gRPC tells some of the latter apart
-    // (a lost connection, a reset from the client), and so does the server's time limit: the
-    // handler hears those as an error rather than as a clean end of the stream. A call ended
-    // by gRPC on the server's side (a message over max_message_bytes) reads as an end; its
-    // "done" cancels the task, and its reply goes nowhere.
+  if (received != nullptr) co_return adopt_message(received);
+  // No message: the client is done writing, or the call is gone. Core fails the batch when
+  // gRPC itself ended the call (a message over max_message_bytes, the server's time limit) and
+  // flags a stream that ended without the client's close (a reset, a lost connection); grpc++
+  // would report both as a failed read, like a clean end.
+  if (!ok || grpc_call_failed_before_recv_message(context_.c_call()) != 0) {
     if (time_limit_passed_.load(std::memory_order_acquire)) throw time_limit_error();
-    if (grpc_call_failed_before_recv_message(context_.c_call()) != 0) {
-      throw status_error(::grpc::StatusCode::CANCELLED,
-                         "baton: grpc: the call ended before the client finished sending");
-    }
-    co_return std::nullopt;
+    throw status_error(::grpc::StatusCode::CANCELLED,
+                       "baton: grpc: the call ended before the client finished sending");
   }
-  co_return bytes;
+  co_return std::nullopt;  // the client is done writing
 }
 
 task<> server_call::write(const ::grpc::ByteBuffer& message) {

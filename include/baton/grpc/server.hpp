@@ -47,10 +47,10 @@
 //   returned throws nothing but shuts down and waits for the gRPC threads (do not do it on the
 //   serving loop's thread while calls are in flight).
 //   server_stream::read() -> std::optional<Request>: the next message, nullopt once the client
-//   is done writing; status_error(CANCELLED) when gRPC reports the call failed before the next
-//   message came, DEADLINE_EXCEEDED when call_time_limit ended it (a call gRPC ended on the
-//   server's side, a message over max_message_bytes, may read as an end: its task is then
-//   cancelled). write(r) sends one message; status_error(CANCELLED) when the call is gone
+//   is done writing, and only then; status_error(CANCELLED) when the call ended before the
+//   client finished sending (a lost connection, a reset, a message over max_message_bytes),
+//   DEADLINE_EXCEEDED when call_time_limit ended it. write(r) sends one message;
+//   status_error(CANCELLED) when the call is gone
 //   (DEADLINE_EXCEEDED when call_time_limit ended it).
 //   One read and one write may be pending at a time (baton::runtime_error otherwise, and for
 //   write() in a client-streaming call, read() in a server-streaming one).

@@ -9,6 +9,7 @@
 #include <baton/task.hpp>
 
 #include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/impl/codegen/completion_queue_tag.h>
 #include <grpcpp/support/byte_buffer.h>
 
 #include <atomic>
@@ -43,8 +44,21 @@ class server_call {
   ~server_call();
   static status_error time_limit_error();
 
+  /// The tag of a batch read() starts with gRPC's core API (grpc++'s Read reports a client
+  /// that finished writing and a call gRPC cut alike, as a failed read; core tells them
+  /// apart). A grpc++ queue hands each event's tag to FinalizeResult, which gives back the
+  /// awaiting operation's own tag.
+  struct core_read_tag final : ::grpc::internal::CompletionQueueTag {
+    bool FinalizeResult(void** tag, bool*) override {
+      *tag = awaiting;
+      return true;
+    }
+    void* awaiting = nullptr;
+  };
+
   ::grpc::GenericServerContext context_;
   ::grpc::GenericServerAsyncReaderWriter stream_;
+  core_read_tag read_tag_;  // the pending read()'s, while reading_
   call_kind kind_ = call_kind::bidi;
   // A unary or server-streaming call's one request, read before the handler starts (by the
   // queue's thread, which saves a trip to the loop); take_request() hands it out.
