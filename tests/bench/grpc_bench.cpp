@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSL-1.0
 // baton_grpc against gRPC's own completion-queue API, in the same run: a unary round trip on
-// loopback (one caller), unary calls/s with 100 callers in flight, and what filling a call's
-// context from its metadata costs. docs/benchmarks.md ("gRPC") reads it.
+// loopback (one caller), unary calls/s with 100 callers in flight, a client stream of 1000
+// messages (the server's read loop), and what filling a call's context from its metadata costs.
+// docs/benchmarks.md ("gRPC") reads it.
 //
 // Both sides run the echo service of tests/echo.proto on 127.0.0.1 in this process.
 //   raw:   the generated Echo::AsyncService; one thread drains the server's queue and answers
@@ -70,7 +71,9 @@ using baton::test::Echo;
 using baton::test::Msg;
 
 constexpr const char* unary_method = "/baton.test.Echo/Unary";
+constexpr const char* client_stream_method = "/baton.test.Echo/ClientStream";
 constexpr int callers = 100;
+constexpr int stream_messages = 1000;  // messages per call in the client-streaming rows
 
 std::string target(int port) { return "127.0.0.1:" + std::to_string(port); }
 
@@ -218,8 +221,120 @@ void raw_unary_100_callers(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * per_iteration);
 }
 
+/// A client-streaming server on the completion-queue API: one thread, answers inline with the
+/// number of messages read (the shortest read loop the async API allows).
+class raw_stream_server {
+ public:
+  raw_stream_server() {
+    ::grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", ::grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&service_);
+    cq_ = builder.AddCompletionQueue();
+    server_ = builder.BuildAndStart();
+    accept();
+    thread_ = std::thread([this] { drain(); });
+  }
+  ~raw_stream_server() {
+    server_->Shutdown();
+    cq_->Shutdown();
+    thread_.join();
+  }
+  int port() const { return port_; }
+
+ private:
+  struct call {
+    enum step { accepting, reading, finishing };
+    ::grpc::ServerContext context;
+    ::grpc::ServerAsyncReader<Msg, Msg> reader{&context};
+    Msg message;
+    int read = 0;
+    step at = accepting;
+  };
+
+  void accept() {
+    auto* c = new call;
+    service_.RequestClientStream(&c->context, &c->reader, cq_.get(), cq_.get(), c);
+  }
+
+  void drain() {
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_->Next(&tag, &ok)) {
+      auto* c = static_cast<call*>(tag);
+      if (c->at == call::finishing || (c->at == call::accepting && !ok)) {
+        delete c;
+      } else if (ok) {
+        if (c->at == call::accepting) accept();
+        if (c->at == call::reading) ++c->read;
+        c->at = call::reading;
+        c->reader.Read(&c->message, c);
+      } else {  // the client is done writing
+        c->at = call::finishing;
+        Msg reply;
+        reply.set_n(c->read);
+        c->reader.Finish(reply, ::grpc::Status::OK, c);
+      }
+    }
+  }
+
+  Echo::AsyncService service_;
+  std::unique_ptr<::grpc::ServerCompletionQueue> cq_;
+  std::unique_ptr<::grpc::Server> server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+/// One client-streaming call of stream_messages messages, each write awaited before the next.
+void raw_client_stream_1000_messages(benchmark::State& state) {
+  raw_stream_server srv;
+  raw_client client(srv.port());
+  auto wait = [&client] {
+    void* tag = nullptr;
+    bool ok = false;
+    client.cq.Next(&tag, &ok);
+    return ok;
+  };
+  for (auto _ : state) {
+    ::grpc::ClientContext context;
+    Msg reply;
+    ::grpc::Status status;
+    auto writer = client.stub->PrepareAsyncClientStream(&context, &reply, &client.cq);
+    writer->StartCall(&context);
+    wait();
+    for (int i = 0; i < stream_messages; ++i) {
+      writer->Write(client.message, &context);
+      wait();
+    }
+    writer->WritesDone(&context);
+    wait();
+    writer->Finish(&status, &context);
+    wait();
+    if (!status.ok() || reply.n() != stream_messages) state.SkipWithError("the stream failed");
+  }
+  state.SetItemsProcessed(state.iterations() * stream_messages);
+}
+
 // ---------------------------------------------------------------------------------------------
 // baton_grpc.
+
+/// The client-streaming handler of every baton row's server: counts the messages it reads.
+baton::task<Msg> count_messages(baton::grpc::server_stream<Msg, Msg>& in) {
+  Msg reply;
+  int read = 0;
+  while (co_await in.read()) ++read;
+  reply.set_n(read);
+  co_return reply;
+}
+
+/// One client-streaming call of stream_messages messages on `ch`.
+baton::task<> baton_stream_call(baton::grpc::channel& ch, const Msg& m) {
+  auto call = co_await ch.open<Msg, Msg>(client_stream_method);
+  for (int i = 0; i < stream_messages; ++i) co_await call.write(m);
+  co_await call.writes_done();
+  auto reply = co_await call.read();
+  co_await call.finish();
+  if (!reply || reply->n() != stream_messages) throw std::runtime_error("the stream failed");
+}
 
 /// Runs body(channel&) on a baton loop beside an echo server on the same loop; poll: the loop's
 /// thread polls the server's queue, and the channel's calls go through it (poll_on_loop);
@@ -234,6 +349,7 @@ void with_baton(Body body, bool poll = false, bool bounded = false) {
     }
     baton::grpc::server srv(std::move(opts));
     srv.add_unary<Msg, Msg>(unary_method, [](Msg m) -> baton::task<Msg> { co_return m; });
+    srv.add_client_streaming<Msg, Msg>(client_stream_method, count_messages);
     srv.start();
     auto serving = baton::spawn(srv.serve());
     co_await baton::sleep(std::chrono::seconds(0));  // serve() starts (and, polled, attaches)
@@ -292,6 +408,7 @@ template <class Body>
 void with_baton_two_loops(Body body) {
   baton::grpc::server srv({.addresses = {"127.0.0.1:0"}, .poll_on_loop = true});
   srv.add_unary<Msg, Msg>(unary_method, [](Msg m) -> baton::task<Msg> { co_return m; });
+  srv.add_client_streaming<Msg, Msg>(client_stream_method, count_messages);
   std::promise<void> up;
   std::thread server_loop([&] {
     baton::run([](baton::grpc::server& s, std::promise<void>& started) -> baton::task<> {
@@ -326,6 +443,30 @@ void baton_two_loops_100_callers(benchmark::State& state) {
   with_baton_two_loops([&state](baton::grpc::channel& ch) -> baton::task<> {
     for (auto _ : state) co_await baton_calls(ch, callers, per_iteration);
     state.SetItemsProcessed(state.iterations() * per_iteration);
+  });
+}
+
+void client_stream_1000_messages(benchmark::State& state, bool poll) {
+  with_baton(
+      [&state](baton::grpc::channel& ch) -> baton::task<> {
+        Msg m;
+        m.set_text("ping");
+        for (auto _ : state) co_await baton_stream_call(ch, m);
+        state.SetItemsProcessed(state.iterations() * stream_messages);
+      },
+      poll);
+}
+
+void baton_polled_client_stream_1000_messages(benchmark::State& state) {
+  client_stream_1000_messages(state, true);
+}
+
+void baton_two_loops_client_stream_1000_messages(benchmark::State& state) {
+  with_baton_two_loops([&state](baton::grpc::channel& ch) -> baton::task<> {
+    Msg m;
+    m.set_text("ping");
+    for (auto _ : state) co_await baton_stream_call(ch, m);
+    state.SetItemsProcessed(state.iterations() * stream_messages);
   });
 }
 
@@ -627,6 +768,9 @@ BENCHMARK(baton_polled_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime(
 BENCHMARK(baton_polled_bounded_unary_round_trip)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_polled_bounded_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_two_loops_100_callers)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(raw_client_stream_1000_messages)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(baton_polled_client_stream_1000_messages)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(baton_two_loops_client_stream_1000_messages)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(raw_sharded_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_sharded_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(raw_two_process_100_callers)->UseRealTime()->MeasureProcessCPUTime();
