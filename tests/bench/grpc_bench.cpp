@@ -403,10 +403,16 @@ void unary_100_callers(benchmark::State& state, bool poll, bool bounded = false)
 }
 
 /// Runs body(channel&) on a loop of this thread whose loop_poller polls its calls, against an
-/// echo server polling on a loop of a second thread: two threads, as in the raw rows.
+/// echo server polling on a loop of a second thread: two threads, as in the raw rows. bounded:
+/// as in with_baton.
 template <class Body>
-void with_baton_two_loops(Body body) {
-  baton::grpc::server srv({.addresses = {"127.0.0.1:0"}, .poll_on_loop = true});
+void with_baton_two_loops(Body body, bool bounded = false) {
+  baton::grpc::server_options opts{.addresses = {"127.0.0.1:0"}, .poll_on_loop = true};
+  if (bounded) {
+    opts.max_calls = 1024;
+    opts.call_time_limit = std::chrono::seconds(10);
+  }
+  baton::grpc::server srv(std::move(opts));
   srv.add_unary<Msg, Msg>(unary_method, [](Msg m) -> baton::task<Msg> { co_return m; });
   srv.add_client_streaming<Msg, Msg>(client_stream_method, count_messages);
   std::promise<void> up;
@@ -438,12 +444,19 @@ void baton_two_loops_unary_round_trip(benchmark::State& state) {
   });
 }
 
-void baton_two_loops_100_callers(benchmark::State& state) {
+void two_loops_100_callers(benchmark::State& state, bool bounded) {
   const int per_iteration = 1000;
-  with_baton_two_loops([&state](baton::grpc::channel& ch) -> baton::task<> {
-    for (auto _ : state) co_await baton_calls(ch, callers, per_iteration);
-    state.SetItemsProcessed(state.iterations() * per_iteration);
-  });
+  with_baton_two_loops(
+      [&state](baton::grpc::channel& ch) -> baton::task<> {
+        for (auto _ : state) co_await baton_calls(ch, callers, per_iteration);
+        state.SetItemsProcessed(state.iterations() * per_iteration);
+      },
+      bounded);
+}
+
+void baton_two_loops_100_callers(benchmark::State& state) { two_loops_100_callers(state, false); }
+void baton_two_loops_bounded_100_callers(benchmark::State& state) {
+  two_loops_100_callers(state, true);
 }
 
 void client_stream_1000_messages(benchmark::State& state, bool poll) {
@@ -481,6 +494,9 @@ void baton_polled_bounded_unary_round_trip(benchmark::State& state) {
 void baton_polled_bounded_100_callers(benchmark::State& state) {
   unary_100_callers(state, true, true);
 }
+// The bounds where their locks are shared between threads: a routing thread takes each call
+// (links it, takes its max_calls place) while the loop's thread ends it (unlinks, gives back).
+void baton_bounded_100_callers(benchmark::State& state) { unary_100_callers(state, false, true); }
 
 // ---------------------------------------------------------------------------------------------
 // Every core busy: one shard per core, each an echo server with its own port and its share of
@@ -768,6 +784,8 @@ BENCHMARK(baton_polled_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime(
 BENCHMARK(baton_polled_bounded_unary_round_trip)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_polled_bounded_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_two_loops_100_callers)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(baton_bounded_100_callers)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(baton_two_loops_bounded_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(raw_client_stream_1000_messages)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_polled_client_stream_1000_messages)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_two_loops_client_stream_1000_messages)->UseRealTime()->MeasureProcessCPUTime();
