@@ -80,24 +80,46 @@ std::string target(int port) { return "127.0.0.1:" + std::to_string(port); }
 // ---------------------------------------------------------------------------------------------
 // gRPC's own async API.
 
+/// What each raw server below is built on: the echo service on 127.0.0.1, one completion queue,
+/// and the one thread that drains it. Its owner calls stop() in its own destructor, while the
+/// drain the thread runs can still use the owner.
+class raw_endpoint {
+ public:
+  raw_endpoint() {
+    ::grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", ::grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&service);
+    cq = builder.AddCompletionQueue();
+    server = builder.BuildAndStart();
+  }
+  raw_endpoint(const raw_endpoint&) = delete;
+  raw_endpoint& operator=(const raw_endpoint&) = delete;
+  ~raw_endpoint() { stop(); }
+
+  void run(std::function<void()> drain) { thread = std::thread(std::move(drain)); }
+  void stop() {
+    if (!thread.joinable()) return;
+    server->Shutdown();
+    cq->Shutdown();
+    thread.join();
+  }
+
+  Echo::AsyncService service;
+  std::unique_ptr<::grpc::ServerCompletionQueue> cq;
+  std::unique_ptr<::grpc::Server> server;
+  int port = 0;
+  std::thread thread;
+};
+
 /// The echo server on the completion-queue API: one thread, answers inline.
 class raw_server {
  public:
   raw_server() {
-    ::grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", ::grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(&service_);
-    cq_ = builder.AddCompletionQueue();
-    server_ = builder.BuildAndStart();
     for (int i = 0; i < callers + 28; ++i) accept();
-    thread_ = std::thread([this] { drain(); });
+    endpoint_.run([this] { drain(); });
   }
-  ~raw_server() {
-    server_->Shutdown();
-    cq_->Shutdown();
-    thread_.join();
-  }
-  int port() const { return port_; }
+  ~raw_server() { endpoint_.stop(); }
+  int port() const { return endpoint_.port; }
 
  private:
   struct call {
@@ -109,13 +131,14 @@ class raw_server {
 
   void accept() {
     auto* c = new call;
-    service_.RequestUnary(&c->context, &c->request, &c->responder, cq_.get(), cq_.get(), c);
+    auto* cq = endpoint_.cq.get();
+    endpoint_.service.RequestUnary(&c->context, &c->request, &c->responder, cq, cq, c);
   }
 
   void drain() {
     void* tag = nullptr;
     bool ok = false;
-    while (cq_->Next(&tag, &ok)) {
+    while (endpoint_.cq->Next(&tag, &ok)) {
       auto* c = static_cast<call*>(tag);
       if (!ok || c->answered) {
         delete c;
@@ -127,11 +150,7 @@ class raw_server {
     }
   }
 
-  Echo::AsyncService service_;
-  std::unique_ptr<::grpc::ServerCompletionQueue> cq_;
-  std::unique_ptr<::grpc::Server> server_;
-  int port_ = 0;
-  std::thread thread_;
+  raw_endpoint endpoint_;
 };
 
 /// One client call on the async API.
@@ -226,20 +245,11 @@ void raw_unary_100_callers(benchmark::State& state) {
 class raw_stream_server {
  public:
   raw_stream_server() {
-    ::grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", ::grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(&service_);
-    cq_ = builder.AddCompletionQueue();
-    server_ = builder.BuildAndStart();
     accept();
-    thread_ = std::thread([this] { drain(); });
+    endpoint_.run([this] { drain(); });
   }
-  ~raw_stream_server() {
-    server_->Shutdown();
-    cq_->Shutdown();
-    thread_.join();
-  }
-  int port() const { return port_; }
+  ~raw_stream_server() { endpoint_.stop(); }
+  int port() const { return endpoint_.port; }
 
  private:
   struct call {
@@ -253,13 +263,14 @@ class raw_stream_server {
 
   void accept() {
     auto* c = new call;
-    service_.RequestClientStream(&c->context, &c->reader, cq_.get(), cq_.get(), c);
+    auto* cq = endpoint_.cq.get();
+    endpoint_.service.RequestClientStream(&c->context, &c->reader, cq, cq, c);
   }
 
   void drain() {
     void* tag = nullptr;
     bool ok = false;
-    while (cq_->Next(&tag, &ok)) {
+    while (endpoint_.cq->Next(&tag, &ok)) {
       auto* c = static_cast<call*>(tag);
       if (c->at == call::finishing || (c->at == call::accepting && !ok)) {
         delete c;
@@ -277,11 +288,7 @@ class raw_stream_server {
     }
   }
 
-  Echo::AsyncService service_;
-  std::unique_ptr<::grpc::ServerCompletionQueue> cq_;
-  std::unique_ptr<::grpc::Server> server_;
-  int port_ = 0;
-  std::thread thread_;
+  raw_endpoint endpoint_;
 };
 
 /// One client-streaming call of stream_messages messages, each write awaited before the next.
