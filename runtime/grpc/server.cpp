@@ -21,7 +21,8 @@
 #include <grpcpp/server_builder.h>
 
 #include <atomic>
-#include <exception>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <future>
 #include <limits>
@@ -74,22 +75,25 @@ struct limited_call {
   limited_call* prev = nullptr;
   limited_call* next = nullptr;
   deadline_point ends;
-  grpc_call* call = nullptr;  // cancelled with DEADLINE_EXCEEDED if still linked at `ends`
+  grpc_call* call = nullptr;            // cancelled with DEADLINE_EXCEEDED if unanswered at `ends`
   std::atomic<bool>* passed = nullptr;  // set just before that cancel (server_call's flag)
+  // The handler's task has ended and its Finish started (any thread): the limit no longer
+  // cancels the call, whose answer is on its way; it stays linked until that Finish completes.
+  std::atomic<bool> answered{false};
   bool linked = false;
 };
 
 /// server_options::call_time_limit for every call of a server with one gRPC alarm. Every call
 /// gets the same limit, so arrival order is also the order the limits pass: the calls are a
 /// FIFO list, and the alarm is set for the oldest one's. When it fires it cancels the calls
-/// whose limit has passed and is set again for the new oldest. A call leaves the list when its
-/// final Finish completes. Linking, unlinking and the alarm all run where the queue's events
-/// are taken (the routing thread, or the polling loop's thread), so the list's lock is not
-/// contended between threads. A call finishing early costs a lock and an unlink, where an alarm per
-/// call would cost about 1 µs of CPU (docs/benchmarks.md). The alarm's pending event counts as
-/// a call in server_state::in_flight, so the queue is not shut down under it: once the server
-/// stops accepting, an empty list cancels it. (A serving server leaves it set when the list
-/// empties: one call at a time would otherwise set and cancel an alarm per call.)
+/// whose limit has passed (unless the handler has answered) and is set again for the new
+/// oldest. A call leaves the list when its final Finish completes. Linking, unlinking and the alarm
+/// all run where the queue's events are taken (the routing thread, or the polling loop's thread),
+/// so the list's lock is not contended between threads. A call finishing early costs a lock and an
+/// unlink, where an alarm per call would cost about 1 µs of CPU (docs/benchmarks.md). The alarm's
+/// pending event counts as a call in server_state::in_flight, so the queue is not shut down under
+/// it: once the server stops accepting, an empty list cancels it. (A serving server leaves it set
+/// when the list empties: one call at a time would otherwise set and cancel an alarm per call.)
 class time_limits {
  public:
   time_limits(std::atomic<std::size_t>& in_flight, std::function<void()> gone)
@@ -156,13 +160,16 @@ class time_limits {
       alarm_pending_ = false;
       const auto now = std::chrono::steady_clock::now();
       while (oldest_ != nullptr && oldest_->ends <= now) {
-        // Under the lock: once unlinked, the call may finish and be deleted. gRPC then reports
-        // it done and cancelled, which cancels its handler like any deadline.
-        // release: a read or write that fails from this cancel sees the flag (server_call).
-        oldest_->passed->store(true, std::memory_order_release);
-        grpc_call_cancel_with_status(oldest_->call, GRPC_STATUS_DEADLINE_EXCEEDED,
-                                     "baton: the call ran past the server's call_time_limit",
-                                     nullptr);
+        // A linked call's final Finish has not completed, so the call is not deleted under
+        // this. gRPC then reports it done and cancelled, which cancels its handler like any
+        // deadline. acquire: pairs with accepted_call::finish().
+        if (!oldest_->answered.load(std::memory_order_acquire)) {
+          // release: a read or write that fails from this cancel sees the flag (server_call).
+          oldest_->passed->store(true, std::memory_order_release);
+          grpc_call_cancel_with_status(oldest_->call, GRPC_STATUS_DEADLINE_EXCEEDED,
+                                       "baton: the call ran past the server's call_time_limit",
+                                       nullptr);
+        }
         remove(*oldest_);
       }
       if (oldest_ != nullptr) arm(*cq_);
@@ -370,6 +377,8 @@ class accepted_call final : public server_call {
       handler_.reset();
     }
     if (holds_call_slot_) server_.give_back_call_slot();
+    // release: the limit's alarm that sees this leaves the call's answer alone.
+    if (limit_.call != nullptr) limit_.answered.store(true, std::memory_order_release);
     void* tag = finished_.tag();
     if (reply) {
       stream_.WriteAndFinish(reply->buffer(), ::grpc::WriteOptions(), status, tag);
@@ -557,10 +566,14 @@ task<std::optional<message_bytes>> server_call::read() {
     ok = co_await grpc_op(
         [&](void* tag) {
           read_tag_.awaiting = tag;
-          // One read at a time (reading_), so gRPC cannot refuse it.
-          if (grpc_call_start_batch(context_.c_call(), &op, 1, &read_tag_, nullptr) !=
-              GRPC_CALL_OK) {
-            std::terminate();
+          // One read at a time (reading_), so gRPC has no reason to refuse it; if it did,
+          // no event would ever resume this task (grpc++ asserts the same way).
+          const grpc_call_error e =
+              grpc_call_start_batch(context_.c_call(), &op, 1, &read_tag_, nullptr);
+          if (e != GRPC_CALL_OK) {
+            std::fprintf(stderr, "baton: grpc: gRPC refused a read (grpc_call_error %d)\n",
+                         static_cast<int>(e));
+            std::abort();
           }
         },
         [this] { context_.TryCancel(); });
@@ -571,12 +584,12 @@ task<std::optional<message_bytes>> server_call::read() {
   }
   reading_ = false;
   if (received != nullptr) co_return adopt_message(received);
-  // No message: the client is done writing, or the call is gone. Core fails the batch when
-  // gRPC itself ended the call (a message over max_message_bytes, the server's time limit) and
-  // flags a stream that ended without the client's close (a reset, a lost connection); grpc++
-  // would report both as a failed read, like a clean end.
+  // No message: the client is done writing, or the call is gone. The server's time limit
+  // sets its flag before it cancels; core fails the batch when gRPC ended the call itself (a
+  // message over max_message_bytes) and flags a stream that ended without the client's close
+  // (a reset, a lost connection). grpc++'s Read reports all of these like a clean end.
+  if (time_limit_passed_.load(std::memory_order_acquire)) throw time_limit_error();
   if (!ok || grpc_call_failed_before_recv_message(context_.c_call()) != 0) {
-    if (time_limit_passed_.load(std::memory_order_acquire)) throw time_limit_error();
     throw status_error(::grpc::StatusCode::CANCELLED,
                        "baton: grpc: the call ended before the client finished sending");
   }
