@@ -173,6 +173,37 @@ TEST_CASE("a client-streaming handler reads every request, then its reply ends t
   });
 }
 
+TEST_CASE("a client stream's messages of no bytes and of many slices each read as one message") {
+  in_each_mode([](server_options mode) -> task<> {
+    co_await with_server(
+        [](server& s) {
+          s.add_client_streaming<Msg, Msg>(client_stream_method,
+                                           [](server_stream<Msg, Msg>& in) -> task<Msg> {
+                                             int count = 0;
+                                             std::size_t bytes = 0;
+                                             while (auto m = co_await in.read()) {
+                                               ++count;
+                                               bytes += m->text().size();
+                                             }
+                                             co_return msg(std::to_string(bytes), count);
+                                           });
+        },
+        [](channel& ch, server&) -> task<> {
+          auto call = co_await ch.open<Msg, Msg>(client_stream_method);
+          co_await call.write(Msg());                           // serializes to no bytes at all
+          co_await call.write(msg(std::string(300'000, 'x')));  // arrives in several slices
+          co_await call.write(Msg());
+          co_await call.writes_done();
+          auto r = co_await call.read();
+          REQUIRE(r);
+          CHECK(r->n() == 3);
+          CHECK(r->text() == "300000");
+          co_await call.finish();
+        },
+        mode);
+  });
+}
+
 TEST_CASE("a bidi handler answers each request before the next one is sent") {
   in_each_mode([](server_options mode) -> task<> {
     co_await with_server(

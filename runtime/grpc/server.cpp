@@ -27,6 +27,7 @@
 #include <future>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -42,19 +43,28 @@ namespace {
 constexpr int accept_depth = 16;
 
 /// A message core received, as message_bytes (grpc++ keeps its constructor from core's buffer
-/// private): its slices, each referenced once more, in a new buffer; `received` is freed.
+/// private): its slices, each referenced once more, in a new buffer; `received` is freed. Most
+/// messages are one slice, which needs no list.
 message_bytes adopt_message(grpc_byte_buffer* received) {
+  std::vector<::grpc::Slice> more;  // the slices after the first, for a message of several
+  std::optional<::grpc::Slice> first;
   grpc_byte_buffer_reader reader;
-  std::vector<::grpc::Slice> slices;
   if (grpc_byte_buffer_reader_init(&reader, received) != 0) {
     grpc_slice s;
     while (grpc_byte_buffer_reader_next(&reader, &s) != 0) {
-      slices.emplace_back(s, ::grpc::Slice::STEAL_REF);
+      if (!first) {
+        first.emplace(s, ::grpc::Slice::STEAL_REF);
+      } else {
+        if (more.empty()) more.push_back(*first);
+        more.emplace_back(s, ::grpc::Slice::STEAL_REF);
+      }
     }
     grpc_byte_buffer_reader_destroy(&reader);
   }
   grpc_byte_buffer_destroy(received);
-  ::grpc::ByteBuffer buffer(slices.data(), slices.size());
+  ::grpc::ByteBuffer buffer = !more.empty() ? ::grpc::ByteBuffer(more.data(), more.size())
+                              : first       ? ::grpc::ByteBuffer(&*first, 1)
+                                            : ::grpc::ByteBuffer(nullptr, 0);  // empty, valid
   message_bytes bytes;
   bytes.buffer().Swap(&buffer);
   return bytes;
