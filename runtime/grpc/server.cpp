@@ -46,21 +46,25 @@ constexpr int accept_depth = 16;
 /// private): its slices, each referenced once more, in a new buffer; `received` is freed. Most
 /// messages are one slice, which needs no list.
 message_bytes adopt_message(grpc_byte_buffer* received) {
+  grpc_byte_buffer_reader reader;
+  if (grpc_byte_buffer_reader_init(&reader, received) == 0) {
+    // A compressed message that does not decompress: no bytes at all, so the handler's
+    // parse of it fails (INVALID_ARGUMENT) rather than reading an empty message.
+    grpc_byte_buffer_destroy(received);
+    return {};
+  }
   std::vector<::grpc::Slice> more;  // the slices after the first, for a message of several
   std::optional<::grpc::Slice> first;
-  grpc_byte_buffer_reader reader;
-  if (grpc_byte_buffer_reader_init(&reader, received) != 0) {
-    grpc_slice s;
-    while (grpc_byte_buffer_reader_next(&reader, &s) != 0) {
-      if (!first) {
-        first.emplace(s, ::grpc::Slice::STEAL_REF);
-      } else {
-        if (more.empty()) more.push_back(*first);
-        more.emplace_back(s, ::grpc::Slice::STEAL_REF);
-      }
+  grpc_slice s;
+  while (grpc_byte_buffer_reader_next(&reader, &s) != 0) {
+    if (!first) {
+      first.emplace(s, ::grpc::Slice::STEAL_REF);
+    } else {
+      if (more.empty()) more.push_back(*first);
+      more.emplace_back(s, ::grpc::Slice::STEAL_REF);
     }
-    grpc_byte_buffer_reader_destroy(&reader);
   }
+  grpc_byte_buffer_reader_destroy(&reader);
   grpc_byte_buffer_destroy(received);
   ::grpc::ByteBuffer buffer = !more.empty() ? ::grpc::ByteBuffer(more.data(), more.size())
                               : first       ? ::grpc::ByteBuffer(&*first, 1)
