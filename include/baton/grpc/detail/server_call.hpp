@@ -27,9 +27,9 @@ class server_call {
   server_call(const server_call&) = delete;
   server_call& operator=(const server_call&) = delete;
 
-  /// The next message, nullopt once the client is done writing; status_error(DEADLINE_EXCEEDED)
-  /// when call_time_limit ended the call, status_error(CANCELLED) when gRPC says the call
-  /// failed before one came (server.hpp's contract has the details).
+  /// The next message, nullopt only once the client is done writing; status_error(
+  /// DEADLINE_EXCEEDED) when call_time_limit ended the call, status_error(CANCELLED) when it
+  /// ended otherwise before the client finished sending (server.hpp's contract has the details).
   [[nodiscard]] task<std::optional<message_bytes>> read();
   /// A unary or server-streaming call's one request, read before the handler started: no
   /// suspension, so no task. nullopt when the client sent none. Once only; read() after it is
