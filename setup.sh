@@ -82,12 +82,14 @@ configure() {
 }
 
 # Sums doctest's per-executable counts from meson's log; an executable that died before
-# printing its summary counts as one failed test case.
+# printing its summary counts as one failed test case, and so does a meson test run that
+# failed ($1, its status) with no failure in the log (it could not start a test at all).
 count_cases() {
-  python3 - "$builddir/meson-logs/testlog.json" <<'PY'
-import json, re, sys
+  python3 - "$builddir/meson-logs/testlog.json" "$1" <<'PY'
+import json, os, re, sys
 passed = failed = 0
-for line in open(sys.argv[1]):
+log = sys.argv[1]
+for line in (open(log) if os.path.exists(log) else []):
     t = json.loads(line)
     m = re.search(r"test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed", t.get("stdout", "") or "")
     if m:
@@ -99,6 +101,8 @@ for line in open(sys.argv[1]):
             passed += 1
         else:
             failed += 1
+if int(sys.argv[2]) != 0 and failed == 0:
+    failed = 1
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 PY
@@ -132,6 +136,8 @@ case "$cmd" in
     suite_args=()
     if [ -n "$suites" ]; then
       # Build only the executables those suites run, then run them without a full rebuild.
+      # Regenerate first if a meson.build changed, so the introspection below sees its tests.
+      ninja -C "$builddir" build.ninja >/dev/null
       IFS=, read -r -a wanted <<<"$suites"
       for w in "${wanted[@]}"; do suite_args+=(--suite "$w"); done
       mapfile -t targets < <(python3 -c '
@@ -154,6 +160,7 @@ for t in introspect("--tests"):
     else
       ninja -C "$builddir"
     fi
+    rm -f "$builddir/meson-logs/testlog.json"  # a run that fails to start leaves no old counts
     set +e
     meson test -C "$builddir" --print-errorlogs --num-processes 2 "${suite_args[@]}" \
       >"$builddir/meson-test.out" 2>&1
@@ -161,7 +168,7 @@ for t in introspect("--tests"):
     set -e
     grep -E "^ *[0-9]+/[0-9]+ " "$builddir/meson-test.out" || true
     [ $status -ne 0 ] && tail -n 80 "$builddir/meson-test.out"
-    count_cases
+    count_cases "$status"
     ;;
   bench)
     ninja -C "$builddir"

@@ -140,9 +140,15 @@ baton::task<void> serve(const options& o, hs::notes_db& db) {
   // A gRPC-only process: the loop's thread polls the server's queue itself (no hop through a
   // routing thread per call). Its one Asio wait, the signal_set, is then seen within 5 ms.
   // Bounded like the HTTP edge in front of it: as many calls at once as the edge keeps in
-  // flight, none longer than the edge's longest deadline, whatever a client sends.
-  baton::grpc::server srv(
-      {.addresses = {o.listen}, .poll_on_loop = true, .max_calls = 1024, .call_time_limit = 10s});
+  // flight, none longer than the edge's longest deadline, messages no larger than a few of its
+  // 64 KiB bodies, and gRPC's buffers for all connections within 1024 such calls twice over
+  // (a message's prefix may declare up to 4 GiB: max_memory_bytes is what stops that one).
+  baton::grpc::server srv({.addresses = {o.listen},
+                           .max_message_bytes = 256 * 1024,
+                           .poll_on_loop = true,
+                           .max_calls = 1024,
+                           .call_time_limit = 10s,
+                           .max_memory_bytes = 128 * 1024 * 1024});
   add_methods(srv, db);
   srv.start();
   const std::string host = o.listen.substr(0, o.listen.rfind(':'));

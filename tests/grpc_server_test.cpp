@@ -58,55 +58,6 @@ struct parked_handler : baton_test::parked {
   }
 };
 
-/// Registers a unary echo that counts its runs in `ran`. By reference: g++ 12 may destroy a
-/// lambda temporary that owns a shared_ptr twice inside a co_await expression
-/// (docs/notes/004-gcc12-coroutine-temporaries.md).
-auto counting_echo(int& ran) {
-  return [&ran](server& s) {
-    s.add_unary<Msg, Msg>(unary_method, [&ran](Msg m) -> task<Msg> {
-      ++ran;
-      co_return m;
-    });
-  };
-}
-
-/// How a client-streaming handler's reading ended (reading_handler records it).
-struct stream_outcome {
-  baton::event first;                    // the handler has read one message
-  int messages = 0;                      // how many it read
-  bool whole = false;                    // its reads ended as if the client had finished
-  bool cut = false;                      // a read threw (status_error, or the cancellation)
-  std::optional<StatusCode> read_error;  // the status_error's code, when one was thrown
-  baton::event done;
-};
-
-/// Registers a client-streaming handler that reads to the end and records how that went.
-auto reading_handler(stream_outcome& seen) {
-  return [&seen](server& s) {
-    s.add_client_streaming<Msg, Msg>(client_stream_method,
-                                     [&seen](server_stream<Msg, Msg>& in) -> task<Msg> {
-                                       try {
-                                         while (co_await in.read()) {
-                                           ++seen.messages;
-                                           seen.first.set();
-                                         }
-                                       } catch (const status_error& e) {
-                                         seen.read_error = e.code();
-                                         seen.cut = true;
-                                         seen.done.set();
-                                         throw;
-                                       } catch (...) {
-                                         seen.cut = true;
-                                         seen.done.set();
-                                         throw;
-                                       }
-                                       seen.whole = true;
-                                       seen.done.set();
-                                       co_return msg("all");
-                                     });
-  };
-}
-
 }  // namespace
 
 TEST_CASE("a unary handler's reply reaches the caller") {

@@ -18,6 +18,7 @@
 #include <grpcpp/alarm.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/server_builder.h>
 
 #include <atomic>
@@ -684,6 +685,11 @@ void server::start() {
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
                              static_cast<int>(s.options.max_metadata_bytes));
   builder.SetMaxReceiveMessageSize(static_cast<int>(s.options.max_message_bytes));
+  if (s.options.max_memory_bytes != 0) {
+    ::grpc::ResourceQuota quota("baton grpc server");
+    quota.Resize(s.options.max_memory_bytes);
+    builder.SetResourceQuota(quota);
+  }
   builder.RegisterAsyncGenericService(&s.service);
   s.cq = builder.AddCompletionQueue();
   s.server = builder.BuildAndStart();

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSL-1.0
 // For the grpc tests: the echo service's method names, messages, a server on a free loopback
 // port with a channel to it for the length of one test body, each body run in both completion
-// modes, a handler body that waits to be cancelled, and the names the tests use.
+// modes, a handler body that waits to be cancelled, handlers that count their runs or record how
+// a client stream's reading ended, and the names the tests use.
 #pragma once
 
 #include <baton/errors.hpp>
@@ -23,8 +24,10 @@
 #include <chrono>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "echo.pb.h"
 
@@ -129,6 +132,58 @@ inline auto parked_unary(parked& p) {
   };
 }
 
+/// Registers a unary echo that counts its runs in `ran`. By reference: g++ 12 may destroy a
+/// lambda temporary that owns a shared_ptr twice inside a co_await expression
+/// (docs/notes/004-gcc12-coroutine-temporaries.md).
+inline auto counting_echo(int& ran) {
+  return [&ran](baton::grpc::server& s) {
+    s.add_unary<Msg, Msg>(unary_method, [&ran](Msg m) -> baton::task<Msg> {
+      ++ran;
+      co_return m;
+    });
+  };
+}
+
+/// How a client-streaming handler's reading ended (reading_handler records it).
+struct stream_outcome {
+  baton::event first;                            // the handler has read one message
+  int messages = 0;                              // how many it read
+  std::vector<std::string> texts;                // their text fields, in order
+  bool whole = false;                            // its reads ended as if the client had finished
+  bool cut = false;                              // a read threw (status_error, or the cancellation)
+  std::optional<::grpc::StatusCode> read_error;  // the status_error's code, when one was thrown
+  baton::event done;
+};
+
+/// Registers a client-streaming handler that reads to the end and records how that went.
+inline auto reading_handler(stream_outcome& seen) {
+  return [&seen](baton::grpc::server& s) {
+    s.add_client_streaming<Msg, Msg>(
+        client_stream_method,
+        [&seen](baton::grpc::server_stream<Msg, Msg>& in) -> baton::task<Msg> {
+          try {
+            while (auto m = co_await in.read()) {
+              ++seen.messages;
+              seen.texts.push_back(m->text());
+              seen.first.set();
+            }
+          } catch (const baton::grpc::status_error& e) {
+            seen.read_error = e.code();
+            seen.cut = true;
+            seen.done.set();
+            throw;
+          } catch (...) {
+            seen.cut = true;
+            seen.done.set();
+            throw;
+          }
+          seen.whole = true;
+          seen.done.set();
+          co_return msg("all");
+        });
+  };
+}
+
 /// The names the grpc tests use: `using namespace baton_test::grpc_names;`.
 namespace grpc_names {
 using baton::task;
@@ -139,10 +194,13 @@ using baton::grpc::server_stream;
 using baton::grpc::status_error;
 using baton_test::bidi_method;
 using baton_test::client_stream_method;
+using baton_test::counting_echo;
 using baton_test::in_each_mode;
 using baton_test::msg;
 using baton_test::Msg;
+using baton_test::reading_handler;
 using baton_test::server_stream_method;
+using baton_test::stream_outcome;
 using baton_test::unary_method;
 using baton_test::with_server;
 using ::grpc::StatusCode;

@@ -18,7 +18,10 @@
 //   Bounds: what one call holds in baton's hands is its metadata (at most max_metadata_bytes,
 //   larger calls are refused) and one message at a time (at most max_message_bytes, a larger
 //   one ends the call with RESOURCE_EXHAUSTED): a streaming handler reads one message per
-//   read(). What gRPC buffers beyond that for a call is bounded by HTTP/2 flow control.
+//   read(). What gRPC buffers beyond that is not bounded per call: for a message still
+//   arriving, gRPC's flow control lets the client send all the length the message's prefix
+//   declares (up to 4 GiB), max_message_bytes applying once it is in. max_memory_bytes bounds
+//   all of the server's connections together (over it, gRPC resets calls until it is under).
 //   max_calls bounds how many calls are handled at once (the rest are refused with
 //   RESOURCE_EXHAUSTED), call_time_limit how long any of them holds that (DEADLINE_EXCEEDED).
 //   serve() (starting first if needed) accepts calls until shutdown() or until the serving task
@@ -47,7 +50,8 @@
 //   returned throws nothing but shuts down and waits for the gRPC threads (do not do it on the
 //   serving loop's thread while calls are in flight).
 //   server_stream::read() -> std::optional<Request>: the next message, nullopt once the client
-//   is done writing, and only then; status_error(CANCELLED) when the call ended before the
+//   is done writing (gRPC drops a message the client's end of stream cuts short: the stream
+//   then ends after the last whole one); status_error(CANCELLED) when the call ended before the
 //   client finished sending (a lost connection, a reset, a message over max_message_bytes),
 //   DEADLINE_EXCEEDED when call_time_limit ended it. write(r) sends one message;
 //   status_error(CANCELLED) when the call is gone
@@ -108,6 +112,11 @@ struct server_options {
   // call still running when it passes ends with DEADLINE_EXCEEDED, its handler cancelled. What
   // bounds a client that opens a call and never finishes sending. Zero: the client's alone.
   std::chrono::steady_clock::duration call_time_limit = {};
+  // What the server's connections may hold in gRPC's buffers altogether (gRPC's ResourceQuota):
+  // over it, gRPC resets calls until it is under again. What bounds a message still arriving:
+  // gRPC checks max_message_bytes only once the whole message is in, and lets a client send
+  // all the length its message's prefix declares (up to 4 GiB). Zero: no bound (gRPC's own).
+  std::size_t max_memory_bytes = 0;
 };
 
 /// The call as a streaming handler sees it.

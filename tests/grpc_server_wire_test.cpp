@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: BSL-1.0
+// server, from the wire: what no gRPC client sends, written frame by frame (support/h2_wire.hpp)
+// — messages cut short, a length prefix of 4 GiB, a compressed flag over plain bytes, frames of
+// one byte, bytes that are not HTTP/2, a client that stalls mid-message, many such clients at
+// once. Each time no handler sees a message that is not whole, the call or the connection
+// ends, and the server goes on serving a proper client.
+#include <baton/grpc/server.hpp>
+
+#include <baton/spawn.hpp>
+#include <baton/task.hpp>
+#include <baton/task_handle.hpp>
+#include <doctest/doctest.h>
+#include <support/grpc_echo.hpp>
+#include <support/h2_wire.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+using namespace baton_test::grpc_names;
+namespace h2 = baton_test::h2;
+
+namespace {
+
+constexpr std::uint32_t stream_1 = 1;
+
+std::string serialized(const Msg& m) { return m.SerializeAsString(); }
+
+/// HEADERS opening stream 1 for `path`, the header block in one frame.
+std::string open_stream(const char* path, const h2::header_list& extra = {}) {
+  return h2::frame(h2::headers, h2::end_headers, stream_1, h2::request_headers(path, extra));
+}
+
+/// One DATA frame on stream 1 carrying `bytes`, the last of the stream when `last`.
+std::string data(std::string_view bytes, bool last) {
+  return h2::frame(h2::data, last ? h2::end_stream : 0, stream_1, bytes);
+}
+
+/// The server ended stream 1 itself, with its trailers or a reset (not the connection).
+bool call_ended(h2::stream_end e) {
+  return e == h2::stream_end::trailers || e == h2::stream_end::reset;
+}
+
+/// Sends `bytes` on a new connection to `s` and waits for stream 1 (or the connection) to end.
+task<h2::stream_end> exchange(server& s, std::string bytes) {
+  auto c = co_await h2::connection::open(s.port());
+  co_await c.send(std::move(bytes));
+  co_return co_await c.until_end(stream_1);
+}
+
+}  // namespace
+
+TEST_CASE("a unary request cut short by the end of its stream never runs the handler") {
+  in_each_mode([](server_options mode) -> task<> {
+    int ran = 0;
+    co_await with_server(
+        counting_echo(ran),
+        [&ran](channel& ch, server& s) -> task<> {
+          const std::string whole = serialized(msg("hello", 1));
+          const auto end = co_await exchange(
+              s, open_stream(unary_method) +
+                     data(h2::grpc_message(whole.substr(0, 3), false,
+                                           static_cast<std::int64_t>(whole.size())),
+                          true));
+          CAPTURE(std::string(to_string(end)));
+          CHECK(call_ended(end));
+          CHECK(ran == 0);
+          CHECK((co_await ch.call<Msg>(unary_method, msg("after", 2))).n() == 2);
+          CHECK(ran == 1);
+        },
+        mode);
+  });
+}
+
+TEST_CASE("a client stream ended inside a message reads as ending after its last whole one") {
+  // gRPC drops the bytes of a message the client's end of stream cuts short, and reports a
+  // clean end: nothing at its API tells the two apart. What holds: the part never reaches the
+  // handler as a message.
+  in_each_mode([](server_options mode) -> task<> {
+    stream_outcome seen;
+    co_await with_server(
+        reading_handler(seen),
+        [&seen](channel&, server& s) -> task<> {
+          const std::string whole = serialized(msg("two", 2));
+          const auto end = co_await exchange(
+              s, open_stream(client_stream_method) +
+                     data(h2::grpc_message(serialized(msg("one", 1))), false) +
+                     data(h2::grpc_message(whole.substr(0, 2), false,
+                                           static_cast<std::int64_t>(whole.size())),
+                          true));
+          CAPTURE(std::string(to_string(end)));
+          CHECK(end == h2::stream_end::trailers);
+          co_await seen.done.wait();
+          CHECK(seen.texts == std::vector<std::string>{"one"});
+        },
+        mode);
+  });
+}
+
+TEST_CASE("max_memory_bytes ends a call whose message declares 4 GiB and keeps coming") {
+  // gRPC lets a client send all the length a message declares before it checks
+  // max_message_bytes; the server's memory bound is what stops this one.
+  in_each_mode([](server_options mode) -> task<> {
+    mode.max_message_bytes = 1024;
+    mode.max_memory_bytes = std::size_t{16} << 20;
+    int ran = 0;
+    co_await with_server(
+        counting_echo(ran),
+        [&ran](channel& ch, server& s) -> task<> {
+          auto c = co_await h2::connection::open(s.port());
+          co_await c.send(open_stream(unary_method));
+          const std::size_t cap = std::size_t{256} << 20;  // 16 times the bound
+          const auto end =
+              co_await c.pump(stream_1, h2::grpc_message("", false, 0xffffffffLL), cap);
+          CAPTURE(c.sent());
+          REQUIRE(end.has_value());  // the server cut the stream before the cap
+          CAPTURE(std::string(to_string(*end)));
+          CHECK(call_ended(*end));
+          CHECK(ran == 0);
+          CHECK((co_await ch.call<Msg>(unary_method, msg("after", 3))).n() == 3);
+          CHECK(ran == 1);
+        },
+        mode);
+  });
+}
+
+TEST_CASE("a message gzip cannot read, or behind a bad flag byte, never reaches the handler") {
+  in_each_mode([](server_options mode) -> task<> {
+    std::vector<Msg> received;
+    co_await with_server(
+        [&received](server& srv) {
+          srv.add_unary<Msg, Msg>(unary_method, [&received](Msg m) -> task<Msg> {
+            received.push_back(m);
+            co_return m;
+          });
+        },
+        [&received](channel& ch, server& s) -> task<> {
+          const std::string plain = serialized(msg("plain", 4));
+          // gzip named over bytes that are not gzip: gRPC resets the call.
+          const h2::header_list gzip = {{"grpc-encoding", "gzip"}};
+          const auto end =
+              co_await exchange(s, open_stream(unary_method, gzip) +
+                                       data(h2::grpc_message(plain, /*compressed=*/true), true));
+          CAPTURE(std::string(to_string(end)));
+          CHECK(call_ended(end));
+          CHECK(received.empty());
+          // A flag byte that is neither 0 nor 1: gRPC 1.51's deframer loses its own error and
+          // hands over a message of no bytes, never the bytes behind the flag.
+          std::string bad_flag = h2::grpc_message(plain);
+          bad_flag[0] = '\x7f';
+          CHECK(call_ended(co_await exchange(s, open_stream(unary_method) + data(bad_flag, true))));
+          for (const Msg& m : received) CHECK(m.ByteSizeLong() == 0);
+          // No encoding named: the flag set over plain bytes reads them as they are (identity).
+          received.clear();
+          CHECK(call_ended(co_await exchange(
+              s, open_stream(unary_method) + data(h2::grpc_message(plain, true), true))));
+          REQUIRE(received.size() == 1);
+          CHECK(received[0].text() == "plain");
+          CHECK((co_await ch.call<Msg>(unary_method, msg("after", 4))).n() == 4);
+        },
+        mode);
+  });
+}
+
+TEST_CASE("messages sent one byte per frame each read as one whole message") {
+  in_each_mode([](server_options mode) -> task<> {
+    stream_outcome seen;
+    co_await with_server(
+        reading_handler(seen),
+        [&seen](channel&, server& s) -> task<> {
+          const std::string first(300, 'a');
+          const std::string wire = h2::grpc_message(serialized(msg(first, 1))) +
+                                   h2::grpc_message(serialized(msg("b", 2)));
+          std::string frames = open_stream(client_stream_method);
+          for (char byte : wire) frames += data(std::string_view(&byte, 1), false);
+          frames += data("", true);
+          const auto end = co_await exchange(s, std::move(frames));
+          CAPTURE(std::string(to_string(end)));
+          CHECK(end == h2::stream_end::trailers);
+          co_await seen.done.wait();
+          CHECK(seen.whole);
+          CHECK(seen.texts == std::vector<std::string>{first, "b"});
+        },
+        mode);
+  });
+}
+
+TEST_CASE("bytes that are not HTTP/2, or headers that are not HPACK, run no handler") {
+  in_each_mode([](server_options mode) -> task<> {
+    int ran = 0;
+    co_await with_server(
+        counting_echo(ran),
+        [&ran](channel& ch, server& s) -> task<> {
+          {  // HTTP/1.1 where the preface should be
+            auto c = co_await h2::connection::open_bare(s.port());
+            co_await c.send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            const auto end = co_await c.until_end(stream_1);
+            CAPTURE(std::string(to_string(end)));
+            CHECK((end == h2::stream_end::closed || end == h2::stream_end::goaway));
+          }
+          {  // a header block that is not HPACK (an index far past any table): gRPC ends
+             // that stream itself
+            auto c = co_await h2::connection::open(s.port());
+            co_await c.send(h2::frame(h2::headers, h2::end_headers, stream_1, "\xff\xff\xff\x7f"));
+            const auto end = co_await c.until_end(stream_1);
+            CAPTURE(std::string(to_string(end)));
+            CHECK(end != h2::stream_end::closed);
+          }
+          CHECK(ran == 0);
+          CHECK((co_await ch.call<Msg>(unary_method, msg("after", 5))).n() == 5);
+          CHECK(ran == 1);
+        },
+        mode);
+  });
+}
+
+TEST_CASE("call_time_limit ends a call whose client stalls in the middle of a message") {
+  in_each_mode([](server_options mode) -> task<> {
+    mode.call_time_limit = 200ms;
+    stream_outcome seen;
+    int ran = 0;
+    co_await with_server(
+        [&](server& s) {
+          reading_handler(seen)(s);
+          counting_echo(ran)(s);
+        },
+        [&](channel&, server& s) -> task<> {
+          const std::string whole = serialized(msg("stalled", 6));
+          const std::string half = h2::grpc_message(whole).substr(0, 4);
+          for (const char* path : {unary_method, client_stream_method}) {
+            CAPTURE(path);
+            std::string bytes = open_stream(path);
+            if (path == client_stream_method) bytes += data(h2::grpc_message(whole), false);
+            const auto end = co_await exchange(s, bytes + data(half, false));
+            CAPTURE(std::string(to_string(end)));
+            CHECK(call_ended(end));
+          }
+          co_await seen.done.wait();
+          CHECK(seen.texts == std::vector<std::string>{"stalled"});
+          CHECK(seen.cut);  // the limit's status_error, or the handler's task cancelled
+          CHECK_FALSE(seen.whole);
+          CHECK(ran == 0);
+        },
+        mode);
+  });
+}
+
+TEST_CASE("fifty hostile clients at once beside fifty proper calls: each proper call served") {
+  in_each_mode([](server_options mode) -> task<> {
+    mode.max_message_bytes = 1024;
+    mode.call_time_limit = 2s;  // ends the stalled ones
+    int ran = 0;
+    co_await with_server(
+        counting_echo(ran),
+        [&ran](channel& ch, server& s) -> task<> {
+          const std::string whole = serialized(msg("hostile", 9));
+          const h2::header_list gzip = {{"grpc-encoding", "gzip"}};
+          const std::vector<std::string> hostile = {
+              open_stream(unary_method) +
+                  data(h2::grpc_message(whole.substr(0, 2), false,
+                                        static_cast<std::int64_t>(whole.size())),
+                       true),
+              open_stream(unary_method) + data(h2::grpc_message("xx", false, 0xffffffffLL), false),
+              open_stream(unary_method, gzip) + data(h2::grpc_message(whole, true), true),
+              open_stream(unary_method) + data(h2::grpc_message(whole).substr(0, 3), false),
+              h2::frame(h2::headers, h2::end_headers, stream_1, "\xff\xff\xff\x7f"),
+          };
+          std::vector<baton::task_handle<h2::stream_end>> bad;
+          std::vector<baton::task_handle<Msg>> good;
+          for (int i = 0; i < 50; ++i) {
+            bad.push_back(baton::spawn(exchange(s, hostile[i % hostile.size()])));
+            good.push_back(baton::spawn(ch.call<Msg>(unary_method, msg("proper", i))));
+          }
+          for (int i = 0; i < 50; ++i) CHECK((co_await good[i]).n() == i);
+          for (std::size_t i = 0; i < bad.size(); ++i) {
+            const auto end = co_await bad[i];
+            CAPTURE(i);
+            CAPTURE(std::string(to_string(end)));
+            CHECK(end != h2::stream_end::closed);
+          }
+          CHECK(ran == 50);
+        },
+        mode);
+  });
+}
