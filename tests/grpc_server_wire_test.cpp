@@ -214,6 +214,104 @@ TEST_CASE("bytes that are not HTTP/2, or headers that are not HPACK, run no hand
   });
 }
 
+TEST_CASE("metadata over max_metadata_bytes in many CONTINUATION frames is refused unseen") {
+  // gRPC 1.51 holds each HTTP/2 frame of a header block to its cap, not the block, and only
+  // once the client has acknowledged the server's settings: the server checks the whole.
+  in_each_mode([](server_options mode) -> task<> {
+    int ran = 0;
+    co_await with_server(
+        counting_echo(ran),
+        [&ran](channel& ch, server& s) -> task<> {
+          // 400 fields of about 100 bytes, one per frame: 40 kB against the 16 KiB cap.
+          std::string frames =
+              h2::frame(h2::headers, 0, stream_1, h2::request_headers(unary_method));
+          for (int i = 0; i < 400; ++i) {
+            frames += h2::frame(h2::continuation, 0, stream_1,
+                                h2::literal("x-filler-" + std::to_string(i), std::string(80, 'f')));
+          }
+          frames += h2::frame(h2::continuation, h2::end_headers, stream_1, "");
+          frames += data(h2::grpc_message(serialized(msg("big", 1))), true);
+          for (const bool acknowledged : {false, true}) {
+            CAPTURE(acknowledged);
+            auto c = co_await h2::connection::open(s.port());
+            if (acknowledged) co_await c.acknowledge_settings();
+            co_await c.send(frames);
+            const auto end = co_await c.until_end(stream_1);
+            CAPTURE(std::string(to_string(end)));
+            CHECK(end == h2::stream_end::trailers);  // the server's RESOURCE_EXHAUSTED
+            CHECK(ran == 0);
+          }
+          CHECK((co_await ch.call<Msg>(unary_method, msg("after", 8))).n() == 8);
+          CHECK(ran == 1);
+        },
+        mode);
+  });
+}
+
+TEST_CASE("a bad te or :scheme in headers past the cap ends the call, and the server lives") {
+  // The shape of CVE-2023-1428 (gRPC before 1.53 aborted the process on it): one of these
+  // headers, then enough more to pass the metadata cap the client has acknowledged.
+  in_each_mode([](server_options mode) -> task<> {
+    int ran = 0;
+    co_await with_server(
+        counting_echo(ran),
+        [&ran](channel& ch, server& s) -> task<> {
+          for (const char* key : {"te", ":scheme", "grpclb_client_stats"}) {
+            CAPTURE(key);
+            auto c = co_await h2::connection::open(s.port());
+            co_await c.acknowledge_settings();
+            const std::string block =
+                h2::literal(":method", "POST") + h2::literal(":path", unary_method) +
+                h2::literal(":authority", "localhost") +
+                h2::literal("content-type", "application/grpc") + h2::literal(key, "x") +
+                h2::literal("x-big", std::string(20000, 'b'));
+            co_await c.send(h2::frame(h2::headers, h2::end_headers, stream_1, block));
+            const auto end = co_await c.until_end(stream_1);
+            CAPTURE(std::string(to_string(end)));
+            CHECK(end != h2::stream_end::closed);
+          }
+          CHECK(ran == 0);
+          CHECK((co_await ch.call<Msg>(unary_method, msg("after", 10))).n() == 10);
+        },
+        mode);
+  });
+}
+
+TEST_CASE("two thousand streams opened and reset at once: no handler runs, every call ends") {
+  in_each_mode([](server_options mode) -> task<> {
+    int ran = 0;
+    co_await with_server(
+        counting_echo(ran),
+        [&ran](channel& ch, server& s) -> task<> {
+          auto c = co_await h2::connection::open(s.port());
+          const std::string headers = h2::request_headers(unary_method);
+          const std::string cancel("\0\0\0\x08", 4);  // RST_STREAM's error code: CANCEL
+          std::string frames;
+          std::uint32_t last = 0;
+          for (std::uint32_t id = 1; id < 4000; id += 2) {
+            frames += h2::frame(h2::headers, h2::end_headers, id, headers) +
+                      h2::frame(h2::rst_stream, 0, id, cancel);
+            last = id;
+          }
+          // One proper request on the same connection after them: served in its turn.
+          const std::uint32_t proper = last + 2;
+          frames += h2::frame(h2::headers, h2::end_headers, proper, headers) +
+                    h2::frame(h2::data, h2::end_stream, proper,
+                              h2::grpc_message(serialized(msg("proper", 1))));
+          co_await c.send(std::move(frames));
+          const auto end = co_await c.until_end(proper);
+          CAPTURE(std::string(to_string(end)));
+          CHECK(end == h2::stream_end::trailers);
+          CHECK(c.data_seen() > 0);  // its reply
+          CHECK(ran == 1);
+          CHECK((co_await ch.call<Msg>(unary_method, msg("after", 9))).n() == 9);
+          CHECK(ran == 2);
+          // with_server then shuts down and waits for serve(): every reset call must have ended.
+        },
+        mode);
+  });
+}
+
 TEST_CASE("call_time_limit ends a call whose client stalls in the middle of a message") {
   in_each_mode([](server_options mode) -> task<> {
     mode.call_time_limit = 200ms;

@@ -43,6 +43,14 @@ namespace {
 /// thread to ask for the next one.
 constexpr int accept_depth = 16;
 
+/// The call's metadata as its handler sees it, each field counted as its name and value plus
+/// 32 bytes, HTTP/2's measure of a header list (RFC 9113 §6.5.2), which gRPC's own cap uses.
+std::size_t metadata_bytes(const ::grpc::ServerContextBase& context) {
+  std::size_t n = 0;
+  for (const auto& [key, value] : context.client_metadata()) n += key.size() + value.size() + 32;
+  return n;
+}
+
 /// A message core received, as message_bytes (grpc++ keeps its constructor from core's buffer
 /// private): its slices, each referenced once more, in a new buffer; `received` is freed. Most
 /// messages are one slice, which needs no list.
@@ -423,6 +431,14 @@ class accepted_call final : public server_call {
     if (it != server_.methods.end()) {
       method_ = &it->second;
       kind_ = method_->kind;
+    }
+    // gRPC's own cap on metadata holds per HTTP/2 frame, and only once the client has
+    // acknowledged the server's settings: a header block spread over CONTINUATION frames, or
+    // sent before that acknowledgement, passes it. So the cap is checked here too.
+    if (metadata_bytes(context_) > server_.options.max_metadata_bytes) {
+      finish(std::nullopt, ::grpc::Status(::grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                          "baton: the call's metadata is over max_metadata_bytes"));
+      return;
     }
     if (server_.options.max_calls != 0) {
       if (!server_.take_call_slot()) {

@@ -19,7 +19,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
@@ -41,6 +40,7 @@ enum frame_type : std::uint8_t {
   ping = 6,
   goaway = 7,
   window_update = 8,
+  continuation = 9,
 };
 inline constexpr std::uint8_t end_stream = 0x1;  // DATA, HEADERS
 inline constexpr std::uint8_t ack = 0x1;         // SETTINGS, PING
@@ -191,6 +191,15 @@ class connection {
   }
 
   std::size_t sent() const { return sent_; }
+
+  /// Reads frames until the server's SETTINGS has come and been acknowledged: from then on
+  /// the server holds the client to the settings it announced.
+  baton::task<> acknowledge_settings() {
+    while (!settings_acknowledged_) {
+      const std::optional<stream_end> end = co_await next_frame(0);
+      if (end) break;  // the connection ended
+    }
+  }
   std::size_t data_seen() const { return data_seen_; }
 
  private:
@@ -201,21 +210,16 @@ class connection {
   /// Reads one frame and acts on it: ACKs a SETTINGS or PING, follows the server's windows.
   /// Returns how `stream` ended when this frame ended it (or the connection).
   baton::task<std::optional<stream_end>> next_frame(std::uint32_t stream) {
-    std::array<unsigned char, 9> head{};
-    auto [ec, n] = co_await boost::asio::async_read(socket_, boost::asio::buffer(head),
-                                                    boost::asio::as_tuple(baton::use_task));
-    if (ec) co_return stream_end::closed;
+    if (!co_await buffer_at_least(9)) co_return stream_end::closed;
+    const auto* head = reinterpret_cast<const unsigned char*>(in_.data());
     const std::size_t length =
         (std::size_t{head[0]} << 16) | (std::size_t{head[1]} << 8) | std::size_t{head[2]};
     const std::uint8_t type = head[3];
     const std::uint8_t flags = head[4];
     const std::uint32_t id = big_endian_31(&head[5]);
-    std::string payload(length, '\0');
-    if (length > 0) {
-      auto [ec2, m] = co_await boost::asio::async_read(socket_, boost::asio::buffer(payload),
-                                                       boost::asio::as_tuple(baton::use_task));
-      if (ec2) co_return stream_end::closed;
-    }
+    if (!co_await buffer_at_least(9 + length)) co_return stream_end::closed;
+    const std::string payload = in_.substr(9, length);
+    in_.erase(0, 9 + length);
     const auto* bytes = reinterpret_cast<const unsigned char*>(payload.data());
     if (type == settings && (flags & ack) == 0) {
       for (std::size_t at = 0; at + 6 <= length; at += 6) {
@@ -227,6 +231,7 @@ class connection {
         }
       }
       co_await send(frame(settings, ack, 0, ""));
+      settings_acknowledged_ = true;
     }
     if (type == window_update && length == 4) {
       (id == 0 ? conn_window_ : stream_window_) += big_endian_31(bytes);
@@ -240,17 +245,32 @@ class connection {
     co_return std::nullopt;
   }
 
+  /// Reads until `in_` holds at least n bytes, as much as the socket has each time (a frame
+  /// at a time would cost two reads per frame); false when the connection ended first.
+  baton::task<bool> buffer_at_least(std::size_t n) {
+    std::array<char, 64 * 1024> chunk{};
+    while (in_.size() < n) {
+      auto [ec, got] = co_await socket_.async_read_some(boost::asio::buffer(chunk),
+                                                        boost::asio::as_tuple(baton::use_task));
+      if (ec) co_return false;
+      in_.append(chunk.data(), got);
+    }
+    co_return true;
+  }
+
   static std::uint32_t big_endian_31(const unsigned char* p) {
     return ((std::uint32_t{p[0]} & 0x7f) << 24) | (std::uint32_t{p[1]} << 16) |
            (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
   }
 
   boost::asio::ip::tcp::socket socket_;
+  std::string in_;  // bytes read from the server and not yet taken as frames
   std::size_t data_seen_ = 0;
   std::size_t sent_ = 0;                 // DATA bytes pump() sent
   std::int64_t conn_window_ = 65535;     // what the connection may still send
   std::int64_t stream_window_ = 65535;   // what pump()'s one stream may still send
   std::int64_t initial_window_ = 65535;  // the server's SETTINGS_INITIAL_WINDOW_SIZE
+  bool settings_acknowledged_ = false;
 };
 
 }  // namespace baton_test::h2

@@ -94,7 +94,9 @@ namespace baton::grpc {
 struct server_options {
   std::vector<std::string> addresses = {};                      // "host:port"; 0 picks a port
   std::shared_ptr<::grpc::ServerCredentials> credentials = {};  // null: insecure
-  std::size_t max_metadata_bytes = 16 * 1024;  // per call; larger calls are refused
+  // Per call, each field counted as name + value + 32 bytes (HTTP/2's measure); a call with
+  // more is refused with RESOURCE_EXHAUSTED before its request is read or a task started.
+  std::size_t max_metadata_bytes = 16 * 1024;
   // Per message received (gRPC's own default): a larger one ends its call with
   // RESOURCE_EXHAUSTED before any handler sees it. At most INT_MAX (gRPC's limit is an int).
   std::size_t max_message_bytes = 4 * 1024 * 1024;
