@@ -733,6 +733,18 @@ TEST_CASE("a negative call_time_limit is refused at start()") {
   });
 }
 
+TEST_CASE("a connection_idle_limit gRPC cannot hold is refused at start()") {
+  run_task([]() -> task<> {
+    for (const auto limit : {std::chrono::steady_clock::duration(-1ms),
+                             std::chrono::steady_clock::duration(std::chrono::hours(24 * 30))}) {
+      server srv({.addresses = {"127.0.0.1:0"}, .connection_idle_limit = limit});
+      CHECK_THROWS_WITH_AS(srv.start(), doctest::Contains("connection_idle_limit"),
+                           baton::runtime_error);
+    }
+    co_return;
+  });
+}
+
 TEST_CASE("a server that cannot listen says so") {
   run_task([]() -> task<> {
     server srv({.addresses = {"256.1.1.1:1"}});

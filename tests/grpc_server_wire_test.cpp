@@ -343,6 +343,30 @@ TEST_CASE("call_time_limit ends a call whose client stalls in the middle of a me
   });
 }
 
+TEST_CASE("connection_idle_limit closes connections that never make a call, calls go on") {
+  in_each_mode([](server_options mode) -> task<> {
+    mode.connection_idle_limit = 200ms;
+    int ran = 0;
+    co_await with_server(
+        counting_echo(ran),
+        [&ran](channel& ch, server& s) -> task<> {
+          std::vector<h2::connection> idle;
+          for (int i = 0; i < 20; ++i) idle.push_back(co_await h2::connection::open(s.port()));
+          for (auto& c : idle) {
+            // The preface and SETTINGS, then nothing: the server ends the connection.
+            const auto end = co_await c.until_end(stream_1);
+            CAPTURE(std::string(to_string(end)));
+            CHECK((end == h2::stream_end::goaway || end == h2::stream_end::closed));
+          }
+          // The proper channel's connection may have been closed too while it was idle: its
+          // next call connects again.
+          CHECK((co_await ch.call<Msg>(unary_method, msg("after", 11))).n() == 11);
+          CHECK(ran == 1);
+        },
+        mode);
+  });
+}
+
 TEST_CASE("fifty hostile clients at once beside fifty proper calls: each proper call served") {
   in_each_mode([](server_options mode) -> task<> {
     mode.max_message_bytes = 1024;

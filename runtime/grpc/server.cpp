@@ -690,6 +690,12 @@ void server::start() {
   if (s.options.call_time_limit < std::chrono::steady_clock::duration::zero()) {
     throw runtime_error("baton: grpc server: call_time_limit is negative");
   }
+  const auto idle_ms =
+      std::chrono::ceil<std::chrono::milliseconds>(s.options.connection_idle_limit).count();
+  if (idle_ms < 0 || idle_ms > std::numeric_limits<int>::max()) {
+    throw runtime_error(
+        "baton: grpc server: connection_idle_limit is negative or over INT_MAX milliseconds");
+  }
   s.loop_gate = baton::detail::gate_of_running_loop();
   ::grpc::ServerBuilder builder;
   auto credentials =
@@ -701,6 +707,9 @@ void server::start() {
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
                              static_cast<int>(s.options.max_metadata_bytes));
   builder.SetMaxReceiveMessageSize(static_cast<int>(s.options.max_message_bytes));
+  if (idle_ms > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, static_cast<int>(idle_ms));
+  }
   if (s.options.max_memory_bytes != 0) {
     ::grpc::ResourceQuota quota("baton grpc server");
     quota.Resize(s.options.max_memory_bytes);

@@ -12,8 +12,8 @@
 //     client streaming  task<Response>(server_stream<Request, Response>&)    read() to nullopt
 //     bidi              task<>(server_stream<Request, Response>&)            read() and write()
 //   start() builds and starts the gRPC server on the options' addresses (runtime_error when
-//   one cannot be bound, when max_metadata_bytes or max_message_bytes is over INT_MAX, or when
-//   call_time_limit is negative);
+//   one cannot be bound, when max_metadata_bytes or max_message_bytes is over INT_MAX, when
+//   call_time_limit is negative, or connection_idle_limit negative or over INT_MAX ms);
 //   port() tells which port an address with port 0 got.
 //   Bounds: what one call holds in baton's hands is its metadata (at most max_metadata_bytes,
 //   larger calls are refused) and one message at a time (at most max_message_bytes, a larger
@@ -119,6 +119,10 @@ struct server_options {
   // gRPC checks max_message_bytes only once the whole message is in, and lets a client send
   // all the length its message's prefix declares (up to 4 GiB). Zero: no bound (gRPC's own).
   std::size_t max_memory_bytes = 0;
+  // A connection with no call for this long is closed (gRPC's max_connection_idle; a client
+  // reconnects for its next call): what bounds clients that connect and never call. Zero:
+  // connections stay open (gRPC's own). At most INT_MAX milliseconds.
+  std::chrono::steady_clock::duration connection_idle_limit = {};
 };
 
 /// The call as a streaming handler sees it.
