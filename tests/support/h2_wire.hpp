@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSL-1.0
 // For the gRPC wire tests: a hand-written HTTP/2 client that sends what no gRPC client would
 // (a message cut short, a length prefix of 4 GiB, a compressed flag over plain bytes, frames
-// of one byte, bytes that are not HTTP/2) and reads the server's frames back.
+// of one byte, bytes that are not HTTP/2) and reads the server's frames back; accept() plays a
+// server as hostile for the channel's tests.
 //
 // It speaks just enough of RFC 9113: the client preface and an empty SETTINGS; HEADERS as HPACK
 // literals without indexing (RFC 7541 §6.2.2, no Huffman), so no header table is kept; DATA;
@@ -134,9 +135,9 @@ inline const char* to_string(stream_end e) {
   return "?";
 }
 
-/// A client connection to 127.0.0.1:port. open() sends the client preface and an empty
-/// SETTINGS; send() writes bytes as they are; until_end() reads frames, answering SETTINGS
-/// and PING, until the stream ends or the connection does.
+/// A connection to 127.0.0.1:port: open() sends the client preface and an empty SETTINGS
+/// (accept() plays the server instead); send() writes bytes as they are; until_end() reads
+/// frames, answering SETTINGS and PING, until the stream ends or the connection does.
 class connection {
  public:
   static baton::task<connection> open(std::uint16_t port) {
@@ -145,6 +146,27 @@ class connection {
                                      baton::use_task);
     co_await c.send(std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + frame(settings, 0, 0, ""));
     co_return c;
+  }
+
+  /// The server's side of a connection a client makes to `acceptor`: reads the client's
+  /// preface, sends an empty SETTINGS. request() then waits for the client's first stream.
+  static baton::task<connection> accept(boost::asio::ip::tcp::acceptor& acceptor) {
+    connection c;
+    co_await acceptor.async_accept(c.socket_, baton::use_task);
+    const std::string_view preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    const bool got = co_await c.buffer_at_least(preface.size());
+    if (got && c.in_.starts_with(preface)) c.in_.erase(0, preface.size());
+    co_await c.send(frame(settings, 0, 0, ""));
+    co_return c;
+  }
+
+  /// Reads frames until the peer opens a stream (HEADERS); its id, or 0 if the connection ended.
+  baton::task<std::uint32_t> request() {
+    while (headers_stream_ == 0) {
+      const std::optional<stream_end> end = co_await next_frame(0);
+      if (end) break;
+    }
+    co_return headers_stream_;
   }
 
   /// A connection that sends nothing first (for bytes that are not even the preface).
@@ -237,6 +259,7 @@ class connection {
       (id == 0 ? conn_window_ : stream_window_) += big_endian_31(bytes);
     }
     if (type == ping && (flags & ack) == 0) co_await send(frame(ping, ack, 0, payload));
+    if (type == headers && headers_stream_ == 0) headers_stream_ = id;
     if (type == goaway) co_return stream_end::goaway;
     if (id != stream) co_return std::nullopt;
     if (type == data) data_seen_ += length;
@@ -271,6 +294,7 @@ class connection {
   std::int64_t stream_window_ = 65535;   // what pump()'s one stream may still send
   std::int64_t initial_window_ = 65535;  // the server's SETTINGS_INITIAL_WINDOW_SIZE
   bool settings_acknowledged_ = false;
+  std::uint32_t headers_stream_ = 0;  // the first stream the peer opened (request())
 };
 
 }  // namespace baton_test::h2
