@@ -24,6 +24,15 @@ namespace {
 
 constexpr std::uint32_t stream_1 = 1;
 
+// Streams the reset test opens and resets. Fewer under ThreadSanitizer: gRPC's uninstrumented
+// threads make TSan reports it suppresses, and TSan searches all it has suppressed for each
+// new one, so 2000 streams took over a minute there (perf: 93% in __tsan::FindRacyAddress).
+#if defined(__SANITIZE_THREAD__)
+constexpr std::uint32_t reset_streams = 200;
+#else
+constexpr std::uint32_t reset_streams = 2000;
+#endif
+
 std::string serialized(const Msg& m) { return m.SerializeAsString(); }
 
 /// HEADERS opening stream 1 for `path`, the header block in one frame.
@@ -277,7 +286,7 @@ TEST_CASE("a bad te or :scheme in headers past the cap ends the call, and the se
   });
 }
 
-TEST_CASE("two thousand streams opened and reset at once: no handler runs, every call ends") {
+TEST_CASE("thousands of streams opened and reset at once: no handler runs, every call ends") {
   in_each_mode([](server_options mode) -> task<> {
     int ran = 0;
     co_await with_server(
@@ -288,7 +297,7 @@ TEST_CASE("two thousand streams opened and reset at once: no handler runs, every
           const std::string cancel("\0\0\0\x08", 4);  // RST_STREAM's error code: CANCEL
           std::string frames;
           std::uint32_t last = 0;
-          for (std::uint32_t id = 1; id < 4000; id += 2) {
+          for (std::uint32_t id = 1; id < 2 * reset_streams; id += 2) {
             frames += h2::frame(h2::headers, h2::end_headers, id, headers) +
                       h2::frame(h2::rst_stream, 0, id, cancel);
             last = id;

@@ -23,7 +23,6 @@
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
-#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -155,7 +154,7 @@ class connection {
     co_await acceptor.async_accept(c.socket_, baton::use_task);
     const std::string_view preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     const bool got = co_await c.buffer_at_least(preface.size());
-    if (got && c.in_.starts_with(preface)) c.in_.erase(0, preface.size());
+    if (got && c.in_.starts_with(preface)) c.in_at_ = preface.size();
     co_await c.send(frame(settings, 0, 0, ""));
     co_return c;
   }
@@ -233,15 +232,15 @@ class connection {
   /// Returns how `stream` ended when this frame ended it (or the connection).
   baton::task<std::optional<stream_end>> next_frame(std::uint32_t stream) {
     if (!co_await buffer_at_least(9)) co_return stream_end::closed;
-    const auto* head = reinterpret_cast<const unsigned char*>(in_.data());
+    const auto* head = reinterpret_cast<const unsigned char*>(in_.data() + in_at_);
     const std::size_t length =
         (std::size_t{head[0]} << 16) | (std::size_t{head[1]} << 8) | std::size_t{head[2]};
     const std::uint8_t type = head[3];
     const std::uint8_t flags = head[4];
     const std::uint32_t id = big_endian_31(&head[5]);
     if (!co_await buffer_at_least(9 + length)) co_return stream_end::closed;
-    const std::string payload = in_.substr(9, length);
-    in_.erase(0, 9 + length);
+    const std::string payload = in_.substr(in_at_ + 9, length);
+    in_at_ += 9 + length;
     const auto* bytes = reinterpret_cast<const unsigned char*>(payload.data());
     if (type == settings && (flags & ack) == 0) {
       for (std::size_t at = 0; at + 6 <= length; at += 6) {
@@ -268,15 +267,21 @@ class connection {
     co_return std::nullopt;
   }
 
-  /// Reads until `in_` holds at least n bytes, as much as the socket has each time (a frame
-  /// at a time would cost two reads per frame); false when the connection ended first.
+  /// Reads until `in_` holds at least n bytes past in_at_, as much as the socket has each time
+  /// (a frame at a time would cost two reads per frame); what was taken is dropped only then,
+  /// so a buffer of many small frames is not moved once per frame. False when the connection
+  /// ended first.
   baton::task<bool> buffer_at_least(std::size_t n) {
-    std::array<char, 64 * 1024> chunk{};
-    while (in_.size() < n) {
-      auto [ec, got] = co_await socket_.async_read_some(boost::asio::buffer(chunk),
-                                                        boost::asio::as_tuple(baton::use_task));
+    constexpr std::size_t chunk = 64 * 1024;
+    while (in_.size() - in_at_ < n) {
+      in_.erase(0, in_at_);
+      in_at_ = 0;
+      const std::size_t had = in_.size();
+      in_.resize(had + chunk);
+      auto [ec, got] = co_await socket_.async_read_some(
+          boost::asio::buffer(in_.data() + had, chunk), boost::asio::as_tuple(baton::use_task));
+      in_.resize(had + (ec ? 0 : got));
       if (ec) co_return false;
-      in_.append(chunk.data(), got);
     }
     co_return true;
   }
@@ -287,7 +292,8 @@ class connection {
   }
 
   boost::asio::ip::tcp::socket socket_;
-  std::string in_;  // bytes read from the server and not yet taken as frames
+  std::string in_;         // bytes read from the peer; those from in_at_ on are not yet taken
+  std::size_t in_at_ = 0;  // where the next frame starts in in_
   std::size_t data_seen_ = 0;
   std::size_t sent_ = 0;                 // DATA bytes pump() sent
   std::int64_t conn_window_ = 65535;     // what the connection may still send
