@@ -112,11 +112,11 @@ inline std::string grpc_message(std::string_view bytes, bool compressed = false,
   return out;
 }
 
-/// How a stream (or the connection under it) ended, as the client saw it.
+/// How a stream (or the connection under it) ended, as this side saw it.
 enum class stream_end {
-  trailers,  // the server's trailers (HEADERS with END_STREAM): a gRPC status
+  trailers,  // the peer's trailers (HEADERS with END_STREAM): a gRPC status
   reset,     // RST_STREAM for the stream
-  goaway,    // the server closed the connection with GOAWAY
+  goaway,    // the peer closed the connection with GOAWAY
   closed,    // the connection ended without either
 };
 
@@ -188,7 +188,7 @@ class connection {
   }
 
   /// Sends `first` as DATA on `stream`, then DATA frames of filler bytes, as fast as the
-  /// server's flow-control windows let it, until the stream ends or `cap` bytes are sent in
+  /// peer's flow-control windows let it, until the stream ends or `cap` bytes are sent in
   /// all (nullopt then). sent() says how many went.
   baton::task<std::optional<stream_end>> pump(std::uint32_t stream, std::string first,
                                               std::size_t cap) {
