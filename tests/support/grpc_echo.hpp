@@ -147,8 +147,7 @@ inline auto counting_echo(int& ran) {
 /// How a client-streaming handler's reading ended (reading_handler records it).
 struct stream_outcome {
   baton::event first;                            // the handler has read one message
-  int messages = 0;                              // how many it read
-  std::vector<std::string> texts;                // their text fields, in order
+  std::vector<std::string> texts;                // each message read, its text field, in order
   bool whole = false;                            // its reads ended as if the client had finished
   bool cut = false;                              // a read threw (status_error, or the cancellation)
   std::optional<::grpc::StatusCode> read_error;  // the status_error's code, when one was thrown
@@ -163,7 +162,6 @@ inline auto reading_handler(stream_outcome& seen) {
         [&seen](baton::grpc::server_stream<Msg, Msg>& in) -> baton::task<Msg> {
           try {
             while (auto m = co_await in.read()) {
-              ++seen.messages;
               seen.texts.push_back(m->text());
               seen.first.set();
             }
