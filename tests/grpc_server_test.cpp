@@ -76,6 +76,65 @@ TEST_CASE("a unary handler's reply reaches the caller") {
   });
 }
 
+TEST_CASE("a unary handler that takes its ServerContext sees the caller's metadata and peer") {
+  in_each_mode([](server_options mode) -> task<> {
+    co_await with_server(
+        [](server& s) {
+          s.add_unary<Msg, Msg>(
+              unary_method, [](Msg m, const ::grpc::ServerContext& call) -> task<Msg> {
+                const auto& fields = call.client_metadata();
+                auto user = fields.find("x-user");
+                std::string seen = user == fields.end()
+                                       ? "none"
+                                       : std::string(user->second.data(), user->second.size());
+                co_return msg(seen + "@" + call.peer(), m.n());
+              });
+        },
+        [](channel& ch, server&) -> task<> {
+          baton::grpc::call_options opts;
+          opts.metadata.emplace_back("x-user", "ada");
+          Msg with = co_await ch.call<Msg>(unary_method, msg("a", 1), opts);
+          CHECK(with.text().rfind("ada@ipv4:127.0.0.1:", 0) == 0);
+          CHECK(with.n() == 1);
+          Msg without = co_await ch.call<Msg>(unary_method, msg("b", 2));
+          CHECK(without.text().rfind("none@", 0) == 0);
+        },
+        mode);
+  });
+}
+
+TEST_CASE("a unary handler refuses a call by its metadata: the caller gets the handler's status") {
+  in_each_mode([](server_options mode) -> task<> {
+    int served = 0;
+    co_await with_server(
+        [&served](server& s) {
+          s.add_unary<Msg, Msg>(
+              unary_method, [&served](Msg m, const ::grpc::ServerContext& call) -> task<Msg> {
+                auto token = call.client_metadata().find("authorization");
+                if (token == call.client_metadata().end() || token->second != "Bearer right") {
+                  throw status_error(StatusCode::UNAUTHENTICATED, "no valid token");
+                }
+                ++served;
+                co_return m;
+              });
+        },
+        [&served](channel& ch, server&) -> task<> {
+          baton::grpc::call_options wrong;
+          wrong.metadata.emplace_back("authorization", "Bearer wrong");
+          CHECK(co_await status_of(ch.call<Msg>(unary_method, msg("x"), wrong)) ==
+                StatusCode::UNAUTHENTICATED);
+          CHECK(co_await status_of(ch.call<Msg>(unary_method, msg("x"))) ==
+                StatusCode::UNAUTHENTICATED);
+          CHECK(served == 0);
+          baton::grpc::call_options right;
+          right.metadata.emplace_back("authorization", "Bearer right");
+          CHECK((co_await ch.call<Msg>(unary_method, msg("y", 7), right)).n() == 7);
+          CHECK(served == 1);
+        },
+        mode);
+  });
+}
+
 TEST_CASE("a server-streaming handler's writes arrive in order and then the stream ends") {
   in_each_mode([](server_options mode) -> task<> {
     co_await with_server(
@@ -340,6 +399,45 @@ TEST_CASE("a handler's status_error, or any other exception, is the status the c
           } catch (const status_error& e) {
             CHECK(e.code() == StatusCode::UNKNOWN);
             CHECK(e.message().find("not a std::exception") != std::string::npos);
+          }
+        },
+        mode);
+  });
+}
+
+TEST_CASE("a status_error's binary details reach the caller byte for byte, from any kind") {
+  in_each_mode([](server_options mode) -> task<> {
+    static const std::string details("\x08\x09\x00\xfe{\"retry\":1}", 15);
+    co_await with_server(
+        [](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [](Msg) -> task<Msg> {
+            throw status_error(StatusCode::RESOURCE_EXHAUSTED, "busy", details);
+            co_return Msg();
+          });
+          s.add_bidi<Msg, Msg>(bidi_method, [](server_stream<Msg, Msg>& st) -> task<> {
+            (void)co_await st.read();
+            throw status_error(StatusCode::ABORTED, "conflict", details + details);
+          });
+        },
+        [](channel& ch, server&) -> task<> {
+          try {
+            (void)co_await ch.call<Msg>(unary_method, msg("x"));
+            FAIL("the call succeeded");
+          } catch (const status_error& e) {
+            CHECK(e.code() == StatusCode::RESOURCE_EXHAUSTED);
+            CHECK(e.details() == details);
+          }
+          auto call = co_await ch.open<Msg, Msg>(bidi_method);
+          co_await call.write(msg("a"));
+          co_await call.writes_done();
+          try {
+            while (co_await call.read()) {
+            }
+            co_await call.finish();
+            FAIL("the call succeeded");
+          } catch (const status_error& e) {
+            CHECK(e.code() == StatusCode::ABORTED);
+            CHECK(e.details() == details + details);
           }
         },
         mode);

@@ -14,6 +14,17 @@ TEST_CASE("a client's status_error names the method, the code and the message") 
   CHECK(std::string(e.what()) == "baton: grpc /demo.Users/Lookup: DEADLINE_EXCEEDED: too slow");
   CHECK(e.code() == StatusCode::DEADLINE_EXCEEDED);
   CHECK(e.message() == "too slow");
+  CHECK(e.details().empty());
+}
+
+TEST_CASE("a status's binary details survive both constructors byte for byte") {
+  const std::string details("\x08\x05\x00\xff rich", 9);
+  status_error server_side(StatusCode::FAILED_PRECONDITION, "stale", details);
+  CHECK(server_side.details() == details);
+  CHECK(server_side.status().error_details() == details);
+  status_error client_side("/demo.Notes/Put", server_side.status());
+  CHECK(client_side.details() == details);
+  CHECK(client_side.code() == StatusCode::FAILED_PRECONDITION);
 }
 
 TEST_CASE("a handler's status_error becomes the status it ends its call with") {

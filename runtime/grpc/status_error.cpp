@@ -2,17 +2,20 @@
 // status_error's messages and the names of gRPC's status codes.
 #include <baton/grpc/status_error.hpp>
 
+#include <utility>
+
 namespace baton::grpc {
 
-status_error::status_error(::grpc::StatusCode code, const std::string& message)
-    : std::runtime_error(message), code_(code), message_(message) {}
+status_error::status_error(::grpc::StatusCode code, const std::string& message, std::string details)
+    : std::runtime_error(message), code_(code), message_(message), details_(std::move(details)) {}
 
 status_error::status_error(std::string_view method, const ::grpc::Status& status)
     : std::runtime_error("baton: grpc " + std::string(method) + ": " +
                          std::string(code_name(status.error_code())) + ": " +
                          status.error_message()),
       code_(status.error_code()),
-      message_(status.error_message()) {}
+      message_(status.error_message()),
+      details_(status.error_details()) {}
 
 std::string_view code_name(::grpc::StatusCode code) noexcept {
   switch (code) {

@@ -7,7 +7,9 @@
 //   full method name (`/package.Service/Method`) before start(); Request and Response are
 //   protobuf messages. A handler is a callable returning a task (the server keeps it, so a
 //   coroutine lambda's captures stay valid while the server lives):
-//     unary             task<Response>(Request)
+//     unary             task<Response>(Request), or task<Response>(Request, const
+//                       ::grpc::ServerContext&) to see the call (peer(), client_metadata(),
+//                       auth_context()); the reference is valid until the handler's task ends
 //     server streaming  task<>(Request, server_stream<Request, Response>&)    write() each reply
 //     client streaming  task<Response>(server_stream<Request, Response>&)    read() to nullopt
 //     bidi              task<>(server_stream<Request, Response>&)            read() and write()
@@ -81,6 +83,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -157,11 +160,19 @@ class server {
 
   template <class Request, class Response, class F>
   void add_unary(std::string method, F handler) {
+    constexpr bool sees_call = std::is_invocable_v<const F&, Request, const ::grpc::ServerContext&>;
+    static_assert(sees_call || std::is_invocable_v<const F&, Request>,
+                  "baton::grpc::server::add_unary: the handler must be callable as "
+                  "h(Request) or h(Request, const ::grpc::ServerContext&), returning a task");
     add(std::move(method), detail::call_kind::unary,
         [h = std::move(handler)](
             detail::server_call& c) -> task<std::optional<detail::message_bytes>> {
           auto req = detail::take_request_message<Request>(c);
-          co_return detail::serialize_message(co_await h(std::move(req)));
+          if constexpr (sees_call) {
+            co_return detail::serialize_message(co_await h(std::move(req), c.context()));
+          } else {
+            co_return detail::serialize_message(co_await h(std::move(req)));
+          }
         });
   }
   template <class Request, class Response, class F>
