@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <future>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -133,6 +134,42 @@ TEST_CASE("cancelling a task whose call goes through the poller cancels the RPC 
     caller.cancel();
     CHECK_THROWS_AS((void)co_await caller, baton::cancelled_error);
     co_await baton::to_thread([&] { cancelled.get_future().wait(); });
+  });
+}
+
+TEST_CASE("a stream that outlives its poller ends with UNAVAILABLE, its call cancelled") {
+  std::promise<void> ended;  // the server's handler saw the call end
+  server_elsewhere backend([&](server& s) {
+    s.add_bidi<Msg, Msg>(bidi_method, [&](server_stream<Msg, Msg>& st) -> task<> {
+      try {
+        while (auto m = co_await st.read()) co_await st.write(*m);
+      } catch (...) {
+        ended.set_value();
+        throw;
+      }
+      ended.set_value();
+    });
+  });
+  run_task([&]() -> task<> {
+    channel ch(backend.connect());
+    std::optional<baton::grpc::client_stream<Msg, Msg>> call;
+    {
+      loop_poller poller;
+      REQUIRE(poller.active());
+      call.emplace(co_await ch.open<Msg, Msg>(bidi_method));
+      co_await call->write(msg("a", 1));
+      CHECK((co_await call->read())->n() == 1);
+    }  // the poller's queue is shut down: gRPC would abort on an operation started on it
+    CHECK(co_await call->read() == std::nullopt);
+    try {
+      co_await call->write(msg("b", 2));
+      FAIL("the write succeeded");
+    } catch (const status_error& e) {
+      CHECK(e.code() == StatusCode::UNAVAILABLE);
+      CHECK(e.message().find("queue") != std::string::npos);
+    }
+    CHECK_THROWS_AS(co_await call->finish(), status_error);
+    co_await baton::to_thread([&] { ended.get_future().wait(); });  // cancelled, not left open
   });
 }
 

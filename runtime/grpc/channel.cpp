@@ -41,4 +41,10 @@ channel::~channel() {
   return q;
 }
 
+::grpc::CompletionQueue& channel::stream_queue(std::shared_ptr<detail::queue_lease>& lease) {
+  ::grpc::CompletionQueue& q = detail::queue_for_stream(cq_, lease);
+  if (&q == &cq_) std::call_once(poller_started_, [this] { poller_.emplace(cq_); });
+  return q;
+}
+
 }  // namespace baton::grpc

@@ -45,6 +45,17 @@ bool on_polling_thread() noexcept { return polling_here; }
   return q != nullptr && q->takes_calls() ? q->queue() : routed;
 }
 
+::grpc::CompletionQueue& queue_for_stream(::grpc::CompletionQueue& routed,
+                                          std::shared_ptr<queue_lease>& lease) {
+  loop_queue* q = attached_here;
+  if (q != nullptr && q->takes_calls()) {
+    lease = q->lease();
+    return q->queue();
+  }
+  lease.reset();
+  return routed;
+}
+
 // ---------------------------------------------------------------------------------------------
 // loop_queue
 
@@ -56,12 +67,14 @@ loop_queue::~loop_queue() = default;
 bool loop_queue::attach() {
   if (!baton::detail::set_park_hook(this)) return false;
   attached_here = this;
+  lease_->thread = std::this_thread::get_id();
   return true;
 }
 
 void loop_queue::detach() noexcept {
   (void)baton::detail::set_park_hook(nullptr);  // under the gate lock: no wake() after this
   attached_here = nullptr;
+  lease_->open.store(false, std::memory_order_relaxed);  // read on this thread only
 }
 
 void loop_queue::take(gpr_timespec deadline) noexcept {

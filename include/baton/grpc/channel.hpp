@@ -26,7 +26,13 @@
 //                 the channel's receive bound, the server's own codes); write()
 //                 throws the call's status_error when the call has ended; cancelled_error when
 //                 the calling task is cancelled; baton::runtime_error on misuse (two reads or
-//                 two writes pending at once, use after finish()).
+//                 two writes pending at once, use after finish()). A client_stream opened
+//                 on a loop that polls a queue of its own rides that queue for its whole life;
+//                 once the queue is shut down (the polling server's serve() returned, the
+//                 loop_poller was destroyed) the call is cancelled at its next operation:
+//                 read() gives nullopt, write(), writes_done() and finish() throw
+//                 status_error(UNAVAILABLE). Such a stream is used from its loop only
+//                 (baton::runtime_error from another thread).
 //   Cancellation: cancelling the calling task cancels the RPC itself (the server sees
 //                 CANCELLED and its handler is cancelled); a client_stream destroyed before
 //                 finish() cancels its call.
@@ -60,6 +66,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -116,6 +123,11 @@ class client_stream {
   /// Sends one request; the call's status_error when it has ended (finish() is done for you).
   [[nodiscard]] task<> write(const Request& r) {
     call_state& s = state();
+    if (queue_gone(s)) {
+      co_await finish();  // throws the status the call ended with
+      throw status_error(s.method, ::grpc::Status(::grpc::StatusCode::INTERNAL,
+                                                  "the call ended with OK before this write"));
+    }
     if (s.writing.exchange(true)) {
       throw runtime_error("baton: grpc client_stream: a write is already pending");
     }
@@ -137,12 +149,17 @@ class client_stream {
   /// Tells the server no more requests come.
   [[nodiscard]] task<> writes_done() {
     call_state& s = state();
+    if (queue_gone(s)) {
+      co_await finish();  // throws the status the call ended with
+      co_return;
+    }
     co_await detail::grpc_op([&](void* tag) { s.stream->WritesDone(tag); },
                              [&s] { s.context.TryCancel(); });
   }
   /// The next reply; nullopt when the server has finished sending (then call finish()).
   [[nodiscard]] task<std::optional<Response>> read() {
     call_state& s = state();
+    if (queue_gone(s)) co_return std::nullopt;  // finish() then throws why
     if (s.reading.exchange(true)) {
       throw runtime_error("baton: grpc client_stream: a read is already pending");
     }
@@ -162,7 +179,7 @@ class client_stream {
   /// Waits for the call's status: returns on OK, throws status_error otherwise.
   [[nodiscard]] task<> finish() {
     call_state& s = state();
-    if (!s.finished) {
+    if (!s.finished && !queue_gone(s)) {
       co_await detail::grpc_op([&](void* tag) { s.stream->Finish(&s.status, tag); },
                                [&s] { s.context.TryCancel(); });
       s.finished = true;
@@ -182,8 +199,33 @@ class client_stream {
     bool finished = false;
     std::atomic<bool> reading{false};
     std::atomic<bool> writing{false};
+    // Set when the call rides a loop's own queue (a polling server's or a loop_poller's),
+    // which may shut down while the call lives: checked before each operation.
+    std::shared_ptr<detail::queue_lease> lease;
   };
   explicit client_stream(std::unique_ptr<call_state> s) noexcept : state_(std::move(s)) {}
+  /// True once the loop's queue the call rides has shut down: no operation may start on it any
+  /// more, so the call is cancelled and ends with UNAVAILABLE (finished, with that status).
+  /// baton::runtime_error when a call on a loop's queue is used from another thread.
+  static bool queue_gone(call_state& s) {
+    if (!s.lease) return false;
+    if (s.lease->open.load(std::memory_order_relaxed)) {
+      if (s.lease->thread != std::this_thread::get_id()) {
+        throw runtime_error(
+            "baton: grpc client_stream: a call opened on a loop that polls its gRPC queue is "
+            "used from another thread");
+      }
+      return false;
+    }
+    if (!s.finished) {
+      s.context.TryCancel();
+      s.status = ::grpc::Status(::grpc::StatusCode::UNAVAILABLE,
+                                "baton: the loop's gRPC queue this call rode has shut down (a "
+                                "polling server's serve() returned, or its loop_poller is gone)");
+      s.finished = true;
+    }
+    return true;
+  }
   call_state& state() const {
     if (!state_) throw runtime_error("baton: grpc client_stream used after being moved from");
     return *state_;
@@ -228,7 +270,7 @@ class channel {
     auto& st = *s;
     bool ok = co_await detail::grpc_op(
         [&](void* tag) {
-          st.stream = stub.PrepareCall(&st.context, st.method, &queue());
+          st.stream = stub.PrepareCall(&st.context, st.method, &stream_queue(st.lease));
           st.stream->StartCall(tag);
         },
         [&st] { st.context.TryCancel(); });
@@ -262,6 +304,8 @@ class channel {
   /// The queue a call started now goes to: the running loop's loop_queue when it takes calls,
   /// else cq_, whose routing thread this starts the first time.
   ::grpc::CompletionQueue& queue();
+  /// queue() for a streaming call, with the loop_queue's lease when it is a loop's.
+  ::grpc::CompletionQueue& stream_queue(std::shared_ptr<detail::queue_lease>& lease);
 
   std::shared_ptr<::grpc::Channel> channel_;
   channel_options options_;

@@ -13,7 +13,9 @@
 //   p.active()       whether the loop polls p's queue.
 //   ~loop_poller()   on the same loop thread: the loop waits in Asio again. No call started
 //                    through p should still be pending: the destructor takes the queue's last
-//                    events itself, so it blocks the loop until such a call ends.
+//                    events itself, so it blocks the loop until such a call ends. A stream
+//                    opened through p and still open is cancelled at its next operation,
+//                    which fails with UNAVAILABLE (channel.hpp).
 //   While p is active the loop waits in gRPC, not in Asio: baton's timers, to_thread,
 //   loop_handle and tasks woken from other threads are as prompt as ever, but what only Asio's
 //   wait notices (sockets, signal_set, plain Asio timers) may be seen up to 5 ms late.

@@ -47,7 +47,10 @@
 //   plain Asio timers on the loop may be seen up to 5 ms late, so a loop serving those keeps
 //   the default (a routing thread). A loop of several threads, or one already polling another
 //   server's queue, keeps the routing thread too (polled_by_loop() says which). serve() then
-//   also waits for the loop's calls still pending on that queue.
+//   also waits for the loop's calls still pending on that queue; a client stream the loop
+//   opened and keeps open past serve()'s return ends with UNAVAILABLE at its next operation
+//   (channel.hpp), so a loop that streams to other services while it serves keeps those
+//   streams within serve()'s life or uses another loop.
 //   The server must outlive serve(); destroying a started server whose serve() has not
 //   returned throws nothing but shuts down and waits for the gRPC threads (do not do it on the
 //   serving loop's thread while calls are in flight).

@@ -74,6 +74,20 @@ bool on_polling_thread() noexcept;
 /// takes calls, else `routed` (a channel's own queue and routing thread).
 ::grpc::CompletionQueue& queue_for_calls(::grpc::CompletionQueue& routed) noexcept;
 
+/// What a streaming call keeps of the loop's queue it started on, for its later operations: a
+/// loop_queue closes its lease on detach(), before the queue is shut down, and gRPC aborts the
+/// process on an operation started on a queue that was shut down. So a call checks the lease
+/// before each operation; only the loop's thread may start them (it is the one that closes it).
+struct queue_lease {
+  std::atomic<bool> open{true};
+  std::thread::id thread;  // the loop's
+};
+
+/// queue_for_calls() for a call that starts operations later too: `lease` is set to the
+/// loop_queue's lease when the queue is a loop's, to null when it is `routed`.
+::grpc::CompletionQueue& queue_for_stream(::grpc::CompletionQueue& routed,
+                                          std::shared_ptr<queue_lease>& lease);
+
 /// Takes every event left on a queue that was shut down, completing each, until it is empty.
 void take_remaining(::grpc::CompletionQueue& cq) noexcept;
 
@@ -102,6 +116,7 @@ class loop_queue final : public baton::detail::park_hook {
   void wake() noexcept override;
 
   ::grpc::CompletionQueue& queue() noexcept { return cq_; }
+  const std::shared_ptr<queue_lease>& lease() const noexcept { return lease_; }
   bool takes_calls() const noexcept {
     return takes_calls_.load(std::memory_order_relaxed);  // a hint: see server_state::accepting
   }
@@ -122,6 +137,7 @@ class loop_queue final : public baton::detail::park_hook {
 
   ::grpc::CompletionQueue& cq_;
   const std::atomic<bool>& takes_calls_;
+  std::shared_ptr<queue_lease> lease_ = std::make_shared<queue_lease>();  // closed by detach()
   std::unique_ptr<::grpc::Alarm> alarm_;
   wake_event wake_event_{*this};
   std::atomic<int> state_{running};
