@@ -12,6 +12,7 @@
 
 #include <baton/errors.hpp>
 #include <baton/executor.hpp>
+#include <baton/grpc/health_service.hpp>
 #include <baton/grpc/server.hpp>
 #include <baton/run.hpp>
 #include <baton/sleep.hpp>
@@ -150,6 +151,10 @@ baton::task<void> serve(const options& o, hs::notes_db& db) {
                            .call_time_limit = 10s,
                            .max_memory_bytes = 128 * 1024 * 1024});
   add_methods(srv, db);
+  // grpc.health.v1 for probes and load balancers: the database is open by now, and a SIGTERM's
+  // shutdown turns it NOT_SERVING for the two seconds of grace.
+  baton::grpc::health_service health(srv);
+  health.set("notes.Notes", true);
   srv.start();
   const std::string host = o.listen.substr(0, o.listen.rfind(':'));
   spdlog::info("listening on {}:{}", host, srv.port());

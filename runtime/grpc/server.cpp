@@ -237,6 +237,9 @@ struct server_state {
 
   std::mutex shutdown_mutex;
   bool shutdown_requested = false;  // under shutdown_mutex
+  // What server::at_shutdown() registered (the health service's drain): run as shutdown
+  // starts, before the grace period. Written before start() only.
+  std::vector<std::function<void()>> shutdown_hooks;
   // Under shutdown_mutex: the thread can set `finished` before request_shutdown() has stored
   // it here, so whoever joins it takes it under the mutex (join_shutdown_thread()).
   std::thread shutdown_thread;
@@ -278,6 +281,7 @@ struct server_state {
     shutdown_requested = true;
     accepting.store(false);
     limits.stop();
+    for (auto& hook : shutdown_hooks) hook();
     if (in_flight.load() == 0) drained.set();
     auto deadline = std::chrono::system_clock::now() +
                     std::chrono::duration_cast<std::chrono::system_clock::duration>(grace);
@@ -673,6 +677,13 @@ void server::add(std::string method, detail::call_kind kind, detail::method_body
            .second) {
     throw runtime_error("baton: grpc server: " + method + " is registered twice");
   }
+}
+
+void server::at_shutdown(std::function<void()> hook) {
+  if (state_->server) {
+    throw runtime_error("baton: grpc server: add a shutdown step before start()");
+  }
+  state_->shutdown_hooks.push_back(std::move(hook));
 }
 
 void server::start() {

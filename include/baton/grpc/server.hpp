@@ -83,6 +83,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -219,7 +220,12 @@ class server {
   void shutdown(std::chrono::steady_clock::duration grace = {});
 
  private:
+  friend class health_service;
+
   void add(std::string method, detail::call_kind kind, detail::method_body body);
+  /// Runs `hook` once, on the thread that starts the shutdown, as it starts (before the grace
+  /// period); register before start().
+  void at_shutdown(std::function<void()> hook);
 
   std::unique_ptr<detail::server_state> state_;
 };
