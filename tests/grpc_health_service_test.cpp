@@ -45,6 +45,16 @@ struct check_result {
   reply::serving_status status = reply::UNKNOWN;
 };
 
+template <class Call>
+task<StatusCode> status_of(Call call) {
+  try {
+    (void)co_await std::move(call);
+  } catch (const status_error& e) {
+    co_return e.code();
+  }
+  co_return StatusCode::OK;
+}
+
 task<check_result> check(channel& ch, std::string service) {
   check_result out;
   try {
@@ -256,6 +266,33 @@ TEST_CASE("the health service outlives its object; made after start() it is refu
         [](channel& ch, server& s) -> task<> {
           CHECK((co_await check(ch, "kept")).status == reply::NOT_SERVING);
           CHECK_THROWS_AS(health_service late(s), baton::runtime_error);
+        },
+        mode);
+  });
+}
+
+TEST_CASE("check_health asks a server as a client: serving, not serving, unknown, none there") {
+  in_each_mode([](server_options mode) -> task<> {
+    std::optional<health_service> health;
+    co_await with_server(
+        [&health](server& s) {
+          health.emplace(s);
+          health->set("up", true);
+          health->set("down", false);
+        },
+        [](channel& ch, server&) -> task<> {
+          CHECK(co_await baton::grpc::check_health(ch, "") == serving_status::serving);
+          CHECK(co_await baton::grpc::check_health(ch, "up") == serving_status::serving);
+          CHECK(co_await baton::grpc::check_health(ch, "down") == serving_status::not_serving);
+          CHECK(co_await status_of(baton::grpc::check_health(ch, "never")) ==
+                StatusCode::NOT_FOUND);
+        },
+        mode);
+    // A server without the health service says UNIMPLEMENTED.
+    co_await with_server(
+        [](server&) {},
+        [](channel& ch, server&) -> task<> {
+          CHECK(co_await status_of(baton::grpc::check_health(ch, "")) == StatusCode::UNIMPLEMENTED);
         },
         mode);
   });

@@ -146,4 +146,17 @@ std::optional<serving_status> health_service::status(const std::string& service)
   return it->second ? serving_status::serving : serving_status::not_serving;
 }
 
+task<serving_status> check_health(channel& ch, std::string service) {
+  return check_health(ch, std::move(service), call_options{});
+}
+
+task<serving_status> check_health(channel& ch, std::string service, call_options opts) {
+  health_wire::check_request req;
+  req.set_service(std::move(service));
+  const health_wire::check_reply reply = co_await ch.call<health_wire::check_reply>(
+      "/grpc.health.v1.Health/Check", req, std::move(opts));
+  co_return reply.status() == health_wire::check_reply::SERVING ? serving_status::serving
+                                                                : serving_status::not_serving;
+}
+
 }  // namespace baton::grpc

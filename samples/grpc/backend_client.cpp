@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
-// /backend/notes: the HTTP request's context crosses to the notes backend over gRPC.
+// /backend/notes: the HTTP request's context crosses to the notes backend over gRPC;
+// /backend/ready: the backend's health check.
 #include "backend_client.hpp"
 
 #include "../http/context.hpp"
@@ -7,6 +8,7 @@
 
 #include <baton/grpc/call_context.hpp>
 #include <baton/grpc/channel.hpp>
+#include <baton/grpc/health_service.hpp>
 #include <baton/spdlog.hpp>
 #include <baton/trace_context.hpp>
 
@@ -93,12 +95,30 @@ baton::task<response> list() {
   co_return json_response(http::status::ok, notes);
 }
 
+/// Whether the backend says its notes service is serving (its gRPC health check, within a
+/// second): what a readiness probe of this service asks before sending it traffic.
+baton::task<response> ready() {
+  baton::grpc::call_options opts;
+  opts.timeout = std::chrono::seconds(1);
+  try {
+    if (co_await baton::grpc::check_health(*backend, "notes.Notes", opts) ==
+        baton::grpc::serving_status::serving) {
+      co_return text_response(http::status::ok, "ready\n");
+    }
+    co_return error_response(http::status::service_unavailable, "backend not serving");
+  } catch (const baton::grpc::status_error& e) {
+    co_return error_response(http::status::service_unavailable,
+                             "backend unavailable: " + e.message());
+  }
+}
+
 }  // namespace
 
 void use_backend(const std::string& address) {
   backend = std::make_unique<baton::grpc::channel>(
       ::grpc::CreateChannel(address, ::grpc::InsecureChannelCredentials()));
   extra_route = [](const incoming& in) -> std::optional<baton::task<response>> {
+    if (in.path == "/backend/ready" && in.req.method() == http::verb::get) return ready();
     if (in.path != "/backend/notes") return std::nullopt;
     if (in.req.method() == http::verb::post) return add(in);
     if (in.req.method() == http::verb::get) return list();

@@ -10,6 +10,8 @@
 //   POST /backend/notes[?work_ms=N]   stores the body as a note of the user in the backend;
 //                          201 {"id", "request_id", "trace_id"} with what the backend saw.
 //   GET  /backend/notes    the user's notes from the backend.
+//   GET  /backend/ready    200 "ready" when the backend's health check says notes.Notes is
+//                          serving, else 503 saying why (not serving, or unreachable).
 // Every call carries the request's trace (its span as the backend's parent), its baggage plus
 // request_id=<the request id>, and its deadline (the HTTP edge's budget): when the budget runs
 // out the HTTP request ends with 504 and the backend's handler is cancelled. A backend that

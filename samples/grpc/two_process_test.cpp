@@ -219,6 +219,7 @@ struct results {
   std::vector<std::optional<std::int64_t>> acknowledged;
   bool deadline_ok = false;
   bool kill_ok = false;
+  bool ready_ok = false;
 };
 
 baton::task<results> drive(server& srv, backend_process& backend, const fs::path& dir,
@@ -241,6 +242,10 @@ baton::task<results> drive(server& srv, backend_process& backend, const fs::path
                  res.result_int(), cancelled_there ? "yes" : "no");
   }
 
+  // The backend's health check says it serves, through the HTTP service's readiness endpoint.
+  scenario_id probe{"ready-1", "rita", baton::trace_parent::generate(1)};
+  auto up = co_await fetch(ep, make(http::verb::get, "/backend/ready", probe));
+
   // Killing the backend mid-request gives the client a clear error.
   scenario_id doomed{"kill-1", "kim", baton::trace_parent::generate(1)};
   auto in_flight = baton::spawn(fetch(
@@ -253,6 +258,16 @@ baton::task<results> drive(server& srv, backend_process& backend, const fs::path
   if (!r.kill_ok) {
     std::fprintf(stderr, "two-process: kill: arrived %s, HTTP %u %s\n", arrived ? "yes" : "no",
                  killed.result_int(), killed.body().c_str());
+  }
+  // And with the backend gone, the service is not ready.
+  scenario_id after_kill{"ready-2", "rita", baton::trace_parent::generate(1)};
+  auto down = co_await fetch(ep, make(http::verb::get, "/backend/ready", after_kill));
+  r.ready_ok = up.result() == http::status::ok &&
+               down.result() == http::status::service_unavailable &&
+               down.body().find("backend unavailable") != std::string::npos;
+  if (!r.ready_ok) {
+    std::fprintf(stderr, "two-process: ready: HTTP %u before the kill, %u %s after\n",
+                 up.result_int(), down.result_int(), down.body().c_str());
   }
   srv.stop();
   co_return r;
@@ -326,9 +341,10 @@ int run_two_process_test(int requests, unsigned threads, const std::string& back
       }
     }
     mismatched = requests - ok;
-    status = mismatched == 0 && r.deadline_ok && r.kill_ok ? 0 : 1;
-    std::fprintf(stderr, "two-process: deadline check %s, kill check %s\n",
-                 r.deadline_ok ? "ok" : "FAILED", r.kill_ok ? "ok" : "FAILED");
+    status = mismatched == 0 && r.deadline_ok && r.kill_ok && r.ready_ok ? 0 : 1;
+    std::fprintf(stderr, "two-process: deadline check %s, kill check %s, ready check %s\n",
+                 r.deadline_ok ? "ok" : "FAILED", r.kill_ok ? "ok" : "FAILED",
+                 r.ready_ok ? "ok" : "FAILED");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "two-process: %s\n", e.what());
   }

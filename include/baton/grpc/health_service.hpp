@@ -28,6 +28,14 @@
 //                  destroyed before the server; set() then has no object to call.
 //   Thread-safety: set() and status() from any thread, at once.
 //
+//   check_health(ch, service[, opts])  the client's side: asks the server behind `ch` (any
+//                  gRPC server with the health service, baton's or not) about `service` ("":
+//                  the whole server) with Check; serving only for SERVING, not_serving for any
+//                  other answer. A call like any (channel.hpp): the caller's context and
+//                  deadline go with it; status_error when it fails (NOT_FOUND: a service the
+//                  server never set; UNIMPLEMENTED: no health service there; UNAVAILABLE: no
+//                  server).
+//
 // Example:
 //   baton::grpc::server srv({.addresses = {"0.0.0.0:50051"}});
 //   baton::grpc::health_service health(srv);
@@ -35,6 +43,9 @@
 //   ...
 //   health.set("notes.Notes", true);
 //   co_await srv.serve();                      // shutdown() turns both NOT_SERVING first
+
+#include <baton/grpc/channel.hpp>
+#include <baton/task.hpp>
 
 #include <memory>
 #include <optional>
@@ -62,5 +73,10 @@ class health_service {
  private:
   std::shared_ptr<detail::health_table> table_;  // shared with the handlers and the drain
 };
+
+// Two overloads, no default argument: see channel.hpp (g++ 12 and co_await).
+[[nodiscard]] task<serving_status> check_health(channel& ch, std::string service);
+[[nodiscard]] task<serving_status> check_health(channel& ch, std::string service,
+                                                call_options opts);
 
 }  // namespace baton::grpc
