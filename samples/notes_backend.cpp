@@ -144,12 +144,15 @@ baton::task<void> serve(const options& o, hs::notes_db& db) {
   // flight, none longer than the edge's longest deadline, messages no larger than a few of its
   // 64 KiB bodies, and gRPC's buffers for all connections within 1024 such calls twice over
   // (a message's prefix may declare up to 4 GiB: max_memory_bytes is what stops that one).
+  // A caller that vanishes without closing is found by a ping within 40 s.
   baton::grpc::server srv({.addresses = {o.listen},
                            .max_message_bytes = 256 * 1024,
                            .poll_on_loop = true,
                            .max_calls = 1024,
                            .call_time_limit = 10s,
-                           .max_memory_bytes = 128 * 1024 * 1024});
+                           .max_memory_bytes = 128 * 1024 * 1024,
+                           .keepalive_time = 30s,
+                           .keepalive_timeout = 10s});
   add_methods(srv, db);
   // grpc.health.v1 for probes and load balancers: the database is open by now, and a SIGTERM's
   // shutdown turns it NOT_SERVING for the two seconds of grace.

@@ -831,12 +831,18 @@ TEST_CASE("a negative call_time_limit is refused at start()") {
   });
 }
 
-TEST_CASE("a connection_idle_limit gRPC cannot hold is refused at start()") {
+TEST_CASE("a connection_idle_limit or keepalive gRPC cannot hold is refused at start()") {
   run_task([]() -> task<> {
     for (const auto limit : {std::chrono::steady_clock::duration(-1ms),
                              std::chrono::steady_clock::duration(std::chrono::hours(24 * 30))}) {
-      server srv({.addresses = {"127.0.0.1:0"}, .connection_idle_limit = limit});
-      CHECK_THROWS_WITH_AS(srv.start(), doctest::Contains("connection_idle_limit"),
+      server idle({.addresses = {"127.0.0.1:0"}, .connection_idle_limit = limit});
+      CHECK_THROWS_WITH_AS(idle.start(), doctest::Contains("connection_idle_limit"),
+                           baton::runtime_error);
+      server pings({.addresses = {"127.0.0.1:0"}, .keepalive_time = limit});
+      CHECK_THROWS_WITH_AS(pings.start(), doctest::Contains("keepalive_time"),
+                           baton::runtime_error);
+      server answers({.addresses = {"127.0.0.1:0"}, .keepalive_timeout = limit});
+      CHECK_THROWS_WITH_AS(answers.start(), doctest::Contains("keepalive_timeout"),
                            baton::runtime_error);
     }
     co_return;

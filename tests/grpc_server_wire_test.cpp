@@ -378,6 +378,35 @@ TEST_CASE("connection_idle_limit closes connections that never make a call, call
   });
 }
 
+TEST_CASE("keepalive finds a client that stops answering mid-call and cancels its handler") {
+  in_each_mode([](server_options mode) -> task<> {
+    mode.keepalive_time = 200ms;
+    mode.keepalive_timeout = 200ms;
+    stream_outcome seen;
+    int ran = 0;
+    co_await with_server(
+        [&](server& s) {
+          reading_handler(seen)(s);
+          counting_echo(ran)(s);
+        },
+        [&](channel& ch, server& s) -> task<> {
+          // A client stream opened, no message sent (no data, so the server's first ping is a
+          // keepalive), the server's settings answered; then the client reads nothing more,
+          // as a host that vanished would, but keeps its socket open.
+          auto c = co_await h2::connection::open(s.port());
+          co_await c.acknowledge_settings();
+          co_await c.send(open_stream(client_stream_method));
+          co_await seen.done.wait();  // the unanswered ping closed the connection
+          CHECK(seen.cut);
+          CHECK_FALSE(seen.whole);
+          CHECK(seen.texts.empty());
+          CHECK((co_await ch.call<Msg>(unary_method, msg("after", 12))).n() == 12);
+          CHECK(ran == 1);
+        },
+        mode);
+  });
+}
+
 TEST_CASE("fifty hostile clients at once beside fifty proper calls: each proper call served") {
   in_each_mode([](server_options mode) -> task<> {
     mode.max_message_bytes = 1024;

@@ -701,12 +701,18 @@ void server::start() {
   if (s.options.call_time_limit < std::chrono::steady_clock::duration::zero()) {
     throw runtime_error("baton: grpc server: call_time_limit is negative");
   }
-  const auto idle_ms =
-      std::chrono::ceil<std::chrono::milliseconds>(s.options.connection_idle_limit).count();
-  if (idle_ms < 0 || idle_ms > std::numeric_limits<int>::max()) {
-    throw runtime_error(
-        "baton: grpc server: connection_idle_limit is negative or over INT_MAX milliseconds");
-  }
+  // gRPC takes these as int milliseconds.
+  const auto as_ms = [](std::chrono::steady_clock::duration d, const char* name) {
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(d).count();
+    if (ms < 0 || ms > std::numeric_limits<int>::max()) {
+      throw runtime_error(std::string("baton: grpc server: ") + name +
+                          " is negative or over INT_MAX milliseconds");
+    }
+    return static_cast<int>(ms);
+  };
+  const int idle_ms = as_ms(s.options.connection_idle_limit, "connection_idle_limit");
+  const int keepalive_ms = as_ms(s.options.keepalive_time, "keepalive_time");
+  const int keepalive_timeout_ms = as_ms(s.options.keepalive_timeout, "keepalive_timeout");
   s.loop_gate = baton::detail::gate_of_running_loop();
   ::grpc::ServerBuilder builder;
   auto credentials =
@@ -718,8 +724,10 @@ void server::start() {
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
                              static_cast<int>(s.options.max_metadata_bytes));
   builder.SetMaxReceiveMessageSize(static_cast<int>(s.options.max_message_bytes));
-  if (idle_ms > 0) {
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, static_cast<int>(idle_ms));
+  if (idle_ms > 0) builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, idle_ms);
+  if (keepalive_ms > 0) builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, keepalive_ms);
+  if (keepalive_timeout_ms > 0) {
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, keepalive_timeout_ms);
   }
   if (s.options.max_memory_bytes != 0) {
     ::grpc::ResourceQuota quota("baton grpc server");

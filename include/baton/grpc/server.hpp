@@ -15,7 +15,8 @@
 //     bidi              task<>(server_stream<Request, Response>&)            read() and write()
 //   start() builds and starts the gRPC server on the options' addresses (runtime_error when
 //   one cannot be bound, when max_metadata_bytes or max_message_bytes is over INT_MAX, when
-//   call_time_limit is negative, or connection_idle_limit negative or over INT_MAX ms);
+//   call_time_limit is negative, or connection_idle_limit, keepalive_time or keepalive_timeout
+//   negative or over INT_MAX ms);
 //   port() tells which port an address with port 0 got.
 //   Bounds: what one call holds in baton's hands is its metadata (at most max_metadata_bytes,
 //   larger calls are refused) and one message at a time (at most max_message_bytes, a larger
@@ -130,6 +131,13 @@ struct server_options {
   // reconnects for its next call): what bounds clients that connect and never call. Zero:
   // connections stay open (gRPC's own). At most INT_MAX milliseconds.
   std::chrono::steady_clock::duration connection_idle_limit = {};
+  // How often the server pings a connection (gRPC's keepalive), and how long it waits for the
+  // answer before it closes the connection and cancels its calls: what finds a client that
+  // vanished without closing (a host gone, a NAT entry dropped), whose calls would otherwise
+  // run until their deadline, or for ever. Zero: gRPC's own (2 hours, 20 seconds). Each at
+  // most INT_MAX milliseconds.
+  std::chrono::steady_clock::duration keepalive_time = {};
+  std::chrono::steady_clock::duration keepalive_timeout = {};
 };
 
 /// The call as a streaming handler sees it.
