@@ -143,15 +143,11 @@ TEST_CASE("Watch: the status now, SERVICE_UNKNOWN for a service never set, then 
 
 TEST_CASE("shutdown drains: watchers see NOT_SERVING and end while calls in flight go on") {
   in_each_mode([](server_options mode) -> task<> {
-    baton::event entered, release;
+    held_call held;
     server srv(mode);
     health_service health(srv);
     health.set("notes.Notes", true);
-    srv.add_unary<Msg, Msg>(unary_method, [&](Msg m) -> task<Msg> {
-      entered.set();
-      co_await release.wait();
-      co_return m;
-    });
+    srv.add_unary<Msg, Msg>(unary_method, [&held](Msg m) { return held(std::move(m)); });
     srv.start();
     auto serving = baton::spawn(srv.serve());
     channel ch(baton_test::connect(srv));
@@ -160,7 +156,7 @@ TEST_CASE("shutdown drains: watchers see NOT_SERVING and end while calls in flig
     CHECK(co_await whole.next() == reply::SERVING);
     CHECK(co_await notes.next() == reply::SERVING);
     auto in_flight = baton::spawn(ch.call<Msg>(unary_method, msg("x", 3)));
-    co_await entered.wait();
+    co_await held.entered.wait();
 
     srv.shutdown(std::chrono::hours(1));  // the drain comes first, not after the grace
     CHECK(co_await whole.next() == reply::NOT_SERVING);
@@ -174,7 +170,7 @@ TEST_CASE("shutdown drains: watchers see NOT_SERVING and end while calls in flig
     CHECK(health.status("notes.Notes") == serving_status::not_serving);
 
     CHECK_FALSE(serving.done());  // the call in flight holds serve(), uncancelled
-    release.set();
+    held.release.set();
     CHECK((co_await in_flight).n() == 3);
     co_await serving;
   });
@@ -182,16 +178,12 @@ TEST_CASE("shutdown drains: watchers see NOT_SERVING and end while calls in flig
 
 TEST_CASE("a hundred watchers under flips from another thread see no repeat and end drained") {
   in_each_mode([](server_options mode) -> task<> {
-    baton::event entered, release;
+    held_call held;
     server srv(mode);
     health_service health(srv);
     // A call held open until the watchers are read: serve() cannot return before, so with
     // poll_on_loop the queue the watchers' calls ride outlives them.
-    srv.add_unary<Msg, Msg>(unary_method, [&](Msg m) -> task<Msg> {
-      entered.set();
-      co_await release.wait();
-      co_return m;
-    });
+    srv.add_unary<Msg, Msg>(unary_method, [&held](Msg m) { return held(std::move(m)); });
     srv.start();
     auto serving = baton::spawn(srv.serve());
     channel ch(baton_test::connect(srv));
@@ -199,7 +191,7 @@ TEST_CASE("a hundred watchers under flips from another thread see no repeat and 
     for (const auto& s : services) health.set(s, true);
 
     auto holder = baton::spawn(ch.call<Msg>(unary_method, msg("hold", 1)));
-    co_await entered.wait();
+    co_await held.entered.wait();
     std::vector<watcher> watchers;
     for (int i = 0; i < 100; ++i) {
       watchers.push_back(co_await watcher::open(ch, services[i % services.size()]));
@@ -221,7 +213,7 @@ TEST_CASE("a hundred watchers under flips from another thread see no repeat and 
       for (std::size_t i = 1; i < seen.size(); ++i) CHECK(seen[i] != seen[i - 1]);
       CHECK(co_await w.ending() == StatusCode::UNAVAILABLE);
     }
-    release.set();
+    held.release.set();
     CHECK((co_await holder).n() == 1);
     co_await serving;
   });

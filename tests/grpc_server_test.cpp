@@ -706,20 +706,16 @@ TEST_CASE("shutdown from another thread with no call in flight lets serve return
 
 TEST_CASE("a call in flight at shutdown finishes normally within the grace period") {
   in_each_mode([](server_options mode) -> task<> {
-    baton::event entered, release;
+    held_call held;
     server srv(mode);
-    srv.add_unary<Msg, Msg>(unary_method, [&](Msg m) -> task<Msg> {
-      entered.set();
-      co_await release.wait();
-      co_return m;
-    });
+    srv.add_unary<Msg, Msg>(unary_method, [&held](Msg m) { return held(std::move(m)); });
     srv.start();
     auto serving = baton::spawn(srv.serve());
     channel ch(baton_test::connect(srv));
     auto call = baton::spawn(ch.call<Msg>(unary_method, msg("late", 7)));
-    co_await entered.wait();
+    co_await held.entered.wait();
     srv.shutdown(60s);
-    release.set();
+    held.release.set();
     Msg r = co_await call;
     CHECK(r.n() == 7);
     co_await serving;

@@ -52,6 +52,15 @@ bool call_ended(h2::stream_end e) {
   return e == h2::stream_end::trailers || e == h2::stream_end::reset;
 }
 
+/// A with_server() setup: reading_handler on client_stream_method, counting_echo on
+/// unary_method (the proper call a test makes after the hostile one).
+auto reading_and_counting(stream_outcome& seen, int& ran) {
+  return [&seen, &ran](server& s) {
+    reading_handler(seen)(s);
+    counting_echo(ran)(s);
+  };
+}
+
 /// Sends `bytes` on a new connection to `s` and waits for stream 1 (or the connection) to end.
 task<h2::stream_end> exchange(server& s, std::string bytes) {
   auto c = co_await h2::connection::open(s.port());
@@ -329,10 +338,7 @@ TEST_CASE("call_time_limit ends a call whose client stalls in the middle of a me
     stream_outcome seen;
     int ran = 0;
     co_await with_server(
-        [&](server& s) {
-          reading_handler(seen)(s);
-          counting_echo(ran)(s);
-        },
+        reading_and_counting(seen, ran),
         [&](channel&, server& s) -> task<> {
           const std::string whole = serialized(msg("stalled", 6));
           const std::string half = h2::grpc_message(whole).substr(0, 4);
@@ -385,10 +391,7 @@ TEST_CASE("keepalive finds a client that stops answering mid-call and cancels it
     stream_outcome seen;
     int ran = 0;
     co_await with_server(
-        [&](server& s) {
-          reading_handler(seen)(s);
-          counting_echo(ran)(s);
-        },
+        reading_and_counting(seen, ran),
         [&](channel& ch, server& s) -> task<> {
           // A client stream opened, no message sent (no data, so the server's first ping is a
           // keepalive), the server's settings answered; then the client reads nothing more,

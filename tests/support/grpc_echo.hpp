@@ -122,6 +122,19 @@ struct parked {
   }
 };
 
+/// A unary handler that holds its call until `release` is set (`entered` says it started):
+/// what keeps a call in flight, and serve() running, while a test looks at something else.
+struct held_call {
+  baton::event entered;
+  baton::event release;
+
+  baton::task<Msg> operator()(Msg m) {
+    entered.set();
+    co_await release.wait();
+    co_return m;
+  }
+};
+
 /// A with_server() setup: unary_method's handler parks until it is cancelled (`p` says when).
 inline auto parked_unary(parked& p) {
   return [&p](baton::grpc::server& s) {
@@ -193,6 +206,7 @@ using baton::grpc::status_error;
 using baton_test::bidi_method;
 using baton_test::client_stream_method;
 using baton_test::counting_echo;
+using baton_test::held_call;
 using baton_test::in_each_mode;
 using baton_test::msg;
 using baton_test::Msg;
