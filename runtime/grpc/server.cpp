@@ -240,6 +240,9 @@ struct server_state {
   // What server::at_shutdown() registered (the health service's drain): run as shutdown
   // starts, before the grace period. Written before start() only.
   std::vector<std::function<void()>> shutdown_hooks;
+  // What server::on_call() registered: run in each call's context before its handler. Written
+  // before start() only.
+  call_hook before_handler;
   // Under shutdown_mutex: the thread can set `finished` before request_shutdown() has stored
   // it here, so whoever joins it takes it under the mutex (join_shutdown_thread()).
   std::thread shutdown_thread;
@@ -551,6 +554,9 @@ task<> run_call(finish_guard guard) {
   ::grpc::Status status;
   try {
     detail::fill(c.context(), c.time_limit());
+    if (const auto& hook = c.owner().before_handler) {
+      co_await hook(c.context().method(), c.context());
+    }
     if (!c.method()) {
       throw status_error(::grpc::StatusCode::UNIMPLEMENTED,
                          "baton: no handler for " + c.context().method());
@@ -677,6 +683,13 @@ void server::add(std::string method, detail::call_kind kind, detail::method_body
            .second) {
     throw runtime_error("baton: grpc server: " + method + " is registered twice");
   }
+}
+
+void server::on_call(call_hook hook) {
+  if (state_->server) throw runtime_error("baton: grpc server: on_call() after start()");
+  if (state_->before_handler) throw runtime_error("baton: grpc server: on_call() called twice");
+  if (!hook) throw runtime_error("baton: grpc server: on_call() with an empty hook");
+  state_->before_handler = std::move(hook);
 }
 
 void server::at_shutdown(std::function<void()> hook) {

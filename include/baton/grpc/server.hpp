@@ -31,6 +31,13 @@
 //   is cancelled, then returns once every call has finished. Each call runs as its own task
 //   spawned by serve() on serve()'s loop, in a copy of serve()'s context holding what
 //   baton::grpc::extract() sets (trace, baggage, a span of its own, the call's deadline).
+//   on_call(hook): before each call's handler, whatever its method (registered or not),
+//   `co_await hook(method, call)` runs in the call's context, after baton has filled it: what
+//   it sets there (the caller's tenant, an authenticated user, from client_metadata()) the
+//   handler sees, and no other call. It may await (to_thread, a call to an auth service); an
+//   exception it throws ends the call as the handler's would, without running the handler (a
+//   status_error(UNAUTHENTICATED) refuses it). Before start(), once (runtime_error otherwise,
+//   and for an empty hook).
 //   Ending a call: a handler that returns ends it with OK (and the response); one that throws
 //   status_error ends it with that status; cancelled_error gives CANCELLED; any other exception
 //   UNKNOWN with its what() (one that is no std::exception, UNKNOWN saying so). An unregistered
@@ -140,6 +147,10 @@ struct server_options {
   std::chrono::steady_clock::duration keepalive_timeout = {};
 };
 
+/// What server::on_call() runs before each call's handler: the full method name and the call.
+using call_hook =
+    std::function<task<>(const std::string& method, const ::grpc::ServerContext& call)>;
+
 /// The call as a streaming handler sees it.
 template <class Request, class Response>
 class server_stream {
@@ -218,6 +229,9 @@ class server {
         });
   }
 
+  /// Runs `hook` in each call's context before its handler (see the contract). Before start(),
+  /// once.
+  void on_call(call_hook hook);
   /// Builds and starts the gRPC server. Call from a task on the loop that will serve.
   void start();
   /// The port the i-th address got (after start()).
