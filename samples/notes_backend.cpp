@@ -75,9 +75,9 @@ options parse(int argc, char** argv) {
   return o;
 }
 
-/// The caller's request id (from the baggage) and user, for the log lines of this call.
-void adopt_identity(const std::string& user) {
-  (void)hs::current_request_id.set(baton::current_baggage().get("request_id").value_or("-"));
+/// The caller's user (from the request message), for the log lines of this call; its request
+/// id is set for every method by the server's on_call hook (add_methods()).
+void adopt_user(const std::string& user) {
   (void)hs::current_user.set(user.empty() ? std::string("anonymous") : user);
 }
 
@@ -87,9 +87,14 @@ std::string trace_id() {
 }
 
 void add_methods(baton::grpc::server& srv, hs::notes_db& db) {
+  // Every call's log lines carry the request id the HTTP edge put in the baggage.
+  srv.on_call([](const std::string&, const ::grpc::ServerContext&) -> baton::task<> {
+    (void)hs::current_request_id.set(baton::current_baggage().get("request_id").value_or("-"));
+    co_return;
+  });
   srv.add_unary<notes::AddRequest, notes::AddReply>(
       "/notes.Notes/Add", [&db](notes::AddRequest req) -> baton::task<notes::AddReply> {
-        adopt_identity(req.user());
+        adopt_user(req.user());
         spdlog::info("add: a note of {} bytes", req.text().size());
         if (req.work_ms() > 0) {
           try {
@@ -112,7 +117,7 @@ void add_methods(baton::grpc::server& srv, hs::notes_db& db) {
       });
   srv.add_unary<notes::ListRequest, notes::ListReply>(
       "/notes.Notes/List", [&db](notes::ListRequest req) -> baton::task<notes::ListReply> {
-        adopt_identity(req.user());
+        adopt_user(req.user());
         const auto limit = static_cast<std::size_t>(std::clamp(req.limit(), 1, 500));
         const auto rows =
             co_await baton::to_thread([&db, &req, limit] { return db.list(req.user(), limit); });
