@@ -173,6 +173,76 @@ TEST_CASE(
   });
 }
 
+namespace {
+
+baton::context_var<std::string> tenant("tenant", "");
+
+/// A channel to `s` that writes the caller's tenant var into every call as x-tenant.
+baton::grpc::channel_options carrying_tenant() {
+  baton::grpc::channel_options o;
+  o.before_call = [](::grpc::ClientContext& call) {
+    if (tenant.get().empty()) throw baton::runtime_error("no tenant in the caller's context");
+    call.AddMetadata("x-tenant", tenant.get());
+  };
+  return o;
+}
+
+/// A server whose on_call reads x-tenant into the tenant var; unary_method answers with it.
+void tenant_server(server& s, int& ran) {
+  s.on_call([](const std::string&, const ::grpc::ServerContext& call) -> task<> {
+    auto it = call.client_metadata().find("x-tenant");
+    if (it != call.client_metadata().end()) {
+      (void)tenant.set(std::string(it->second.data(), it->second.size()));
+    }
+    co_return;
+  });
+  s.add_unary<Msg, Msg>(unary_method, [&ran](Msg m) -> task<Msg> {
+    ++ran;
+    co_return msg(tenant.get(), m.n());
+  });
+}
+
+task<std::string> as_tenant(channel& ch, std::string who, int n) {
+  (void)tenant.set(std::move(who));  // this task's context only
+  co_return (co_await ch.call<Msg>(unary_method, msg("", n))).text();
+}
+
+}  // namespace
+
+TEST_CASE("before_call writes a context var into each call; the server's on_call reads it back") {
+  in_each_mode([](server_options mode) -> task<> {
+    int ran = 0;
+    co_await with_server(
+        [&ran](server& s) { tenant_server(s, ran); },
+        [&ran](channel&, server& s) -> task<> {
+          channel ch(baton_test::connect(s), carrying_tenant());
+          std::vector<baton::task_handle<std::string>> calls;
+          for (int i = 0; i < 10; ++i) {
+            calls.push_back(baton::spawn(as_tenant(ch, "tenant-" + std::to_string(i), i)));
+          }
+          for (int i = 0; i < 10; ++i) {
+            CHECK(co_await calls[static_cast<std::size_t>(i)] == "tenant-" + std::to_string(i));
+          }
+          CHECK(ran == 10);
+          // A caller with no tenant: before_call's exception is the caller's, no call is made.
+          int refused = 0;
+          try {
+            (void)co_await ch.call<Msg>(unary_method, msg("", 0));
+          } catch (const baton::runtime_error& e) {
+            refused += std::string(e.what()).find("no tenant") != std::string::npos;
+          }
+          try {
+            (void)co_await ch.open<Msg, Msg>(bidi_method);
+          } catch (const baton::runtime_error& e) {
+            refused += std::string(e.what()).find("no tenant") != std::string::npos;
+          }
+          CHECK(refused == 2);
+          CHECK(ran == 10);
+        },
+        mode);
+  });
+}
+
 TEST_CASE("a channel's default_timeout that is not positive is refused") {
   run_task([]() -> task<> {
     auto nowhere = ::grpc::CreateChannel("127.0.0.1:1", ::grpc::InsecureChannelCredentials());

@@ -7,9 +7,10 @@ namespace baton::grpc {
 namespace detail {
 
 void prepare(::grpc::ClientContext& call, const call_options& opts,
-             const std::optional<std::chrono::steady_clock::duration>& default_timeout) {
-  inject(call, opts.timeout ? opts.timeout : default_timeout);
+             const channel_options& channel) {
+  inject(call, opts.timeout ? opts.timeout : channel.default_timeout);
   for (const auto& [name, value] : opts.metadata) call.AddMetadata(name, value);
+  if (channel.before_call) channel.before_call(call);
 }
 
 }  // namespace detail

@@ -19,7 +19,9 @@
 //   Every call starts with baton::grpc::inject(): the caller's trace (its current span is the
 //   callee's parent), tracestate, baggage, and the deadline: the earlier of the caller's
 //   current_deadline() and now + opts.timeout (the channel's default_timeout when the call sets
-//   none). opts.metadata adds fields of its own.
+//   none). opts.metadata adds fields of its own, then options.before_call(call) runs in the
+//   caller's context (a tenant var written as a field on every call; what it throws is the
+//   caller's, and no call is made).
 //   Context:      the caller's own, unchanged, when each co_await returns (on any loop thread).
 //   Exceptions:   status_error when the status is not OK (DEADLINE_EXCEEDED once the deadline
 //                 passed, UNAVAILABLE when nobody answers, RESOURCE_EXHAUSTED for a reply over
@@ -62,6 +64,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -83,13 +86,17 @@ struct channel_options {
   // current_deadline() still wins when earlier). Absent: such a call has the context's
   // deadline alone, or none.
   std::optional<std::chrono::steady_clock::duration> default_timeout = {};
+  // Run before each call starts, in the caller's context, after baton has written the trace,
+  // baggage, deadline and the call's own metadata: what every call on the channel carries from
+  // the context besides those (a tenant var as a field, per-call credentials). What it throws
+  // is the caller's, and the call is not made.
+  std::function<void(::grpc::ClientContext& call)> before_call = {};
 };
 
 namespace detail {
-/// Sets up an outgoing call's ClientContext: inject() with the call's timeout (else
-/// `default_timeout`) and the extra metadata.
-void prepare(::grpc::ClientContext& call, const call_options& opts,
-             const std::optional<std::chrono::steady_clock::duration>& default_timeout);
+/// Sets up an outgoing call's ClientContext: inject() with the call's timeout (else the
+/// channel's default_timeout), the call's extra metadata, then the channel's before_call.
+void prepare(::grpc::ClientContext& call, const call_options& opts, const channel_options& channel);
 
 /// A unary call's request, serialized when the call was made. gRPC serializes what it sends
 /// through SerializationTraits, whose ByteBuffer version copies the buffer; this type's version
@@ -265,7 +272,7 @@ class channel {
     using stream_type = client_stream<Request, Response>;
     auto s = std::make_unique<typename stream_type::call_state>();
     s->method = std::move(method);
-    detail::prepare(s->context, opts, options_.default_timeout);
+    detail::prepare(s->context, opts, options_);
     ::grpc::TemplatedGenericStub<Request, Response> stub(channel_);
     auto& st = *s;
     bool ok = co_await detail::grpc_op(
@@ -285,7 +292,7 @@ class channel {
   template <class Response>
   task<Response> unary(std::string method, detail::sent_bytes request, call_options opts) {
     ::grpc::ClientContext context;
-    detail::prepare(context, opts, options_.default_timeout);
+    detail::prepare(context, opts, options_);
     ::grpc::TemplatedGenericStub<detail::sent_bytes, Response> stub(channel_);
     std::unique_ptr<::grpc::ClientAsyncResponseReader<Response>> rpc;
     Response response;
