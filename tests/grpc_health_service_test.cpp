@@ -14,6 +14,7 @@
 #include <support/grpc_echo.hpp>
 
 #include "baton_grpc_health.pb.h"
+#include "grpc_health_v1.pb.h"
 
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/slice.h>
@@ -285,6 +286,30 @@ TEST_CASE("check_health asks a server as a client: serving, not serving, unknown
         [](server&) {},
         [](channel& ch, server&) -> task<> {
           CHECK(co_await status_of(baton::grpc::check_health(ch, "")) == StatusCode::UNIMPLEMENTED);
+        },
+        mode);
+  });
+}
+
+TEST_CASE("with gRPC's own health.proto compiled in, the service registers and its messages read") {
+  in_each_mode([](server_options mode) -> task<> {
+    std::optional<health_service> health;
+    co_await with_server(
+        [&health](server& s) {
+          // The descriptors of grpc.health.v1.Health are in the program: the registration's
+          // check sees the same methods, of the same kinds.
+          REQUIRE(grpc::health::v1::HealthCheckRequest::descriptor() != nullptr);
+          health.emplace(s);
+          health->set("notes.Notes", false);
+        },
+        [](channel& ch, server&) -> task<> {
+          grpc::health::v1::HealthCheckRequest req;
+          req.set_service("notes.Notes");
+          auto r = co_await ch.call<grpc::health::v1::HealthCheckResponse>(check_method, req);
+          CHECK(r.status() == grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+          req.set_service("");
+          r = co_await ch.call<grpc::health::v1::HealthCheckResponse>(check_method, req);
+          CHECK(r.status() == grpc::health::v1::HealthCheckResponse::SERVING);
         },
         mode);
   });

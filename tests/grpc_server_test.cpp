@@ -20,6 +20,7 @@
 #include <support/run_test.hpp>
 #include <support/settle.hpp>
 
+#include <google/protobuf/empty.pb.h>
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/slice.h>
 
@@ -938,6 +939,39 @@ TEST_CASE("registering a method twice, or after start(), throws a baton error") 
     CHECK_THROWS_WITH_AS(add(bidi_method), doctest::Contains("before start()"),
                          baton::runtime_error);
     CHECK(srv.port() > 0);
+    co_return;
+  });
+}
+
+TEST_CASE("a registration its compiled .proto contradicts is refused, naming the difference") {
+  run_task([]() -> task<> {
+    server srv({.addresses = {"127.0.0.1:0"}});
+    auto echo = [](Msg m) -> task<Msg> { co_return m; };
+    auto add = [&](const char* name) { srv.add_unary<Msg, Msg>(name, echo); };
+    for (const char* name : {"Echo/Unary", "/baton.test.Echo", "/baton.test.Echo/", "/a/b/c"}) {
+      CAPTURE(name);
+      CHECK_THROWS_WITH_AS(add(name), doctest::Contains("is not a full method name"),
+                           baton::runtime_error);
+    }
+    CHECK_THROWS_WITH_AS(
+        add("/baton.test.Echo/Unry"),
+        doctest::Contains("has no method Unry (it has: Unary, ServerStream, ClientStream, Bidi)"),
+        baton::runtime_error);
+    CHECK_THROWS_WITH_AS(add(bidi_method),
+                         doctest::Contains("declares it bidirectional (add_bidi), registered as "
+                                           "unary (add_unary)"),
+                         baton::runtime_error);
+    auto add_empty = [&] {
+      srv.add_unary<google::protobuf::Empty, Msg>(
+          unary_method, [](google::protobuf::Empty) -> task<Msg> { co_return Msg(); });
+    };
+    CHECK_THROWS_WITH_AS(
+        add_empty(),
+        doctest::Contains("its request is baton.test.Msg, registered with google.protobuf.Empty"),
+        baton::runtime_error);
+    // A service no compiled .proto describes is not checked; a proper registration passes.
+    add("/nobody.Knows/This");
+    add(unary_method);
     co_return;
   });
 }

@@ -88,8 +88,9 @@ class watch_entry {
 
 health_service::health_service(server& srv) : table_(std::make_shared<detail::health_table>()) {
   table_->serving.emplace("", true);
-  srv.add_unary<health_wire::check_request, health_wire::check_reply>(
-      "/grpc.health.v1.Health/Check",
+  // Registered without the message types: a program that compiles gRPC's own health.proto
+  // has the same methods with its messages, which are these on the wire under other names.
+  auto check = server::unary_body<health_wire::check_request, health_wire::check_reply>(
       [t = table_](health_wire::check_request req) -> task<health_wire::check_reply> {
         wire_status s;
         {
@@ -102,8 +103,7 @@ health_service::health_service(server& srv) : table_(std::make_shared<detail::he
         }
         co_return reply_of(s);
       });
-  srv.add_server_streaming<health_wire::check_request, health_wire::check_reply>(
-      "/grpc.health.v1.Health/Watch",
+  auto watch = server::server_streaming_body<health_wire::check_request, health_wire::check_reply>(
       [t = table_](
           health_wire::check_request req,
           server_stream<health_wire::check_request, health_wire::check_reply>& out) -> task<> {
@@ -130,6 +130,9 @@ health_service::health_service(server& srv) : table_(std::make_shared<detail::he
           co_await changed.wait();
         }
       });
+  srv.add("/grpc.health.v1.Health/Check", detail::call_kind::unary, std::move(check), {});
+  srv.add("/grpc.health.v1.Health/Watch", detail::call_kind::server_streaming, std::move(watch),
+          {});
   srv.at_shutdown([t = table_] { t->drain(); });
 }
 

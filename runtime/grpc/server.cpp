@@ -673,10 +673,76 @@ server::~server() {
   state_->join_shutdown_thread();
 }
 
-void server::add(std::string method, detail::call_kind kind, detail::method_body body) {
+namespace {
+
+const char* kind_name(detail::call_kind kind) {
+  switch (kind) {
+    case detail::call_kind::unary:
+      return "unary (add_unary)";
+    case detail::call_kind::server_streaming:
+      return "server-streaming (add_server_streaming)";
+    case detail::call_kind::client_streaming:
+      return "client-streaming (add_client_streaming)";
+    case detail::call_kind::bidi:
+      return "bidirectional (add_bidi)";
+  }
+  return "unknown";
+}
+
+/// Refuses a registration that cannot serve its method: a name that is not
+/// /package.Service/Method, and, when the service's .proto is compiled into the program (its
+/// descriptors are in protobuf's generated pool), a method the service does not have, another
+/// RPC kind, or other message types. A service no compiled .proto describes is not checked.
+void check_method(const std::string& method, detail::call_kind kind, detail::proto_types types) {
+  const auto slash = method.find('/', 1);
+  if (method.size() < 4 || method[0] != '/' || slash == std::string::npos || slash == 1 ||
+      slash + 1 == method.size() || method.find('/', slash + 1) != std::string::npos) {
+    throw runtime_error("baton: grpc server: '" + method +
+                        "' is not a full method name (/package.Service/Method)");
+  }
+  const std::string service_name = method.substr(1, slash - 1);
+  const std::string method_name = method.substr(slash + 1);
+  const auto* service =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service_name);
+  if (service == nullptr) return;
+  const auto* m = service->FindMethodByName(method_name);
+  const std::string where = "baton: grpc server: " + method + ": ";
+  if (m == nullptr) {
+    std::string known;
+    for (int i = 0; i < service->method_count(); ++i) {
+      known += (i == 0 ? "" : ", ") + service->method(i)->name();
+    }
+    throw runtime_error(where + service_name + " has no method " + method_name +
+                        " (it has: " + known + ")");
+  }
+  const detail::call_kind declared =
+      m->client_streaming()
+          ? (m->server_streaming() ? detail::call_kind::bidi : detail::call_kind::client_streaming)
+          : (m->server_streaming() ? detail::call_kind::server_streaming
+                                   : detail::call_kind::unary);
+  if (declared != kind) {
+    throw runtime_error(where + "the .proto declares it " + kind_name(declared) +
+                        ", registered as " + kind_name(kind));
+  }
+  const auto check_type = [&](const google::protobuf::Descriptor* declared_type,
+                              const google::protobuf::Descriptor* given, const char* role) {
+    if (given != nullptr && given != declared_type) {
+      throw runtime_error(where + "its " + role + " is " + declared_type->full_name() +
+                          ", registered with " + given->full_name());
+    }
+  };
+  check_type(m->input_type(), types.request, "request");
+  check_type(m->output_type(), types.response, "response");
+}
+
+}  // namespace
+
+void server::add(std::string method, detail::call_kind kind, detail::method_body body,
+                 detail::proto_types types) {
   if (state_->server) {
     throw runtime_error("baton: grpc server: add a method (" + method + ") before start()");
   }
+  check_method(method, kind, types);
   std::string task_name = "grpc " + method;
   if (!state_->methods
            .emplace(method, detail::registered_method{kind, std::move(body), std::move(task_name)})

@@ -13,6 +13,10 @@
 //     server streaming  task<>(Request, server_stream<Request, Response>&)    write() each reply
 //     client streaming  task<Response>(server_stream<Request, Response>&)    read() to nullopt
 //     bidi              task<>(server_stream<Request, Response>&)            read() and write()
+//   A registration that the method's compiled .proto contradicts (no such method in the
+//   service, another RPC kind, other message types; a name that is not /package.Service/Method)
+//   throws runtime_error naming the difference; a service no compiled .proto describes is not
+//   checked.
 //   start() builds and starts the gRPC server on the options' addresses (runtime_error when
 //   one cannot be bound, when max_metadata_bytes or max_message_bytes is over INT_MAX, when
 //   call_time_limit is negative, or connection_idle_limit, keepalive_time or keepalive_timeout
@@ -183,50 +187,38 @@ class server {
 
   template <class Request, class Response, class F>
   void add_unary(std::string method, F handler) {
-    constexpr bool sees_call = std::is_invocable_v<const F&, Request, const ::grpc::ServerContext&>;
-    static_assert(sees_call || std::is_invocable_v<const F&, Request>,
-                  "baton::grpc::server::add_unary: the handler must be callable as "
-                  "h(Request) or h(Request, const ::grpc::ServerContext&), returning a task");
     add(std::move(method), detail::call_kind::unary,
-        [h = std::move(handler)](
-            detail::server_call& c) -> task<std::optional<detail::message_bytes>> {
-          auto req = detail::take_request_message<Request>(c);
-          if constexpr (sees_call) {
-            co_return detail::serialize_message(co_await h(std::move(req), c.context()));
-          } else {
-            co_return detail::serialize_message(co_await h(std::move(req)));
-          }
-        });
+        unary_body<Request, Response>(std::move(handler)),
+        detail::proto_types_of<Request, Response>());
   }
   template <class Request, class Response, class F>
   void add_server_streaming(std::string method, F handler) {
     add(std::move(method), detail::call_kind::server_streaming,
-        [h = std::move(handler)](
-            detail::server_call& c) -> task<std::optional<detail::message_bytes>> {
-          server_stream<Request, Response> s(c);
-          auto req = detail::take_request_message<Request>(c);
-          co_await h(std::move(req), s);
-          co_return std::nullopt;
-        });
+        server_streaming_body<Request, Response>(std::move(handler)),
+        detail::proto_types_of<Request, Response>());
   }
   template <class Request, class Response, class F>
   void add_client_streaming(std::string method, F handler) {
-    add(std::move(method), detail::call_kind::client_streaming,
+    add(
+        std::move(method), detail::call_kind::client_streaming,
         [h = std::move(handler)](
             detail::server_call& c) -> task<std::optional<detail::message_bytes>> {
           server_stream<Request, Response> s(c);
           co_return detail::serialize_message(co_await h(s));
-        });
+        },
+        detail::proto_types_of<Request, Response>());
   }
   template <class Request, class Response, class F>
   void add_bidi(std::string method, F handler) {
-    add(std::move(method), detail::call_kind::bidi,
+    add(
+        std::move(method), detail::call_kind::bidi,
         [h = std::move(handler)](
             detail::server_call& c) -> task<std::optional<detail::message_bytes>> {
           server_stream<Request, Response> s(c);
           co_await h(s);
           co_return std::nullopt;
-        });
+        },
+        detail::proto_types_of<Request, Response>());
   }
 
   /// Runs `hook` in each call's context before its handler (see the contract). Before start(),
@@ -244,7 +236,37 @@ class server {
  private:
   friend class health_service;
 
-  void add(std::string method, detail::call_kind kind, detail::method_body body);
+  template <class Request, class Response, class F>
+  static detail::method_body unary_body(F handler) {
+    constexpr bool sees_call = std::is_invocable_v<const F&, Request, const ::grpc::ServerContext&>;
+    static_assert(sees_call || std::is_invocable_v<const F&, Request>,
+                  "baton::grpc::server::add_unary: the handler must be callable as "
+                  "h(Request) or h(Request, const ::grpc::ServerContext&), returning a task");
+    return [h = std::move(handler)](
+               detail::server_call& c) -> task<std::optional<detail::message_bytes>> {
+      auto req = detail::take_request_message<Request>(c);
+      if constexpr (sees_call) {
+        co_return detail::serialize_message(co_await h(std::move(req), c.context()));
+      } else {
+        co_return detail::serialize_message(co_await h(std::move(req)));
+      }
+    };
+  }
+  template <class Request, class Response, class F>
+  static detail::method_body server_streaming_body(F handler) {
+    return [h = std::move(handler)](
+               detail::server_call& c) -> task<std::optional<detail::message_bytes>> {
+      server_stream<Request, Response> s(c);
+      auto req = detail::take_request_message<Request>(c);
+      co_await h(std::move(req), s);
+      co_return std::nullopt;
+    };
+  }
+
+  /// Registers `body` under `method`, after checking it against the method's compiled .proto
+  /// when one is linked in (detail::check_method()).
+  void add(std::string method, detail::call_kind kind, detail::method_body body,
+           detail::proto_types types);
   /// Runs `hook` once, on the thread that starts the shutdown, as it starts (before the grace
   /// period); register before start().
   void at_shutdown(std::function<void()> hook);

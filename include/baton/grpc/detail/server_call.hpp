@@ -12,9 +12,13 @@
 #include <grpcpp/impl/codegen/completion_queue_tag.h>
 #include <grpcpp/support/byte_buffer.h>
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+
 #include <atomic>
 #include <functional>
 #include <optional>
+#include <type_traits>
 
 namespace baton::grpc::detail {
 
@@ -75,6 +79,28 @@ class server_call {
 /// A registered method's typed body: runs the handler, returns the response to send with OK
 /// (unary and client streaming) or nullopt (the handler wrote its own).
 using method_body = std::function<task<std::optional<message_bytes>>(server_call&)>;
+
+/// The protobuf message types a method is registered with, null for a type that is no
+/// protobuf message (grpc::ByteBuffer): what the server compares with the method's compiled
+/// .proto, when one is linked in.
+struct proto_types {
+  const google::protobuf::Descriptor* request = nullptr;
+  const google::protobuf::Descriptor* response = nullptr;
+};
+
+template <class T>
+const google::protobuf::Descriptor* descriptor_of() {
+  if constexpr (std::is_base_of_v<google::protobuf::Message, T>) {
+    return T::descriptor();
+  } else {
+    return nullptr;
+  }
+}
+
+template <class Request, class Response>
+proto_types proto_types_of() {
+  return {descriptor_of<Request>(), descriptor_of<Response>()};
+}
 
 struct server_state;
 
