@@ -190,10 +190,7 @@ baton::grpc::channel_options carrying_tenant() {
 /// A server whose on_call reads x-tenant into the tenant var; unary_method answers with it.
 void tenant_server(server& s, int& ran) {
   s.on_call([](const std::string&, const ::grpc::ServerContext& call) -> task<> {
-    auto it = call.client_metadata().find("x-tenant");
-    if (it != call.client_metadata().end()) {
-      (void)tenant.set(std::string(it->second.data(), it->second.size()));
-    }
+    (void)tenant.set(field_of(call, "x-tenant"));
     co_return;
   });
   s.add_unary<Msg, Msg>(unary_method, [&ran](Msg m) -> task<Msg> {

@@ -46,16 +46,6 @@ struct check_result {
   reply::serving_status status = reply::UNKNOWN;
 };
 
-template <class Call>
-task<StatusCode> status_of(Call call) {
-  try {
-    (void)co_await std::move(call);
-  } catch (const status_error& e) {
-    co_return e.code();
-  }
-  co_return StatusCode::OK;
-}
-
 task<check_result> check(channel& ch, std::string service) {
   check_result out;
   try {

@@ -40,17 +40,6 @@ using baton_test::run_task;
 
 namespace {
 
-/// What a test expects a call to end with.
-template <class Call>
-task<StatusCode> status_of(Call call) {
-  try {
-    co_await std::move(call);
-  } catch (const status_error& e) {
-    co_return e.code();
-  }
-  co_return StatusCode::OK;
-}
-
 /// A unary handler that waits until it is cancelled (baton_test::parked says when).
 struct parked_handler : baton_test::parked {
   task<Msg> operator()(Msg) {
@@ -799,12 +788,6 @@ namespace {
 
 /// Who the on_call tests' hook says is calling: the x-tenant field, or "none".
 baton::context_var<std::string> tenant_var("tenant", "unset");
-
-std::string field_of(const ::grpc::ServerContext& call, const char* name) {
-  auto it = call.client_metadata().find(name);
-  return it == call.client_metadata().end() ? std::string("none")
-                                            : std::string(it->second.data(), it->second.size());
-}
 
 }  // namespace
 

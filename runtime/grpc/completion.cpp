@@ -74,7 +74,9 @@ bool loop_queue::attach() {
 void loop_queue::detach() noexcept {
   (void)baton::detail::set_park_hook(nullptr);  // under the gate lock: no wake() after this
   attached_here = nullptr;
-  lease_->open.store(false, std::memory_order_relaxed);  // read on this thread only
+  // relaxed: the streams that read it run on this thread; one used from another thread reads
+  // it only to refuse that use.
+  lease_->open.store(false, std::memory_order_relaxed);
 }
 
 void loop_queue::take(gpr_timespec deadline) noexcept {

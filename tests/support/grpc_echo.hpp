@@ -122,6 +122,25 @@ struct parked {
   }
 };
 
+/// How `call` (a task of a call, a stream's finish(), check_health()) ended: OK, or the code of
+/// the status_error it threw.
+template <class Call>
+baton::task<::grpc::StatusCode> status_of(Call call) {
+  try {
+    (void)co_await std::move(call);
+  } catch (const baton::grpc::status_error& e) {
+    co_return e.code();
+  }
+  co_return ::grpc::StatusCode::OK;
+}
+
+/// The first client metadata field named `name` of a server call, or "none".
+inline std::string field_of(const ::grpc::ServerContext& call, const char* name) {
+  auto it = call.client_metadata().find(name);
+  return it == call.client_metadata().end() ? std::string("none")
+                                            : std::string(it->second.data(), it->second.size());
+}
+
 /// A unary handler that holds its call until `release` is set (`entered` says it started):
 /// what keeps a call in flight, and serve() running, while a test looks at something else.
 struct held_call {
@@ -206,12 +225,14 @@ using baton::grpc::status_error;
 using baton_test::bidi_method;
 using baton_test::client_stream_method;
 using baton_test::counting_echo;
+using baton_test::field_of;
 using baton_test::held_call;
 using baton_test::in_each_mode;
 using baton_test::msg;
 using baton_test::Msg;
 using baton_test::reading_handler;
 using baton_test::server_stream_method;
+using baton_test::status_of;
 using baton_test::stream_outcome;
 using baton_test::unary_method;
 using baton_test::with_server;
