@@ -2,6 +2,8 @@
 // The client channel's completion queue and how an outgoing call is set up.
 #include <baton/grpc/channel.hpp>
 
+#include <map>
+
 namespace baton::grpc {
 
 namespace detail {
@@ -13,7 +15,29 @@ void prepare(::grpc::ClientContext& call, const call_options& opts,
   if (channel.before_call) channel.before_call(call);
 }
 
+void take_response_metadata(const ::grpc::ClientContext& call, response_metadata& out) {
+  const auto copy = [](const std::multimap<::grpc::string_ref, ::grpc::string_ref>& from,
+                       std::vector<std::pair<std::string, std::string>>& to) {
+    to.clear();
+    to.reserve(from.size());
+    for (const auto& [key, value] : from) {
+      to.emplace_back(std::string(key.data(), key.size()), std::string(value.data(), value.size()));
+    }
+  };
+  copy(call.GetServerInitialMetadata(), out.initial);
+  copy(call.GetServerTrailingMetadata(), out.trailing);
+}
+
 }  // namespace detail
+
+std::optional<std::string_view> response_metadata::find(std::string_view key) const {
+  for (const auto* fields : {&initial, &trailing}) {
+    for (const auto& [k, v] : *fields) {
+      if (k == key) return std::string_view(v);
+    }
+  }
+  return std::nullopt;
+}
 
 channel::channel(std::shared_ptr<::grpc::Channel> ch, channel_options options)
     : channel_(std::move(ch)), options_(std::move(options)) {

@@ -222,6 +222,7 @@ using baton::grpc::server;
 using baton::grpc::server_options;
 using baton::grpc::server_stream;
 using baton::grpc::status_error;
+using baton::grpc::unary_call;
 using baton_test::bidi_method;
 using baton_test::client_stream_method;
 using baton_test::counting_echo;

@@ -21,7 +21,11 @@
 //   current_deadline() and now + opts.timeout (the channel's default_timeout when the call sets
 //   none). opts.metadata adds fields of its own, then options.before_call(call) runs in the
 //   caller's context (a tenant var written as a field on every call; what it throws is the
-//   caller's, and no call is made).
+//   caller's, and no call is made). opts.received, when set, gets the server's initial and
+//   trailing metadata of a unary call once it ends, OK or not (a client_stream's are in its
+//   context(): the initial after the first read(), the trailing after finish()); what it
+//   holds is bounded by the channel's cap on received metadata (gRPC's
+//   GRPC_ARG_MAX_METADATA_SIZE: over it the call fails with RESOURCE_EXHAUSTED).
 //   Context:      the caller's own, unchanged, when each co_await returns (on any loop thread).
 //   Exceptions:   status_error when the status is not OK (DEADLINE_EXCEEDED once the deadline
 //                 passed, UNAVAILABLE when nobody answers, RESOURCE_EXHAUSTED for a reply over
@@ -69,15 +73,30 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
 
 namespace baton::grpc {
 
+/// What a server sent with its answer besides the message: its initial and trailing metadata,
+/// each in the order it arrived.
+struct response_metadata {
+  std::vector<std::pair<std::string, std::string>> initial;
+  std::vector<std::pair<std::string, std::string>> trailing;
+
+  /// The first value of `key`, in the initial metadata, else the trailing; nullopt when absent.
+  std::optional<std::string_view> find(std::string_view key) const;
+};
+
 struct call_options {
   std::optional<std::chrono::steady_clock::duration> timeout = {};  // the call's own budget
   std::vector<std::pair<std::string, std::string>> metadata = {};   // lowercase names
+  // A unary call fills it with the server's metadata once the call has ended, whatever its
+  // status (before call() returns or throws status_error; left as it was when the caller is
+  // cancelled). Must outlive the call. A client_stream's is in its context().
+  response_metadata* received = nullptr;
 };
 
 struct channel_options {
@@ -97,6 +116,8 @@ namespace detail {
 /// Sets up an outgoing call's ClientContext: inject() with the call's timeout (else the
 /// channel's default_timeout), the call's extra metadata, then the channel's before_call.
 void prepare(::grpc::ClientContext& call, const call_options& opts, const channel_options& channel);
+/// Copies the server's metadata an ended call received into `out`.
+void take_response_metadata(const ::grpc::ClientContext& call, response_metadata& out);
 
 /// A unary call's request, serialized when the call was made. gRPC serializes what it sends
 /// through SerializationTraits, whose ByteBuffer version copies the buffer; this type's version
@@ -304,6 +325,7 @@ class channel {
           rpc->Finish(&response, &status, tag);
         },
         [&context] { context.TryCancel(); });
+    if (opts.received != nullptr) detail::take_response_metadata(context, *opts.received);
     if (!status.ok()) throw status_error(method, status);
     co_return response;
   }

@@ -9,7 +9,8 @@
 //   coroutine lambda's captures stay valid while the server lives):
 //     unary             task<Response>(Request), or task<Response>(Request, const
 //                       ::grpc::ServerContext&) to see the call (peer(), client_metadata(),
-//                       auth_context()); the reference is valid until the handler's task ends
+//                       auth_context()), or task<Response>(Request, unary_call&) to see it
+//                       and add response metadata; references valid until the task ends
 //     server streaming  task<>(Request, server_stream<Request, Response>&)    write() each reply
 //     client streaming  task<Response>(server_stream<Request, Response>&)    read() to nullopt
 //     bidi              task<>(server_stream<Request, Response>&)            read() and write()
@@ -73,6 +74,14 @@
 //   DEADLINE_EXCEEDED when call_time_limit ended it. write(r) sends one message;
 //   status_error(CANCELLED) when the call is gone
 //   (DEADLINE_EXCEEDED when call_time_limit ended it).
+//   Response metadata: add_initial_metadata(key, value) and add_trailing_metadata(key, value)
+//   on a server_stream or a unary_call add a field to what the call sends before its first
+//   message and with its status (whatever status the handler ends with). Keys are lowercase
+//   a-z 0-9 - _ .; a key ending in -bin takes any bytes, any other printable ASCII only;
+//   grpc-*, content-type, te, user-agent and HTTP/1's connection fields are gRPC's and
+//   HTTP/2's. baton::runtime_error for a field that breaks those rules (gRPC would abort the
+//   process on it), for initial metadata once the first write() started, and past
+//   max_metadata_bytes for everything the handler added (same measure as the incoming cap).
 //   One read and one write may be pending at a time (baton::runtime_error otherwise, and for
 //   write() in a client-streaming call, read() in a server-streaming one).
 //   Context:      handlers run in their call's context; read()/write() in the awaiting task's.
@@ -99,6 +108,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -173,6 +183,34 @@ class server_stream {
   }
   /// The gRPC call: peer(), client_metadata(), ...
   const ::grpc::ServerContext& context() const noexcept { return call_.context(); }
+  /// Fields of the response's metadata (the contract has the rules): initial ones go out with
+  /// the first write() (runtime_error after it), trailing ones with the status.
+  void add_initial_metadata(std::string_view key, std::string_view value) {
+    call_.add_response_field(false, key, value);
+  }
+  void add_trailing_metadata(std::string_view key, std::string_view value) {
+    call_.add_response_field(true, key, value);
+  }
+
+ private:
+  detail::server_call& call_;
+};
+
+/// The call as a unary handler of the third form sees it: the call, and the response's
+/// metadata, which goes out with the reply or the status_error the handler ends with.
+class unary_call {
+ public:
+  explicit unary_call(detail::server_call& call) noexcept : call_(call) {}
+  unary_call(const unary_call&) = delete;
+  unary_call& operator=(const unary_call&) = delete;
+
+  const ::grpc::ServerContext& context() const noexcept { return call_.context(); }
+  void add_initial_metadata(std::string_view key, std::string_view value) {
+    call_.add_response_field(false, key, value);
+  }
+  void add_trailing_metadata(std::string_view key, std::string_view value) {
+    call_.add_response_field(true, key, value);
+  }
 
  private:
   detail::server_call& call_;
@@ -238,14 +276,19 @@ class server {
 
   template <class Request, class Response, class F>
   static detail::method_body unary_body(F handler) {
+    constexpr bool takes_call = std::is_invocable_v<const F&, Request, unary_call&>;
     constexpr bool sees_call = std::is_invocable_v<const F&, Request, const ::grpc::ServerContext&>;
-    static_assert(sees_call || std::is_invocable_v<const F&, Request>,
+    static_assert(takes_call || sees_call || std::is_invocable_v<const F&, Request>,
                   "baton::grpc::server::add_unary: the handler must be callable as "
-                  "h(Request) or h(Request, const ::grpc::ServerContext&), returning a task");
+                  "h(Request), h(Request, const ::grpc::ServerContext&) or "
+                  "h(Request, baton::grpc::unary_call&), returning a task");
     return [h = std::move(handler)](
                detail::server_call& c) -> task<std::optional<detail::message_bytes>> {
       auto req = detail::take_request_message<Request>(c);
-      if constexpr (sees_call) {
+      if constexpr (takes_call) {
+        unary_call call(c);
+        co_return detail::serialize_message(co_await h(std::move(req), call));
+      } else if constexpr (sees_call) {
         co_return detail::serialize_message(co_await h(std::move(req), c.context()));
       } else {
         co_return detail::serialize_message(co_await h(std::move(req)));

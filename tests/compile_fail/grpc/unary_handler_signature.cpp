@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
-// add_unary with a handler that takes neither (Request) nor (Request, const ServerContext&).
-// expect: the handler must be callable as h(Request) or h(Request, const ::grpc::ServerContext&)
+// add_unary with a handler that takes none of (Request), (Request, const ServerContext&) and
+// (Request, unary_call&).
+// expect: h(Request, const ::grpc::ServerContext&) or h(Request, baton::grpc::unary_call&)
 #include <baton/grpc/server.hpp>
 
 #include <google/protobuf/empty.pb.h>
