@@ -92,6 +92,12 @@ void add_methods(baton::grpc::server& srv, hs::notes_db& db) {
     (void)hs::current_request_id.set(baton::current_baggage().get("request_id").value_or("-"));
     co_return;
   });
+  // One access-log line per call, in the call's context: its request id and trace come along.
+  srv.on_call_end([](const std::string& method, const ::grpc::Status& status,
+                     std::chrono::steady_clock::duration ran) {
+    spdlog::info("rpc {} {} in {} us", method, baton::grpc::code_name(status.error_code()),
+                 std::chrono::duration_cast<std::chrono::microseconds>(ran).count());
+  });
   srv.add_unary<notes::AddRequest, notes::AddReply>(
       "/notes.Notes/Add", [&db](notes::AddRequest req) -> baton::task<notes::AddReply> {
         adopt_user(req.user());

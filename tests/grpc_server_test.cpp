@@ -14,6 +14,7 @@
 #include <baton/spawn.hpp>
 #include <baton/task.hpp>
 #include <baton/to_thread.hpp>
+#include <baton/trace_context.hpp>
 #include <baton/use_task.hpp>
 #include <doctest/doctest.h>
 #include <support/grpc_echo.hpp>
@@ -31,6 +32,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -865,6 +867,117 @@ TEST_CASE("an on_call hook that throws refuses the call, registered method or no
   });
 }
 
+namespace {
+
+/// What an on_call_end hook saw of one call.
+struct ended_call {
+  std::string method;
+  StatusCode code;
+  std::string tenant;    // tenant_var in the call's context as it ended
+  std::string trace_id;  // the call's trace
+  std::chrono::steady_clock::duration ran;
+};
+
+std::string current_trace_id() {
+  const auto t = baton::current_trace();
+  return t ? t->trace_id_hex() : std::string("none");
+}
+
+}  // namespace
+
+TEST_CASE("on_call_end sees each call once, in its context, with the status going out") {
+  in_each_mode([](server_options mode) -> task<> {
+    std::vector<ended_call> ended;
+    baton::event handler_cancel_ended;
+    baton_test::parked p;
+    co_await with_server(
+        [&](server& s) {
+          s.on_call([](const std::string&, const ::grpc::ServerContext& call) -> task<> {
+            const std::string tenant = field_of(call, "x-tenant");
+            if (tenant == "banned") throw status_error(StatusCode::PERMISSION_DENIED, "banned");
+            (void)tenant_var.set(tenant);
+            co_return;
+          });
+          s.on_call_end([&](const std::string& method, const ::grpc::Status& status,
+                            std::chrono::steady_clock::duration ran) {
+            ended.push_back(
+                {method, status.error_code(), tenant_var.get(), current_trace_id(), ran});
+            if (status.error_code() == StatusCode::CANCELLED) handler_cancel_ended.set();
+          });
+          s.add_unary<Msg, Msg>(unary_method, [&p](Msg m) -> task<Msg> {
+            if (m.n() == 1) throw status_error(StatusCode::NOT_FOUND, "no such note");
+            if (m.n() == 2) co_await p.park();
+            if (m.n() == 3) co_await baton::sleep(20ms);
+            co_return m;
+          });
+        },
+        [&](channel& ch, server&) -> task<> {
+          auto span = baton::start_span();  // the caller's trace, which each call carries on
+          const std::string trace = current_trace_id();
+          const auto tenant = [](const char* t) {
+            baton::grpc::call_options o;
+            o.metadata.emplace_back("x-tenant", t);
+            return o;
+          };
+          baton::grpc::call_options a = tenant("a"), b = tenant("b"), c = tenant("c"),
+                                    banned = tenant("banned"), slow = tenant("slow");
+          slow.timeout = 100ms;
+          CHECK((co_await ch.call<Msg>(unary_method, msg("x", 3), a)).n() == 3);
+          CHECK(co_await status_of(ch.call<Msg>(unary_method, msg("x", 1), b)) ==
+                StatusCode::NOT_FOUND);
+          CHECK(co_await status_of(ch.call<Msg>("/nobody.Knows/This", msg("x"), c)) ==
+                StatusCode::UNIMPLEMENTED);
+          CHECK(co_await status_of(ch.call<Msg>(unary_method, msg("x"), banned)) ==
+                StatusCode::PERMISSION_DENIED);
+          CHECK(co_await status_of(ch.call<Msg>(unary_method, msg("x", 2), slow)) ==
+                StatusCode::DEADLINE_EXCEEDED);
+          co_await handler_cancel_ended.wait();  // the server's side of the expired call
+          baton::trace_parent_var().reset(span);
+          REQUIRE(ended.size() == 5);
+          CHECK(ended[0].method == unary_method);
+          CHECK(ended[0].code == StatusCode::OK);
+          CHECK(ended[0].tenant == "a");
+          CHECK(ended[0].ran >= 20ms);  // the handler's sleep is inside what the hook measures
+          CHECK(ended[1].code == StatusCode::NOT_FOUND);
+          CHECK(ended[1].tenant == "b");
+          CHECK(ended[2].method == "/nobody.Knows/This");
+          CHECK(ended[2].code == StatusCode::UNIMPLEMENTED);
+          CHECK(ended[2].tenant == "c");
+          CHECK(ended[3].code == StatusCode::PERMISSION_DENIED);
+          CHECK(ended[3].tenant == "unset");  // refused before the hook set it
+          CHECK(ended[4].code == StatusCode::CANCELLED);
+          CHECK(ended[4].tenant == "slow");
+          for (const auto& e : ended) CHECK(e.trace_id == trace);
+          CHECK(tenant_var.get() == "unset");
+        },
+        mode);
+  });
+}
+
+TEST_CASE("an on_call_end hook that throws leaves the call's own status") {
+  in_each_mode([](server_options mode) -> task<> {
+    int ended = 0;
+    co_await with_server(
+        [&ended](server& s) {
+          s.on_call_end([&ended](const std::string&, const ::grpc::Status&,
+                                 std::chrono::steady_clock::duration) {
+            ++ended;
+            throw std::runtime_error("a metrics sink that failed");
+          });
+          s.add_unary<Msg, Msg>(unary_method, [](Msg m) -> task<Msg> {
+            if (m.n() == 1) throw status_error(StatusCode::ABORTED, "conflict");
+            co_return m;
+          });
+        },
+        [&ended](channel& ch, server&) -> task<> {
+          CHECK((co_await ch.call<Msg>(unary_method, msg("x", 7))).n() == 7);
+          CHECK(co_await status_of(ch.call<Msg>(unary_method, msg("x", 1))) == StatusCode::ABORTED);
+          CHECK(ended == 2);
+        },
+        mode);
+  });
+}
+
 TEST_CASE("an on_call hook may await: what it sets after a to_thread reaches the handler") {
   in_each_mode([](server_options mode) -> task<> {
     co_await with_server(
@@ -893,7 +1006,7 @@ TEST_CASE("an on_call hook may await: what it sets after a to_thread reaches the
   });
 }
 
-TEST_CASE("on_call after start(), a second time, or with an empty hook is refused") {
+TEST_CASE("on_call or on_call_end after start(), a second time, or with an empty hook is refused") {
   run_task([]() -> task<> {
     server srv({.addresses = {"127.0.0.1:0"}});
     auto hook = [](const std::string&, const ::grpc::ServerContext&) -> task<> { co_return; };
@@ -906,6 +1019,15 @@ TEST_CASE("on_call after start(), a second time, or with an empty hook is refuse
     late.start();
     CHECK_THROWS_WITH_AS(late.on_call(hook), doctest::Contains("after start()"),
                          baton::runtime_error);
+    auto end = [](const std::string&, const ::grpc::Status&, std::chrono::steady_clock::duration) {
+    };
+    CHECK_THROWS_WITH_AS(late.on_call_end(end), doctest::Contains("after start()"),
+                         baton::runtime_error);
+    server early({.addresses = {"127.0.0.1:0"}});
+    CHECK_THROWS_WITH_AS(early.on_call_end(nullptr), doctest::Contains("empty hook"),
+                         baton::runtime_error);
+    early.on_call_end(end);
+    CHECK_THROWS_WITH_AS(early.on_call_end(end), doctest::Contains("twice"), baton::runtime_error);
     co_return;
   });
 }

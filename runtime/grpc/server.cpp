@@ -245,6 +245,9 @@ struct server_state {
   // What server::on_call() registered: run in each call's context before its handler. Written
   // before start() only.
   call_hook before_handler;
+  // What server::on_call_end() registered: run in each call's context as its handler ends.
+  // Written before start() only.
+  call_end_hook after_handler;
   // Under shutdown_mutex: the thread can set `finished` before request_shutdown() has stored
   // it here, so whoever joins it takes it under the mutex (join_shutdown_thread()).
   std::thread shutdown_thread;
@@ -554,6 +557,9 @@ void finish_guard::finish(const std::optional<message_bytes>& reply, const ::grp
 /// One call, in its own context (spawned in a copy of serve()'s, filled here).
 task<> run_call(finish_guard guard) {
   accepted_call& c = guard.call();
+  const call_end_hook& end_hook = c.owner().after_handler;
+  const auto started =
+      end_hook ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
   std::optional<message_bytes> reply;
   ::grpc::Status status;
   try {
@@ -577,6 +583,13 @@ task<> run_call(finish_guard guard) {
                             "baton: the handler threw something that is not a std::exception");
   }
   if (!status.ok()) reply.reset();
+  if (end_hook) {
+    try {
+      end_hook(c.context().method(), status, std::chrono::steady_clock::now() - started);
+    } catch (...) {
+      // Dropped: the call's own status stands (server.hpp's contract).
+    }
+  }
   guard.finish(reply, status);
 }
 
@@ -838,6 +851,15 @@ void server::on_call(call_hook hook) {
   if (state_->before_handler) throw runtime_error("baton: grpc server: on_call() called twice");
   if (!hook) throw runtime_error("baton: grpc server: on_call() with an empty hook");
   state_->before_handler = std::move(hook);
+}
+
+void server::on_call_end(call_end_hook hook) {
+  if (state_->server) throw runtime_error("baton: grpc server: on_call_end() after start()");
+  if (state_->after_handler) {
+    throw runtime_error("baton: grpc server: on_call_end() called twice");
+  }
+  if (!hook) throw runtime_error("baton: grpc server: on_call_end() with an empty hook");
+  state_->after_handler = std::move(hook);
 }
 
 void server::at_shutdown(std::function<void()> hook) {

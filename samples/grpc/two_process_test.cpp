@@ -235,7 +235,8 @@ baton::task<results> drive(server& srv, backend_process& backend, const fs::path
   auto res = co_await fetch(
       ep, make(http::verb::post, "/backend/notes?work_ms=3000", late, "too slow", 300));
   const bool cancelled_there =
-      co_await wait_for_log(dir / "backend.log", late.request_id, "cancelled before storing");
+      co_await wait_for_log(dir / "backend.log", late.request_id, "cancelled before storing") &&
+      co_await wait_for_log(dir / "backend.log", late.request_id, "rpc /notes.Notes/Add CANCELLED");
   r.deadline_ok = res.result() == http::status::gateway_timeout && cancelled_there;
   if (!r.deadline_ok) {
     std::fprintf(stderr, "two-process: deadline: HTTP %u, backend cancelled: %s\n",

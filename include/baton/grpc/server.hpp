@@ -43,6 +43,14 @@
 //   exception it throws ends the call as the handler's would, without running the handler (a
 //   status_error(UNAUTHENTICATED) refuses it). Before start(), once (runtime_error otherwise,
 //   and for an empty hook).
+//   on_call_end(hook): as each call's task ends, hook(method, status, ran) runs on the loop in
+//   the call's context (what on_call and the handler set, its trace: an access log line or a
+//   metric that carries the call's ids), with the status about to go out and the time since
+//   the task started, before the status is sent. It sees every call that got a task: replies,
+//   handler errors, UNIMPLEMENTED, on_call's refusals, cancelled handlers; not the calls
+//   refused before any task (max_calls, max_metadata_bytes) or cancelled before their task's
+//   first step. It must not block the loop; what it throws is dropped (the call's status
+//   stands). Before start(), once (runtime_error otherwise, and for an empty hook).
 //   Ending a call: a handler that returns ends it with OK (and the response); one that throws
 //   status_error ends it with that status; cancelled_error gives CANCELLED; any other exception
 //   UNKNOWN with its what() (one that is no std::exception, UNKNOWN saying so). An unregistered
@@ -165,6 +173,11 @@ struct server_options {
 using call_hook =
     std::function<task<>(const std::string& method, const ::grpc::ServerContext& call)>;
 
+/// What server::on_call_end() runs as each call's handler ends: the full method name, the
+/// status the call ends with, and how long its task ran (from before the on_call hook).
+using call_end_hook = std::function<void(const std::string& method, const ::grpc::Status& status,
+                                         std::chrono::steady_clock::duration ran)>;
+
 /// The call as a streaming handler sees it.
 template <class Request, class Response>
 class server_stream {
@@ -262,6 +275,9 @@ class server {
   /// Runs `hook` in each call's context before its handler (see the contract). Before start(),
   /// once.
   void on_call(call_hook hook);
+  /// Runs `hook` in each call's context as its handler ends (see the contract). Before start(),
+  /// once.
+  void on_call_end(call_end_hook hook);
   /// Builds and starts the gRPC server. Call from a task on the loop that will serve.
   void start();
   /// The port the i-th address got (after start()).
