@@ -178,13 +178,39 @@ using call_hook =
 using call_end_hook = std::function<void(const std::string& method, const ::grpc::Status& status,
                                          std::chrono::steady_clock::duration ran)>;
 
+namespace detail {
+/// What each handler's view of its call offers, whatever the call's kind: the gRPC call, and
+/// fields of the response's metadata (the contract has the rules).
+class call_view {
+ public:
+  call_view(const call_view&) = delete;
+  call_view& operator=(const call_view&) = delete;
+
+  /// The gRPC call: peer(), client_metadata(), auth_context().
+  const ::grpc::ServerContext& context() const noexcept { return call_.context(); }
+  /// A field sent before the call's first message: with a stream's first write()
+  /// (runtime_error after it), or with a unary call's reply or status.
+  void add_initial_metadata(std::string_view key, std::string_view value) {
+    call_.add_response_field(false, key, value);
+  }
+  /// A field sent with the call's status, whatever the status is.
+  void add_trailing_metadata(std::string_view key, std::string_view value) {
+    call_.add_response_field(true, key, value);
+  }
+
+ protected:
+  explicit call_view(server_call& call) noexcept : call_(call) {}
+  ~call_view() = default;
+
+  server_call& call_;
+};
+}  // namespace detail
+
 /// The call as a streaming handler sees it.
 template <class Request, class Response>
-class server_stream {
+class server_stream : public detail::call_view {
  public:
-  explicit server_stream(detail::server_call& call) noexcept : call_(call) {}
-  server_stream(const server_stream&) = delete;
-  server_stream& operator=(const server_stream&) = delete;
+  explicit server_stream(detail::server_call& call) noexcept : call_view(call) {}
 
   [[nodiscard]] task<std::optional<Request>> read() {
     auto bytes = co_await call_.read();
@@ -194,39 +220,13 @@ class server_stream {
   [[nodiscard]] task<> write(const Response& r) {
     co_await call_.write(detail::serialize_message(r).buffer());
   }
-  /// The gRPC call: peer(), client_metadata(), ...
-  const ::grpc::ServerContext& context() const noexcept { return call_.context(); }
-  /// Fields of the response's metadata (the contract has the rules): initial ones go out with
-  /// the first write() (runtime_error after it), trailing ones with the status.
-  void add_initial_metadata(std::string_view key, std::string_view value) {
-    call_.add_response_field(false, key, value);
-  }
-  void add_trailing_metadata(std::string_view key, std::string_view value) {
-    call_.add_response_field(true, key, value);
-  }
-
- private:
-  detail::server_call& call_;
 };
 
-/// The call as a unary handler of the third form sees it: the call, and the response's
-/// metadata, which goes out with the reply or the status_error the handler ends with.
-class unary_call {
+/// The call as a unary handler of the third form sees it: context() and the response's
+/// metadata, which goes out with the reply or with the status_error the handler ends with.
+class unary_call : public detail::call_view {
  public:
-  explicit unary_call(detail::server_call& call) noexcept : call_(call) {}
-  unary_call(const unary_call&) = delete;
-  unary_call& operator=(const unary_call&) = delete;
-
-  const ::grpc::ServerContext& context() const noexcept { return call_.context(); }
-  void add_initial_metadata(std::string_view key, std::string_view value) {
-    call_.add_response_field(false, key, value);
-  }
-  void add_trailing_metadata(std::string_view key, std::string_view value) {
-    call_.add_response_field(true, key, value);
-  }
-
- private:
-  detail::server_call& call_;
+  explicit unary_call(detail::server_call& call) noexcept : call_view(call) {}
 };
 
 class server {
