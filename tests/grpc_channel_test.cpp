@@ -9,6 +9,7 @@
 #include <baton/grpc/call_context.hpp>
 #include <baton/grpc/server.hpp>
 #include <baton/run.hpp>
+#include <baton/sleep.hpp>
 #include <baton/spawn.hpp>
 #include <baton/task.hpp>
 #include <baton/trace_context.hpp>
@@ -22,6 +23,7 @@
 
 #include <chrono>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -427,6 +429,119 @@ TEST_CASE("a client_stream dropped before finish() cancels its call on the serve
             co_await handler.entered.wait();
           }
           co_await handler.cancelled.wait();
+        },
+        mode);
+  });
+}
+
+namespace {
+
+/// What a channel's after_call saw of one call.
+struct reported_call {
+  std::string method;
+  StatusCode code;
+  std::string tenant;  // the tenant var in the caller's context as the hook ran
+  steady_clock::duration ran;
+};
+
+/// A channel to `s` whose after_call appends to `log`.
+baton::grpc::channel_options reporting_to(std::vector<reported_call>& log) {
+  baton::grpc::channel_options o;
+  o.after_call = [&log](const std::string& method, const ::grpc::Status& status,
+                        steady_clock::duration ran) {
+    log.push_back({method, status.error_code(), tenant.get(), ran});
+  };
+  return o;
+}
+
+/// As `who`, makes a unary call with n and says how it ended.
+task<StatusCode> call_as(channel& ch, std::string who, int n) {
+  (void)tenant.set(std::move(who));
+  co_return co_await status_of(ch.call<Msg>(unary_method, msg("", n)));
+}
+
+}  // namespace
+
+TEST_CASE("after_call reports each call once as it ends, in the caller's context") {
+  in_each_mode([](server_options mode) -> task<> {
+    baton_test::parked p;
+    co_await with_server(
+        [&p](server& s) {
+          s.add_unary<Msg, Msg>(unary_method, [&p](Msg m) -> task<Msg> {
+            if (m.n() == 1) throw status_error(StatusCode::NOT_FOUND, "no such note");
+            if (m.n() == 2) co_await baton::sleep(20ms);
+            if (m.n() == 3) co_await p.park();
+            co_return m;
+          });
+          s.add_bidi<Msg, Msg>(bidi_method, [](server_stream<Msg, Msg>& st) -> task<> {
+            while (auto m = co_await st.read()) co_await st.write(*m);
+          });
+          s.add_server_streaming<Msg, Msg>(server_stream_method,
+                                           [](Msg m, server_stream<Msg, Msg>& out) -> task<> {
+                                             co_await out.write(m);
+                                             throw status_error(StatusCode::ABORTED, "conflict");
+                                           });
+        },
+        [&p](channel&, server& s) -> task<> {
+          std::vector<reported_call> log;
+          channel ch(baton_test::connect(s), reporting_to(log));
+          CHECK(co_await call_as(ch, "ann", 2) == StatusCode::OK);
+          CHECK(co_await call_as(ch, "bob", 1) == StatusCode::NOT_FOUND);
+          auto doomed = baton::spawn(call_as(ch, "cid", 3));
+          co_await p.entered.wait();
+          doomed.cancel();
+          CHECK_THROWS_AS((void)co_await doomed, baton::cancelled_error);
+          (void)tenant.set("streamer");
+          auto echo = co_await ch.open<Msg, Msg>(bidi_method);
+          co_await echo.write(msg("a", 5));
+          CHECK((co_await echo.read())->n() == 5);
+          co_await echo.writes_done();
+          CHECK(!co_await echo.read());
+          co_await echo.finish();
+          co_await echo.finish();  // learns nothing new: not reported again
+          auto failing = co_await ch.open<Msg, Msg>(server_stream_method);
+          co_await failing.write(msg("b", 6));
+          co_await failing.writes_done();
+          while (co_await failing.read()) {
+          }
+          CHECK(co_await status_of(failing.finish()) == StatusCode::ABORTED);
+          REQUIRE(log.size() == 5);
+          CHECK(log[0].method == unary_method);
+          CHECK(log[0].code == StatusCode::OK);
+          CHECK(log[0].tenant == "ann");
+          CHECK(log[0].ran >= 20ms);  // the server's sleep is inside the call's time
+          CHECK(log[1].code == StatusCode::NOT_FOUND);
+          CHECK(log[1].tenant == "bob");
+          CHECK(log[2].code == StatusCode::CANCELLED);
+          CHECK(log[2].tenant == "cid");
+          CHECK(log[3].method == bidi_method);
+          CHECK(log[3].code == StatusCode::OK);
+          CHECK(log[3].tenant == "streamer");
+          CHECK(log[4].method == server_stream_method);
+          CHECK(log[4].code == StatusCode::ABORTED);
+          co_await p.cancelled.wait();
+        },
+        mode);
+  });
+}
+
+TEST_CASE("an after_call hook that throws leaves the call's own outcome") {
+  in_each_mode([](server_options mode) -> task<> {
+    int ran = 0;
+    co_await with_server(
+        counting_echo(ran),
+        [&ran](channel&, server& s) -> task<> {
+          int reported = 0;
+          baton::grpc::channel_options o;
+          o.after_call = [&reported](const std::string&, const ::grpc::Status&,
+                                     steady_clock::duration) {
+            ++reported;
+            throw std::runtime_error("a metrics sink that failed");
+          };
+          channel ch(baton_test::connect(s), o);
+          CHECK((co_await ch.call<Msg>(unary_method, msg("x", 3))).n() == 3);
+          CHECK(ran == 1);
+          CHECK(reported == 1);
         },
         mode);
   });

@@ -28,6 +28,20 @@ void take_response_metadata(const ::grpc::ClientContext& call, response_metadata
   copy(call.GetServerTrailingMetadata(), out.trailing);
 }
 
+void report_call_end(const channel_options& channel, const std::string& method,
+                     const ::grpc::Status& status, std::chrono::steady_clock::time_point started) {
+  if (!channel.after_call) return;
+  try {
+    channel.after_call(method, status, std::chrono::steady_clock::now() - started);
+  } catch (...) {
+    // Dropped: the call's own outcome stands (channel.hpp's contract).
+  }
+}
+
+::grpc::Status caller_cancelled() {
+  return {::grpc::StatusCode::CANCELLED, "baton: the calling task was cancelled"};
+}
+
 }  // namespace detail
 
 std::optional<std::string_view> response_metadata::find(std::string_view key) const {

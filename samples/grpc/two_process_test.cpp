@@ -170,18 +170,24 @@ std::string log_field(const std::string& line, const std::string& key) {
   return line.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
 }
 
+/// True when the log has a line with this request id containing `text` now.
+bool log_has(const fs::path& log, const std::string& request_id, const std::string& text) {
+  std::ifstream in(log);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (log_field(line, "request_id") == request_id && line.find(text) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
 /// Waits (a bounded poll of the file: another process writes it) until the log has a line
 /// with this request id containing `text`.
 baton::task<bool> wait_for_log(const fs::path& log, const std::string& request_id,
                                const std::string& text) {
   for (int i = 0; i < 1000; ++i) {
-    std::ifstream in(log);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (log_field(line, "request_id") == request_id && line.find(text) != std::string::npos) {
-        co_return true;
-      }
-    }
+    if (log_has(log, request_id, text)) co_return true;
     co_await baton::sleep(10ms);
   }
   co_return false;
@@ -234,13 +240,20 @@ baton::task<results> drive(server& srv, backend_process& backend, const fs::path
   scenario_id late{"deadline-1", "dora", baton::trace_parent::generate(1)};
   auto res = co_await fetch(
       ep, make(http::verb::post, "/backend/notes?work_ms=3000", late, "too slow", 300));
+  // Each side's access line for that call: the backend's handler was cancelled; the HTTP
+  // service's call did not end OK (DEADLINE_EXCEEDED, or CANCELLED when the edge's own
+  // deadline cancelled the request's task first: both fall due at the same instant).
   const bool cancelled_there =
       co_await wait_for_log(dir / "backend.log", late.request_id, "cancelled before storing") &&
       co_await wait_for_log(dir / "backend.log", late.request_id, "rpc /notes.Notes/Add CANCELLED");
-  r.deadline_ok = res.result() == http::status::gateway_timeout && cancelled_there;
+  spdlog::default_logger()->flush();
+  const bool expired_here =
+      co_await wait_for_log(dir / "http.log", late.request_id, "backend rpc /notes.Notes/Add") &&
+      !log_has(dir / "http.log", late.request_id, "backend rpc /notes.Notes/Add OK");
+  r.deadline_ok = res.result() == http::status::gateway_timeout && cancelled_there && expired_here;
   if (!r.deadline_ok) {
-    std::fprintf(stderr, "two-process: deadline: HTTP %u, backend cancelled: %s\n",
-                 res.result_int(), cancelled_there ? "yes" : "no");
+    std::fprintf(stderr, "two-process: deadline: HTTP %u, backend cancelled: %s, logged: %s\n",
+                 res.result_int(), cancelled_there ? "yes" : "no", expired_here ? "yes" : "no");
   }
 
   // The backend's health check says it serves, through the HTTP service's readiness endpoint.

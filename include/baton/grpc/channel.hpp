@@ -26,6 +26,10 @@
 //   context(): the initial after the first read(), the trailing after finish()); what it
 //   holds is bounded by the channel's cap on received metadata (gRPC's
 //   GRPC_ARG_MAX_METADATA_SIZE: over it the call fails with RESOURCE_EXHAUSTED).
+//   options.after_call(method, status, ran), when set, runs in the caller's context as each
+//   call ends: a unary call's before call() returns or throws (CANCELLED for a cancelled
+//   caller), a stream's in the finish() that learns its status (not for a stream destroyed
+//   unfinished). What it throws is dropped.
 //   Context:      the caller's own, unchanged, when each co_await returns (on any loop thread).
 //   Exceptions:   status_error when the status is not OK (DEADLINE_EXCEEDED once the deadline
 //                 passed, UNAVAILABLE when nobody answers, RESOURCE_EXHAUSTED for a reply over
@@ -110,6 +114,14 @@ struct channel_options {
   // the context besides those (a tenant var as a field, per-call credentials). What it throws
   // is the caller's, and the call is not made.
   std::function<void(::grpc::ClientContext& call)> before_call = {};
+  // Run as each call ends, in the caller's context, with the full method name, the status the
+  // call ended with and the time since it started: a client-side access log or latency metric
+  // that carries the caller's ids. A unary call's before call() returns or throws (CANCELLED
+  // when the caller was cancelled); a stream's in the finish() that learns its status (a stream
+  // destroyed unfinished is not reported). Must not block the loop; what it throws is dropped.
+  std::function<void(const std::string& method, const ::grpc::Status& status,
+                     std::chrono::steady_clock::duration ran)>
+      after_call = {};
 };
 
 namespace detail {
@@ -118,6 +130,18 @@ namespace detail {
 void prepare(::grpc::ClientContext& call, const call_options& opts, const channel_options& channel);
 /// Copies the server's metadata an ended call received into `out`.
 void take_response_metadata(const ::grpc::ClientContext& call, response_metadata& out);
+
+/// When a call started, for the channel's after_call: a clock read only when a hook is set.
+inline std::chrono::steady_clock::time_point call_started(const channel_options& channel) {
+  return channel.after_call ? std::chrono::steady_clock::now()
+                            : std::chrono::steady_clock::time_point();
+}
+/// Runs the channel's after_call, if any, for a call that ended with `status`; drops what it
+/// throws.
+void report_call_end(const channel_options& channel, const std::string& method,
+                     const ::grpc::Status& status, std::chrono::steady_clock::time_point started);
+/// The status an after_call hook sees for a caller cancelled mid-call.
+::grpc::Status caller_cancelled();
 
 /// A unary call's request, serialized when the call was made. gRPC serializes what it sends
 /// through SerializationTraits, whose ByteBuffer version copies the buffer; this type's version
@@ -212,6 +236,9 @@ class client_stream {
                                [&s] { s.context.TryCancel(); });
       s.finished = true;
     }
+    if (s.channel != nullptr) {  // the first finish() to learn the status reports it
+      detail::report_call_end(*std::exchange(s.channel, nullptr), s.method, s.status, s.started);
+    }
     if (!s.status.ok()) throw status_error(s.method, s.status);
   }
   /// The gRPC call: server metadata once the first read returned, ...
@@ -230,6 +257,10 @@ class client_stream {
     // Set when the call rides a loop's own queue (a polling server's or a loop_poller's),
     // which may shut down while the call lives: checked before each operation.
     std::shared_ptr<detail::queue_lease> lease;
+    // The channel's options while its after_call has yet to hear of this call (the channel
+    // outlives its calls); null without a hook, and once reported.
+    const channel_options* channel = nullptr;
+    std::chrono::steady_clock::time_point started;
   };
   explicit client_stream(std::unique_ptr<call_state> s) noexcept : state_(std::move(s)) {}
   /// True once the loop's queue the call rides has shut down: no operation may start on it any
@@ -293,6 +324,8 @@ class channel {
     using stream_type = client_stream<Request, Response>;
     auto s = std::make_unique<typename stream_type::call_state>();
     s->method = std::move(method);
+    if (options_.after_call) s->channel = &options_;
+    s->started = detail::call_started(options_);
     detail::prepare(s->context, opts, options_);
     ::grpc::TemplatedGenericStub<Request, Response> stub(channel_);
     auto& st = *s;
@@ -318,14 +351,21 @@ class channel {
     std::unique_ptr<::grpc::ClientAsyncResponseReader<Response>> rpc;
     Response response;
     ::grpc::Status status;
-    co_await detail::grpc_op(
-        [&](void* tag) {
-          rpc = stub.PrepareUnaryCall(&context, method, request, &queue());
-          rpc->StartCall();
-          rpc->Finish(&response, &status, tag);
-        },
-        [&context] { context.TryCancel(); });
+    const auto started = detail::call_started(options_);
+    try {
+      co_await detail::grpc_op(
+          [&](void* tag) {
+            rpc = stub.PrepareUnaryCall(&context, method, request, &queue());
+            rpc->StartCall();
+            rpc->Finish(&response, &status, tag);
+          },
+          [&context] { context.TryCancel(); });
+    } catch (const cancelled_error&) {
+      detail::report_call_end(options_, method, detail::caller_cancelled(), started);
+      throw;
+    }
     if (opts.received != nullptr) detail::take_response_metadata(context, *opts.received);
+    detail::report_call_end(options_, method, status, started);
     if (!status.ok()) throw status_error(method, status);
     co_return response;
   }
