@@ -44,6 +44,7 @@
 #include <grpcpp/server_context.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -343,31 +344,54 @@ baton::task<> baton_stream_call(baton::grpc::channel& ch, const Msg& m) {
   if (!reply || reply->n() != stream_messages) throw std::runtime_error("the stream failed");
 }
 
+/// What a with_baton() row adds to the plain echo: the server's bounds (max_calls and
+/// call_time_limit, as the flagship's backend), the two end-of-call hooks (on_call_end and the
+/// channel's after_call, each counting), or a response field per call (one trailing field the
+/// handler adds and the caller reads through call_options::received).
+enum class extra { none, bounds, end_hooks, response_field };
+
+std::uint64_t hooks_seen = 0;  // what the end_hooks rows' hooks count
+
 /// Runs body(channel&) on a baton loop beside an echo server on the same loop; poll: the loop's
-/// thread polls the server's queue, and the channel's calls go through it (poll_on_loop);
-/// bounded: the server has max_calls and call_time_limit set (as the flagship's backend).
+/// thread polls the server's queue, and the channel's calls go through it (poll_on_loop).
 template <class Body>
-void with_baton(Body body, bool poll = false, bool bounded = false) {
-  baton::run([](Body b, bool poll_on_loop, bool with_bounds) -> baton::task<> {
+void with_baton(Body body, bool poll = false, extra what = extra::none) {
+  baton::run([](Body b, bool poll_on_loop, extra with) -> baton::task<> {
     baton::grpc::server_options opts{.addresses = {"127.0.0.1:0"}, .poll_on_loop = poll_on_loop};
-    if (with_bounds) {
+    if (with == extra::bounds) {
       opts.max_calls = 1024;
       opts.call_time_limit = std::chrono::seconds(10);
     }
     baton::grpc::server srv(std::move(opts));
-    srv.add_unary<Msg, Msg>(unary_method, [](Msg m) -> baton::task<Msg> { co_return m; });
+    if (with == extra::response_field) {
+      srv.add_unary<Msg, Msg>(unary_method,
+                              [](Msg m, baton::grpc::unary_call& call) -> baton::task<Msg> {
+                                call.add_trailing_metadata("x-cost", "1");
+                                co_return m;
+                              });
+    } else {
+      srv.add_unary<Msg, Msg>(unary_method, [](Msg m) -> baton::task<Msg> { co_return m; });
+    }
     srv.add_client_streaming<Msg, Msg>(client_stream_method, count_messages);
+    baton::grpc::channel_options channel_opts;
+    if (with == extra::end_hooks) {
+      const auto count = [](const std::string&, const ::grpc::Status&,
+                            std::chrono::steady_clock::duration) { ++hooks_seen; };
+      srv.on_call_end(count);
+      channel_opts.after_call = count;
+    }
     srv.start();
     auto serving = baton::spawn(srv.serve());
     co_await baton::sleep(std::chrono::seconds(0));  // serve() starts (and, polled, attaches)
     {
       baton::grpc::channel ch(
-          ::grpc::CreateChannel(target(srv.port()), ::grpc::InsecureChannelCredentials()));
+          ::grpc::CreateChannel(target(srv.port()), ::grpc::InsecureChannelCredentials()),
+          std::move(channel_opts));
       co_await b(ch);
     }
     srv.shutdown();
     co_await serving;
-  }(std::move(body), poll, bounded));
+  }(std::move(body), poll, what));
 }
 
 /// Makes `total` calls on `ch` from `in_flight` tasks, each starting the next call as its last
@@ -389,24 +413,32 @@ baton::task<> baton_calls(baton::grpc::channel& ch, int in_flight, int total) {
   for (auto& w : workers) co_await w;
 }
 
-void unary_round_trip(benchmark::State& state, bool poll, bool bounded = false) {
+void unary_round_trip(benchmark::State& state, bool poll, extra what = extra::none) {
   with_baton(
-      [&state](baton::grpc::channel& ch) -> baton::task<> {
+      [&state, what](baton::grpc::channel& ch) -> baton::task<> {
         Msg m;
         m.set_text("ping");
-        for (auto _ : state) benchmark::DoNotOptimize(co_await ch.call<Msg>(unary_method, m));
+        baton::grpc::response_metadata back;
+        baton::grpc::call_options opts;
+        if (what == extra::response_field) opts.received = &back;
+        for (auto _ : state) {
+          benchmark::DoNotOptimize(co_await ch.call<Msg>(unary_method, m, opts));
+        }
+        if (what == extra::response_field && back.find("x-cost") != "1") {
+          state.SkipWithError("the response field did not arrive");
+        }
       },
-      poll, bounded);
+      poll, what);
 }
 
-void unary_100_callers(benchmark::State& state, bool poll, bool bounded = false) {
+void unary_100_callers(benchmark::State& state, bool poll, extra what = extra::none) {
   const int per_iteration = 1000;
   with_baton(
       [&state](baton::grpc::channel& ch) -> baton::task<> {
         for (auto _ : state) co_await baton_calls(ch, callers, per_iteration);
         state.SetItemsProcessed(state.iterations() * per_iteration);
       },
-      poll, bounded);
+      poll, what);
 }
 
 /// Runs body(channel&) on a loop of this thread whose loop_poller polls its calls, against an
@@ -496,14 +528,24 @@ void baton_unary_100_callers(benchmark::State& state) { unary_100_callers(state,
 void baton_polled_unary_100_callers(benchmark::State& state) { unary_100_callers(state, true); }
 // The polled rows again, the server bounded (max_calls, call_time_limit): what the bounds cost.
 void baton_polled_bounded_unary_round_trip(benchmark::State& state) {
-  unary_round_trip(state, true, true);
+  unary_round_trip(state, true, extra::bounds);
 }
 void baton_polled_bounded_100_callers(benchmark::State& state) {
-  unary_100_callers(state, true, true);
+  unary_100_callers(state, true, extra::bounds);
+}
+// The polled round trip again with on_call_end and after_call set (each counts), and with a
+// trailing field the handler adds and the caller reads: what the hooks and the metadata cost.
+void baton_polled_hooked_unary_round_trip(benchmark::State& state) {
+  unary_round_trip(state, true, extra::end_hooks);
+}
+void baton_polled_response_field_unary_round_trip(benchmark::State& state) {
+  unary_round_trip(state, true, extra::response_field);
 }
 // The bounds where their locks are shared between threads: a routing thread takes each call
 // (links it, takes its max_calls place) while the loop's thread ends it (unlinks, gives back).
-void baton_bounded_100_callers(benchmark::State& state) { unary_100_callers(state, false, true); }
+void baton_bounded_100_callers(benchmark::State& state) {
+  unary_100_callers(state, false, extra::bounds);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Every core busy: one shard per core, each an echo server with its own port and its share of
@@ -790,6 +832,8 @@ BENCHMARK(baton_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_polled_unary_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_polled_bounded_unary_round_trip)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_polled_bounded_100_callers)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(baton_polled_hooked_unary_round_trip)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(baton_polled_response_field_unary_round_trip)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_two_loops_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_bounded_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_two_loops_bounded_100_callers)->UseRealTime()->MeasureProcessCPUTime();
