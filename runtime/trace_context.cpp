@@ -296,7 +296,11 @@ std::optional<baggage::member> parse_baggage_member(std::string_view text) {
   const std::string_view key = trim_ows(pair.substr(0, eq));
   const std::string_view raw_value = trim_ows(pair.substr(eq + 1));
   if (!baggage::valid_key(key) || !all_baggage_octets(raw_value)) return std::nullopt;
-  std::optional<std::string> value = percent_decode(raw_value);
+  // Baggage octets are printable ASCII, so a value with no '%' is its own decoding, and valid
+  // UTF-8: one copy, not a decode and a sanitize (most values, and on every call's path).
+  std::optional<std::string> value = raw_value.find('%') == std::string_view::npos
+                                         ? std::optional<std::string>(std::in_place, raw_value)
+                                         : percent_decode(raw_value);
   if (!value) return std::nullopt;
   std::optional<std::string> props = std::string();
   if (semi != std::string_view::npos) {
@@ -530,22 +534,23 @@ bool baggage::set(std::string_view key, std::string_view value, std::string_view
 }
 
 bool baggage::put(member m) {
-  // The size of to_string() afterwards: every member, plus one comma between two.
-  std::size_t bytes = encoded_size(m);
-  std::size_t count = 1;
-  for (const member& x : members_) {
-    if (x.key == m.key) continue;
-    bytes += 1 + encoded_size(x);
-    ++count;
-  }
-  if (count > max_members || bytes > max_bytes) return false;
+  const std::size_t size = encoded_size(m);
   const auto it = std::find_if(members_.begin(), members_.end(),
                                [&](const member& x) { return x.key == m.key; });
+  std::size_t bytes = 0;  // to_string()'s size afterwards
+  if (it != members_.end()) {
+    bytes = encoded_bytes_ - encoded_size(*it) + size;
+  } else {
+    if (members_.size() + 1 > max_members) return false;
+    bytes = encoded_bytes_ + (members_.empty() ? 0 : 1) + size;  // a comma before it
+  }
+  if (bytes > max_bytes) return false;
   if (it != members_.end()) {
     *it = std::move(m);
   } else {
     members_.push_back(std::move(m));
   }
+  encoded_bytes_ = bytes;
   return true;
 }
 
@@ -553,6 +558,7 @@ bool baggage::erase(std::string_view key) {
   const auto it =
       std::find_if(members_.begin(), members_.end(), [&](const member& m) { return m.key == key; });
   if (it == members_.end()) return false;
+  encoded_bytes_ -= encoded_size(*it) + (members_.size() > 1 ? 1 : 0);  // and one comma
   members_.erase(it);
   return true;
 }

@@ -553,6 +553,26 @@ TEST_SUITE("baggage") {
     CHECK(sized.to_string().size() == 2 + 2730 * 3);
   }
 
+  TEST_CASE("the 8192-byte limit stays exact through erases and updates") {
+    baggage b;
+    CHECK(b.set("a", std::string(4000, 'x')));
+    CHECK(b.set("b", std::string(4000, 'y')));       // 4002 + 1 + 4002 = 8005 bytes
+    CHECK_FALSE(b.set("c", std::string(200, 'z')));  // would be 8208
+    CHECK(b.erase("a"));                             // 4002
+    CHECK(b.set("c", std::string(4187, 'z')));       // 4002 + 1 + 4189 = 8192
+    CHECK(b.to_string().size() == 8192);
+    CHECK_FALSE(b.set("d", ""));
+    CHECK(b.set("b", "short"));                       // 7 + 1 + 4189 = 4197
+    CHECK_FALSE(b.set("d", std::string(3993, 'w')));  // would be 8193
+    CHECK(b.set("d", std::string(3992, 'w')));
+    CHECK(b.to_string().size() == 8192);
+    CHECK(b.erase("b"));
+    CHECK(b.erase("c"));
+    CHECK(b.erase("d"));
+    CHECK(b.set("e", std::string(8190, 'v')));  // nothing left over from the erased members
+    CHECK(b.to_string().size() == 8192);
+  }
+
   TEST_CASE("set validates the key and the properties") {
     baggage b;
     CHECK_THROWS_AS(b.set("bad key", "v"), std::invalid_argument);

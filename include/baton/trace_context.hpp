@@ -162,6 +162,9 @@ class baggage {
   /// Adds or updates m (already valid) unless the limits would be exceeded.
   bool put(member m);
   std::vector<member> members_;
+  // to_string().size(), kept by put() and erase(): what put() checks against max_bytes
+  // without measuring every member again (parse() puts each member of a header in turn).
+  std::size_t encoded_bytes_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
