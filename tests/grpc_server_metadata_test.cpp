@@ -2,7 +2,8 @@
 // Response metadata: what a handler adds (server.hpp's unary_call and server_stream) reaches the
 // caller (channel.hpp's call_options::received, a client_stream's context()), with the reply
 // or with a failing status; fields gRPC would refuse, initial metadata after the first write and
-// more than max_metadata_bytes are runtime_errors, never a crash.
+// more than max_metadata_bytes are runtime_errors, never a crash; so is a field a caller adds
+// that gRPC would refuse.
 #include <baton/grpc/channel.hpp>
 #include <baton/grpc/server.hpp>
 
@@ -216,7 +217,7 @@ TEST_CASE("a response field gRPC would refuse or reserves is a runtime_error nam
           opts.received = &got;
           CHECK((co_await ch.call<Msg>(unary_method, msg("x"), opts)).text() == "served");
           CHECK(seen.count == 28);
-          CHECK(seen.first.find("response metadata key '' is empty") != std::string::npos);
+          CHECK(seen.first.find("metadata key '' is empty") != std::string::npos);
           CHECK(got.find("x-ok-bin") == binary_value);
           CHECK(got.find("x.ok_key-9") == " printable ~ ");
           CHECK(!got.find("x-newline"));
@@ -338,5 +339,39 @@ TEST_CASE("a call that never reached a server fills `received` with nothing") {
           StatusCode::UNAVAILABLE);
     CHECK(got.initial.empty());
     CHECK(!got.find("stale"));
+  });
+}
+
+TEST_CASE("a caller's metadata field gRPC would refuse is a runtime_error, and no call is made") {
+  in_each_mode([](server_options mode) -> task<> {
+    int ran = 0;
+    co_await with_server(
+        counting_echo(ran),
+        [&ran](channel& ch, server&) -> task<> {
+          const std::vector<std::pair<std::string, std::string>> bad = {
+              {"X-Upper", "v"}, {"x-newline", "a\r\nx-admin: 1"}, {"grpc-timeout", "1S"}};
+          int refused = 0;
+          for (const auto& field : bad) {
+            baton::grpc::call_options opts;
+            opts.metadata.push_back(field);
+            try {
+              (void)co_await ch.call<Msg>(unary_method, msg("x"), opts);
+            } catch (const baton::runtime_error& e) {
+              refused += std::string(e.what()).find("metadata key") != std::string::npos;
+            }
+            try {
+              (void)co_await ch.open<Msg, Msg>(bidi_method, opts);
+            } catch (const baton::runtime_error& e) {
+              refused += std::string(e.what()).find("metadata key") != std::string::npos;
+            }
+          }
+          CHECK(refused == 6);
+          CHECK(ran == 0);
+          baton::grpc::call_options fine;
+          fine.metadata.emplace_back("x-bytes-bin", binary_value);
+          CHECK((co_await ch.call<Msg>(unary_method, msg("ok", 1), fine)).n() == 1);
+          CHECK(ran == 1);
+        },
+        mode);
   });
 }

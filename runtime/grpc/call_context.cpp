@@ -3,6 +3,7 @@
 #include <baton/grpc/call_context.hpp>
 
 #include <baton/detail/access.hpp>
+#include <baton/errors.hpp>
 
 #include <grpc/support/time.h>
 #include <grpcpp/client_context.h>
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace baton::grpc {
@@ -114,6 +116,59 @@ std::optional<deadline_point> steady_deadline(gpr_timespec raw) {
   if (left.tv_sec >= max_deadline_ahead.count()) return std::nullopt;
   return steady_clock::now() + std::chrono::seconds(left.tv_sec) +
          std::chrono::nanoseconds(left.tv_nsec);
+}
+
+std::string printable_key(std::string_view key) {
+  std::string out;
+  for (const unsigned char c : key.substr(0, 64)) {
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      static constexpr char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 0xf];
+    }
+  }
+  if (key.size() > 64) out += "...";
+  return out;
+}
+
+namespace {
+
+bool is_reserved_key(std::string_view key) {
+  static constexpr std::string_view reserved[] = {
+      "content-type",      "te",         "user-agent",      "host", "connection", "upgrade",
+      "transfer-encoding", "keep-alive", "proxy-connection"};
+  if (key.substr(0, 5) == "grpc-") return true;
+  for (const std::string_view r : reserved) {
+    if (key == r) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void check_metadata_field(std::string_view key, std::string_view value) {
+  const auto refuse = [&](const char* why) {
+    throw runtime_error("baton: grpc: metadata key '" + printable_key(key) + "' " + why);
+  };
+  if (key.empty()) refuse("is empty");
+  for (const char c : key) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.')) {
+      refuse("has a character other than a-z 0-9 - _ . (keys are lowercase)");
+    }
+  }
+  if (is_reserved_key(key)) refuse("is reserved by gRPC or HTTP/2");
+  const bool binary = key.size() > 4 && key.substr(key.size() - 4) == "-bin";
+  if (binary) return;
+  for (const unsigned char c : value) {
+    if (c < 0x20 || c > 0x7e) {
+      refuse(
+          "has a value with a byte outside printable ASCII (a key ending in -bin takes any "
+          "bytes)");
+    }
+  }
 }
 
 }  // namespace detail

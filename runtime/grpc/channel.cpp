@@ -10,6 +10,7 @@ namespace detail {
 
 void prepare(::grpc::ClientContext& call, const call_options& opts,
              const channel_options& channel) {
+  for (const auto& [name, value] : opts.metadata) check_metadata_field(name, value);
   inject(call, opts.timeout ? opts.timeout : channel.default_timeout);
   for (const auto& [name, value] : opts.metadata) call.AddMetadata(name, value);
   if (channel.before_call) channel.before_call(call);

@@ -654,74 +654,19 @@ task<std::optional<message_bytes>> server_call::read() {
   co_return std::nullopt;  // the client is done writing
 }
 
-namespace {
-
-/// A key as an error message may show it: at most 64 bytes, each byte outside printable ASCII
-/// as \xNN (a key is the handler's, but may hold what a client sent).
-std::string shown_key(std::string_view key) {
-  std::string out;
-  for (const unsigned char c : key.substr(0, 64)) {
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      static constexpr char hex[] = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 0xf];
-    }
-  }
-  if (key.size() > 64) out += "...";
-  return out;
-}
-
-bool is_reserved_key(std::string_view key) {
-  static constexpr std::string_view reserved[] = {
-      "content-type",      "te",         "user-agent",      "host", "connection", "upgrade",
-      "transfer-encoding", "keep-alive", "proxy-connection"};
-  if (key.substr(0, 5) == "grpc-") return true;
-  for (const std::string_view r : reserved) {
-    if (key == r) return true;
-  }
-  return false;
-}
-
-}  // namespace
-
-void check_response_field(std::string_view key, std::string_view value) {
-  const auto refuse = [&](const char* why) {
-    throw runtime_error("baton: grpc: response metadata key '" + shown_key(key) + "' " + why);
-  };
-  if (key.empty()) refuse("is empty");
-  for (const char c : key) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.')) {
-      refuse("has a character other than a-z 0-9 - _ . (keys are lowercase)");
-    }
-  }
-  if (is_reserved_key(key)) refuse("is reserved by gRPC or HTTP/2");
-  const bool binary = key.size() > 4 && key.substr(key.size() - 4) == "-bin";
-  if (binary) return;
-  for (const unsigned char c : value) {
-    if (c < 0x20 || c > 0x7e) {
-      refuse(
-          "has a value with a byte outside printable ASCII (a key ending in -bin takes any "
-          "bytes)");
-    }
-  }
-}
-
 void server_call::add_response_field(bool trailing, std::string_view key, std::string_view value) {
-  check_response_field(key, value);
+  check_metadata_field(key, value);
   if (!trailing && initial_metadata_sent_) {
     throw runtime_error(
         "baton: grpc: initial metadata added after the first write(), which "
         "sent it (key '" +
-        shown_key(key) + "')");
+        printable_key(key) + "')");
   }
   const std::size_t bytes = key.size() + value.size() + 32;
   // response_metadata_bytes_ never exceeds the limit, so the subtraction cannot wrap.
   if (bytes > response_metadata_limit_ - response_metadata_bytes_) {
     throw runtime_error("baton: grpc: response metadata over max_metadata_bytes (key '" +
-                        shown_key(key) + "')");
+                        printable_key(key) + "')");
   }
   response_metadata_bytes_ += bytes;
   if (trailing) {

@@ -35,6 +35,8 @@
 
 #include <chrono>
 #include <optional>
+#include <string>
+#include <string_view>
 
 namespace grpc {
 class ClientContext;
@@ -72,6 +74,16 @@ std::optional<deadline_point> steady_deadline(gpr_timespec deadline);
 /// context, which nothing resets); the deadline is the earlier of the call's and `cap` (the
 /// server's call_time_limit) when one is given.
 void fill(const ::grpc::ServerContextBase& call, std::optional<deadline_point> cap = std::nullopt);
+/// Refuses (baton::runtime_error naming the key) a metadata field gRPC would refuse, which
+/// would make it abort the process when the field goes out, or that gRPC and HTTP/2 keep for
+/// themselves: a key that is empty, holds anything but a-z 0-9 - _ ., or is reserved (grpc-*,
+/// content-type, te, user-agent and HTTP/1's connection fields); a value with a byte outside
+/// printable ASCII (0x20-0x7e) under a key that does not end in -bin (binary ones, which gRPC
+/// base64-encodes, take any bytes). For fields a caller or a handler adds.
+void check_metadata_field(std::string_view key, std::string_view value);
+/// A key as an error message may show it: at most 64 bytes, each byte outside printable ASCII
+/// as \xNN (a key may hold what a client sent).
+std::string printable_key(std::string_view key);
 }  // namespace detail
 
 }  // namespace baton::grpc

@@ -96,7 +96,9 @@ struct response_metadata {
 
 struct call_options {
   std::optional<std::chrono::steady_clock::duration> timeout = {};  // the call's own budget
-  std::vector<std::pair<std::string, std::string>> metadata = {};   // lowercase names
+  // Checked as a server's response fields are (detail::check_metadata_field(): lowercase
+  // a-z 0-9 - _ . keys, printable values unless -bin, no grpc-*): baton::runtime_error, no call.
+  std::vector<std::pair<std::string, std::string>> metadata = {};
   // A unary call fills it with the server's metadata once the call has ended, whatever its
   // status (before call() returns or throws status_error; left as it was when the caller is
   // cancelled). Must outlive the call. A client_stream's is in its context().
@@ -126,7 +128,8 @@ struct channel_options {
 
 namespace detail {
 /// Sets up an outgoing call's ClientContext: inject() with the call's timeout (else the
-/// channel's default_timeout), the call's extra metadata, then the channel's before_call.
+/// channel's default_timeout), the call's extra metadata (checked first: gRPC would abort the
+/// process on a field it refuses), then the channel's before_call.
 void prepare(::grpc::ClientContext& call, const call_options& opts, const channel_options& channel);
 /// Copies the server's metadata an ended call received into `out`.
 void take_response_metadata(const ::grpc::ClientContext& call, response_metadata& out);

@@ -45,8 +45,8 @@ class server_call {
   [[nodiscard]] task<> write(const ::grpc::ByteBuffer& message);
   const ::grpc::ServerContext& context() const noexcept { return context_; }
   /// Adds a field to the response's initial (`trailing` false) or trailing metadata, after
-  /// check_response_field(): runtime_error for a field gRPC would refuse or reserves, for
-  /// initial metadata once the first write() started (it went out with it), and past
+  /// check_metadata_field() (call_context.hpp): runtime_error for a field gRPC would refuse or
+  /// reserves, for initial metadata once the first write() started (it went out with it), and past
   /// server_options::max_metadata_bytes for all the fields the handler added.
   void add_response_field(bool trailing, std::string_view key, std::string_view value);
 
@@ -113,14 +113,6 @@ proto_types proto_types_of() {
 }
 
 struct server_state;
-
-/// Refuses (runtime_error naming the key) a response metadata field gRPC would refuse, which
-/// would abort the process when the call's metadata goes out, or that gRPC and HTTP/2 keep for
-/// themselves: a key that is empty, holds anything but a-z 0-9 - _ ., or is reserved
-/// (grpc-*, content-type, te, user-agent and HTTP/1's connection fields); a value with a byte
-/// outside printable ASCII (0x20-0x7e) under a key that does not end in -bin (binary ones,
-/// which gRPC base64-encodes, take any bytes).
-void check_response_field(std::string_view key, std::string_view value);
 
 /// A unary or server-streaming call's one request, parsed (no copy or move on the way out):
 /// INVALID_ARGUMENT when the client sent none, or bytes that are not a Message.
