@@ -954,6 +954,60 @@ TEST_CASE("on_call_end sees each call once, in its context, with the status goin
   });
 }
 
+TEST_CASE("on_call_end sees a call refused over max_calls, after its status, in its trace") {
+  in_each_mode([](server_options mode) -> task<> {
+    mode.max_calls = 1;
+    std::vector<ended_call> ended;
+    baton::event refusal_reported;
+    baton::event cancel_reported;
+    baton_test::parked p;
+    co_await with_server(
+        [&](server& s) {
+          s.on_call([](const std::string&, const ::grpc::ServerContext&) -> task<> {
+            (void)tenant_var.set("on_call ran");
+            co_return;
+          });
+          s.on_call_end([&](const std::string& method, const ::grpc::Status& status,
+                            std::chrono::steady_clock::duration ran) {
+            ended.push_back(
+                {method, status.error_code(), tenant_var.get(), current_trace_id(), ran});
+            if (status.error_code() == StatusCode::RESOURCE_EXHAUSTED) refusal_reported.set();
+            if (status.error_code() == StatusCode::CANCELLED) cancel_reported.set();
+          });
+          s.add_unary<Msg, Msg>(unary_method, [&p](Msg m) -> task<Msg> {
+            if (m.n() == 2) co_await p.park();
+            co_return m;
+          });
+        },
+        [&](channel& ch, server&) -> task<> {
+          auto span = baton::start_span();
+          const std::string trace = current_trace_id();
+          auto holder = baton::spawn(status_of(ch.call<Msg>(unary_method, msg("x", 2))));
+          co_await p.entered.wait();  // the one place under max_calls is taken
+          CHECK(co_await status_of(ch.call<Msg>(unary_method, msg("x", 3))) ==
+                StatusCode::RESOURCE_EXHAUSTED);
+          co_await refusal_reported.wait();  // reported after the status went out
+          REQUIRE(ended.size() == 1);
+          CHECK(ended[0].method == unary_method);
+          CHECK(ended[0].ran == std::chrono::steady_clock::duration::zero());
+          CHECK(ended[0].trace_id == trace);  // filled from the refused call's metadata
+          CHECK(ended[0].tenant == "unset");  // no task, so no on_call
+          holder.cancel();                    // the parked call ends: CANCELLED, reported too
+          CHECK_THROWS_AS((void)co_await holder, baton::cancelled_error);
+          // Set by the hook, so this task runs after the call's end, which gave its place back.
+          co_await cancel_reported.wait();
+          CHECK((co_await ch.call<Msg>(unary_method, msg("x", 4))).n() == 4);
+          baton::trace_parent_var().reset(span);
+          REQUIRE(ended.size() == 3);
+          CHECK(ended[1].code == StatusCode::CANCELLED);
+          CHECK(ended[1].tenant == "on_call ran");
+          CHECK(ended[2].code == StatusCode::OK);
+          for (const auto& e : ended) CHECK(e.trace_id == trace);
+        },
+        mode);
+  });
+}
+
 TEST_CASE("an on_call_end hook that throws leaves the call's own status") {
   in_each_mode([](server_options mode) -> task<> {
     int ended = 0;

@@ -11,6 +11,7 @@
 #include <baton/spawn.hpp>
 #include <baton/task.hpp>
 #include <baton/task_handle.hpp>
+#include <baton/trace_context.hpp>
 #include <doctest/doctest.h>
 #include <support/grpc_echo.hpp>
 #include <support/h2_wire.hpp>
@@ -239,12 +240,27 @@ TEST_CASE("metadata over max_metadata_bytes in many CONTINUATION frames is refus
   // once the client has acknowledged the server's settings: the server checks the whole.
   in_each_mode([](server_options mode) -> task<> {
     int ran = 0;
+    std::vector<std::string> refused_traces;  // on_call_end's view of each refusal
+    baton::event both_reported;
     co_await with_server(
-        counting_echo(ran),
-        [&ran](channel& ch, server& s) -> task<> {
-          // 400 fields of about 100 bytes, one per frame: 40 kB against the 16 KiB cap.
-          std::string frames =
-              h2::frame(h2::headers, 0, stream_1, h2::request_headers(unary_method));
+        [&](server& s) {
+          counting_echo(ran)(s);
+          s.on_call_end([&](const std::string&, const ::grpc::Status& status,
+                            std::chrono::steady_clock::duration) {
+            if (status.error_code() != ::grpc::StatusCode::RESOURCE_EXHAUSTED) return;
+            const auto t = baton::current_trace();
+            refused_traces.push_back(t ? t->trace_id_hex() : "none");
+            if (refused_traces.size() == 2) both_reported.set();
+          });
+        },
+        [&](channel& ch, server& s) -> task<> {
+          // 400 fields of about 100 bytes, one per frame: 40 kB against the 16 KiB cap, after
+          // a traceparent that baton must not read (it is part of metadata over the bound).
+          const std::string trace_id = "0af7651916cd43dd8448eb211c80319c";
+          std::string frames = h2::frame(
+              h2::headers, 0, stream_1,
+              h2::request_headers(unary_method,
+                                  {{"traceparent", "00-" + trace_id + "-b7ad6b7169203331-01"}}));
           for (int i = 0; i < 400; ++i) {
             frames += h2::frame(h2::continuation, 0, stream_1,
                                 h2::literal("x-filler-" + std::to_string(i), std::string(80, 'f')));
@@ -261,6 +277,8 @@ TEST_CASE("metadata over max_metadata_bytes in many CONTINUATION frames is refus
             CHECK(end == h2::stream_end::trailers);  // the server's RESOURCE_EXHAUSTED
             CHECK(ran == 0);
           }
+          co_await both_reported.wait();  // on_call_end saw both refusals, unfilled
+          for (const auto& t : refused_traces) CHECK(t != trace_id);
           CHECK((co_await ch.call<Msg>(unary_method, msg("after", 8))).n() == 8);
           CHECK(ran == 1);
         },

@@ -424,6 +424,31 @@ class accepted_call final : public server_call {
     }
   }
 
+  /// Ends a call whose task never ran its body: refused before any task (max_calls,
+  /// max_metadata_bytes; on the queue's thread) or cancelled before the task's first step (on
+  /// the loop, from finish_guard). The status goes out at once, so refusing stays cheap; then,
+  /// if the server has an on_call_end hook, the hook runs on the serving loop in a copy of
+  /// serve()'s context, filled from the call when `fill` (not for metadata over
+  /// max_metadata_bytes, which baton does not read). The posted function holds a reference.
+  void end_without_task(const ::grpc::Status& status, bool fill) {
+    if (server_.after_handler) {
+      refs_.fetch_add(1, std::memory_order_relaxed);  // relaxed: we hold a reference already
+      server_.on_serving_loop([this, status, fill] {
+        try {
+          server_.base->copy().run([&] {
+            if (fill) detail::fill(context_, time_limit());
+            server_.after_handler(context_.method(), status,
+                                  std::chrono::steady_clock::duration::zero());
+          });
+        } catch (...) {
+          // Dropped, as run_call drops what the hook throws (server.hpp's contract).
+        }
+        release();
+      });
+    }
+    finish(std::nullopt, status);
+  }
+
  private:
   template <void (accepted_call::*On)(bool)>
   struct event_tag final : completion {
@@ -450,15 +475,16 @@ class accepted_call final : public server_call {
     // acknowledged the server's settings: a header block spread over CONTINUATION frames, or
     // sent before that acknowledgement, passes it. So the cap is checked here too.
     if (metadata_bytes(context_) > server_.options.max_metadata_bytes) {
-      finish(std::nullopt, ::grpc::Status(::grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                          "baton: the call's metadata is over max_metadata_bytes"));
+      end_without_task(::grpc::Status(::grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                      "baton: the call's metadata is over max_metadata_bytes"),
+                       /*fill=*/false);
       return;
     }
     if (server_.options.max_calls != 0) {
       if (!server_.take_call_slot()) {
-        finish(std::nullopt,
-               ::grpc::Status(::grpc::StatusCode::RESOURCE_EXHAUSTED,
-                              "baton: the server is handling max_calls calls already"));
+        end_without_task(::grpc::Status(::grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                        "baton: the server is handling max_calls calls already"),
+                         /*fill=*/true);
         return;
       }
       holds_call_slot_ = true;
@@ -544,9 +570,10 @@ void server_state::accept() {
 
 finish_guard::~finish_guard() {
   if (call_ != nullptr) {
-    call_->finish(std::nullopt, ::grpc::Status(::grpc::StatusCode::CANCELLED,
-                                               "baton: the call was cancelled before its "
-                                               "handler started"));
+    call_->end_without_task(::grpc::Status(::grpc::StatusCode::CANCELLED,
+                                           "baton: the call was cancelled before its handler "
+                                           "started"),
+                            /*fill=*/true);
   }
 }
 

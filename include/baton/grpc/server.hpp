@@ -43,14 +43,18 @@
 //   exception it throws ends the call as the handler's would, without running the handler (a
 //   status_error(UNAUTHENTICATED) refuses it). Before start(), once (runtime_error otherwise,
 //   and for an empty hook).
-//   on_call_end(hook): as each call's task ends, hook(method, status, ran) runs on the loop in
+//   on_call_end(hook): as each call ends, hook(method, status, ran) runs on the loop in
 //   the call's context (what on_call and the handler set, its trace: an access log line or a
 //   metric that carries the call's ids), with the status about to go out and the time since
-//   the task started, before the status is sent. It sees every call that got a task: replies,
-//   handler errors, UNIMPLEMENTED, on_call's refusals, cancelled handlers; not the calls
-//   refused before any task (max_calls, max_metadata_bytes) or cancelled before their task's
-//   first step. It must not block the loop; what it throws is dropped (the call's status
-//   stands). Before start(), once (runtime_error otherwise, and for an empty hook).
+//   the task started, before the status is sent. It sees every call the server ends: replies,
+//   handler errors, UNIMPLEMENTED, on_call's refusals, cancelled handlers, and the calls whose
+//   handler never started: those refused before any task (RESOURCE_EXHAUSTED for max_calls
+//   and max_metadata_bytes) and those cancelled before their task's first step (CANCELLED).
+//   For these the status goes out first (refusing stays cheap: no task) and the hook runs after
+//   it, on the loop, with `ran` zero, in a copy of serve()'s context filled from the call (the
+//   trace and baggage; not for metadata over max_metadata_bytes, which baton does not read).
+//   It must not block the loop; what it throws is dropped (the call's status stands). Before
+//   start(), once (runtime_error otherwise, and for an empty hook).
 //   Ending a call: a handler that returns ends it with OK (and the response); one that throws
 //   status_error ends it with that status; cancelled_error gives CANCELLED; any other exception
 //   UNKNOWN with its what() (one that is no std::exception, UNKNOWN saying so). An unregistered
@@ -173,8 +177,9 @@ struct server_options {
 using call_hook =
     std::function<task<>(const std::string& method, const ::grpc::ServerContext& call)>;
 
-/// What server::on_call_end() runs as each call's handler ends: the full method name, the
-/// status the call ends with, and how long its task ran (from before the on_call hook).
+/// What server::on_call_end() runs as each call ends: the full method name, the status the
+/// call ends with, and how long its task ran (from before the on_call hook; zero for a call
+/// whose handler never started).
 using call_end_hook = std::function<void(const std::string& method, const ::grpc::Status& status,
                                          std::chrono::steady_clock::duration ran)>;
 
@@ -275,7 +280,7 @@ class server {
   /// Runs `hook` in each call's context before its handler (see the contract). Before start(),
   /// once.
   void on_call(call_hook hook);
-  /// Runs `hook` in each call's context as its handler ends (see the contract). Before start(),
+  /// Runs `hook` in each call's context as the call ends (see the contract). Before start(),
   /// once.
   void on_call_end(call_end_hook hook);
   /// Builds and starts the gRPC server. Call from a task on the loop that will serve.
