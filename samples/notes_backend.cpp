@@ -155,6 +155,8 @@ baton::task<void> serve(const options& o, hs::notes_db& db) {
   // flight, none longer than the edge's longest deadline, messages no larger than a few of its
   // 64 KiB bodies, and gRPC's buffers for all connections within 1024 such calls twice over
   // (a message's prefix may declare up to 4 GiB: max_memory_bytes is what stops that one).
+  // Compressed messages stay refused, the default: gRPC inflates one whole before its size
+  // is checked, and the edge sends none.
   // A caller that vanishes without closing is found by a ping within 40 s.
   baton::grpc::server srv({.addresses = {o.listen},
                            .max_message_bytes = 256 * 1024,

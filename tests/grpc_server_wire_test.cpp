@@ -147,6 +147,7 @@ TEST_CASE("max_memory_bytes ends a call whose message declares 4 GiB and keeps c
 
 TEST_CASE("a message gzip cannot read, or behind a bad flag byte, never reaches the handler") {
   in_each_mode([](server_options mode) -> task<> {
+    mode.accept_compressed_messages = true;  // gRPC's own handling of bad gzip, pinned here
     std::vector<Msg> received;
     co_await with_server(
         [&received](server& srv) {
@@ -180,6 +181,63 @@ TEST_CASE("a message gzip cannot read, or behind a bad flag byte, never reaches 
           CHECK((co_await ch.call<Msg>(unary_method, msg("after", 4))).n() == 4);
         },
         mode);
+  });
+}
+
+TEST_CASE("a compressed call is refused before gRPC inflates it, unless the server accepts them") {
+  // gRPC 1.51 inflates a compressed message whole, then checks max_message_bytes: 16 MiB of
+  // zeros cross the wire as about 16 KiB. Refused (the default), nothing is inflated: the call
+  // ends UNIMPLEMENTED as its metadata arrives, not RESOURCE_EXHAUSTED after inflating.
+  in_each_mode([](server_options mode) -> task<> {
+    for (const bool accept : {false, true}) {
+      CAPTURE(accept);
+      server_options o = mode;
+      o.accept_compressed_messages = accept;
+      o.max_message_bytes = 64 * 1024;
+      int ran = 0;
+      stream_outcome seen;
+      co_await with_server(
+          reading_and_counting(seen, ran),
+          [&](channel& plain, server& s) -> task<> {
+            baton::grpc::channel_options gzip;
+            gzip.before_call = [](::grpc::ClientContext& call) {
+              call.set_compression_algorithm(GRPC_COMPRESS_GZIP);
+            };
+            channel zipped(baton_test::connect(s), gzip);
+            const Msg bomb = msg(std::string(std::size_t{16} << 20, '\0'));
+            const StatusCode big = co_await status_of(zipped.call<Msg>(unary_method, bomb));
+            const StatusCode small =
+                co_await status_of(zipped.call<Msg>(unary_method, msg("s", 1)));
+            StatusCode streamed = StatusCode::OK;
+            try {
+              auto up = co_await zipped.open<Msg, Msg>(client_stream_method);
+              co_await up.write(msg("one"));
+              co_await up.write(msg("two"));
+              co_await up.writes_done();
+              while (co_await up.read()) {
+              }
+              co_await up.finish();
+            } catch (const status_error& e) {
+              streamed = e.code();
+            }
+            if (accept) {
+              CHECK(big == StatusCode::RESOURCE_EXHAUSTED);  // inflated, then over the bound
+              CHECK(small == StatusCode::OK);
+              CHECK(streamed == StatusCode::OK);
+              CHECK(seen.texts == std::vector<std::string>{"one", "two"});
+              CHECK(ran == 1);
+            } else {
+              CHECK(big == StatusCode::UNIMPLEMENTED);
+              CHECK(small == StatusCode::UNIMPLEMENTED);
+              CHECK(streamed == StatusCode::UNIMPLEMENTED);
+              CHECK(seen.texts.empty());
+              CHECK(ran == 0);
+            }
+            // A client that does not compress is served either way.
+            CHECK((co_await plain.call<Msg>(unary_method, msg("plain", 2))).n() == 2);
+          },
+          o);
+    }
   });
 }
 

@@ -879,6 +879,12 @@ void server::start() {
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
                              static_cast<int>(s.options.max_metadata_bytes));
   builder.SetMaxReceiveMessageSize(static_cast<int>(s.options.max_message_bytes));
+  if (!s.options.accept_compressed_messages) {
+    // gRPC refuses a call compressed with a disabled algorithm as its metadata arrives, before
+    // its decompression filter inflates a message whole (a gzip bomb); identity stays.
+    builder.SetCompressionAlgorithmSupportStatus(GRPC_COMPRESS_DEFLATE, false);
+    builder.SetCompressionAlgorithmSupportStatus(GRPC_COMPRESS_GZIP, false);
+  }
   if (idle_ms > 0) builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, idle_ms);
   if (keepalive_ms > 0) builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, keepalive_ms);
   if (keepalive_timeout_ms > 0) {
