@@ -426,27 +426,30 @@ class accepted_call final : public server_call {
 
   /// Ends a call whose task never ran its body: refused before any task (max_calls,
   /// max_metadata_bytes; on the queue's thread) or cancelled before the task's first step (on
-  /// the loop, from finish_guard). The status goes out at once, so refusing stays cheap; then,
-  /// if the server has an on_call_end hook, the hook runs on the serving loop in a copy of
-  /// serve()'s context, filled from the call when `fill` (not for metadata over
+  /// the loop, from finish_guard). The status goes to gRPC at once, so refusing stays cheap;
+  /// then, if the server has an on_call_end hook, the hook runs on the serving loop in a copy
+  /// of serve()'s context, filled from the call when `fill` (not for metadata over
   /// max_metadata_bytes, which baton does not read). The posted function holds a reference.
   void end_without_task(const ::grpc::Status& status, bool fill) {
-    if (server_.after_handler) {
-      refs_.fetch_add(1, std::memory_order_relaxed);  // relaxed: we hold a reference already
-      server_.on_serving_loop([this, status, fill] {
-        try {
-          server_.base->copy().run([&] {
-            if (fill) detail::fill(context_, time_limit());
-            server_.after_handler(context_.method(), status,
-                                  std::chrono::steady_clock::duration::zero());
-          });
-        } catch (...) {
-          // Dropped, as run_call drops what the hook throws (server.hpp's contract).
-        }
-        release();
-      });
-    }
+    const bool report = static_cast<bool>(server_.after_handler);
+    // relaxed: we hold a reference already; this one keeps the call until the hook has run.
+    if (report) refs_.fetch_add(1, std::memory_order_relaxed);
+    // Read before finish(): once the call is finished, its queue's thread unlinks the limit.
+    const std::optional<deadline_point> limit = time_limit();
     finish(std::nullopt, status);
+    if (!report) return;
+    server_.on_serving_loop([this, status, fill, limit] {
+      try {
+        server_.base->copy().run([&] {
+          if (fill) detail::fill(context_, limit);
+          server_.after_handler(context_.method(), status,
+                                std::chrono::steady_clock::duration::zero());
+        });
+      } catch (...) {
+        // Dropped, as run_call drops what the hook throws (server.hpp's contract).
+      }
+      release();
+    });
   }
 
  private:
