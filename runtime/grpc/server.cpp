@@ -353,8 +353,8 @@ struct server_state {
 /// run_call's parameter, which makes sure the call's Finish is started exactly once: by the
 /// task's body, or, for a task cancelled before its first step (a cancelled task that never
 /// ran does not run its body: the client cancelled before the task started), when its frame,
-/// which holds this, is destroyed. Without it that call would never end and serve() would wait
-/// for it forever.
+/// which holds this, is destroyed (end_without_task: on_call_end hears of it too). Without it
+/// that call would never end and serve() would wait for it forever.
 class finish_guard {
  public:
   explicit finish_guard(accepted_call& c) noexcept : call_(&c) {}

@@ -27,28 +27,30 @@
 //   larger calls are refused) and one message at a time (at most max_message_bytes, a larger
 //   one ends the call with RESOURCE_EXHAUSTED): a streaming handler reads one message per
 //   read(). Compressed messages are refused (UNIMPLEMENTED, before gRPC inflates anything)
-//   unless accept_compressed_messages is set, which lifts that bound (the option says why). What
-//   gRPC buffers beyond that is not bounded per call: for a message still arriving, gRPC's flow
-//   control lets the client send all the length the message's prefix declares (up to 4 GiB),
-//   max_message_bytes applying once it is in. max_memory_bytes bounds all of the server's
-//   connections together (over it, gRPC resets calls until it is under). max_calls bounds how many
-//   calls are handled at once (the rest are refused with RESOURCE_EXHAUSTED), call_time_limit how
-//   long any of them holds that (DEADLINE_EXCEEDED). serve() (starting first if needed) accepts
-//   calls until shutdown() or until the serving task is cancelled, then returns once every call has
-//   finished. Each call runs as its own task spawned by serve() on serve()'s loop, in a copy of
-//   serve()'s context holding what baton::grpc::extract() sets (trace, baggage, a span of its own,
-//   the call's deadline). on_call(hook): before each call's handler, whatever its method
-//   (registered or not), `co_await hook(method, call)` runs in the call's context, after baton has
-//   filled it: what it sets there (the caller's tenant, an authenticated user, from
-//   client_metadata()) the handler sees, and no other call. It may await (to_thread, a call to an
-//   auth service); an exception it throws ends the call as the handler's would, without running the
-//   handler (a status_error(UNAUTHENTICATED) refuses it). Before start(), once (runtime_error
-//   otherwise, and for an empty hook). on_call_end(hook): as each call ends, hook(method, status,
-//   ran) runs on the loop in the call's context (what on_call and the handler set, its trace: an
-//   access log line or a metric that carries the call's ids), with the status about to go out and
-//   the time since the task started, before the status is sent. It sees every call the server ends:
-//   replies, handler errors, UNIMPLEMENTED, on_call's refusals, cancelled handlers, and the calls
-//   whose handler never started: those refused before any task (RESOURCE_EXHAUSTED for max_calls
+//   unless accept_compressed_messages is set, which lifts that bound (the option says why).
+//   What gRPC buffers beyond that is not bounded per call: for a message still arriving,
+//   gRPC's flow control lets the client send all the length the message's prefix declares (up
+//   to 4 GiB), max_message_bytes applying once it is in. max_memory_bytes bounds all of the
+//   server's connections together (over it, gRPC resets calls until it is under).
+//   max_calls bounds how many calls are handled at once (the rest are refused with
+//   RESOURCE_EXHAUSTED), call_time_limit how long any of them holds that (DEADLINE_EXCEEDED).
+//   serve() (starting first if needed) accepts calls until shutdown() or until the serving task
+//   is cancelled, then returns once every call has finished. Each call runs as its own task
+//   spawned by serve() on serve()'s loop, in a copy of serve()'s context holding what
+//   baton::grpc::extract() sets (trace, baggage, a span of its own, the call's deadline).
+//   on_call(hook): before each call's handler, whatever its method (registered or not),
+//   `co_await hook(method, call)` runs in the call's context, after baton has filled it: what
+//   it sets there (the caller's tenant, an authenticated user, from client_metadata()) the
+//   handler sees, and no other call. It may await (to_thread, a call to an auth service); an
+//   exception it throws ends the call as the handler's would, without running the handler (a
+//   status_error(UNAUTHENTICATED) refuses it). Before start(), once (runtime_error otherwise,
+//   and for an empty hook).
+//   on_call_end(hook): as each call ends, hook(method, status, ran) runs on the loop in the
+//   call's context (what on_call and the handler set, its trace: an access log line or a
+//   metric that carries the call's ids), with the status about to go out and the time since
+//   the task started, before the status is sent. It sees every call the server ends: replies,
+//   handler errors, UNIMPLEMENTED, on_call's refusals, cancelled handlers, and the calls whose
+//   handler never started: those refused before any task (RESOURCE_EXHAUSTED for max_calls
 //   and max_metadata_bytes) and those cancelled before their task's first step (CANCELLED).
 //   For these the status goes out first (refusing stays cheap: no task) and the hook runs after
 //   it, on the loop, with `ran` zero, in a copy of serve()'s context filled from the call (the
