@@ -439,8 +439,17 @@ std::optional<trace_state> trace_state::parse(std::string_view header) {
       const std::string_view key = item.substr(0, eq);
       const std::string_view value = item.substr(eq + 1);
       if (!valid_key(key) || !valid_value(value)) return std::nullopt;
-      if (ts.get(key)) return std::nullopt;                        // keys are unique
+      const auto same_key = [key](const member& m) { return m.key == key; };
+      if (std::any_of(ts.members_.begin(), ts.members_.end(), same_key)) {
+        return std::nullopt;  // keys are unique
+      }
       if (ts.members_.size() == max_members) return std::nullopt;  // a 33rd member
+      // One allocation for the list: a member per comma, and one more.
+      if (ts.members_.empty()) {
+        ts.members_.reserve(std::min<std::size_t>(
+            max_members,
+            1 + static_cast<std::size_t>(std::count(header.begin(), header.end(), ','))));
+      }
       ts.members_.push_back(member{std::string(key), std::string(value)});
     }
     if (comma == std::string_view::npos) break;
@@ -497,6 +506,9 @@ bool baggage::valid_key(std::string_view key) noexcept {
 
 baggage baggage::parse(std::string_view header) {
   baggage b;
+  // One allocation for the list: a member per comma, and one more (at most max_members).
+  b.members_.reserve(std::min<std::size_t>(
+      max_members, 1 + static_cast<std::size_t>(std::count(header.begin(), header.end(), ','))));
   while (true) {
     const std::size_t comma = header.find(',');
     if (std::optional<member> m = parse_baggage_member(trim_ows(header.substr(0, comma)))) {
