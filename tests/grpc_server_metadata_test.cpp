@@ -180,6 +180,65 @@ TEST_CASE("a bidi handler's trailing metadata, added after its writes, ends the 
   });
 }
 
+TEST_CASE("an on_call hook taking call_view& adds fields to every reply and to its refusals") {
+  in_each_mode([](server_options mode) -> task<> {
+    co_await with_server(
+        [](server& s) {
+          s.on_call([](const std::string&, baton::grpc::call_view& call) -> task<> {
+            const auto& fields = call.context().client_metadata();
+            const auto id = fields.find("x-request-id");
+            call.add_initial_metadata("x-request-id",
+                                      id == fields.end()
+                                          ? "none"
+                                          : std::string_view(id->second.data(), id->second.size()));
+            if (fields.find("authorization") == fields.end()) {
+              call.add_trailing_metadata("x-auth-hint", "bearer");
+              throw status_error(StatusCode::UNAUTHENTICATED, "no credentials");
+            }
+            co_return;
+          });
+          s.add_unary<Msg, Msg>(unary_method, [](Msg m, unary_call& call) -> task<Msg> {
+            call.add_trailing_metadata("x-handler", "ran");  // beside the hook's fields
+            co_return m;
+          });
+          s.add_bidi<Msg, Msg>(bidi_method, [](server_stream<Msg, Msg>& st) -> task<> {
+            while (auto m = co_await st.read()) co_await st.write(*m);
+          });
+        },
+        [](channel& ch, server&) -> task<> {
+          baton::grpc::call_options ok;
+          ok.metadata = {{"x-request-id", "r-17"}, {"authorization", "Bearer ada"}};
+          response_metadata seen;
+          ok.received = &seen;
+          CHECK((co_await ch.call<Msg>(unary_method, msg("x", 3), ok)).n() == 3);
+          CHECK(seen.find("x-request-id") == "r-17");
+          CHECK(seen.find("x-handler") == "ran");
+          CHECK(!seen.find("x-auth-hint"));
+
+          baton::grpc::call_options anonymous;
+          anonymous.metadata = {{"x-request-id", "r-18"}};
+          response_metadata refused;
+          anonymous.received = &refused;
+          CHECK(co_await status_of(ch.call<Msg>(unary_method, msg("x"), anonymous)) ==
+                StatusCode::UNAUTHENTICATED);
+          CHECK(refused.find("x-request-id") == "r-18");  // initial fields go with an error too
+          CHECK(refused.find("x-auth-hint") == "bearer");
+          CHECK(!refused.find("x-handler"));  // the handler never ran
+
+          baton::grpc::call_options stream_opts;
+          stream_opts.metadata = {{"x-request-id", "r-19"}, {"authorization", "Bearer ada"}};
+          auto call = co_await ch.open<Msg, Msg>(bidi_method, stream_opts);
+          co_await call.write(msg("m", 1));
+          CHECK((co_await call.read())->n() == 1);
+          CHECK(value_in(call.context().GetServerInitialMetadata(), "x-request-id") == "r-19");
+          co_await call.writes_done();
+          CHECK(!co_await call.read());
+          co_await call.finish();
+        },
+        mode);
+  });
+}
+
 TEST_CASE("a response field gRPC would refuse or reserves is a runtime_error naming its key") {
   in_each_mode([](server_options mode) -> task<> {
     refusals seen;

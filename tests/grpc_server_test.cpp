@@ -1064,10 +1064,15 @@ TEST_CASE("on_call or on_call_end after start(), a second time, or with an empty
   run_task([]() -> task<> {
     server srv({.addresses = {"127.0.0.1:0"}});
     auto hook = [](const std::string&, const ::grpc::ServerContext&) -> task<> { co_return; };
-    CHECK_THROWS_WITH_AS(srv.on_call(nullptr), doctest::Contains("empty hook"),
+    CHECK_THROWS_WITH_AS(srv.on_call(baton::grpc::call_hook()), doctest::Contains("empty hook"),
                          baton::runtime_error);
+    CHECK_THROWS_WITH_AS(srv.on_call(baton::grpc::call_view_hook()),
+                         doctest::Contains("empty hook"), baton::runtime_error);
     srv.on_call(hook);
     CHECK_THROWS_WITH_AS(srv.on_call(hook), doctest::Contains("twice"), baton::runtime_error);
+    auto view_hook = [](const std::string&, baton::grpc::call_view&) -> task<> { co_return; };
+    CHECK_THROWS_WITH_AS(srv.on_call(view_hook), doctest::Contains("twice"),
+                         baton::runtime_error);  // one hook, whichever form
     srv.start();
     server late({.addresses = {"127.0.0.1:0"}});
     late.start();

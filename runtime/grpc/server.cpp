@@ -242,10 +242,10 @@ struct server_state {
   // What server::at_shutdown() registered (the health service's drain): run as shutdown
   // starts, before the grace period. Written before start() only.
   std::vector<std::function<void()>> shutdown_hooks;
-  // What server::on_call() registered: run in each call's context before its handler. Written
-  // before start() only.
-  call_hook before_handler;
-  // What server::on_call_end() registered: run in each call's context as its handler ends.
+  // What server::on_call() registered, in its call_view form (a ServerContext hook is wrapped):
+  // run in each call's context before its handler. Written before start() only.
+  call_view_hook before_handler;
+  // What server::on_call_end() registered: run in each call's context as the call ends.
   // Written before start() only.
   call_end_hook after_handler;
   // Under shutdown_mutex: the thread can set `finished` before request_shutdown() has stored
@@ -584,6 +584,12 @@ void finish_guard::finish(const std::optional<message_bytes>& reply, const ::grp
   std::exchange(call_, nullptr)->finish(reply, status);
 }
 
+/// The call_view an on_call hook gets (call_view's constructor is for the views baton makes).
+class hook_view final : public call_view {
+ public:
+  explicit hook_view(server_call& c) noexcept : call_view(c) {}
+};
+
 /// One call, in its own context (spawned in a copy of serve()'s, filled here).
 task<> run_call(finish_guard guard) {
   accepted_call& c = guard.call();
@@ -595,7 +601,8 @@ task<> run_call(finish_guard guard) {
   try {
     detail::fill(c.context(), c.time_limit());
     if (const auto& hook = c.owner().before_handler) {
-      co_await hook(c.context().method(), c.context());
+      hook_view view(c);
+      co_await hook(c.context().method(), view);
     }
     if (!c.method()) {
       throw status_error(::grpc::StatusCode::UNIMPLEMENTED,
@@ -822,6 +829,13 @@ void server::add(std::string method, detail::call_kind kind, detail::method_body
 }
 
 void server::on_call(call_hook hook) {
+  if (!hook) throw runtime_error("baton: grpc server: on_call() with an empty hook");
+  on_call(call_view_hook([h = std::move(hook)](const std::string& method, call_view& call) {
+    return h(method, call.context());
+  }));
+}
+
+void server::on_call(call_view_hook hook) {
   if (state_->server) throw runtime_error("baton: grpc server: on_call() after start()");
   if (state_->before_handler) throw runtime_error("baton: grpc server: on_call() called twice");
   if (!hook) throw runtime_error("baton: grpc server: on_call() with an empty hook");

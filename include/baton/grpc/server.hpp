@@ -43,8 +43,10 @@
 //   it sets there (the caller's tenant, an authenticated user, from client_metadata()) the
 //   handler sees, and no other call. It may await (to_thread, a call to an auth service); an
 //   exception it throws ends the call as the handler's would, without running the handler (a
-//   status_error(UNAUTHENTICATED) refuses it). Before start(), once (runtime_error otherwise,
-//   and for an empty hook).
+//   status_error(UNAUTHENTICATED) refuses it). A hook taking call_view& instead of the
+//   ServerContext may also add response metadata, as a handler does: fields for every reply
+//   (a request id echoed back), or trailing ones beside the status its refusal throws. Before
+//   start(), once, in either form (runtime_error otherwise, and for an empty hook).
 //   on_call_end(hook): as each call ends, hook(method, status, ran) runs on the loop in the
 //   call's context (what on_call and the handler set, its trace: an access log line or a
 //   metric that carries the call's ids), with the status about to go out and the time since
@@ -181,19 +183,8 @@ struct server_options {
   std::chrono::steady_clock::duration keepalive_timeout = {};
 };
 
-/// What server::on_call() runs before each call's handler: the full method name and the call.
-using call_hook =
-    std::function<task<>(const std::string& method, const ::grpc::ServerContext& call)>;
-
-/// What server::on_call_end() runs as each call ends: the full method name, the status the
-/// call ends with, and how long its task ran (from before the on_call hook; zero for a call
-/// whose handler never started).
-using call_end_hook = std::function<void(const std::string& method, const ::grpc::Status& status,
-                                         std::chrono::steady_clock::duration ran)>;
-
-namespace detail {
-/// What each handler's view of its call offers, whatever the call's kind: the gRPC call, and
-/// fields of the response's metadata (the contract has the rules).
+/// What each handler's and each on_call hook's view of its call offers, whatever the call's
+/// kind: the gRPC call, and fields of the response's metadata (the contract has the rules).
 class call_view {
  public:
   call_view(const call_view&) = delete;
@@ -212,16 +203,28 @@ class call_view {
   }
 
  protected:
-  explicit call_view(server_call& call) noexcept : call_(call) {}
+  explicit call_view(detail::server_call& call) noexcept : call_(call) {}
   ~call_view() = default;
 
-  server_call& call_;
+  detail::server_call& call_;
 };
-}  // namespace detail
+
+/// What server::on_call() runs before each call's handler: the full method name and the call,
+/// as gRPC's ServerContext (call_hook) or as a call_view that may also add response metadata
+/// (call_view_hook).
+using call_hook =
+    std::function<task<>(const std::string& method, const ::grpc::ServerContext& call)>;
+using call_view_hook = std::function<task<>(const std::string& method, call_view& call)>;
+
+/// What server::on_call_end() runs as each call ends: the full method name, the status the
+/// call ends with, and how long its task ran (from before the on_call hook; zero for a call
+/// whose handler never started).
+using call_end_hook = std::function<void(const std::string& method, const ::grpc::Status& status,
+                                         std::chrono::steady_clock::duration ran)>;
 
 /// The call as a streaming handler sees it.
 template <class Request, class Response>
-class server_stream : public detail::call_view {
+class server_stream : public call_view {
  public:
   explicit server_stream(detail::server_call& call) noexcept : call_view(call) {}
 
@@ -237,7 +240,7 @@ class server_stream : public detail::call_view {
 
 /// The call as a unary handler of the third form sees it: context() and the response's
 /// metadata, which goes out with the reply or with the status_error the handler ends with.
-class unary_call : public detail::call_view {
+class unary_call : public call_view {
  public:
   explicit unary_call(detail::server_call& call) noexcept : call_view(call) {}
 };
@@ -286,8 +289,9 @@ class server {
   }
 
   /// Runs `hook` in each call's context before its handler (see the contract). Before start(),
-  /// once.
+  /// once (either form).
   void on_call(call_hook hook);
+  void on_call(call_view_hook hook);
   /// Runs `hook` in each call's context as the call ends (see the contract). Before start(),
   /// once.
   void on_call_end(call_end_hook hook);
