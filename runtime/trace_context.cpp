@@ -287,6 +287,12 @@ std::optional<std::string> normalize_properties(std::string_view props) {
   return out;
 }
 
+/// The most members a comma-separated header can hold, a member per comma and one more, at
+/// most `cap`: what a parse reserves, so that its member list is allocated once.
+std::size_t list_capacity(std::string_view header, std::size_t cap) noexcept {
+  return std::min(cap, 1 + static_cast<std::size_t>(std::count(header.begin(), header.end(), ',')));
+}
+
 /// One list-member of a baggage header; nullopt when invalid.
 std::optional<baggage::member> parse_baggage_member(std::string_view text) {
   const std::size_t semi = text.find(';');
@@ -444,12 +450,7 @@ std::optional<trace_state> trace_state::parse(std::string_view header) {
         return std::nullopt;  // keys are unique
       }
       if (ts.members_.size() == max_members) return std::nullopt;  // a 33rd member
-      // One allocation for the list: a member per comma, and one more.
-      if (ts.members_.empty()) {
-        ts.members_.reserve(std::min<std::size_t>(
-            max_members,
-            1 + static_cast<std::size_t>(std::count(header.begin(), header.end(), ','))));
-      }
+      if (ts.members_.empty()) ts.members_.reserve(list_capacity(header, max_members));
       ts.members_.push_back(member{std::string(key), std::string(value)});
     }
     if (comma == std::string_view::npos) break;
@@ -506,9 +507,7 @@ bool baggage::valid_key(std::string_view key) noexcept {
 
 baggage baggage::parse(std::string_view header) {
   baggage b;
-  // One allocation for the list: a member per comma, and one more (at most max_members).
-  b.members_.reserve(std::min<std::size_t>(
-      max_members, 1 + static_cast<std::size_t>(std::count(header.begin(), header.end(), ','))));
+  b.members_.reserve(list_capacity(header, max_members));
   while (true) {
     const std::size_t comma = header.find(',');
     if (std::optional<member> m = parse_baggage_member(trim_ows(header.substr(0, comma)))) {
