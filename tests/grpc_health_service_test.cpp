@@ -132,6 +132,34 @@ TEST_CASE("Watch: the status now, SERVICE_UNKNOWN for a service never set, then 
   });
 }
 
+TEST_CASE("a Watch stays open past the server's call_time_limit") {
+  in_each_mode([](server_options mode) -> task<> {
+    mode.call_time_limit = 300ms;
+    std::optional<health_service> health;
+    baton_test::parked limited;
+    co_await with_server(
+        [&](server& s) {
+          health.emplace(s);
+          s.add_unary<Msg, Msg>(unary_method, [&limited](Msg) -> task<Msg> {
+            co_await limited.park();
+            co_return Msg();
+          });
+        },
+        [&](channel& ch, server&) -> task<> {
+          auto w = co_await watcher::open(ch, "dir.Users");
+          CHECK(co_await w.next() == reply::SERVICE_UNKNOWN);
+          // A limited call younger than the Watch: once the limit has ended it, the Watch's
+          // own limit, had it one, would have passed too.
+          CHECK(co_await status_of(ch.call<Msg>(unary_method, msg("late"))) ==
+                StatusCode::DEADLINE_EXCEEDED);
+          health->set("dir.Users", true);
+          CHECK(co_await w.next() == reply::SERVING);
+          if (limited.entered.is_set()) co_await limited.cancelled.wait();
+        },
+        mode);
+  });
+}
+
 TEST_CASE("shutdown drains: watchers see NOT_SERVING and end while calls in flight go on") {
   in_each_mode([](server_options mode) -> task<> {
     held_call held;

@@ -647,6 +647,51 @@ TEST_CASE("call_time_limit ends each late call, in whatever order calls finish")
   });
 }
 
+TEST_CASE("a method not time_limited outlives call_time_limit once its request is in") {
+  in_each_mode([](server_options mode) -> task<> {
+    mode.call_time_limit = 300ms;
+    baton::event go;  // set once a limited call younger than the stream has been ended
+    std::optional<baton::grpc::deadline_point> stream_deadline{baton::grpc::deadline_point()};
+    baton_test::parked limited;
+    co_await with_server(
+        [&](server& s) {
+          s.add_server_streaming<Msg, Msg>(server_stream_method,
+                                           [&](Msg m, server_stream<Msg, Msg>& out) -> task<> {
+                                             stream_deadline = baton::grpc::current_deadline();
+                                             co_await out.write(msg(m.text(), 1));
+                                             co_await go.wait();
+                                             co_await out.write(msg(m.text(), 2));
+                                           },
+                                           {.time_limited = false});
+          s.add_unary<Msg, Msg>(unary_method, [&](Msg) -> task<Msg> {
+            co_await limited.park();
+            co_return Msg();
+          });
+        },
+        [&](channel& ch, server&) -> task<> {
+          auto stream = co_await ch.open<Msg, Msg>(server_stream_method);
+          co_await stream.write(msg("watch"));
+          co_await stream.writes_done();
+          auto first = co_await stream.read();
+          REQUIRE(first.has_value());
+          CHECK(first->n() == 1);
+          // A limited call that arrives after the stream: once the limit has ended it, the
+          // stream's own limit (earlier) has passed too.
+          CHECK(co_await status_of(ch.call<Msg>(unary_method, msg("late"))) ==
+                StatusCode::DEADLINE_EXCEEDED);
+          go.set();
+          auto second = co_await stream.read();
+          REQUIRE(second.has_value());
+          CHECK(second->n() == 2);
+          CHECK_FALSE((co_await stream.read()).has_value());
+          CHECK(co_await status_of(stream.finish()) == StatusCode::OK);
+          CHECK_FALSE(stream_deadline.has_value());  // the client sent none, the limit is off
+          if (limited.entered.is_set()) co_await limited.cancelled.wait();
+        },
+        mode);
+  });
+}
+
 TEST_CASE("a server with an hour's call_time_limit still shuts down as soon as its calls end") {
   in_each_mode([](server_options mode) -> task<> {
     mode.call_time_limit = 1h;  // serve() must not wait for the limit's alarm

@@ -436,6 +436,38 @@ TEST_CASE("call_time_limit ends a call whose client stalls in the middle of a me
   });
 }
 
+TEST_CASE("a method not time_limited is still held to call_time_limit until its request is in") {
+  in_each_mode([](server_options mode) -> task<> {
+    mode.call_time_limit = 200ms;
+    int streamed = 0;
+    int ran = 0;
+    co_await with_server(
+        [&](server& s) {
+          counting_echo(ran)(s);
+          s.add_server_streaming<Msg, Msg>(server_stream_method,
+                                           [&streamed](Msg, server_stream<Msg, Msg>&) -> task<> {
+                                             ++streamed;
+                                             co_return;
+                                           },
+                                           {.time_limited = false});
+        },
+        [&](channel& ch, server& s) -> task<> {
+          const std::string half =
+              h2::grpc_message(serialized(msg("never finished", 1))).substr(0, 4);
+          // No request at all, and half of one: both stall before the request is in.
+          for (const std::string& sent : {std::string(), data(half, false)}) {
+            const auto end = co_await exchange(s, open_stream(server_stream_method) + sent);
+            CAPTURE(std::string(to_string(end)));
+            CHECK(call_ended(end));
+          }
+          CHECK(streamed == 0);
+          CHECK((co_await ch.call<Msg>(unary_method, msg("after", 3))).n() == 3);
+          CHECK(ran == 1);
+        },
+        mode);
+  });
+}
+
 TEST_CASE("connection_idle_limit closes connections that never make a call, calls go on") {
   in_each_mode([](server_options mode) -> task<> {
     mode.connection_idle_limit = 200ms;

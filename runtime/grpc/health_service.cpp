@@ -130,9 +130,11 @@ health_service::health_service(server& srv) : table_(std::make_shared<detail::he
           co_await changed.wait();
         }
       });
-  srv.add("/grpc.health.v1.Health/Check", detail::call_kind::unary, std::move(check), {});
-  srv.add("/grpc.health.v1.Health/Watch", detail::call_kind::server_streaming, std::move(watch),
-          {});
+  srv.add("/grpc.health.v1.Health/Check", detail::call_kind::unary, std::move(check), {}, {});
+  // A Watch stays open for as long as its client watches: call_time_limit bounds only the
+  // arrival of its request (gRPC's client-side health checking would see it end every limit).
+  srv.add("/grpc.health.v1.Health/Watch", detail::call_kind::server_streaming, std::move(watch), {},
+          {.time_limited = false});
   srv.at_shutdown([t = table_] { t->drain(); });
 }
 

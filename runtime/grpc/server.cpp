@@ -91,6 +91,7 @@ struct registered_method {
   call_kind kind;
   method_body body;
   std::string task_name;  // "grpc <method>", made once
+  bool time_limited;      // method_options::time_limited
 };
 
 class accepted_call;
@@ -112,13 +113,15 @@ struct limited_call {
 /// gets the same limit, so arrival order is also the order the limits pass: the calls are a
 /// FIFO list, and the alarm is set for the oldest one's. When it fires it cancels the calls
 /// whose limit has passed (unless the handler has answered) and is set again for the new
-/// oldest. A call leaves the list when its final Finish completes. Linking, unlinking and the alarm
-/// all run where the queue's events are taken (the routing thread, or the polling loop's thread),
-/// so the list's lock is not contended between threads. A call finishing early costs a lock and an
-/// unlink, where an alarm per call would cost about 1 µs of CPU (docs/benchmarks.md). The alarm's
-/// pending event counts as a call in server_state::in_flight, so the queue is not shut down under
-/// it: once the server stops accepting, an empty list cancels it. (A serving server leaves it set
-/// when the list empties: one call at a time would otherwise set and cancel an alarm per call.)
+/// oldest. A call leaves the list when its final Finish completes (a call of a method exempt from
+/// the limit, method_options::time_limited, once its request is in). Linking, unlinking and the
+/// alarm all run where the queue's events are taken (the routing thread, or the polling loop's
+/// thread), so the list's lock is not contended between threads. A call finishing early costs a
+/// lock and an unlink, where an alarm per call would cost about 1 µs of CPU (docs/benchmarks.md).
+/// The alarm's pending event counts as a call in server_state::in_flight, so the queue is not shut
+/// down under it: once the server stops accepting, an empty list cancels it. (A serving server
+/// leaves it set when the list empties: one call at a time would otherwise set and cancel an alarm
+/// per call.)
 class time_limits {
  public:
   time_limits(std::atomic<std::size_t>& in_flight, std::function<void()> gone)
@@ -135,8 +138,8 @@ class time_limits {
     if (!alarm_pending_) arm(cq);
   }
 
-  /// On the queue's thread, as the call's final Finish completes. Nothing when the alarm has
-  /// taken it already.
+  /// On the queue's thread, as the call's final Finish completes (or an exempt call's request
+  /// is read). Nothing when the alarm has taken it already.
   void unlink(limited_call& c) {
     std::lock_guard lock(mutex_);
     if (!c.linked) return;
@@ -492,13 +495,18 @@ class accepted_call final : public server_call {
       }
       holds_call_slot_ = true;
     }
-    if (server_.options.call_time_limit > std::chrono::steady_clock::duration::zero()) {
+    const bool reads_request =
+        method_ && (kind_ == call_kind::unary || kind_ == call_kind::server_streaming);
+    // A method exempt from the limit (method_options) is still held to it until its request is
+    // in: on_request_read() takes the call out of the list.
+    if (server_.options.call_time_limit > std::chrono::steady_clock::duration::zero() &&
+        (!method_ || method_->time_limited || reads_request)) {
       limit_.ends = std::chrono::steady_clock::now() + server_.options.call_time_limit;
       limit_.call = context_.c_call();
       limit_.passed = &time_limit_passed_;
       server_.limits.link(limit_, *server_.cq);
     }
-    if (method_ && (kind_ == call_kind::unary || kind_ == call_kind::server_streaming)) {
+    if (reads_request) {
       request_.emplace();
       stream_.Read(&request_->buffer(), request_read_tag_.tag());
     } else {
@@ -508,6 +516,12 @@ class accepted_call final : public server_call {
 
   void on_request_read(bool ok) {
     if (!ok) request_.reset();  // the client sent no request: the handler's read says so
+    if (limit_.call != nullptr && !method_->time_limited) {
+      // The request is in: from here the call is not limited (time_limit() says so). Whether
+      // the limit passed already, time_limit_passed_ still says.
+      server_.limits.unlink(limit_);
+      limit_.call = nullptr;
+    }
     request_read_ = true;
     start();
   }
@@ -815,14 +829,15 @@ void check_method(const std::string& method, detail::call_kind kind, detail::pro
 }  // namespace
 
 void server::add(std::string method, detail::call_kind kind, detail::method_body body,
-                 detail::proto_types types) {
+                 detail::proto_types types, method_options opts) {
   if (state_->server) {
     throw runtime_error("baton: grpc server: add a method (" + method + ") before start()");
   }
   check_method(method, kind, types);
   std::string task_name = "grpc " + method;
   if (!state_->methods
-           .emplace(method, detail::registered_method{kind, std::move(body), std::move(task_name)})
+           .emplace(method, detail::registered_method{kind, std::move(body), std::move(task_name),
+                                                      opts.time_limited})
            .second) {
     throw runtime_error("baton: grpc server: " + method + " is registered twice");
   }

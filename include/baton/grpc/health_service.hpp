@@ -23,7 +23,9 @@
 //                  the drain. Each handler runs on the serving loop like any other call.
 //   Bounds: a client never adds to the table (only set() does); one Watch holds its service
 //                  name (at most the server's max_message_bytes) and one event. Watches count
-//                  against max_calls like any call.
+//                  against max_calls like any call; call_time_limit bounds a Watch only until
+//                  its request is in (a Watch is meant to stay open; the server's keepalive
+//                  finds a watcher whose host vanished).
 //   Lifetime: the table is shared with the server's handlers, so the health_service may be
 //                  destroyed before the server; set() then has no object to call.
 //   Thread-safety: set() and status() from any thread, at once.

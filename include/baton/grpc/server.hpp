@@ -17,7 +17,8 @@
 //   A registration that the method's compiled .proto contradicts (no such method in the
 //   service, another RPC kind, other message types; a name that is not /package.Service/Method)
 //   throws runtime_error naming the difference; a service no compiled .proto describes is not
-//   checked.
+//   checked. An optional method_options, last, sets how the method's calls are bounded (a
+//   method whose calls stay open, exempt from call_time_limit once its request is in).
 //   start() builds and starts the gRPC server on the options' addresses (runtime_error when
 //   one cannot be bound, when max_metadata_bytes or max_message_bytes is over INT_MAX, when
 //   call_time_limit is negative, or connection_idle_limit, keepalive_time or keepalive_timeout
@@ -33,7 +34,8 @@
 //   to 4 GiB), max_message_bytes applying once it is in. max_memory_bytes bounds all of the
 //   server's connections together (over it, gRPC resets calls until it is under).
 //   max_calls bounds how many calls are handled at once (the rest are refused with
-//   RESOURCE_EXHAUSTED), call_time_limit how long any of them holds that (DEADLINE_EXCEEDED).
+//   RESOURCE_EXHAUSTED), call_time_limit how long any of them holds that (DEADLINE_EXCEEDED;
+//   for a method registered with time_limited = false, only until its request is in).
 //   serve() (starting first if needed) accepts calls until shutdown() or until the serving task
 //   is cancelled, then returns once every call has finished. Each call runs as its own task
 //   spawned by serve() on serve()'s loop, in a copy of serve()'s context holding what
@@ -183,6 +185,17 @@ struct server_options {
   std::chrono::steady_clock::duration keepalive_timeout = {};
 };
 
+/// How one registered method's calls are handled (the optional last argument of add_*()).
+struct method_options {
+  // Whether server_options::call_time_limit bounds a call of this method for its whole life.
+  // False for a call meant to stay open (a health Watch, a subscription): the limit then bounds
+  // only the call's arrival, up to its one request for a unary or server-streaming method (a
+  // client that never sends it is still ended), and the handler runs under the client's
+  // deadline alone. A client-streaming or bidi handler then bounds its own reads (wait_for).
+  // Such calls still count against max_calls.
+  bool time_limited = true;
+};
+
 /// What each handler's and each on_call hook's view of its call offers, whatever the call's
 /// kind: the gRPC call, and fields of the response's metadata (the contract has the rules).
 class call_view {
@@ -253,19 +266,19 @@ class server {
   ~server();
 
   template <class Request, class Response, class F>
-  void add_unary(std::string method, F handler) {
+  void add_unary(std::string method, F handler, method_options opts = {}) {
     add(std::move(method), detail::call_kind::unary,
         unary_body<Request, Response>(std::move(handler)),
-        detail::proto_types_of<Request, Response>());
+        detail::proto_types_of<Request, Response>(), opts);
   }
   template <class Request, class Response, class F>
-  void add_server_streaming(std::string method, F handler) {
+  void add_server_streaming(std::string method, F handler, method_options opts = {}) {
     add(std::move(method), detail::call_kind::server_streaming,
         server_streaming_body<Request, Response>(std::move(handler)),
-        detail::proto_types_of<Request, Response>());
+        detail::proto_types_of<Request, Response>(), opts);
   }
   template <class Request, class Response, class F>
-  void add_client_streaming(std::string method, F handler) {
+  void add_client_streaming(std::string method, F handler, method_options opts = {}) {
     add(
         std::move(method), detail::call_kind::client_streaming,
         [h = std::move(handler)](
@@ -273,10 +286,10 @@ class server {
           server_stream<Request, Response> s(c);
           co_return detail::serialize_message(co_await h(s));
         },
-        detail::proto_types_of<Request, Response>());
+        detail::proto_types_of<Request, Response>(), opts);
   }
   template <class Request, class Response, class F>
-  void add_bidi(std::string method, F handler) {
+  void add_bidi(std::string method, F handler, method_options opts = {}) {
     add(
         std::move(method), detail::call_kind::bidi,
         [h = std::move(handler)](
@@ -285,7 +298,7 @@ class server {
           co_await h(s);
           co_return std::nullopt;
         },
-        detail::proto_types_of<Request, Response>());
+        detail::proto_types_of<Request, Response>(), opts);
   }
 
   /// Runs `hook` in each call's context before its handler (see the contract). Before start(),
@@ -342,7 +355,7 @@ class server {
   /// Registers `body` under `method`, after checking it against the method's compiled .proto
   /// when one is linked in (detail::check_method()).
   void add(std::string method, detail::call_kind kind, detail::method_body body,
-           detail::proto_types types);
+           detail::proto_types types, method_options opts);
   /// Runs `hook` once, on the thread that starts the shutdown, as it starts (before the grace
   /// period); register before start().
   void at_shutdown(std::function<void()> hook);
