@@ -20,7 +20,7 @@ cd "$(dirname "$0")"
 
 packages=(g++ meson ninja-build pkg-config cmake libboost1.81-dev libboost-context1.81-dev doctest-dev
   libbenchmark-dev libspdlog-dev libsqlite3-dev libboost-url1.81-dev libssl-dev python3
-  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc)
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc zlib1g-dev)
 
 install_deps() {
   local missing=()

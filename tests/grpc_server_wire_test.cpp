@@ -16,7 +16,11 @@
 #include <support/grpc_echo.hpp>
 #include <support/h2_wire.hpp>
 
+#include <zlib.h>
+
+#include <algorithm>
 #include <cstdint>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -60,6 +64,45 @@ auto reading_and_counting(stream_outcome& seen, int& ran) {
     reading_handler(seen)(s);
     counting_echo(ran)(s);
   };
+}
+
+/// `n` zero bytes, gzipped (what a compression bomb is made of), made a block at a time.
+std::string gzip_of_zeros(std::size_t n) {
+  z_stream z{};
+  REQUIRE(deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) == Z_OK);
+  std::string zeros(std::size_t{1} << 20, '\0');
+  std::string out;
+  std::string block(std::size_t{64} << 10, '\0');
+  for (std::size_t left = n;;) {
+    const std::size_t now = std::min(left, zeros.size());
+    left -= now;
+    z.next_in = reinterpret_cast<Bytef*>(zeros.data());
+    z.avail_in = static_cast<uInt>(now);
+    const int flush = left == 0 ? Z_FINISH : Z_NO_FLUSH;
+    int rc = Z_OK;
+    do {
+      z.next_out = reinterpret_cast<Bytef*>(block.data());
+      z.avail_out = static_cast<uInt>(block.size());
+      rc = deflate(&z, flush);
+      out.append(block.data(), block.size() - z.avail_out);
+    } while (z.avail_out == 0);
+    if (left == 0) {
+      REQUIRE(rc == Z_STREAM_END);
+      break;
+    }
+  }
+  deflateEnd(&z);
+  return out;
+}
+
+/// The process's peak resident set (VmHWM), in bytes; 0 when /proc does not say.
+std::size_t peak_rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoul(line.substr(6)) * 1024;
+  }
+  return 0;
 }
 
 /// Sends `bytes` on a new connection to `s` and waits for stream 1 (or the connection) to end.
@@ -147,7 +190,7 @@ TEST_CASE("max_memory_bytes ends a call whose message declares 4 GiB and keeps c
 
 TEST_CASE("a message gzip cannot read, or behind a bad flag byte, never reaches the handler") {
   in_each_mode([](server_options mode) -> task<> {
-    mode.accept_compressed_messages = true;  // gRPC's own handling of bad gzip, pinned here
+    mode.accept_compressed_messages = true;  // so that the bad gzip is read at all
     std::vector<Msg> received;
     co_await with_server(
         [&received](server& srv) {
@@ -158,7 +201,7 @@ TEST_CASE("a message gzip cannot read, or behind a bad flag byte, never reaches 
         },
         [&received](channel& ch, server& s) -> task<> {
           const std::string plain = serialized(msg("plain", 4));
-          // gzip named over bytes that are not gzip: gRPC resets the call.
+          // gzip named over bytes that are not gzip: they do not inflate (INVALID_ARGUMENT).
           const h2::header_list gzip = {{"grpc-encoding", "gzip"}};
           const auto end =
               co_await exchange(s, open_stream(unary_method, gzip) +
@@ -238,6 +281,105 @@ TEST_CASE("a compressed call is refused before gRPC inflates it, unless the serv
           },
           o);
     }
+  });
+}
+
+TEST_CASE("accepted compressed messages inflate to max_message_bytes and not a byte more") {
+  // gRPC's own inflation is off on a server that accepts compression: baton inflates each
+  // message, stopping one byte past the bound, so a bomb costs the bound and not its size.
+  in_each_mode([](server_options mode) -> task<> {
+    mode.accept_compressed_messages = true;
+    mode.max_message_bytes = 64 * 1024;
+    int ran = 0;
+    stream_outcome seen;
+    co_await with_server(
+        reading_and_counting(seen, ran),
+        [&](channel&, server& s) -> task<> {
+          // A Msg of text only, n bytes of it, serializes to n + 4 bytes (a tag, a 3-byte length).
+          const std::size_t at_limit = 64 * 1024 - 4;
+          for (const auto algorithm : {GRPC_COMPRESS_GZIP, GRPC_COMPRESS_DEFLATE}) {
+            CAPTURE(static_cast<int>(algorithm));
+            baton::grpc::channel_options zip;
+            zip.before_call = [algorithm](::grpc::ClientContext& call) {
+              call.set_compression_algorithm(algorithm);
+            };
+            channel zipped(baton_test::connect(s), zip);
+            const Msg whole = msg(std::string(at_limit, 'z'));
+            const Msg over = msg(std::string(at_limit + 1, 'z'));
+            CHECK((co_await zipped.call<Msg>(unary_method, whole)).text().size() == at_limit);
+            CHECK(co_await status_of(zipped.call<Msg>(unary_method, over)) ==
+                  StatusCode::RESOURCE_EXHAUSTED);
+          }
+          CHECK(ran == 2);  // the two at the bound, never the ones past it
+
+          // In a stream, the read that meets the bomb throws RESOURCE_EXHAUSTED, and the
+          // client gets that status; what came before it was read.
+          baton::grpc::channel_options gzip;
+          gzip.before_call = [](::grpc::ClientContext& call) {
+            call.set_compression_algorithm(GRPC_COMPRESS_GZIP);
+          };
+          channel zipped(baton_test::connect(s), gzip);
+          StatusCode streamed = StatusCode::OK;
+          try {
+            auto up = co_await zipped.open<Msg, Msg>(client_stream_method);
+            co_await up.write(msg("before"));
+            co_await seen.first.wait();
+            co_await up.write(msg(std::string(std::size_t{16} << 20, '\0')));
+            co_await up.writes_done();
+            while (co_await up.read()) {
+            }
+            co_await up.finish();
+          } catch (const status_error& e) {
+            streamed = e.code();
+          }
+          CHECK(streamed == StatusCode::RESOURCE_EXHAUSTED);
+          co_await seen.done.wait();
+          CHECK(seen.texts == std::vector<std::string>{"before"});
+          CHECK(seen.read_error == StatusCode::RESOURCE_EXHAUSTED);
+        },
+        mode);
+  });
+}
+
+TEST_CASE(
+    "a compression bomb within the wire bound costs the server max_message_bytes, not its size") {
+  // 256 MiB of zeros, gzipped: about 256 KiB on the wire, under the 1 MiB bound that gRPC holds
+  // the compressed message to. Inflated whole (gRPC's own way) it would take 256 MiB; baton stops
+  // one byte past the bound. The process's peak RSS (VmHWM, reset first) says which happened:
+  // the client here sends the compressed bytes by hand, so it holds only those.
+  std::ofstream reset_peak("/proc/self/clear_refs");
+  reset_peak << "5";
+  reset_peak.close();
+  if (!reset_peak || peak_rss_bytes() == 0) {
+    MESSAGE("skipped: this kernel cannot reset or report a process's peak RSS");
+    return;
+  }
+  const std::string bomb = gzip_of_zeros(std::size_t{256} << 20);
+  REQUIRE(bomb.size() < (std::size_t{1} << 20));
+  in_each_mode([&bomb](server_options mode) -> task<> {
+    mode.accept_compressed_messages = true;
+    mode.max_message_bytes = std::size_t{1} << 20;
+    int ran = 0;
+    co_await with_server(
+        counting_echo(ran),
+        [&](channel& ch, server& s) -> task<> {
+          std::ofstream("/proc/self/clear_refs") << "5";
+          const std::size_t before = peak_rss_bytes();
+          const h2::header_list gzip = {{"grpc-encoding", "gzip"}};
+          auto c = co_await h2::connection::open(s.port());
+          co_await c.send(open_stream(unary_method, gzip));
+          const std::string message = h2::grpc_message(bomb, /*compressed=*/true);
+          auto end = co_await c.pump(stream_1, message, message.size());
+          if (!end) end = co_await c.until_end(stream_1);
+          const std::size_t grown = peak_rss_bytes() - std::min(before, peak_rss_bytes());
+          CAPTURE(grown);
+          MESSAGE("peak RSS grew by " << grown / 1024 << " KiB");
+          CHECK(call_ended(*end));
+          CHECK(ran == 0);
+          CHECK(grown < (std::size_t{64} << 20));  // 256 MiB if it had been inflated whole
+          CHECK((co_await ch.call<Msg>(unary_method, msg("after", 5))).n() == 5);
+        },
+        mode);
   });
 }
 

@@ -12,6 +12,8 @@
 #include <baton/spawn.hpp>
 #include <baton/task_handle.hpp>
 
+#include "inflate.hpp"
+
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
@@ -27,6 +29,7 @@
 #include <functional>
 #include <future>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -53,17 +56,32 @@ std::size_t metadata_bytes(const ::grpc::ServerContextBase& context) {
   return n;
 }
 
+constexpr const char* inflated_over_limit =
+    "baton: a compressed message inflates past max_message_bytes";
+
+/// What adopt_message() made of a message core received.
+struct adopted {
+  // The message; no bytes at all for a compressed one that does not inflate, so that the
+  // handler's parse of it fails (INVALID_ARGUMENT) rather than reading an empty message.
+  message_bytes bytes;
+  bool over_limit = false;  // a compressed message that inflates past max_message_bytes
+};
+
 /// A message core received, as message_bytes (grpc++ keeps its constructor from core's buffer
-/// private): its slices, each referenced once more, in a new buffer; `received` is freed. Most
-/// messages are one slice, which needs no list.
-message_bytes adopt_message(grpc_byte_buffer* received) {
-  grpc_byte_buffer_reader reader;
-  if (grpc_byte_buffer_reader_init(&reader, received) == 0) {
-    // A compressed message that does not decompress: no bytes at all, so the handler's
-    // parse of it fails (INVALID_ARGUMENT) rather than reading an empty message.
-    grpc_byte_buffer_destroy(received);
-    return {};
+/// private); `received` is freed. An uncompressed one keeps its slices, each referenced once
+/// more, in a new buffer (most messages are one slice, which needs no list). A compressed one
+/// arrives as gRPC received it, its own inflation being off (inflate.hpp says why), and is
+/// inflated here, to at most `limit` bytes.
+adopted adopt_message(grpc_byte_buffer* received, std::size_t limit) {
+  const std::unique_ptr<grpc_byte_buffer, void (*)(grpc_byte_buffer*)> owned(
+      received, grpc_byte_buffer_destroy);
+  adopted out;
+  if (received->type == GRPC_BB_RAW && received->data.raw.compression != GRPC_COMPRESS_NONE) {
+    out.over_limit = inflate_message(*received, limit, out.bytes) == inflated::over_limit;
+    return out;
   }
+  grpc_byte_buffer_reader reader;
+  if (grpc_byte_buffer_reader_init(&reader, received) == 0) return out;  // 1.51: never fails
   std::vector<::grpc::Slice> more;  // the slices after the first, for a message of several
   std::optional<::grpc::Slice> first;
   grpc_slice s;
@@ -76,13 +94,11 @@ message_bytes adopt_message(grpc_byte_buffer* received) {
     }
   }
   grpc_byte_buffer_reader_destroy(&reader);
-  grpc_byte_buffer_destroy(received);
   ::grpc::ByteBuffer buffer = !more.empty() ? ::grpc::ByteBuffer(more.data(), more.size())
                               : first       ? ::grpc::ByteBuffer(&*first, 1)
                                             : ::grpc::ByteBuffer(nullptr, 0);  // empty, valid
-  message_bytes bytes;
-  bytes.buffer().Swap(&buffer);
-  return bytes;
+  out.bytes.buffer().Swap(&buffer);
+  return out;
 }
 
 }  // namespace
@@ -382,6 +398,7 @@ class accepted_call final : public server_call {
   explicit accepted_call(server_state& s)
       : server_(s), matched_(*this), request_read_tag_(*this), done_(*this), finished_(*this) {
     response_metadata_limit_ = s.options.max_metadata_bytes;
+    message_limit_ = s.options.max_message_bytes;
   }
 
   /// Asks gRPC for the next call (AsyncNotifyWhenDone first, as gRPC requires).
@@ -507,15 +524,36 @@ class accepted_call final : public server_call {
       server_.limits.link(limit_, *server_.cq);
     }
     if (reads_request) {
-      request_.emplace();
-      stream_.Read(&request_->buffer(), request_read_tag_.tag());
+      // A core batch, as server_call::read() starts (a compressed request stays compressed
+      // until adopt_message() inflates it under the limit); read_tag_ is free until the
+      // handler runs.
+      ::grpc_op op{};
+      op.op = GRPC_OP_RECV_MESSAGE;
+      op.data.recv_message.recv_message = &received_request_;
+      read_tag_.awaiting = request_read_tag_.tag();
+      const grpc_call_error e =
+          grpc_call_start_batch(context_.c_call(), &op, 1, &read_tag_, nullptr);
+      if (e != GRPC_CALL_OK) {
+        std::fprintf(stderr, "baton: grpc: gRPC refused a request's read (grpc_call_error %d)\n",
+                     static_cast<int>(e));
+        std::abort();
+      }
     } else {
       start();
     }
   }
 
   void on_request_read(bool ok) {
-    if (!ok) request_.reset();  // the client sent no request: the handler's read says so
+    grpc_byte_buffer* received = std::exchange(received_request_, nullptr);
+    bool over_limit = false;
+    if (received != nullptr && ok) {
+      adopted request = adopt_message(received, message_limit_);
+      over_limit = request.over_limit;
+      request_.emplace(std::move(request.bytes));
+    } else {
+      if (received != nullptr) grpc_byte_buffer_destroy(received);
+      request_.reset();  // the client sent no request: the handler's read says so
+    }
     if (limit_.call != nullptr && !method_->time_limited) {
       // The request is in: from here the call is not limited (time_limit() says so). Whether
       // the limit passed already, time_limit_passed_ still says.
@@ -523,6 +561,11 @@ class accepted_call final : public server_call {
       limit_.call = nullptr;
     }
     request_read_ = true;
+    if (over_limit) {
+      end_without_task(::grpc::Status(::grpc::StatusCode::RESOURCE_EXHAUSTED, inflated_over_limit),
+                       /*fill=*/true);
+      return;
+    }
     start();
   }
 
@@ -571,6 +614,7 @@ class accepted_call final : public server_call {
   const registered_method* method_ = nullptr;
   // Its place in server_state::limits under call_time_limit (call set: the call has a limit).
   limited_call limit_;
+  grpc_byte_buffer* received_request_ = nullptr;  // what the request's core batch fills in
   bool holds_call_slot_ = false;  // counted against server_options::max_calls until finish()
   std::mutex mutex_;
   std::optional<task_handle<void>> handler_;  // under mutex_, while the task runs
@@ -692,7 +736,15 @@ task<std::optional<message_bytes>> server_call::read() {
     throw;
   }
   reading_ = false;
-  if (received != nullptr) co_return adopt_message(received);
+  if (received != nullptr) {
+    adopted message = adopt_message(received, message_limit_);
+    if (message.over_limit) {
+      grpc_call_cancel_with_status(context_.c_call(), GRPC_STATUS_RESOURCE_EXHAUSTED,
+                                   inflated_over_limit, nullptr);
+      throw status_error(::grpc::StatusCode::RESOURCE_EXHAUSTED, inflated_over_limit);
+    }
+    co_return std::move(message.bytes);
+  }
   // No message: the client is done writing, or the call is gone. The server's time limit
   // sets its flag before it cancels; core fails the batch when gRPC ended the call itself (a
   // message over max_message_bytes) and flags a stream that ended without the client's close
@@ -911,9 +963,13 @@ void server::start() {
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
                              static_cast<int>(s.options.max_metadata_bytes));
   builder.SetMaxReceiveMessageSize(static_cast<int>(s.options.max_message_bytes));
-  if (!s.options.accept_compressed_messages) {
+  if (s.options.accept_compressed_messages) {
+    // gRPC's decompression filter would inflate a message whole before checking its size (a
+    // gzip bomb): off, each message arrives as sent and adopt_message() inflates it, bounded.
+    builder.AddChannelArgument(GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION, 0);
+  } else {
     // gRPC refuses a call compressed with a disabled algorithm as its metadata arrives, before
-    // its decompression filter inflates a message whole (a gzip bomb); identity stays.
+    // any of it is read; identity stays.
     builder.SetCompressionAlgorithmSupportStatus(GRPC_COMPRESS_DEFLATE, false);
     builder.SetCompressionAlgorithmSupportStatus(GRPC_COMPRESS_GZIP, false);
   }

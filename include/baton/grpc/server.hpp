@@ -27,8 +27,9 @@
 //   Bounds: what one call holds in baton's hands is its metadata (at most max_metadata_bytes,
 //   larger calls are refused) and one message at a time (at most max_message_bytes, a larger
 //   one ends the call with RESOURCE_EXHAUSTED): a streaming handler reads one message per
-//   read(). Compressed messages are refused (UNIMPLEMENTED, before gRPC inflates anything)
-//   unless accept_compressed_messages is set, which lifts that bound (the option says why).
+//   read(). Compressed messages are refused (UNIMPLEMENTED) unless accept_compressed_messages
+//   is set; then baton inflates each one under the same bound (a stream's read() that meets
+//   one larger throws status_error(RESOURCE_EXHAUSTED) and the call ends with it).
 //   What gRPC buffers beyond that is not bounded per call: for a message still arriving,
 //   gRPC's flow control lets the client send all the length the message's prefix declares (up
 //   to 4 GiB), max_message_bytes applying once it is in. max_memory_bytes bounds all of the
@@ -89,7 +90,8 @@
 //   is done writing (gRPC drops a message the client's end of stream cuts short: the stream
 //   then ends after the last whole one); status_error(CANCELLED) when the call ended before the
 //   client finished sending (a lost connection, a reset, a message over max_message_bytes),
-//   DEADLINE_EXCEEDED when call_time_limit ended it. write(r) sends one message;
+//   DEADLINE_EXCEEDED when call_time_limit ended it, RESOURCE_EXHAUSTED (ending the call) for
+//   a compressed message that inflates past max_message_bytes. write(r) sends one message;
 //   status_error(CANCELLED) when the call is gone
 //   (DEADLINE_EXCEEDED when call_time_limit ended it).
 //   Response metadata: add_initial_metadata(key, value) and add_trailing_metadata(key, value)
@@ -148,10 +150,12 @@ struct server_options {
   // RESOURCE_EXHAUSTED before any handler sees it. At most INT_MAX (gRPC's limit is an int).
   std::size_t max_message_bytes = 4 * 1024 * 1024;
   // Whether a call's messages may arrive compressed (gzip, deflate). Off, a call whose client
-  // compresses ends with UNIMPLEMENTED before any of it is inflated. On, gRPC 1.51 inflates
-  // each message whole before it checks max_message_bytes, so one message can take about 1000
-  // times its size on the wire (gzip's best ratio: 4 MiB can become 4 GiB): for clients you
-  // trust, or with a small max_message_bytes.
+  // compresses ends with UNIMPLEMENTED before any of it is read. On, baton inflates each message
+  // itself and stops one byte past max_message_bytes (RESOURCE_EXHAUSTED), so a compressed
+  // message holds at most max_message_bytes on the wire (gRPC's check) plus that much inflated.
+  // (gRPC 1.51's own inflation, which baton turns off, inflates a message whole before checking
+  // its size: 4 MiB of gzip can become 4 GiB.) The cost is inflating, on the thread that takes
+  // the queue's events for a call's one request, on the handler's loop for a stream's reads.
   bool accept_compressed_messages = false;
   // The serving loop's thread polls the server's completion queue itself, instead of a routing
   // thread handing it the events: fewer thread hops per call (docs/grpc.md, "The loop as

@@ -35,7 +35,8 @@ class server_call {
 
   /// The next message, nullopt only once the client is done writing; status_error(
   /// DEADLINE_EXCEEDED) when call_time_limit ended the call, status_error(CANCELLED) when it
-  /// ended otherwise before the client finished sending (server.hpp's contract has the details).
+  /// ended otherwise before the client finished sending, status_error(RESOURCE_EXHAUSTED) for
+  /// a compressed message past max_message_bytes (server.hpp's contract has the details).
   [[nodiscard]] task<std::optional<message_bytes>> read();
   /// A unary or server-streaming call's one request, read before the handler started: no
   /// suspension, so no task. nullopt when the client sent none. Once only; read() after it is
@@ -81,6 +82,7 @@ class server_call {
   bool initial_metadata_sent_ = false;  // by the first write(); add_response_field() then refuses
   std::size_t response_metadata_bytes_ = 0;  // what add_response_field() added, HTTP/2's measure
   std::size_t response_metadata_limit_ = 0;  // server_options::max_metadata_bytes
+  std::size_t message_limit_ = 0;            // server_options::max_message_bytes (inflating)
   // Set (by the server's time limits, on the queue's thread) before the call is cancelled for
   // passing server_options::call_time_limit: a read or write that then fails says so.
   std::atomic<bool> time_limit_passed_{false};
