@@ -16,11 +16,10 @@
 #include <support/grpc_echo.hpp>
 #include <support/h2_wire.hpp>
 
-#include <zlib.h>
+#include <support/gzip_bomb.hpp>
 
 #include <algorithm>
 #include <cstdint>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -64,45 +63,6 @@ auto reading_and_counting(stream_outcome& seen, int& ran) {
     reading_handler(seen)(s);
     counting_echo(ran)(s);
   };
-}
-
-/// `n` zero bytes, gzipped (what a compression bomb is made of), made a block at a time.
-std::string gzip_of_zeros(std::size_t n) {
-  z_stream z{};
-  REQUIRE(deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) == Z_OK);
-  std::string zeros(std::size_t{1} << 20, '\0');
-  std::string out;
-  std::string block(std::size_t{64} << 10, '\0');
-  for (std::size_t left = n;;) {
-    const std::size_t now = std::min(left, zeros.size());
-    left -= now;
-    z.next_in = reinterpret_cast<Bytef*>(zeros.data());
-    z.avail_in = static_cast<uInt>(now);
-    const int flush = left == 0 ? Z_FINISH : Z_NO_FLUSH;
-    int rc = Z_OK;
-    do {
-      z.next_out = reinterpret_cast<Bytef*>(block.data());
-      z.avail_out = static_cast<uInt>(block.size());
-      rc = deflate(&z, flush);
-      out.append(block.data(), block.size() - z.avail_out);
-    } while (z.avail_out == 0);
-    if (left == 0) {
-      REQUIRE(rc == Z_STREAM_END);
-      break;
-    }
-  }
-  deflateEnd(&z);
-  return out;
-}
-
-/// The process's peak resident set (VmHWM), in bytes; 0 when /proc does not say.
-std::size_t peak_rss_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoul(line.substr(6)) * 1024;
-  }
-  return 0;
 }
 
 /// Sends `bytes` on a new connection to `s` and waits for stream 1 (or the connection) to end.
@@ -347,14 +307,11 @@ TEST_CASE(
   // the compressed message to. Inflated whole (gRPC's own way) it would take 256 MiB; baton stops
   // one byte past the bound. The process's peak RSS (VmHWM, reset first) says which happened:
   // the client here sends the compressed bytes by hand, so it holds only those.
-  std::ofstream reset_peak("/proc/self/clear_refs");
-  reset_peak << "5";
-  reset_peak.close();
-  if (!reset_peak || peak_rss_bytes() == 0) {
+  if (!baton_test::reset_peak_rss()) {
     MESSAGE("skipped: this kernel cannot reset or report a process's peak RSS");
     return;
   }
-  const std::string bomb = gzip_of_zeros(std::size_t{256} << 20);
+  const std::string bomb = baton_test::gzip_of_zeros(std::size_t{256} << 20);
   REQUIRE(bomb.size() < (std::size_t{1} << 20));
   in_each_mode([&bomb](server_options mode) -> task<> {
     mode.accept_compressed_messages = true;
@@ -363,15 +320,16 @@ TEST_CASE(
     co_await with_server(
         counting_echo(ran),
         [&](channel& ch, server& s) -> task<> {
-          std::ofstream("/proc/self/clear_refs") << "5";
-          const std::size_t before = peak_rss_bytes();
+          baton_test::reset_peak_rss();
+          const std::size_t before = baton_test::peak_rss_bytes();
           const h2::header_list gzip = {{"grpc-encoding", "gzip"}};
           auto c = co_await h2::connection::open(s.port());
           co_await c.send(open_stream(unary_method, gzip));
           const std::string message = h2::grpc_message(bomb, /*compressed=*/true);
           auto end = co_await c.pump(stream_1, message, message.size());
           if (!end) end = co_await c.until_end(stream_1);
-          const std::size_t grown = peak_rss_bytes() - std::min(before, peak_rss_bytes());
+          const std::size_t after = baton_test::peak_rss_bytes();
+          const std::size_t grown = after - std::min(before, after);
           CAPTURE(grown);
           MESSAGE("peak RSS grew by " << grown / 1024 << " KiB");
           CHECK(call_ended(*end));

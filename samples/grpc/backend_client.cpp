@@ -8,6 +8,7 @@
 
 #include <baton/grpc/call_context.hpp>
 #include <baton/grpc/channel.hpp>
+#include <baton/grpc/channel_bounds.hpp>
 #include <baton/grpc/health_service.hpp>
 #include <baton/spdlog.hpp>
 #include <baton/trace_context.hpp>
@@ -18,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
@@ -125,8 +127,13 @@ void use_backend(const std::string& address) {
     spdlog::info("backend rpc {} {} in {} us", method, baton::grpc::code_name(status.error_code()),
                  std::chrono::duration_cast<std::chrono::microseconds>(ran).count());
   };
+  // Bounded against a backend gone wrong: replies and metadata at gRPC's default bounds,
+  // compressed replies refused before gRPC inflates them, gRPC's buffers at most 64 MiB.
   backend = std::make_unique<baton::grpc::channel>(
-      ::grpc::CreateChannel(address, ::grpc::InsecureChannelCredentials()), std::move(options));
+      ::grpc::CreateCustomChannel(
+          address, ::grpc::InsecureChannelCredentials(),
+          baton::grpc::bounded_channel_arguments({.max_memory_bytes = std::size_t{64} << 20})),
+      std::move(options));
   extra_route = [](const incoming& in) -> std::optional<baton::task<response>> {
     if (in.path == "/backend/ready" && in.req.method() == http::verb::get) return ready();
     if (in.path != "/backend/notes") return std::nullopt;
