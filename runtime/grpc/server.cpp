@@ -524,20 +524,9 @@ class accepted_call final : public server_call {
       server_.limits.link(limit_, *server_.cq);
     }
     if (reads_request) {
-      // A core batch, as server_call::read() starts (a compressed request stays compressed
-      // until adopt_message() inflates it under the limit); read_tag_ is free until the
-      // handler runs.
-      ::grpc_op op{};
-      op.op = GRPC_OP_RECV_MESSAGE;
-      op.data.recv_message.recv_message = &received_request_;
-      read_tag_.awaiting = request_read_tag_.tag();
-      const grpc_call_error e =
-          grpc_call_start_batch(context_.c_call(), &op, 1, &read_tag_, nullptr);
-      if (e != GRPC_CALL_OK) {
-        std::fprintf(stderr, "baton: grpc: gRPC refused a request's read (grpc_call_error %d)\n",
-                     static_cast<int>(e));
-        std::abort();
-      }
+      // A core batch, as read() starts (a compressed request stays compressed until
+      // adopt_message() inflates it under the limit); read_tag_ is free until the handler runs.
+      start_core_read(&received_request_, request_read_tag_.tag());
     } else {
       start();
     }
@@ -696,6 +685,21 @@ status_error server_call::time_limit_error() {
 }
 server_call::~server_call() = default;
 
+void server_call::start_core_read(grpc_byte_buffer** into, void* awaiting) {
+  read_tag_.awaiting = awaiting;
+  ::grpc_op op{};
+  op.op = GRPC_OP_RECV_MESSAGE;
+  op.data.recv_message.recv_message = into;
+  // One read at a time (reading_, or the request's read before the handler), so gRPC has no
+  // reason to refuse it; if it did, no event would ever come for it (grpc++ asserts the same).
+  const grpc_call_error e = grpc_call_start_batch(context_.c_call(), &op, 1, &read_tag_, nullptr);
+  if (e != GRPC_CALL_OK) {
+    std::fprintf(stderr, "baton: grpc: gRPC refused a read (grpc_call_error %d)\n",
+                 static_cast<int>(e));
+    std::abort();
+  }
+}
+
 std::optional<message_bytes> server_call::take_request() {
   if (reads_closed_ || !request_read_) {
     throw runtime_error("baton: grpc: the call's one request is taken once, before any read()");
@@ -711,25 +715,10 @@ task<std::optional<message_bytes>> server_call::read() {
   if (reading_) throw runtime_error("baton: grpc: a read is already pending on this call");
   reading_ = true;
   grpc_byte_buffer* received = nullptr;
-  ::grpc_op op{};
-  op.op = GRPC_OP_RECV_MESSAGE;
-  op.data.recv_message.recv_message = &received;
   bool ok = false;
   try {
-    ok = co_await grpc_op(
-        [&](void* tag) {
-          read_tag_.awaiting = tag;
-          // One read at a time (reading_), so gRPC has no reason to refuse it; if it did,
-          // no event would ever resume this task (grpc++ asserts the same way).
-          const grpc_call_error e =
-              grpc_call_start_batch(context_.c_call(), &op, 1, &read_tag_, nullptr);
-          if (e != GRPC_CALL_OK) {
-            std::fprintf(stderr, "baton: grpc: gRPC refused a read (grpc_call_error %d)\n",
-                         static_cast<int>(e));
-            std::abort();
-          }
-        },
-        [this] { context_.TryCancel(); });
+    ok = co_await grpc_op([&](void* tag) { start_core_read(&received, tag); },
+                          [this] { context_.TryCancel(); });
   } catch (...) {
     reading_ = false;
     if (received != nullptr) grpc_byte_buffer_destroy(received);

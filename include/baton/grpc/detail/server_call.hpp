@@ -55,6 +55,9 @@ class server_call {
   server_call();
   ~server_call();
   static status_error time_limit_error();
+  /// Starts a core batch receiving one message into *into, its event handed to the queue as
+  /// `awaiting` (through read_tag_, whose FinalizeResult gives it back).
+  void start_core_read(grpc_byte_buffer** into, void* awaiting);
 
   /// The tag of a batch read() starts with gRPC's core API (grpc++'s Read reports a client
   /// that finished writing and a call gRPC cut alike, as a failed read; core tells them
