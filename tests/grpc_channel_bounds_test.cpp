@@ -18,8 +18,6 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <functional>
@@ -73,22 +71,6 @@ task<outcome> call_against(channel_bounds bounds,
   co_return out;
 }
 
-/// `bytes`, deflated in gzip's wrapper.
-std::string gzip(const std::string& bytes) {
-  z_stream z{};
-  REQUIRE(deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) ==
-          Z_OK);
-  std::string out(deflateBound(&z, bytes.size()), '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
-  z.avail_in = static_cast<uInt>(bytes.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
-  out.resize(out.size() - z.avail_out);
-  deflateEnd(&z);
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("a compressed reply fails uninflated on a bounded channel; a bomb costs nothing") {
@@ -123,7 +105,8 @@ TEST_CASE("a compressed reply fails uninflated on a bounded channel; a bomb cost
 
 TEST_CASE("a channel that accepts compressed replies reads one the server gzipped") {
   baton::run([]() -> task<> {
-    const std::string reply = h2::grpc_message(gzip(msg("zipped", 9).SerializeAsString()), true);
+    const std::string reply =
+        h2::grpc_message(baton_test::gzip(msg("zipped", 9).SerializeAsString()), true);
     const channel_bounds accepting{.accept_compressed_replies = true};
     const auto answer = [&reply](h2::connection& server, std::uint32_t stream) -> task<> {
       const h2::header_list gzipped = {{"grpc-encoding", "gzip"}};

@@ -148,7 +148,9 @@ TEST_CASE("max_memory_bytes ends a call whose message declares 4 GiB and keeps c
   });
 }
 
-TEST_CASE("a message gzip cannot read, or behind a bad flag byte, never reaches the handler") {
+TEST_CASE(
+    "a message gzip cannot read (bad, cut, trailing bytes) or a bad flag byte never reaches the "
+    "handler") {
   in_each_mode([](server_options mode) -> task<> {
     mode.accept_compressed_messages = true;  // so that the bad gzip is read at all
     std::vector<Msg> received;
@@ -168,7 +170,18 @@ TEST_CASE("a message gzip cannot read, or behind a bad flag byte, never reaches 
                                        data(h2::grpc_message(plain, /*compressed=*/true), true));
           CAPTURE(std::string(to_string(end)));
           CHECK(call_ended(end));
-          CHECK(received.empty());
+          // gzip cut short, and gzip with bytes after its end: not one whole stream either.
+          const std::string zipped = baton_test::gzip(plain);
+          for (const std::string& bad : {zipped.substr(0, zipped.size() - 4), zipped + "junk"}) {
+            CHECK(call_ended(co_await exchange(
+                s, open_stream(unary_method, gzip) + data(h2::grpc_message(bad, true), true))));
+          }
+          // The whole stream reads (what the cut ones were cut from).
+          CHECK(call_ended(co_await exchange(
+              s, open_stream(unary_method, gzip) + data(h2::grpc_message(zipped, true), true))));
+          REQUIRE(received.size() == 1);
+          CHECK(received[0].text() == "plain");
+          received.clear();
           // A flag byte that is neither 0 nor 1: gRPC 1.51's deframer loses its own error and
           // hands over a message of no bytes, never the bytes behind the flag.
           std::string bad_flag = h2::grpc_message(plain);

@@ -61,7 +61,9 @@ class output_slices {
 
   /// The bytes written, as a buffer.
   ::grpc::ByteBuffer take() {
-    if (!slices_.empty() && used_ < slices_.back().size()) {
+    if (!slices_.empty() && used_ == 0) {
+      slices_.pop_back();  // made for output that did not come (the stream's trailer)
+    } else if (!slices_.empty() && used_ < slices_.back().size()) {
       slices_.back() = slices_.back().sub(0, used_);
     }
     return ::grpc::ByteBuffer(slices_.data(), slices_.size());
@@ -93,41 +95,47 @@ inflated inflate_message(const grpc_byte_buffer& in, std::size_t limit, message_
   z_stream& z = inflater.stream();
   output_slices output;
   std::size_t total = 0;  // bytes inflated so far
-  bool ended = false;     // zlib has seen the end of the stream
   const grpc_slice_buffer& input = in.data.raw.slice_buffer;
-  for (std::size_t i = 0; i < input.count; ++i) {
-    const std::uint8_t* next = GRPC_SLICE_START_PTR(input.slices[i]);
-    std::size_t left = GRPC_SLICE_LENGTH(input.slices[i]);
-    while (left > 0) {
-      if (ended) return inflated::corrupt;  // bytes after the stream's end
-      const auto [at, room] = output.space(limit + 1 - total);
-      // zlib counts in uInt: a longer slice (none is) would be fed in pieces.
-      const auto in_now =
-          static_cast<uInt>(std::min<std::size_t>(left, std::numeric_limits<uInt>::max()));
-      const auto out_now =
-          static_cast<uInt>(std::min<std::size_t>(room, std::numeric_limits<uInt>::max()));
-      z.next_in = const_cast<Bytef*>(next);  // zlib's API is not const; it only reads input
-      z.avail_in = in_now;
-      z.next_out = at;
-      z.avail_out = out_now;
-      const int rc = inflate(&z, Z_NO_FLUSH);
-      const std::size_t consumed = in_now - z.avail_in;
-      const std::size_t produced = out_now - z.avail_out;
-      next += consumed;
-      left -= consumed;
-      output.wrote(produced);
-      total += produced;
-      if (rc == Z_MEM_ERROR) throw std::bad_alloc();
-      if (rc == Z_STREAM_END) {
-        ended = true;
-      } else if (rc != Z_OK) {
-        return inflated::corrupt;  // bad data (Z_DATA_ERROR), or no progress (Z_BUF_ERROR)
-      }
-      // One byte past the limit has room; filling it means the message is too big.
-      if (total > limit) return inflated::over_limit;
+  std::size_t slice = 0;               // the next input slice to feed
+  const std::uint8_t* next = nullptr;  // the input not yet fed, `left` bytes of it
+  std::size_t left = 0;
+  for (;;) {
+    while (left == 0 && slice < input.count) {
+      next = GRPC_SLICE_START_PTR(input.slices[slice]);
+      left = GRPC_SLICE_LENGTH(input.slices[slice]);
+      ++slice;
     }
+    // With the input all fed, zlib may still hold output (a match it had no room to copy), so
+    // it is called until it ends the stream, or says it cannot go on (Z_BUF_ERROR: cut short).
+    const auto [at, room] = output.space(limit + 1 - total);
+    // zlib counts in uInt: a longer slice (none is) would be fed in pieces.
+    const auto in_now =
+        static_cast<uInt>(std::min<std::size_t>(left, std::numeric_limits<uInt>::max()));
+    const auto out_now =
+        static_cast<uInt>(std::min<std::size_t>(room, std::numeric_limits<uInt>::max()));
+    z.next_in = const_cast<Bytef*>(next);  // zlib's API is not const; it only reads input
+    z.avail_in = in_now;
+    z.next_out = at;
+    z.avail_out = out_now;
+    const int rc = inflate(&z, Z_NO_FLUSH);
+    const std::size_t consumed = in_now - z.avail_in;
+    const std::size_t produced = out_now - z.avail_out;
+    next += consumed;
+    left -= consumed;
+    output.wrote(produced);
+    total += produced;
+    if (rc == Z_MEM_ERROR) throw std::bad_alloc();
+    // One byte past the limit has room; filling it means the message is too big.
+    if (total > limit) return inflated::over_limit;
+    if (rc == Z_STREAM_END) break;
+    // Bad data (Z_DATA_ERROR), or no progress possible (Z_BUF_ERROR: the input stops short).
+    if (rc != Z_OK) return inflated::corrupt;
   }
-  if (!ended) return inflated::corrupt;  // the stream stops short
+  // Bytes after the stream's end: not one whole stream.
+  if (left != 0) return inflated::corrupt;
+  for (; slice < input.count; ++slice) {
+    if (GRPC_SLICE_LENGTH(input.slices[slice]) != 0) return inflated::corrupt;
+  }
   ::grpc::ByteBuffer buffer = output.take();
   out.buffer().Swap(&buffer);
   return inflated::whole;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
-// For the gRPC tests of compressed messages: a compression bomb (many zeros, gzipped, made a
-// block at a time so the test never holds them inflated) and the process's peak RSS, which
+// For the gRPC tests of compressed messages: gzip, a compression bomb (many zeros, gzipped, made
+// a block at a time so the test never holds them inflated) and the process's peak RSS, which
 // says whether anyone inflated it whole. Needs zlib (the test's meson entry adds it).
 #pragma once
 
@@ -40,6 +40,22 @@ inline std::string gzip_of_zeros(std::size_t n) {
       break;
     }
   }
+  deflateEnd(&z);
+  return out;
+}
+
+/// `bytes`, deflated in gzip's wrapper.
+inline std::string gzip(const std::string& bytes) {
+  z_stream z{};
+  REQUIRE(deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) ==
+          Z_OK);
+  std::string out(deflateBound(&z, bytes.size()), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  z.avail_in = static_cast<uInt>(bytes.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
+  out.resize(out.size() - z.avail_out);
   deflateEnd(&z);
   return out;
 }
