@@ -200,10 +200,10 @@ TEST_CASE(
   });
 }
 
-TEST_CASE("a compressed call is refused before gRPC inflates it, unless the server accepts them") {
-  // gRPC 1.51 inflates a compressed message whole, then checks max_message_bytes: 16 MiB of
-  // zeros cross the wire as about 16 KiB. Refused (the default), nothing is inflated: the call
-  // ends UNIMPLEMENTED as its metadata arrives, not RESOURCE_EXHAUSTED after inflating.
+TEST_CASE("a compressed call is refused unread unless the server accepts them") {
+  // 16 MiB of zeros cross the wire as about 16 KiB. Refused (the default), nothing is read:
+  // the call ends UNIMPLEMENTED as its metadata arrives. Accepted, baton inflates it and stops
+  // one byte past the 64 KiB bound: RESOURCE_EXHAUSTED.
   in_each_mode([](server_options mode) -> task<> {
     for (const bool accept : {false, true}) {
       CAPTURE(accept);
@@ -237,7 +237,7 @@ TEST_CASE("a compressed call is refused before gRPC inflates it, unless the serv
               streamed = e.code();
             }
             if (accept) {
-              CHECK(big == StatusCode::RESOURCE_EXHAUSTED);  // inflated, then over the bound
+              CHECK(big == StatusCode::RESOURCE_EXHAUSTED);  // inflated up to the bound
               CHECK(small == StatusCode::OK);
               CHECK(streamed == StatusCode::OK);
               CHECK(seen.texts == std::vector<std::string>{"one", "two"});
