@@ -26,10 +26,11 @@
 //   port() tells which port an address with port 0 got.
 //   Bounds: what one call holds in baton's hands is its metadata (at most max_metadata_bytes,
 //   larger calls are refused) and one message at a time (at most max_message_bytes, a larger
-//   one ends the call with RESOURCE_EXHAUSTED): a streaming handler reads one message per
-//   read(). Compressed messages are refused (UNIMPLEMENTED) unless accept_compressed_messages
-//   is set; then baton inflates each one under the same bound (a stream's read() that meets
-//   one larger throws status_error(RESOURCE_EXHAUSTED) and the call ends with it).
+//   one ends the call with RESOURCE_EXHAUSTED; twice that while a compressed one inflates): a
+//   streaming handler reads one message per read(). Compressed messages are refused
+//   (UNIMPLEMENTED) unless accept_compressed_messages is set; then baton inflates each one
+//   under the same bound (a stream's read() that meets one larger throws
+//   status_error(RESOURCE_EXHAUSTED) and the call ends with it).
 //   What gRPC buffers beyond that is not bounded per call: for a message still arriving,
 //   gRPC's flow control lets the client send all the length the message's prefix declares (up
 //   to 4 GiB), max_message_bytes applying once it is in. max_memory_bytes bounds all of the
