@@ -15,6 +15,9 @@
 // "in this process": their server runs in a child (this program run as `grpc_bench
 // --echo-server=raw|baton`), so each side has gRPC's poller to itself; their CPU time is this
 // process's, and the counter server_us_per_call is the child's CPU per call.
+// paired_two_process_100_callers runs both children at once and alternates short blocks of raw
+// and baton calls, so that each ratio it reports compares two blocks a few tens of milliseconds
+// apart.
 // GRPC_BENCH_DEADLOCK_DETECTION=off runs every row with abseil's deadlock detector off (see
 // main()).
 #include <baton/baton.hpp>
@@ -31,6 +34,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -797,10 +801,19 @@ class child_cpu {
   double before_;
 };
 
+/// Calls per iteration of the two separate two-process rows: 1000, or GRPC_BENCH_CALLS when set
+/// (for instruction counts under callgrind, which runs one iteration: two runs that differ only
+/// in it give the cost of one call, start-up cancelled out).
+int two_process_calls() {
+  const char* n = std::getenv("GRPC_BENCH_CALLS");
+  const int calls = n != nullptr ? std::atoi(n) : 1000;
+  return calls > 0 ? calls : 1000;
+}
+
 void raw_two_process_100_callers(benchmark::State& state) {
   echo_child child("raw");
   raw_client client(child.port());
-  const int per_iteration = 1000;
+  const int per_iteration = two_process_calls();
   const child_cpu cpu(child);
   for (auto _ : state) raw_calls(client, callers, per_iteration);
   cpu.report(state, per_iteration);
@@ -813,12 +826,116 @@ void baton_two_process_100_callers(benchmark::State& state) {
     baton::grpc::loop_poller poller;
     baton::grpc::channel ch(
         ::grpc::CreateChannel(target(c.port()), ::grpc::InsecureChannelCredentials()));
-    const int per_iteration = 1000;
+    const int per_iteration = two_process_calls();
     const child_cpu cpu(c);
     for (auto _ : st) co_await baton_calls(ch, callers, per_iteration);
     cpu.report(st, per_iteration);
     st.SetItemsProcessed(st.iterations() * per_iteration);
   }(state, child));
+}
+
+/// This process's CPU time so far (user + system), in seconds.
+double own_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  const auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6;
+  };
+  return seconds(u.ru_utime) + seconds(u.ru_stime);
+}
+
+/// The middle of `values` (the mean of the two middle ones for an even count); 0 when empty.
+double median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const std::size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+/// What one side (raw or baton) did in the paired row: its calls/s in each block, and the CPU
+/// its blocks took altogether in this process (the client side) and in its echo child (the
+/// server side). The child's CPU comes from /proc in clock ticks (10 ms), too coarse for one
+/// block of a few tens of milliseconds, so CPU per call is taken over all blocks.
+struct side_record {
+  /// Where a block started: begin() before its calls, end() after them.
+  struct mark {
+    double client_cpu;
+    double server_cpu;
+    std::chrono::steady_clock::time_point start;
+  };
+  std::vector<double> rates;
+  double client_cpu = 0;
+  double server_cpu = 0;
+  double calls = 0;
+
+  static mark begin(const echo_child& child) {
+    return {own_cpu_seconds(), child.cpu_seconds(), std::chrono::steady_clock::now()};
+  }
+  void end(const echo_child& child, int block_calls, const mark& m) {
+    const double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - m.start).count();
+    rates.push_back(block_calls / wall);
+    client_cpu += own_cpu_seconds() - m.client_cpu;
+    server_cpu += child.cpu_seconds() - m.server_cpu;
+    calls += block_calls;
+  }
+  double client_us_per_call() const { return calls > 0 ? client_cpu * 1e6 / calls : 0; }
+  double server_us_per_call() const { return calls > 0 ? server_cpu * 1e6 / calls : 0; }
+};
+
+// The two-process rows, paired: both echo children run at once, this process holds a raw
+// client and a baton client, and each iteration is one pair of blocks of 1000 calls with 100
+// callers, raw first in even pairs and baton first in odd ones. A pair's two blocks run within
+// tens of milliseconds of each other, so a slow phase of the machine slows both, while the
+// separate rows above run seconds apart and their ratio moves with whatever the host did in
+// between. Counters: the median, lowest and highest of the pairs' ratios (baton's calls/s over
+// raw's), each side's median calls/s, and each side's CPU per call in this process (client)
+// and in its child (server), over all its blocks. A raw block holds the loop's thread while it
+// runs; no baton call is in flight then.
+void paired_two_process_100_callers(benchmark::State& state) {
+  echo_child raw_child("raw");
+  echo_child baton_child("baton");
+  raw_client raw(raw_child.port());
+  baton::run([](benchmark::State& st, raw_client& rc, const echo_child& raw_side,
+                const echo_child& baton_side) -> baton::task<> {
+    baton::grpc::loop_poller poller;
+    baton::grpc::channel ch(
+        ::grpc::CreateChannel(target(baton_side.port()), ::grpc::InsecureChannelCredentials()));
+    const int per_block = 1000;
+    // One pair first, unrecorded: both connections are set up and both heaps warm.
+    raw_calls(rc, callers, per_block);
+    co_await baton_calls(ch, callers, per_block);
+    side_record r;
+    side_record b;
+    std::vector<double> ratios;
+    for (auto _ : st) {
+      const bool raw_first = ratios.size() % 2 == 0;
+      for (const bool raw_turn : {raw_first, !raw_first}) {
+        if (raw_turn) {
+          const auto m = side_record::begin(raw_side);
+          raw_calls(rc, callers, per_block);
+          r.end(raw_side, per_block, m);
+        } else {
+          const auto m = side_record::begin(baton_side);
+          co_await baton_calls(ch, callers, per_block);
+          b.end(baton_side, per_block, m);
+        }
+      }
+      ratios.push_back(b.rates.back() / r.rates.back());
+    }
+    if (ratios.empty()) co_return;
+    st.counters["ratio_median"] = median(ratios);
+    st.counters["ratio_min"] = *std::min_element(ratios.begin(), ratios.end());
+    st.counters["ratio_max"] = *std::max_element(ratios.begin(), ratios.end());
+    st.counters["pairs"] = static_cast<double>(ratios.size());
+    st.counters["raw_calls_per_s"] = median(r.rates);
+    st.counters["baton_calls_per_s"] = median(b.rates);
+    st.counters["raw_client_us"] = r.client_us_per_call();
+    st.counters["baton_client_us"] = b.client_us_per_call();
+    st.counters["raw_server_us"] = r.server_us_per_call();
+    st.counters["baton_server_us"] = b.server_us_per_call();
+    st.SetItemsProcessed(st.iterations() * 2 * per_block);
+  }(state, raw, raw_child, baton_child));
 }
 
 }  // namespace
@@ -844,6 +961,7 @@ BENCHMARK(raw_sharded_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_sharded_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(raw_two_process_100_callers)->UseRealTime()->MeasureProcessCPUTime();
 BENCHMARK(baton_two_process_100_callers)->UseRealTime()->MeasureProcessCPUTime();
+BENCHMARK(paired_two_process_100_callers)->UseRealTime();
 BENCHMARK(baseline_copy_trace_headers);
 BENCHMARK(grpc_extract_and_reset);
 BENCHMARK(grpc_server_fill);
