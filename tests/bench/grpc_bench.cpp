@@ -19,7 +19,8 @@
 // and baton calls, so that each ratio it reports compares two blocks a few tens of milliseconds
 // apart.
 // GRPC_BENCH_DEADLOCK_DETECTION=off runs every row with abseil's deadlock detector off (see
-// main()).
+// main()); GRPC_BENCH_CALLS sets the calls per iteration of the two separate two-process rows
+// (two_process_calls()).
 #include <baton/baton.hpp>
 #include <baton/grpc/call_context.hpp>
 #include <baton/grpc/channel.hpp>
