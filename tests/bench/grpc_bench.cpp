@@ -911,8 +911,8 @@ void paired_two_process_100_callers(benchmark::State& state) {
     std::vector<double> ratios;
     for (auto _ : st) {
       const bool raw_first = ratios.size() % 2 == 0;
-      for (const bool raw_turn : {raw_first, !raw_first}) {
-        if (raw_turn) {
+      for (int turn = 0; turn < 2; ++turn) {
+        if ((turn == 0) == raw_first) {
           const auto m = side_record::begin(raw_side);
           raw_calls(rc, callers, per_block);
           r.end(raw_side, per_block, m);
