@@ -25,6 +25,50 @@ namespace {
 
 constexpr char hex_digits[] = "0123456789abcdef";
 
+// Every header parse on a call's path (gRPC's fill, the HTTP edge) tests each byte against
+// the grammars' character sets. Each set is a bit in one table of 256 entries, so each test is
+// a load and a mask. classes_of() spells out each set as its grammar defines it, and the
+// table is built from it at compile time.
+enum char_class : std::uint8_t {
+  tracestate_kc = 1 << 0,  // tracestate keychar: lcalpha DIGIT _ - * /
+  tchar = 1 << 1,          // RFC 7230 tchar: the baggage keys and property keys
+  baggage_oct = 1 << 2,    // baggage-octet: printable US-ASCII except SP DQUOTE , ; backslash
+};
+
+constexpr std::uint8_t classes_of(unsigned char c) noexcept {
+  const bool digit = c >= '0' && c <= '9';
+  const bool lower = c >= 'a' && c <= 'z';
+  const bool upper = c >= 'A' && c <= 'Z';
+  std::uint8_t k = 0;
+  if (lower || digit || c == '_' || c == '-' || c == '*' || c == '/') k |= tracestate_kc;
+  if (digit || lower || upper ||
+      std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos) {
+    k |= tchar;
+  }
+  if (c == 0x21 || (c >= 0x23 && c <= 0x2b) || (c >= 0x2d && c <= 0x3a) ||
+      (c >= 0x3c && c <= 0x5b) || (c >= 0x5d && c <= 0x7e)) {
+    k |= baggage_oct;
+  }
+  return k;
+}
+
+constexpr std::array<std::uint8_t, 256> char_classes = [] {
+  std::array<std::uint8_t, 256> t{};
+  for (unsigned c = 0; c < 256; ++c) t[c] = classes_of(static_cast<unsigned char>(c));
+  return t;
+}();
+
+bool in_class(char c, char_class k) noexcept {
+  return (char_classes[static_cast<unsigned char>(c)] & k) != 0;
+}
+
+bool all_in_class(std::string_view s, char_class k) noexcept {
+  for (const char c : s) {
+    if (!in_class(c, k)) return false;
+  }
+  return true;
+}
+
 bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
 
 std::string_view trim_ows(std::string_view s) noexcept {
@@ -33,12 +77,19 @@ std::string_view trim_ows(std::string_view s) noexcept {
   return s;
 }
 
-/// A lowercase hex digit's value, else -1 (HEXDIGLC: uppercase is not allowed).
-int lower_hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
+/// Each byte's value as a lowercase hex digit, -1 for any other byte (HEXDIGLC: uppercase is
+/// not allowed). A table, like the classes above: a traceparent has 52 digits to decode.
+constexpr std::array<std::int8_t, 256> lower_hex_values = [] {
+  std::array<std::int8_t, 256> t{};
+  for (unsigned c = 0; c < 256; ++c) {
+    t[c] = c >= '0' && c <= '9'   ? static_cast<std::int8_t>(c - '0')
+           : c >= 'a' && c <= 'f' ? static_cast<std::int8_t>(c - 'a' + 10)
+                                  : std::int8_t{-1};
+  }
+  return t;
+}();
+
+int lower_hex_value(char c) noexcept { return lower_hex_values[static_cast<unsigned char>(c)]; }
 
 int any_hex_value(char c) noexcept {
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
@@ -52,7 +103,7 @@ bool decode_lower_hex(std::string_view s, std::array<std::uint8_t, N>& out) noex
   for (std::size_t i = 0; i < N; ++i) {
     const int hi = lower_hex_value(s[2 * i]);
     const int lo = lower_hex_value(s[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
+    if ((hi | lo) < 0) return false;
     out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
   }
   return true;
@@ -140,9 +191,7 @@ id_generator& ids() {
 
 bool is_lcalpha(char c) noexcept { return c >= 'a' && c <= 'z'; }
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-bool is_keychar(char c) noexcept {
-  return is_lcalpha(c) || is_digit(c) || c == '_' || c == '-' || c == '*' || c == '/';
-}
+bool is_keychar(char c) noexcept { return in_class(c, tracestate_kc); }
 
 /// first-char rule, then keychars, total length 1..max.
 bool key_part(std::string_view s, std::size_t max, bool digit_first) noexcept {
@@ -153,22 +202,9 @@ bool key_part(std::string_view s, std::size_t max, bool digit_first) noexcept {
 
 // --- baggage characters ----------------------------------------------------------------------
 
-/// RFC 7230 tchar.
-bool is_tchar(char c) noexcept {
-  if (is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
+bool is_baggage_octet(char c) noexcept { return in_class(c, baggage_oct); }
 
-/// baggage-octet: printable US-ASCII except SP, DQUOTE, ',', ';' and '\'.
-bool is_baggage_octet(char ch) noexcept {
-  const auto c = static_cast<unsigned char>(ch);
-  return c == 0x21 || (c >= 0x23 && c <= 0x2b) || (c >= 0x2d && c <= 0x3a) ||
-         (c >= 0x3c && c <= 0x5b) || (c >= 0x5d && c <= 0x7e);
-}
-
-bool all_baggage_octets(std::string_view s) noexcept {
-  return std::all_of(s.begin(), s.end(), is_baggage_octet);
-}
+bool all_baggage_octets(std::string_view s) noexcept { return all_in_class(s, baggage_oct); }
 
 /// s with U+FFFD for each ill-formed UTF-8 subsequence (the "maximal subpart" practice of
 /// Unicode, chapter 3), and well-formed sequences as they are.
@@ -293,29 +329,40 @@ std::size_t list_capacity(std::string_view header, std::size_t cap) noexcept {
   return std::min(cap, 1 + static_cast<std::size_t>(std::count(header.begin(), header.end(), ',')));
 }
 
-/// One list-member of a baggage header; nullopt when invalid.
-std::optional<baggage::member> parse_baggage_member(std::string_view text) {
+/// A baggage list-member split at its '=' and its first ';', OWS trimmed around the key and
+/// the value, each part checked against its grammar: the key a token, the value (as sent,
+/// percent-encoded) baggage-octets. nullopt when it is not `key=value[;properties]`.
+struct member_text {
+  std::string_view key;
+  std::string_view value;
+  std::optional<std::string_view> properties;  // what follows the first ';', as sent
+};
+
+std::optional<member_text> split_baggage_member(std::string_view text) {
   const std::size_t semi = text.find(';');
   const std::string_view pair = text.substr(0, semi);
   const std::size_t eq = pair.find('=');
   if (eq == std::string_view::npos) return std::nullopt;
-  const std::string_view key = trim_ows(pair.substr(0, eq));
-  const std::string_view raw_value = trim_ows(pair.substr(eq + 1));
-  if (!baggage::valid_key(key) || !all_baggage_octets(raw_value)) return std::nullopt;
-  // Baggage octets are printable ASCII, so a value with no '%' is its own decoding, and valid
-  // UTF-8: one copy, not a decode and a sanitize (most values, and on every call's path).
-  std::optional<std::string> value = raw_value.find('%') == std::string_view::npos
-                                         ? std::optional<std::string>(std::in_place, raw_value)
-                                         : percent_decode(raw_value);
+  member_text m{trim_ows(pair.substr(0, eq)), trim_ows(pair.substr(eq + 1)), std::nullopt};
+  if (!baggage::valid_key(m.key) || !all_baggage_octets(m.value)) return std::nullopt;
+  if (semi != std::string_view::npos) m.properties = text.substr(semi + 1);
+  return m;
+}
+
+/// A member that needs work beyond a copy: a value to percent-decode, or properties to
+/// normalise. nullopt when either is invalid.
+std::optional<baggage::member> decode_baggage_member(const member_text& text) {
+  std::optional<std::string> value = text.value.find('%') == std::string_view::npos
+                                         ? std::optional<std::string>(std::in_place, text.value)
+                                         : percent_decode(text.value);
   if (!value) return std::nullopt;
   std::optional<std::string> props = std::string();
-  if (semi != std::string_view::npos) {
-    const std::string_view rest = text.substr(semi + 1);
-    if (trim_ows(rest).empty()) return std::nullopt;  // `k=v;`: a property without a key
-    props = normalize_properties(rest);
+  if (text.properties) {
+    if (trim_ows(*text.properties).empty()) return std::nullopt;  // `k=v;`: no property key
+    props = normalize_properties(*text.properties);
     if (!props) return std::nullopt;
   }
-  return baggage::member{std::string(key), std::move(*value), std::move(*props)};
+  return baggage::member{std::string(text.key), std::move(*value), std::move(*props)};
 }
 
 /// The bytes m takes in to_string(), without the separating comma.
@@ -502,7 +549,7 @@ std::string trace_state::to_string() const {
 // --- baggage ---------------------------------------------------------------------------------
 
 bool baggage::valid_key(std::string_view key) noexcept {
-  return !key.empty() && std::all_of(key.begin(), key.end(), is_tchar);
+  return !key.empty() && all_in_class(key, tchar);
 }
 
 baggage baggage::parse(std::string_view header) {
@@ -510,9 +557,16 @@ baggage baggage::parse(std::string_view header) {
   b.members_.reserve(list_capacity(header, max_members));
   while (true) {
     const std::size_t comma = header.find(',');
-    if (std::optional<member> m = parse_baggage_member(trim_ows(header.substr(0, comma)))) {
+    if (const std::optional<member_text> text =
+            split_baggage_member(trim_ows(header.substr(0, comma)))) {
       // Stop at the first member that does not fit: the longest prefix within the limits.
-      if (!b.put(std::move(*m))) break;
+      // Baggage-octets are printable ASCII, so a value without '%' is its own decoding and
+      // valid UTF-8: such a member without properties (most of them) is copied in place.
+      if (!text->properties && text->value.find('%') == std::string_view::npos) {
+        if (!b.put_plain(text->key, text->value)) break;
+      } else if (std::optional<member> m = decode_baggage_member(*text)) {
+        if (!b.put(std::move(*m))) break;
+      }
     }
     if (comma == std::string_view::npos) break;
     header.remove_prefix(comma + 1);
@@ -544,24 +598,57 @@ bool baggage::set(std::string_view key, std::string_view value, std::string_view
   return put(member{std::string(key), std::string(value), std::move(*props)});
 }
 
-bool baggage::put(member m) {
-  const std::size_t size = encoded_size(m);
-  const auto it = std::find_if(members_.begin(), members_.end(),
-                               [&](const member& x) { return x.key == m.key; });
-  std::size_t bytes = 0;  // to_string()'s size afterwards
-  if (it != members_.end()) {
-    bytes = encoded_bytes_ - encoded_size(*it) + size;
+baggage::member* baggage::find_member(std::string_view key) noexcept {
+  for (member& m : members_) {
+    if (m.key == key) return &m;
+  }
+  return nullptr;
+}
+
+std::optional<std::size_t> baggage::bytes_with(const member* old, std::size_t size) const noexcept {
+  std::size_t bytes = 0;
+  if (old != nullptr) {
+    bytes = encoded_bytes_ - encoded_size(*old) + size;
   } else {
-    if (members_.size() + 1 > max_members) return false;
+    if (members_.size() + 1 > max_members) return std::nullopt;
     bytes = encoded_bytes_ + (members_.empty() ? 0 : 1) + size;  // a comma before it
   }
-  if (bytes > max_bytes) return false;
-  if (it != members_.end()) {
-    *it = std::move(m);
+  if (bytes > max_bytes) return std::nullopt;
+  return bytes;
+}
+
+bool baggage::put(member m) {
+  member* old = find_member(m.key);
+  const std::optional<std::size_t> bytes = bytes_with(old, encoded_size(m));
+  if (!bytes) return false;
+  if (old != nullptr) {
+    *old = std::move(m);
   } else {
     members_.push_back(std::move(m));
   }
-  encoded_bytes_ = bytes;
+  encoded_bytes_ = *bytes;
+  return true;
+}
+
+bool baggage::put_plain(std::string_view key, std::string_view value) {
+  member* old = find_member(key);
+  // Every byte of the value passes unencoded and there are no properties.
+  const std::optional<std::size_t> bytes = bytes_with(old, key.size() + 1 + value.size());
+  if (!bytes) return false;
+  if (old != nullptr) {
+    old->value.assign(value);  // may throw: before anything else changed
+    old->properties.clear();
+  } else {
+    member& m = members_.emplace_back();
+    try {
+      m.key.assign(key);
+      m.value.assign(value);
+    } catch (...) {
+      members_.pop_back();
+      throw;
+    }
+  }
+  encoded_bytes_ = *bytes;
   return true;
 }
 

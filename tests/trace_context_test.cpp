@@ -144,6 +144,16 @@ TEST_SUITE("trace_parent") {
     CHECK(rejected(header("00", tid, pid, "-1")));
   }
 
+  TEST_CASE("each of the 256 byte values is a trace id digit only when it is 0-9 or a-f") {
+    for (int b = 0; b < 256; ++b) {
+      std::string header = spec_parent;
+      header[3] = static_cast<char>(b);  // the trace id's first digit (the rest is not zero)
+      const bool hexdiglc = (b >= '0' && b <= '9') || (b >= 'a' && b <= 'f');
+      CAPTURE(b);
+      CHECK(trace_parent::parse(header).has_value() == hexdiglc);
+    }
+  }
+
   TEST_CASE("version ff is rejected, even when the rest is well formed") {
     CHECK(rejected(header("ff", tid, pid, "01")));
     CHECK(rejected(header("ff", tid, pid, "01") + "-more"));
@@ -327,6 +337,16 @@ TEST_SUITE("trace_state") {
     CHECK_FALSE(trace_state::valid_key("foo.bar"));
     CHECK_FALSE(trace_state::valid_key("foo bar"));
     CHECK_FALSE(trace_state::valid_key("_foo"));
+  }
+
+  TEST_CASE("each of the 256 byte values is a key character only when the grammar has it") {
+    for (int b = 0; b < 256; ++b) {
+      const char c = static_cast<char>(b);
+      const bool keychar = (b >= 'a' && b <= 'z') || (b >= '0' && b <= '9') || c == '_' ||
+                           c == '-' || c == '*' || c == '/';
+      CAPTURE(b);
+      CHECK(trace_state::valid_key(std::string("k") + c) == keychar);  // "k@": no system
+    }
   }
 
   TEST_CASE("values: 1 to 256 printable characters without ',' or '=' and not ending in a space") {
@@ -593,6 +613,50 @@ TEST_SUITE("baggage") {
     CHECK(b.erase("b"));
     CHECK_FALSE(b.erase("b"));
     CHECK(b.to_string() == "a=10,c=3");
+  }
+
+  TEST_CASE("each of the 256 byte values is a key or value byte only when the grammar has it") {
+    for (int b = 0; b < 256; ++b) {
+      const char c = static_cast<char>(b);
+      // RFC 7230 tchar, for keys.
+      const bool tchar = (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') ||
+                         (b >= 'A' && b <= 'Z') ||
+                         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+      // baggage-octet: printable US-ASCII but SP, DQUOTE, ',', ';' and backslash; '%' is one,
+      // but alone it is a bad percent-encoding, so a value holding only it is dropped too.
+      const bool octet = b > 0x20 && b < 0x7f && c != '"' && c != ',' && c != ';' && c != '\\';
+      CAPTURE(b);
+      CHECK(baggage::valid_key(std::string("k") + c + "k") == tchar);
+      // ',' and ';' end the value early; SP and HTAB inside it are not OWS.
+      const std::string value = std::string("v") + c + "v";
+      CHECK((baggage::parse("k=" + value).get("k") == value) == (octet && c != '%'));
+    }
+  }
+
+  TEST_CASE("parse counts a copied member and a decoded one exactly against 8192 bytes") {
+    // "a=" and 8190 bytes is exactly 8192, whether or not the value needs decoding.
+    CHECK(baggage::parse("a=" + std::string(8190, 'x')).to_string().size() == 8192);
+    CHECK(baggage::parse("a=" + std::string(8191, 'x')).empty());
+    // p=%41 decodes to "A", encoded "p=A" (3 bytes); with ",b=" and 8186 bytes: 8192.
+    const baggage full = baggage::parse("p=%41,b=" + std::string(8186, 'y'));
+    CHECK(full.size() == 2);
+    CHECK(full.to_string().size() == 8192);
+    CHECK(baggage::parse("p=%41,b=" + std::string(8187, 'y')).size() == 1);
+    // What parse counted is what set() goes on from: no byte left over, then room once more.
+    baggage b = full;
+    CHECK_FALSE(b.set("c", ""));
+    CHECK(b.erase("p"));
+    CHECK(b.set("c", "1"));  // 8188 bytes of b, a comma and "c=1": 8192
+    CHECK(b.to_string().size() == 8192);
+    CHECK_FALSE(b.set("c", "12"));
+  }
+
+  TEST_CASE("a repeated key, plain after decoded, takes the plain value and drops the properties") {
+    const baggage b = baggage::parse("k=%41;p=1,k=plain");
+    REQUIRE(b.size() == 1);
+    CHECK(b.get("k") == "plain");
+    CHECK(b.find("k")->properties.empty());
+    CHECK(b.to_string() == "k=plain");
   }
 
   TEST_CASE("an empty or blank header gives an empty baggage") {

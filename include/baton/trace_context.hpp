@@ -161,6 +161,13 @@ class baggage {
  private:
   /// Adds or updates m (already valid) unless the limits would be exceeded.
   bool put(member m);
+  /// put() for a member with a value that needs no decoding and no properties, the common
+  /// case of parse(): its strings are made in place, its encoded size is its text's.
+  bool put_plain(std::string_view key, std::string_view value);
+  member* find_member(std::string_view key) noexcept;
+  /// to_string()'s size once a member of `size` encoded bytes replaces *old (nullptr: is
+  /// appended); nullopt when that would exceed max_members or max_bytes.
+  std::optional<std::size_t> bytes_with(const member* old, std::size_t size) const noexcept;
   std::vector<member> members_;
   // to_string().size(), kept by put() and erase(): what put() checks against max_bytes
   // without measuring every member again (parse() puts each member of a header in turn).
