@@ -169,8 +169,9 @@ class baggage {
   /// appended); nullopt when that would exceed max_members or max_bytes.
   std::optional<std::size_t> bytes_with(const member* old, std::size_t size) const noexcept;
   std::vector<member> members_;
-  // to_string().size(), kept by put() and erase(): what put() checks against max_bytes
-  // without measuring every member again (parse() puts each member of a header in turn).
+  // to_string().size(), kept by put(), put_plain() and erase(): what bytes_with() checks
+  // against max_bytes without measuring every member again (parse() puts each member of a
+  // header in turn).
   std::size_t encoded_bytes_ = 0;
 };
 
