@@ -622,8 +622,8 @@ TEST_SUITE("baggage") {
       const bool tchar = (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') ||
                          (b >= 'A' && b <= 'Z') ||
                          std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-      // baggage-octet: printable US-ASCII but SP, DQUOTE, ',', ';' and backslash; '%' is one,
-      // but alone it is a bad percent-encoding, so a value holding only it is dropped too.
+      // baggage-octet: printable US-ASCII but SP, DQUOTE, ',', ';' and backslash. '%' is one,
+      // but "v%v" is a bad percent-encoding, so that member is dropped too.
       const bool octet = b > 0x20 && b < 0x7f && c != '"' && c != ',' && c != ';' && c != '\\';
       CAPTURE(b);
       CHECK(baggage::valid_key(std::string("k") + c + "k") == tchar);
@@ -634,7 +634,7 @@ TEST_SUITE("baggage") {
   }
 
   TEST_CASE("parse counts a copied member and a decoded one exactly against 8192 bytes") {
-    // "a=" and 8190 bytes is exactly 8192, whether or not the value needs decoding.
+    // A copied member: "a=" and 8190 bytes is exactly 8192.
     CHECK(baggage::parse("a=" + std::string(8190, 'x')).to_string().size() == 8192);
     CHECK(baggage::parse("a=" + std::string(8191, 'x')).empty());
     // p=%41 decodes to "A", encoded "p=A" (3 bytes); with ",b=" and 8186 bytes: 8192.
