@@ -329,9 +329,10 @@ std::size_t list_capacity(std::string_view header, std::size_t cap) noexcept {
   return std::min(cap, 1 + static_cast<std::size_t>(std::count(header.begin(), header.end(), ',')));
 }
 
-/// A baggage list-member split at its '=' and its first ';', OWS trimmed around the key and
-/// the value, each part checked against its grammar: the key a token, the value (as sent,
-/// percent-encoded) baggage-octets. nullopt when it is not `key=value[;properties]`.
+/// A baggage list-member split at its first ';' and at the first '=' before it, OWS trimmed
+/// around the key and the value, each part checked against its grammar: the key a token, the
+/// value (as sent, percent-encoded) baggage-octets. nullopt when it is not
+/// `key=value[;properties]`.
 struct member_text {
   std::string_view key;
   std::string_view value;
