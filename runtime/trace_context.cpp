@@ -16,6 +16,7 @@
 #include <random>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 namespace baton {
 
@@ -600,10 +601,8 @@ bool baggage::set(std::string_view key, std::string_view value, std::string_view
 }
 
 baggage::member* baggage::find_member(std::string_view key) noexcept {
-  for (member& m : members_) {
-    if (m.key == key) return &m;
-  }
-  return nullptr;
+  // find() on this baggage, which is not const here: the member may be changed.
+  return const_cast<member*>(std::as_const(*this).find(key));
 }
 
 std::optional<std::size_t> baggage::bytes_with(const member* old, std::size_t size) const noexcept {

@@ -164,6 +164,7 @@ class baggage {
   /// put() for a member with a value that needs no decoding and no properties, the common
   /// case of parse(): its strings are made in place, its encoded size is its text's.
   bool put_plain(std::string_view key, std::string_view value);
+  /// find() for a member put() and put_plain() may change.
   member* find_member(std::string_view key) noexcept;
   /// to_string()'s size once a member of `size` encoded bytes replaces *old (nullptr: is
   /// appended); nullopt when that would exceed max_members or max_bytes.
