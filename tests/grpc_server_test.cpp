@@ -22,6 +22,9 @@
 #include <support/run_test.hpp>
 #include <support/settle.hpp>
 
+#include "echo.grpc.pb.h"
+#include "grpc/server_seam.hpp"
+
 #include <google/protobuf/empty.pb.h>
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/slice.h>
@@ -30,7 +33,9 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -1116,6 +1121,75 @@ TEST_CASE("on_call_end sees a call refused over max_calls, after its status, in 
         },
         mode);
   });
+}
+
+TEST_CASE("a call cancelled while its start is on the way to the loop ends CANCELLED, unrun") {
+  // The routing mode, where the queue's thread hands each call's start to the loop: the test
+  // holds the loop from before the start is handed over until gRPC's "done" for the cancelled
+  // call has been seen, so the task is spawned already cancelled and never runs its body. (Under
+  // poll_on_loop the loop's thread takes both steps itself, the start first.)
+  server_options opts;
+  opts.addresses = {"127.0.0.1:0"};
+  baton::run([&opts]() -> task<> {
+    std::promise<void> posted;
+    std::promise<void> done;
+    std::atomic<bool> posted_said{false};
+    std::atomic<bool> done_said{false};
+    std::vector<ended_call> ended;
+    baton::event reported;
+    int handled = 0;
+    co_await with_server(
+        [&](server& s) {
+          using baton::grpc::detail::call_step;
+          baton::grpc::detail::server_seam::observe_call_steps(s, [&](call_step step) {
+            if (step == call_step::start_posted && !posted_said.exchange(true)) posted.set_value();
+            if (step == call_step::done_seen && !done_said.exchange(true)) done.set_value();
+          });
+          s.on_call_end([&](const std::string& method, const ::grpc::Status& status,
+                            std::chrono::steady_clock::duration ran) {
+            ended.push_back({method, status.error_code(), "", current_trace_id(), ran});
+            reported.set();
+          });
+          s.add_unary<Msg, Msg>(unary_method, [&handled](Msg m) -> task<Msg> {
+            ++handled;
+            co_return m;
+          });
+        },
+        [&](channel& ch, server& srv) -> task<> {
+          const std::string trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+          ::grpc::ClientContext call;
+          call.AddMetadata("traceparent", "00-" + trace + "-00f067aa0ba902b7-01");
+          ::grpc::Status client_status;
+          auto stub = baton::test::Echo::NewStub(baton_test::connect(srv));
+          std::thread client([&] {
+            Msg reply;
+            client_status = stub->Unary(&call, msg("x", 1), &reply);
+          });
+          // From here to "done" this task blocks the loop's one thread: the start waits.
+          const bool was_posted =
+              posted.get_future().wait_for(std::chrono::minutes(1)) == std::future_status::ready;
+          if (was_posted) call.TryCancel();
+          const bool was_done =
+              done.get_future().wait_for(std::chrono::minutes(1)) == std::future_status::ready;
+          client.join();
+          REQUIRE(was_posted);
+          REQUIRE(was_done);
+          CHECK(client_status.error_code() == StatusCode::CANCELLED);
+          co_await reported.wait();
+          REQUIRE(ended.size() == 1);
+          CHECK(ended[0].method == unary_method);
+          CHECK(ended[0].code == StatusCode::CANCELLED);
+          CHECK(ended[0].ran == std::chrono::steady_clock::duration::zero());
+          CHECK(ended[0].trace_id == trace);  // the context was filled from the call's metadata
+          CHECK(handled == 0);
+          // The server goes on serving: the next call runs its handler.
+          CHECK((co_await ch.call<Msg>(unary_method, msg("y", 2))).n() == 2);
+          CHECK(handled == 1);
+          REQUIRE(ended.size() == 2);
+          CHECK(ended[1].code == StatusCode::OK);
+        },
+        opts);
+  }());
 }
 
 TEST_CASE("an on_call_end hook that throws leaves the call's own status") {

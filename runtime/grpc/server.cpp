@@ -13,6 +13,7 @@
 #include <baton/task_handle.hpp>
 
 #include "inflate.hpp"
+#include "server_seam.hpp"
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -267,6 +268,9 @@ struct server_state {
   // What server::on_call_end() registered: run in each call's context as the call ends.
   // Written before start() only.
   call_end_hook after_handler;
+  // What server_seam::observe_call_steps() registered (tests only): told of each call's steps.
+  // Written before start() only.
+  call_step_observer observe_step;
   // Under shutdown_mutex: the thread can set `finished` before request_shutdown() has stored
   // it here, so whoever joins it takes it under the mutex (join_shutdown_thread()).
   std::thread shutdown_thread;
@@ -569,6 +573,7 @@ class accepted_call final : public server_call {
                                       method_ ? method_->task_name : "grpc " + context_.method()));
       release();
     });
+    if (server_.observe_step) server_.observe_step(call_step::start_posted);
   }
 
   void on_done(bool) {
@@ -578,6 +583,7 @@ class accepted_call final : public server_call {
       // The client cancelled, the deadline passed, or shutdown's grace ran out.
       if (handler_ && context_.IsCancelled()) handler_->cancel();
     }
+    if (server_.observe_step) server_.observe_step(call_step::done_seen);
     release();
   }
 
@@ -905,6 +911,13 @@ void server::on_call_end(call_end_hook hook) {
   }
   if (!hook) throw runtime_error("baton: grpc server: on_call_end() with an empty hook");
   state_->after_handler = std::move(hook);
+}
+
+void detail::server_seam::observe_call_steps(server& s, detail::call_step_observer observer) {
+  if (s.state_->server) {
+    throw runtime_error("baton: grpc server: observe_call_steps() after start()");
+  }
+  s.state_->observe_step = std::move(observer);
 }
 
 void server::at_shutdown(std::function<void()> hook) {

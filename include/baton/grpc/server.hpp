@@ -324,6 +324,7 @@ class server {
 
  private:
   friend class health_service;
+  friend struct detail::server_seam;  // tests' view of a call's steps (runtime/grpc/)
 
   template <class Request, class Response, class F>
   static detail::method_body unary_body(F handler) {

@@ -118,6 +118,7 @@ proto_types proto_types_of() {
 }
 
 struct server_state;
+struct server_seam;
 
 /// A unary or server-streaming call's one request, parsed (no copy or move on the way out):
 /// INVALID_ARGUMENT when the client sent none, or bytes that are not a Message.
