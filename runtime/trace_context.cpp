@@ -34,6 +34,7 @@ enum char_class : std::uint8_t {
   tracestate_kc = 1 << 0,  // tracestate keychar: lcalpha DIGIT _ - * /
   tchar = 1 << 1,          // RFC 7230 tchar: the baggage keys and property keys
   baggage_oct = 1 << 2,    // baggage-octet: printable US-ASCII except SP DQUOTE , ; backslash
+  tracestate_vc = 1 << 3,  // tracestate value chr: %x20-2B / %x2D-3C / %x3E-7E
 };
 
 constexpr std::uint8_t classes_of(unsigned char c) noexcept {
@@ -50,6 +51,7 @@ constexpr std::uint8_t classes_of(unsigned char c) noexcept {
       (c >= 0x3c && c <= 0x5b) || (c >= 0x5d && c <= 0x7e)) {
     k |= baggage_oct;
   }
+  if (c >= 0x20 && c <= 0x7e && c != ',' && c != '=') k |= tracestate_vc;
   return k;
 }
 
@@ -479,8 +481,7 @@ bool trace_state::valid_key(std::string_view key) noexcept {
 
 bool trace_state::valid_value(std::string_view value) noexcept {
   if (value.empty() || value.size() > 256 || value.back() == ' ') return false;
-  return std::all_of(value.begin(), value.end(),
-                     [](char c) { return c >= 0x20 && c <= 0x7e && c != ',' && c != '='; });
+  return all_in_class(value, tracestate_vc);
 }
 
 std::optional<trace_state> trace_state::parse(std::string_view header) {
@@ -639,14 +640,9 @@ bool baggage::put_plain(std::string_view key, std::string_view value) {
     old->value.assign(value);  // may throw: before anything else changed
     old->properties.clear();
   } else {
-    member& m = members_.emplace_back();
-    try {
-      m.key.assign(key);
-      m.value.assign(value);
-    } catch (...) {
-      members_.pop_back();
-      throw;
-    }
+    // The member is whole before the list changes. Its strings are made from the bytes, which
+    // costs less than assigning them into empty ones.
+    members_.push_back(member{std::string(key), std::string(value), std::string()});
   }
   encoded_bytes_ = *bytes;
   return true;

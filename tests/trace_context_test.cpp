@@ -349,6 +349,15 @@ TEST_SUITE("trace_state") {
     }
   }
 
+  TEST_CASE("each of the 256 byte values is a value character only when the grammar has it") {
+    for (int b = 0; b < 256; ++b) {
+      const char c = static_cast<char>(b);
+      const bool chr = b >= 0x20 && b <= 0x7e && c != ',' && c != '=';
+      CAPTURE(b);
+      CHECK(trace_state::valid_value(std::string("v") + c + "v") == chr);  // not last: ' ' is
+    }
+  }
+
   TEST_CASE("values: 1 to 256 printable characters without ',' or '=' and not ending in a space") {
     std::string every;
     for (char c = 0x20; c <= 0x7e; ++c) {
