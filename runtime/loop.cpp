@@ -75,17 +75,6 @@ handler_registry& registry() {
   return *r;
 }
 
-/// The names of the named tasks alive now (task_base::named says whether a task has one).
-/// Leaked on purpose, like the registry: tasks may die after static destruction.
-struct name_table {
-  std::mutex mutex;
-  std::unordered_map<const task_base*, std::string> names;
-};
-name_table& names() {
-  static auto* t = new name_table;
-  return *t;
-}
-
 std::string describe(const std::exception_ptr& e) {
   try {
     std::rethrow_exception(e);
@@ -145,25 +134,18 @@ task_base::~task_base() {
     root = nullptr;  // it held the shared cell, not a map (~context_cell releases root)
     release(shared);
   }
+  report_unretrieved_failure();
+  error.~exception_ptr();
+}
+
+void task_base::report_unretrieved_failure() noexcept {
   // `error` is the live member of its union: a task is never destroyed while on a wait list.
   // acquire: pairs with retrieve_error()'s release, so a retrieval on another thread is seen.
   const std::uintptr_t w = waiters.load(std::memory_order_acquire);
-  if (error && (w & (retrieved_bit | cancelled_bit)) == 0) {
-    report_unretrieved(loop_generation, unhandled_failure{task_name(this), error});
-  }
-  error.~exception_ptr();
-  if (named()) {
-    name_table& n = names();
-    std::lock_guard lock(n.mutex);
-    n.names.erase(this);
-  }
-}
-
-void set_task_name(task_base* t, std::string name) {
-  name_table& n = names();
-  std::lock_guard lock(n.mutex);
-  n.names.insert_or_assign(t, std::move(name));
-  t->flags |= task_base::named_flag;  // before start(): see task_base::flags
+  if (!error || (w & (retrieved_bit | cancelled_bit)) != 0) return;
+  // relaxed: the last reference is being dropped; the bit only stops ~task_base reporting again.
+  waiters.fetch_or(retrieved_bit, std::memory_order_relaxed);
+  report_unretrieved(loop_generation, unhandled_failure{task_name(this), error});
 }
 
 void retain_task(task_base* t) noexcept { retain(static_cast<context_cell*>(t)); }
@@ -188,11 +170,8 @@ void report_unretrieved(std::uint32_t generation, const unhandled_failure& f) no
 }
 
 std::string task_name(const task_base* t) {
-  if (t->named()) {
-    name_table& n = names();
-    std::lock_guard lock(n.mutex);
-    if (auto it = n.names.find(t); it != n.names.end()) return it->second;
-  }
+  // Not stored_name() in ~task_base, where a named state is gone (it reports its failure first).
+  if (const std::string* name = t->named() ? t->stored_name() : nullptr) return *name;
   return "task-" + std::to_string(t->id);
 }
 

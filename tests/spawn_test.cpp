@@ -254,6 +254,34 @@ TEST_SUITE("spawn failures") {
     CHECK(failures.task_names[0] == "ctx-holder");
   }
 
+  TEST_CASE("tasks spawned with one shared name each carry it, report with it, then let it go") {
+    // What a gRPC server does for each call of a method: one name, made once, in every task.
+    baton_test::counting_handler failures;
+    const baton::detail::task_name_ref name = baton::detail::make_task_name("shared");
+    baton::run(
+        [](const baton::detail::task_name_ref& n) -> task<> {
+          const baton::context from = baton::copy_context();
+          auto ok = baton::detail::spawn_copy([]() -> task<int> { co_return 7; }(), from, n);
+          auto failing = baton::detail::spawn_copy(
+              []() -> task<> {
+                throw std::runtime_error("lost");
+                co_return;
+              }(),
+              from, n);
+          CHECK(n.use_count() == 3);  // here and in both tasks: no copy of the string
+          CHECK(ok.name() == "shared");
+          CHECK(failing.name() == "shared");
+          CHECK(co_await ok == 7);
+          ok = {};
+          failing = {};  // its failure unretrieved: reported once the loop lets it go too
+          co_await baton::sleep(0ms);
+        }(name),
+        failures.options());
+    CHECK(name.use_count() == 1);  // both states are gone, and with them their references
+    REQUIRE(failures.task_names.size() == 1);
+    CHECK(failures.task_names[0] == "shared");
+  }
+
 }  // TEST_SUITE
 
 TEST_SUITE("spawn and flow") {

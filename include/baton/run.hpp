@@ -68,7 +68,7 @@ T run(task<T> main, run_options opts = {}) {
     throw baton::runtime_error("baton: run() called on a thread that already runs a loop");
   }
   auto h = detail::access::adopt_handle<task_handle<T>>(
-      detail::make_state(std::move(main), nullptr, "main"));
+      detail::make_state(std::move(main), nullptr, detail::make_task_name("main")));
   detail::run_main(detail::access::base(h), opts);
   return h.result();
 }

@@ -41,19 +41,18 @@ struct task_options {
 
 namespace detail {
 
-/// A task state for t: in ctx (retained) when it is given; else in a cell of its own holding
-/// `root` (retained here) when that is given, a copy of a context without a cell for the copy;
-/// else in a copy of the current context.
+/// A task state for t, named when `name` is set: in ctx (retained) when it is given; else in a
+/// cell of its own holding `root` (retained here) when that is given, a copy of a context
+/// without a cell for the copy; else in a copy of the current context.
 template <class T>
-task_state<T>* make_state(task<T>&& t, context_cell* ctx, std::string name,
+task_state<T>* make_state(task<T>&& t, context_cell* ctx, task_name_ref name,
                           std::optional<map_node*> root = std::nullopt) {
   if (!t)
     throw baton::runtime_error(
         "baton: spawn() of an empty task (moved from, default-constructed or already "
         "awaited)");
-  auto* s = new task_state<T>;
+  task_state<T>* const s = name ? new named_task_state<T>(std::move(name)) : new task_state<T>;
   try {
-    if (!name.empty()) set_task_name(s, std::move(name));
     if (ctx == nullptr && root) {
       retain(*root);
       s->root = *root;
@@ -78,7 +77,7 @@ task_state<T>* make_state(task<T>&& t, context_cell* ctx, std::string name,
 /// own cell starts with from's vars. For code that starts many tasks from one context (a gRPC
 /// server starts each call from serve()'s).
 template <class T>
-task_handle<T> spawn_copy(task<T> t, const context& from, std::string name) {
+task_handle<T> spawn_copy(task<T> t, const context& from, task_name_ref name) {
   loop& l = running_loop("spawn()");
   task_state<T>* s = nullptr;
   {
@@ -96,7 +95,7 @@ template <class T>
 task_handle<T> spawn(task<T> t, task_options opts) {
   detail::loop& l = detail::running_loop("spawn()");
   detail::context_cell* const ctx = opts.ctx ? detail::access::cell(*opts.ctx) : nullptr;
-  auto* s = detail::make_state(std::move(t), ctx, std::move(opts.name));
+  auto* s = detail::make_state(std::move(t), ctx, detail::make_task_name(std::move(opts.name)));
   auto h = detail::access::adopt_handle<task_handle<T>>(s);  // the handle's reference
   detail::start(l, s);                                       // the loop's reference
   return h;

@@ -107,8 +107,8 @@ adopted adopt_message(grpc_byte_buffer* received, std::size_t limit) {
 struct registered_method {
   call_kind kind;
   method_body body;
-  std::string task_name;  // "grpc <method>", made once
-  bool time_limited;      // method_options::time_limited
+  baton::detail::task_name_ref task_name;  // "grpc <method>", made once: each task shares it
+  bool time_limited;                       // method_options::time_limited
 };
 
 class accepted_call;
@@ -569,8 +569,10 @@ class accepted_call final : public server_call {
   void start() {
     refs_.fetch_add(1, std::memory_order_relaxed);  // relaxed: we hold a reference already
     server_.on_serving_loop([this] {
-      adopt(baton::detail::spawn_copy(run_call(finish_guard(*this)), *server_.base,
-                                      method_ ? method_->task_name : "grpc " + context_.method()));
+      adopt(baton::detail::spawn_copy(
+          run_call(finish_guard(*this)), *server_.base,
+          method_ ? method_->task_name
+                  : baton::detail::make_task_name("grpc " + context_.method())));
       release();
     });
     if (server_.observe_step) server_.observe_step(call_step::start_posted);
@@ -881,7 +883,7 @@ void server::add(std::string method, detail::call_kind kind, detail::method_body
     throw runtime_error("baton: grpc server: add a method (" + method + ") before start()");
   }
   check_method(method, kind, types);
-  std::string task_name = "grpc " + method;
+  baton::detail::task_name_ref task_name = baton::detail::make_task_name("grpc " + method);
   if (!state_->methods
            .emplace(method, detail::registered_method{kind, std::move(body), std::move(task_name),
                                                       opts.time_limited})

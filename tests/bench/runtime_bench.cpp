@@ -104,6 +104,25 @@ BENCHMARK(baseline_asio_spawn_join)
     ->MeasureProcessCPUTime();
 BENCHMARK(spawn_join)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->MeasureProcessCPUTime();
 
+baton::task<> spawn_join_named_loop(benchmark::State& state) {
+  for (auto _ : state) {
+    auto h = baton::spawn(empty_task(), {.name = "a request handler"});
+    co_await h;
+  }
+}
+
+/// The same pair with a name (task_options::name), which the state then carries: a shared
+/// string made per spawn. Against spawn_join, what a name costs.
+void spawn_join_named(benchmark::State& state) {
+  run_baton(spawn_join_named_loop(state), state.range(0));
+}
+BENCHMARK(spawn_join_named)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
+
 /// Throughput shape (no Asio counterpart: use_awaitable's co_spawn starts only when awaited):
 /// spawn `batch` tasks, then join them all; one iteration is one task.
 baton::task<> spawn_batch_loop(benchmark::State& state) {

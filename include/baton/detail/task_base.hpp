@@ -90,8 +90,11 @@ struct task_base : context_cell {
     flags |= shared_context_flag;
   }
   bool in_shared_context() const noexcept { return (flags & shared_context_flag) != 0; }
-  /// Has an entry in the name table (set_task_name): only named tasks pay for a name.
+  /// Is a named_task_state (task_handle.hpp), which carries its name: only named tasks pay for
+  /// a name.
   bool named() const noexcept { return (flags & named_flag) != 0; }
+  /// The name a named_task_state carries; nullptr for any other state.
+  virtual const std::string* stored_name() const noexcept { return nullptr; }
 
   // Tasks only: which loop's exception handler hears of the task's failure. First, so that it
   // fills context_cell's tail padding (context_cell puts its 4-byte refs last for this).
@@ -161,6 +164,11 @@ struct task_base : context_cell {
   /// Moves the root frame's result into the typed state; called once when the root finishes.
   virtual void take_result(std::coroutine_handle<> root) noexcept = 0;
 
+ protected:
+  /// Hands a failure that nobody retrieved to its loop's exception handler, at most once.
+  /// ~task_base calls it; a named state calls it first, while its name is still there.
+  void report_unretrieved_failure() noexcept;
+
  private:
   // A task in a shared context never enters its own cell, so that cell's `root`, which it would
   // never read, holds the shared cell: no separate pointer in every task. `root` is a
@@ -191,9 +199,14 @@ loop* running_loop_or_null() noexcept;
 /// The generation of loop l (its key for exception reports).
 std::uint32_t loop_generation_of(const loop& l) noexcept;
 
-/// Gives t a name (introspection, error reports). Names live in a table beside the tasks, so
-/// an unnamed task pays nothing for the feature.
-void set_task_name(task_base* t, std::string name);
+/// A task's name (introspection, error reports), immutable and shared: the name that many
+/// tasks carry (a gRPC server's tasks for one method) is made once.
+using task_name_ref = std::shared_ptr<const std::string>;
+
+/// name as a task_name_ref; nullptr (no name) when it is empty.
+inline task_name_ref make_task_name(std::string name) {
+  return name.empty() ? nullptr : std::make_shared<const std::string>(std::move(name));
+}
 
 /// Registers t with the loop and schedules its first step. Where it runs (its own cell's map,
 /// or run_in()) and its name are set before: they are fixed from here on.
