@@ -122,6 +122,8 @@ class service {
   fs::path folder() const { return dir_; }
   fs::path log_file() const { return dir_ / "service.log"; }
   std::string log() const { return read(log_file()); }
+  /// What the service wrote to stderr (a sanitizer's report, a crash's message).
+  std::string errors() const { return read(dir_ / "stderr"); }
 
   /// SIGTERM, then the exit status (128 + signal when a signal ended it).
   int terminate() {
@@ -152,6 +154,16 @@ class service {
   pid_t pid_ = -1;
   unsigned short port_ = 0;
 };
+
+/// SIGTERM, then checks that the service exited 0; when it did not, the check shows the end of
+/// what the service wrote to stderr.
+void check_exits_cleanly(service& s) {
+  const int status = s.terminate();
+  const std::string err = s.errors();
+  CHECK_MESSAGE(status == 0, "exit status "
+                                 << status << "; stderr ends with:\n"
+                                 << err.substr(err.size() > 4000 ? err.size() - 4000 : 0));
+}
 
 struct reply {
   int status = 0;
@@ -547,7 +559,7 @@ TEST_CASE("GET /notes is valid JSON even when a stored note is not valid UTF-8")
       fs::temp_directory_path() / ("baton-http-test-" + std::to_string(::getpid()) + ".db");
   {
     service first({}, 0, db);  // creates the schema
-    CHECK(first.terminate() == 0);
+    check_exits_cleanly(first);
   }
   {
     // A note stored before notes were checked, written behind the service's back.
@@ -570,7 +582,7 @@ TEST_CASE("GET /notes is valid JSON even when a stored note is not valid UTF-8")
   REQUIRE(v);
   CHECK(v->at("notes").at(0).at("text").as_string() ==
         "ok \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd( end");
-  CHECK(s.terminate() == 0);
+  check_exits_cleanly(s);
   std::error_code ec;
   for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(db.string() + suffix, ec);
 }
@@ -586,7 +598,7 @@ TEST_CASE("no request can forge a log field or put invalid UTF-8 into the log") 
   (void)send_once(s, get("/he\xffllo"));
   (void)send_once(s, get("/x%ff%0aforged"));
   (void)send_once(s, get("/hello", "X-Request-Id: q\"uote\\d=\r\nX-User: bob\r\n"));
-  CHECK(s.terminate() == 0);  // the log is complete once the service has exited
+  check_exits_cleanly(s);  // the log is complete once the service has exited
 
   const std::string log = s.log();
   CHECK(valid_utf8(log));
@@ -702,7 +714,7 @@ TEST_CASE(
   const std::vector<client> idle = idle_clients(s, 400);
   CHECK(serving(s));
   CHECK(serving(s));
-  CHECK(s.terminate() == 0);
+  check_exits_cleanly(s);
   const std::string log = s.log();
   CHECK(log.find("at most 192 connections") != std::string::npos);
   const std::size_t episodes = count_lines(log, "accept paused: at the connection cap");
@@ -718,7 +730,7 @@ TEST_CASE(
   const std::vector<client> idle = idle_clients(s, 400);
   CHECK(serving(s));
   CHECK(serving(s));
-  CHECK(s.terminate() == 0);
+  check_exits_cleanly(s);
   const std::string log = s.log();
   const std::size_t episodes = count_lines(log, "accept paused: Too many open files");
   CHECK(episodes >= 1);
@@ -934,7 +946,7 @@ TEST_CASE(
       return true;
     });
   }
-  CHECK(s.terminate() == 0);
+  check_exits_cleanly(s);
   for (auto& th : threads) th.join();
 
   const std::set<std::string> stored = stored_notes(s.folder() / "notes.db");
