@@ -170,7 +170,8 @@ void report_unretrieved(std::uint32_t generation, const unhandled_failure& f) no
 }
 
 std::string task_name(const task_base* t) {
-  // Not stored_name() in ~task_base, where a named state is gone (it reports its failure first).
+  // In ~task_base a named state's part is gone, and stored_name() is task_base's (nullptr): the
+  // name falls back to task-<id>. So a named state reports its failure before that.
   if (const std::string* name = t->named() ? t->stored_name() : nullptr) return *name;
   return "task-" + std::to_string(t->id);
 }

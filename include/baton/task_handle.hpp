@@ -69,8 +69,8 @@ struct task_state<void> : task_base {
 };
 
 /// A task state that carries its name (spawn()'s task_options::name, a gRPC call's method), so
-/// naming a task takes no lock and no table: a pointer's 16 bytes in the state, which for a
-/// void task is a third cache line.
+/// naming a task takes no lock and no table: a shared pointer's 16 bytes in the state, which for
+/// a void task is a third cache line.
 template <class T>
 struct named_task_state final : task_state<T> {
   explicit named_task_state(task_name_ref n) noexcept : name(std::move(n)) {
