@@ -162,7 +162,8 @@ class baggage {
   /// Adds or updates m (already valid) unless the limits would be exceeded.
   bool put(member m);
   /// put() for a member with a value that needs no decoding and no properties, the common
-  /// case of parse(): its strings are made in place, its encoded size is its text's.
+  /// case of parse(): its strings are made straight from the header's bytes, and its encoded
+  /// size is its text's.
   bool put_plain(std::string_view key, std::string_view value);
   /// find() for a member put() and put_plain() may change.
   member* find_member(std::string_view key) noexcept;
