@@ -31,10 +31,12 @@ constexpr char hex_digits[] = "0123456789abcdef";
 // a load and a mask. classes_of() spells out each set as its grammar defines it, and the
 // table is built from it at compile time.
 enum char_class : std::uint8_t {
-  tracestate_kc = 1 << 0,  // tracestate keychar: lcalpha DIGIT _ - * /
-  tchar = 1 << 1,          // RFC 7230 tchar: the baggage keys and property keys
-  baggage_oct = 1 << 2,    // baggage-octet: printable US-ASCII except SP DQUOTE , ; backslash
-  tracestate_vc = 1 << 3,  // tracestate value chr: %x20-2B / %x2D-3C / %x3E-7E
+  tracestate_kc = 1 << 0,     // tracestate keychar: lcalpha DIGIT _ - * /
+  tchar = 1 << 1,             // RFC 7230 tchar: the baggage keys and property keys
+  baggage_oct = 1 << 2,       // baggage-octet: printable US-ASCII except SP DQUOTE , ; backslash
+  tracestate_vc = 1 << 3,     // tracestate value chr: %x20-2B / %x2D-3C / %x3E-7E
+  tracestate_kc_at = 1 << 4,  // a keychar or '@': every byte a tracestate key may hold
+  baggage_plain = 1 << 5,     // a baggage-octet other than '%': a value byte that is itself
 };
 
 constexpr std::uint8_t classes_of(unsigned char c) noexcept {
@@ -52,6 +54,8 @@ constexpr std::uint8_t classes_of(unsigned char c) noexcept {
     k |= baggage_oct;
   }
   if (c >= 0x20 && c <= 0x7e && c != ',' && c != '=') k |= tracestate_vc;
+  if ((k & tracestate_kc) != 0 || c == '@') k |= tracestate_kc_at;
+  if ((k & baggage_oct) != 0 && c != '%') k |= baggage_plain;
   return k;
 }
 
@@ -70,6 +74,13 @@ bool all_in_class(std::string_view s, char_class k) noexcept {
     if (!in_class(c, k)) return false;
   }
   return true;
+}
+
+/// The end of the run of bytes of class k in s that starts at `from`: the index of the first
+/// byte from there that is not of the class, or s.size().
+std::size_t end_of_run(std::string_view s, std::size_t from, char_class k) noexcept {
+  while (from < s.size() && in_class(s[from], k)) ++from;
+  return from;
 }
 
 bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
@@ -205,8 +216,6 @@ bool key_part(std::string_view s, std::size_t max, bool digit_first) noexcept {
 
 // --- baggage characters ----------------------------------------------------------------------
 
-bool is_baggage_octet(char c) noexcept { return in_class(c, baggage_oct); }
-
 bool all_baggage_octets(std::string_view s) noexcept { return all_in_class(s, baggage_oct); }
 
 /// s with U+FFFD for each ill-formed UTF-8 subsequence (the "maximal subpart" practice of
@@ -282,7 +291,7 @@ std::optional<std::string> percent_decode(std::string_view s) {
   return sanitize_utf8(raw);
 }
 
-bool passes_unencoded(char c) noexcept { return is_baggage_octet(c) && c != '%'; }
+bool passes_unencoded(char c) noexcept { return in_class(c, baggage_plain); }
 
 /// Every byte outside baggage-octet, and '%', as %XX (uppercase, as RFC 3986 recommends).
 std::string percent_encode(std::string_view s) {
@@ -326,10 +335,29 @@ std::optional<std::string> normalize_properties(std::string_view props) {
   return out;
 }
 
+/// How many bytes of s are ','. Eight bytes at a time: every call's fill counts the commas of
+/// its tracestate and baggage headers (list_capacity()).
+std::size_t count_commas(std::string_view s) noexcept {
+  constexpr std::uint64_t ones = 0x0101010101010101ull;
+  constexpr std::uint64_t low7 = 0x7f7f7f7f7f7f7f7full;
+  std::size_t n = 0;
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, s.data() + i, 8);
+    const std::uint64_t x = w ^ (ones * ',');                // a zero byte for each ','
+    const std::uint64_t nonzero = ((x & low7) + low7) | x;   // each non-zero byte's top bit set
+    const std::uint64_t zero_tops = ~nonzero & (ones << 7);  // each zero byte's top bit set
+    n += static_cast<std::size_t>(((zero_tops >> 7) * ones) >> 56);  // their sum, in the top byte
+  }
+  for (; i < s.size(); ++i) n += s[i] == ',' ? 1 : 0;
+  return n;
+}
+
 /// The most members a comma-separated header can hold, a member per comma and one more, at
 /// most `cap`: what a parse reserves, so that its member list is allocated once.
 std::size_t list_capacity(std::string_view header, std::size_t cap) noexcept {
-  return std::min(cap, 1 + static_cast<std::size_t>(std::count(header.begin(), header.end(), ',')));
+  return std::min(cap, 1 + count_commas(header));
 }
 
 /// A baggage list-member split at its first ';' and at the first '=' before it, OWS trimmed
@@ -486,14 +514,37 @@ bool trace_state::valid_value(std::string_view value) noexcept {
 
 std::optional<trace_state> trace_state::parse(std::string_view header) {
   trace_state ts;
+  std::size_t at = 0;  // where the member being read starts
   while (true) {
-    const std::size_t comma = header.find(',');
-    const std::string_view item = trim_ows(header.substr(0, comma));
-    if (!item.empty()) {
-      const std::size_t eq = item.find('=');
-      if (eq == std::string_view::npos) return std::nullopt;
-      const std::string_view key = item.substr(0, eq);
-      const std::string_view value = item.substr(eq + 1);
+    // A member in the usual form, `key=value` with no whitespace around it, is found in one
+    // pass over its bytes; any other text up to the next comma (whitespace to trim, an empty
+    // member, a byte no key or value may hold) is split and trimmed by the general path. Both
+    // then check the key and the value against the grammar.
+    std::string_view key;
+    std::string_view value;
+    bool member_here = true;  // false for an empty member, which is skipped
+    std::size_t comma = std::string_view::npos;
+    const std::size_t key_end = end_of_run(header, at, tracestate_kc_at);
+    const std::size_t value_end = key_end < header.size() && header[key_end] == '='
+                                      ? end_of_run(header, key_end + 1, tracestate_vc)
+                                      : std::string_view::npos;
+    if (key_end > at && value_end != std::string_view::npos && value_end > key_end + 1 &&
+        header[value_end - 1] != ' ' && (value_end == header.size() || header[value_end] == ',')) {
+      key = header.substr(at, key_end - at);
+      value = header.substr(key_end + 1, value_end - key_end - 1);
+      if (value_end < header.size()) comma = value_end;
+    } else {
+      comma = header.find(',', at);
+      const std::string_view item = trim_ows(header.substr(at, comma - at));
+      member_here = !item.empty();
+      if (member_here) {
+        const std::size_t eq = item.find('=');
+        if (eq == std::string_view::npos) return std::nullopt;
+        key = item.substr(0, eq);
+        value = item.substr(eq + 1);
+      }
+    }
+    if (member_here) {
       if (!valid_key(key) || !valid_value(value)) return std::nullopt;
       const auto same_key = [key](const member& m) { return m.key == key; };
       if (std::any_of(ts.members_.begin(), ts.members_.end(), same_key)) {
@@ -504,7 +555,7 @@ std::optional<trace_state> trace_state::parse(std::string_view header) {
       ts.members_.push_back(member{std::string(key), std::string(value)});
     }
     if (comma == std::string_view::npos) break;
-    header.remove_prefix(comma + 1);
+    at = comma + 1;
   }
   return ts;
 }
@@ -558,21 +609,38 @@ bool baggage::valid_key(std::string_view key) noexcept {
 baggage baggage::parse(std::string_view header) {
   baggage b;
   b.members_.reserve(list_capacity(header, max_members));
+  std::size_t at = 0;  // where the member being read starts
   while (true) {
-    const std::size_t comma = header.find(',');
-    if (const std::optional<member_text> text =
-            split_baggage_member(trim_ows(header.substr(0, comma)))) {
-      // Stop at the first member that does not fit: the longest prefix within the limits.
-      // Baggage-octets are printable ASCII, so a value without '%' is its own decoding and
-      // valid UTF-8: such a member without properties (most of them) is copied in place.
-      if (!text->properties && text->value.find('%') == std::string_view::npos) {
-        if (!b.put_plain(text->key, text->value)) break;
-      } else if (std::optional<member> m = decode_baggage_member(*text)) {
-        if (!b.put(std::move(*m))) break;
+    // Stop at the first member that does not fit: the longest prefix within the limits.
+    // The usual member, `key=value` with no whitespace, no properties and no '%' in its value,
+    // is found in one pass over its bytes and copied as it is: baggage-octets are printable
+    // ASCII, so such a value is its own decoding and valid UTF-8. Any other text up to the
+    // next comma goes through the general path (split, trimmed, checked, decoded).
+    const std::size_t key_end = end_of_run(header, at, tchar);
+    const std::size_t value_end = key_end > at && key_end < header.size() && header[key_end] == '='
+                                      ? end_of_run(header, key_end + 1, baggage_plain)
+                                      : std::string_view::npos;
+    std::size_t comma = std::string_view::npos;
+    if (value_end != std::string_view::npos &&
+        (value_end == header.size() || header[value_end] == ',')) {
+      if (!b.put_plain(header.substr(at, key_end - at),
+                       header.substr(key_end + 1, value_end - key_end - 1))) {
+        break;
+      }
+      if (value_end < header.size()) comma = value_end;
+    } else {
+      comma = header.find(',', at);
+      if (const std::optional<member_text> text =
+              split_baggage_member(trim_ows(header.substr(at, comma - at)))) {
+        if (!text->properties && text->value.find('%') == std::string_view::npos) {
+          if (!b.put_plain(text->key, text->value)) break;
+        } else if (std::optional<member> m = decode_baggage_member(*text)) {
+          if (!b.put(std::move(*m))) break;
+        }
       }
     }
     if (comma == std::string_view::npos) break;
-    header.remove_prefix(comma + 1);
+    at = comma + 1;
   }
   return b;
 }

@@ -11,9 +11,12 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -674,6 +677,168 @@ TEST_SUITE("baggage") {
     CHECK(baggage().to_string().empty());
   }
 
+}  // TEST_SUITE
+
+namespace {
+
+/// Random list headers for the one-pass reading of tracestate and baggage. Each member is
+/// mostly `key=value` of ordinary bytes, a piece in `special_one_in` one the grammars care about
+/// ('@', '%41', '=', ';p', spaces, tabs, quotes, bytes over 0x7e), so that many headers are
+/// valid and many are not; one member in five is any short run of such pieces.
+class list_header_source {
+ public:
+  list_header_source(unsigned seed, std::size_t special_one_in)
+      : rng_(seed), special_one_in_(special_one_in) {}
+
+  /// The members of the next header, for join().
+  std::vector<std::string> next() {
+    std::vector<std::string> pieces(pick(7));
+    for (auto& p : pieces) {
+      if (pick(5) == 0) {
+        p = run(pick(5), odd_pieces, odd_pieces);
+      } else {
+        p = run(1, letters, special_key_pieces) + run(pick(4), key_pieces, special_key_pieces) +
+            "=" + run(1 + pick(4), value_pieces, special_value_pieces);
+      }
+    }
+    return pieces;
+  }
+
+  static std::string join(const std::vector<std::string>& pieces, const std::string& before,
+                          const std::string& after) {
+    std::string out;
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+      if (i != 0) out += ',';
+      out += before + pieces[i] + after;
+    }
+    return out;
+  }
+
+ private:
+  using piece_list = std::vector<std::string_view>;
+  inline static const piece_list letters = {"a", "b", "k", "z"};  // what a key starts with
+  inline static const piece_list key_pieces = {"a", "b", "z", "k", "0", "9", "_", "-", "*", "/"};
+  inline static const piece_list special_key_pieces = {"@", "A", "%", "!", ".", " "};
+  inline static const piece_list value_pieces = {"a", "Z", "0", "~", "/", "v", "w", "x"};
+  inline static const piece_list special_value_pieces = {
+      "%41", "%e2%82%ac", " ", "=", ";p", "\t", "\"", "\x7f", "\xc3\xa9", "%", "@"};
+  inline static const piece_list odd_pieces = {"a", "=", ";", "%", " ", "\t", "@", "\"", "0"};
+
+  std::size_t pick(std::size_t n) {
+    return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng_);
+  }
+  /// n pieces, each from `special` one time in special_one_in_, else from `ordinary`.
+  std::string run(std::size_t n, const piece_list& ordinary, const piece_list& special) {
+    std::string out;
+    for (std::size_t i = 0; i < n; ++i) {
+      const piece_list& from = pick(special_one_in_) == 0 ? special : ordinary;
+      out += from[pick(from.size())];
+    }
+    return out;
+  }
+
+  std::mt19937 rng_;
+  std::size_t special_one_in_;
+};
+
+}  // namespace
+
+// Both lists read a member in the usual form (`key=value`, no whitespace around it) in one
+// pass over its bytes, and any other member by splitting and trimming it. A member with
+// whitespace around it always takes the second way, so the same header with whitespace around
+// each member must read the same.
+TEST_SUITE("list headers read in one pass") {
+  TEST_CASE("tracestate: 20,000 random headers read the same with whitespace around members") {
+    list_header_source source(7, 16);
+    int accepted = 0;
+    int members_read = 0;
+    for (int i = 0; i < 20000; ++i) {
+      const std::vector<std::string> pieces = source.next();
+      const std::string bare = list_header_source::join(pieces, "", "");
+      const std::string spaced = list_header_source::join(pieces, " ", "\t");
+      const std::optional<trace_state> a = trace_state::parse(bare);
+      const std::optional<trace_state> b = trace_state::parse(spaced);
+      REQUIRE_MESSAGE(a == b, "header: '", bare, "'");
+      if (a) {
+        ++accepted;
+        members_read += static_cast<int>(a->size());
+      }
+    }
+    // Not vacuous: many headers are accepted, with members, and many are refused.
+    CHECK(accepted > 2000);
+    CHECK(accepted < 18000);
+    CHECK(members_read > 2000);
+  }
+
+  TEST_CASE("baggage: 20,000 random headers read the same with whitespace around members") {
+    list_header_source source(11, 4);
+    int members_read = 0;
+    int decoded = 0;
+    int with_properties = 0;
+    for (int i = 0; i < 20000; ++i) {
+      const std::vector<std::string> pieces = source.next();
+      const std::string bare = list_header_source::join(pieces, "", "");
+      const std::string spaced = list_header_source::join(pieces, "\t", " ");
+      const baggage a = baggage::parse(bare);
+      const baggage b = baggage::parse(spaced);
+      REQUIRE_MESSAGE(a == b, "header: '", bare, "'");
+      REQUIRE(a.to_string() == b.to_string());
+      members_read += static_cast<int>(a.size());
+      for (const auto& m : a.members()) {
+        // Only "%41" puts an 'A' in a value, and only ";p" gives properties.
+        if (m.value.find('A') != std::string::npos) ++decoded;
+        if (!m.properties.empty()) ++with_properties;
+      }
+    }
+    CHECK(members_read > 10000);
+    CHECK(decoded > 500);
+    CHECK(with_properties > 500);
+  }
+
+  TEST_CASE("a parsed list is allocated once, for as many members as the header has commas") {
+    // Lists of 1 to 30 members, so that the commas fall at every offset within eight bytes.
+    std::string ts_header;
+    std::string bag_header;
+    for (std::size_t n = 1; n <= 30; ++n) {
+      if (n > 1) {
+        ts_header += ',';
+        bag_header += ',';
+      }
+      ts_header += "k" + std::to_string(n) + "=v";
+      bag_header +=
+          "key" + std::string(n % 5, 'x') + std::to_string(n) + "=" + std::string(n % 3, 'v');
+      const std::optional<trace_state> ts = trace_state::parse(ts_header);
+      REQUIRE(ts);
+      CHECK(ts->size() == n);
+      CHECK(ts->members().capacity() == n);
+      const baggage b = baggage::parse(bag_header);
+      CHECK(b.size() == n);
+      CHECK(b.members().capacity() == n);
+    }
+    CHECK(baggage::parse(",,a=1,,").members().capacity() == 5);  // empty members count too
+    CHECK(baggage::parse(std::string(200, ',')).members().capacity() == baggage::max_members);
+  }
+
+  TEST_CASE("members in the usual form and others read in order in one header") {
+    const baggage b = baggage::parse("a=1, b = 2 ,c=3;p,d=%41,e=,=f,g=h i,j=k");
+    REQUIRE(b.size() == 6);
+    CHECK(b.members()[0] == baggage::member{"a", "1", ""});
+    CHECK(b.members()[1] == baggage::member{"b", "2", ""});
+    CHECK(b.members()[2] == baggage::member{"c", "3", "p"});
+    CHECK(b.members()[3] == baggage::member{"d", "A", ""});
+    CHECK(b.members()[4] == baggage::member{"e", "", ""});
+    CHECK(b.members()[5] == baggage::member{"j", "k", ""});  // "=f" and "g=h i" dropped
+
+    const std::optional<trace_state> ts = trace_state::parse("a=1, b=2 ,c@d=x y,e=3");
+    REQUIRE(ts);
+    REQUIRE(ts->size() == 4);
+    CHECK(ts->members()[2] == trace_state::member{"c@d", "x y"});
+    CHECK_FALSE(trace_state::parse("a=1,b=,c=3"));           // an empty value
+    CHECK_FALSE(trace_state::parse("a=1,=,c=3"));            // a member of '=' alone
+    CHECK_FALSE(trace_state::parse("a=1,B=2"));              // an uppercase key
+    CHECK_FALSE(trace_state::parse("a=1,b=x\ty"));           // a tab inside a value
+    CHECK(trace_state::parse("a=1,b=x ")->get("b") == "x");  // a trailing space is whitespace
+  }
 }  // TEST_SUITE
 
 TEST_SUITE("trace context propagation") {
