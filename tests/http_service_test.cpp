@@ -19,6 +19,7 @@
 #include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -125,9 +126,28 @@ class service {
   /// What the service wrote to stderr (a sanitizer's report, a crash's message).
   std::string errors() const { return read(dir_ / "stderr"); }
 
-  /// SIGTERM, then the exit status (128 + signal when a signal ended it).
-  int terminate() {
+  /// The exit status a service gets from terminate() when it is still running `limit` after
+  /// SIGTERM (it is then killed).
+  static constexpr int did_not_exit = -1;
+
+  /// SIGTERM, then the exit status (128 + signal when a signal ended it), or did_not_exit when
+  /// the service is still running after `limit`: a shutdown that hangs fails its check with
+  /// that, not the whole test binary at meson's timeout.
+  int terminate(std::chrono::milliseconds limit = 60s) {
+    // A pidfd polls readable once the process has exited (Linux 5.3).
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
     ::kill(pid_, SIGTERM);
+    if (pidfd >= 0) {
+      pollfd p{pidfd, POLLIN, 0};
+      int ready = 0;
+      while ((ready = ::poll(&p, 1, static_cast<int>(limit.count()))) < 0 && errno == EINTR) {
+      }
+      ::close(pidfd);
+      if (ready == 0) {
+        kill_now();
+        return did_not_exit;
+      }
+    }
     return reap();
   }
   void kill_now() {
@@ -160,8 +180,10 @@ class service {
 void check_exits_cleanly(service& s) {
   const int status = s.terminate();
   const std::string err = s.errors();
-  CHECK_MESSAGE(status == 0, "exit status "
-                                 << status << "; stderr ends with:\n"
+  CHECK_MESSAGE(status == 0, (status == service::did_not_exit
+                                  ? std::string("still running 60 s after SIGTERM (killed)")
+                                  : "exit status " + std::to_string(status))
+                                 << "; stderr ends with:\n"
                                  << err.substr(err.size() > 4000 ? err.size() - 4000 : 0));
 }
 
@@ -185,17 +207,37 @@ enum class fate { closed, open, more_data };
 /// A blocking client socket whose reads wait at most a given time (poll), never forever.
 class client {
  public:
-  explicit client(unsigned short port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  /// Connects within `limit` (std::runtime_error otherwise). The connect itself is bounded
+  /// too: a blocking connect() to a listener whose backlog is full retries its SYN for about
+  /// two minutes.
+  explicit client(unsigned short port, std::chrono::milliseconds limit = 20s) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd_ < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      const std::string why = std::strerror(errno);
-      if (fd_ >= 0) ::close(fd_);
-      throw std::runtime_error("connect: " + why);
+    int error = 0;
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      error = errno;
+      if (error == EINPROGRESS) {
+        pollfd p{fd_, POLLOUT, 0};
+        int ready = 0;
+        while ((ready = ::poll(&p, 1, static_cast<int>(limit.count()))) < 0 && errno == EINTR) {
+        }
+        if (ready == 0) {
+          error = ETIMEDOUT;
+        } else {
+          socklen_t len = sizeof error;  // the connect's outcome: 0 when it succeeded
+          if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &len) != 0) error = errno;
+        }
+      }
     }
+    if (error != 0) {
+      ::close(fd_);
+      throw std::runtime_error(std::string("connect: ") + std::strerror(error));
+    }
+    ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);  // reads and writes block
     const int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
