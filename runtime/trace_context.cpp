@@ -36,7 +36,7 @@ enum char_class : std::uint8_t {
   baggage_oct = 1 << 2,       // baggage-octet: printable US-ASCII except SP DQUOTE , ; backslash
   tracestate_vc = 1 << 3,     // tracestate value chr: %x20-2B / %x2D-3C / %x3E-7E
   tracestate_kc_at = 1 << 4,  // a keychar or '@': every byte a tracestate key may hold
-  baggage_plain = 1 << 5,     // a baggage-octet other than '%': a value byte that is itself
+  baggage_plain = 1 << 5,     // a baggage-octet other than '%': a value byte sent as it is
 };
 
 constexpr std::uint8_t classes_of(unsigned char c) noexcept {
@@ -528,6 +528,8 @@ std::optional<trace_state> trace_state::parse(std::string_view header) {
     const std::size_t value_end = key_end < header.size() && header[key_end] == '='
                                       ? end_of_run(header, key_end + 1, tracestate_vc)
                                       : std::string_view::npos;
+    // The usual form: a key, '=', a value that is not empty and does not end in a space (which
+    // would be whitespace to trim), then ',' or the end.
     if (key_end > at && value_end != std::string_view::npos && value_end > key_end + 1 &&
         header[value_end - 1] != ' ' && (value_end == header.size() || header[value_end] == ',')) {
       key = header.substr(at, key_end - at);
