@@ -293,21 +293,19 @@ std::optional<std::string> percent_decode(std::string_view s) {
 
 bool passes_unencoded(char c) noexcept { return in_class(c, baggage_plain); }
 
-/// Every byte outside baggage-octet, and '%', as %XX (uppercase, as RFC 3986 recommends).
-std::string percent_encode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (const char ch : s) {
-    if (passes_unencoded(ch)) {
-      out.push_back(ch);
-    } else {
-      const auto c = static_cast<unsigned char>(ch);
-      out.push_back('%');
-      out.push_back("0123456789ABCDEF"[c >> 4]);
-      out.push_back("0123456789ABCDEF"[c & 0x0f]);
-    }
+/// Appends s to out with every byte outside baggage-octet, and '%', as %XX (uppercase, as RFC
+/// 3986 recommends); the runs of bytes that pass as they are, in one append each.
+void append_percent_encoded(std::string& out, std::string_view s) {
+  std::size_t at = 0;
+  while (at < s.size()) {
+    const std::size_t run_end = end_of_run(s, at, baggage_plain);
+    out.append(s, at, run_end - at);
+    if (run_end == s.size()) break;
+    const auto c = static_cast<unsigned char>(s[run_end]);
+    const char escaped[3] = {'%', "0123456789ABCDEF"[c >> 4], "0123456789ABCDEF"[c & 0x0f]};
+    out.append(escaped, 3);
+    at = run_end + 1;
   }
-  return out;
 }
 
 /// Normalises a property list (`k1=v1;k2`, OWS allowed around items, keys and '='); nullopt
@@ -459,15 +457,24 @@ std::optional<trace_parent> trace_parent::parse(std::string_view header) {
 }
 
 std::string trace_parent::to_string() const {
-  std::string out;
-  out.reserve(55);
-  out += "00-";
-  append_hex(out, trace_id.data(), trace_id.size());
-  out.push_back('-');
-  append_hex(out, parent_id.data(), parent_id.size());
-  out.push_back('-');
-  append_hex(out, &flags, 1);
-  return out;
+  // Written into a buffer of the header's fixed size, then made a string once: every outgoing
+  // call writes its traceparent.
+  std::array<char, 55> out{};
+  const auto hex = [&out](std::size_t at, const std::uint8_t* p, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      out[at + 2 * i] = hex_digits[p[i] >> 4];
+      out[at + 2 * i + 1] = hex_digits[p[i] & 0x0f];
+    }
+  };
+  out[0] = '0';
+  out[1] = '0';
+  out[2] = '-';
+  hex(3, trace_id.data(), trace_id.size());
+  out[35] = '-';
+  hex(36, parent_id.data(), parent_id.size());
+  out[52] = '-';
+  hex(53, &flags, 1);
+  return std::string(out.data(), out.size());
 }
 
 std::string trace_parent::trace_id_hex() const {
@@ -592,7 +599,10 @@ bool trace_state::erase(std::string_view key) {
 }
 
 std::string trace_state::to_string() const {
+  std::size_t size = members_.empty() ? 0 : members_.size() - 1;  // the commas
+  for (const member& m : members_) size += m.key.size() + 1 + m.value.size();
   std::string out;
+  out.reserve(size);  // one allocation
   for (const member& m : members_) {
     if (!out.empty()) out.push_back(',');
     out += m.key;
@@ -729,11 +739,12 @@ bool baggage::erase(std::string_view key) {
 
 std::string baggage::to_string() const {
   std::string out;
+  out.reserve(encoded_bytes_);  // its exact size: one allocation
   for (const member& m : members_) {
     if (!out.empty()) out.push_back(',');
     out += m.key;
     out.push_back('=');
-    out += percent_encode(m.value);
+    append_percent_encoded(out, m.value);
     if (!m.properties.empty()) {
       out.push_back(';');
       out += m.properties;
@@ -855,17 +866,32 @@ trace_values parse_views(const trace_header_views& h, bool new_span) {
   return {parent, std::move(state), std::move(bag)};
 }
 
+namespace {
+
+/// The current context's value of `var`, where the context holds it (no copy), or nullptr when
+/// the context has none. Valid until the current context changes.
+template <class T>
+const T* current_boxed(const context_var<T>& var) noexcept {
+  const context_cell* c = current_cell;
+  const slot* s = c != nullptr ? find(c->root, access::key(var)) : nullptr;
+  return s != nullptr ? &boxed_value<T>(*s) : nullptr;
+}
+
+}  // namespace
+
 trace_headers current_headers() {
+  // The lists are read where the context holds them: an outgoing call writes them, and a copy
+  // of each would be its strings made twice.
   trace_headers h;
   const std::optional<trace_parent> parent = current_trace();
   if (parent) {
     h.traceparent = parent->to_string();
     h.traceparent_count = 1;
-    trace_state state = current_trace_state();
-    if (!state.empty()) h.tracestate = state.to_string();
+    const trace_state* state = current_boxed(trace_state_var());
+    if (state != nullptr && !state->empty()) h.tracestate = state->to_string();
   }
-  baton::baggage bag = current_baggage();
-  if (!bag.empty()) h.baggage = bag.to_string();
+  const baton::baggage* bag = current_boxed(baggage_var());
+  if (bag != nullptr && !bag->empty()) h.baggage = bag->to_string();
   return h;
 }
 

@@ -377,6 +377,14 @@ inline const slot* find(const map_node* n, var_key key) noexcept {
   return (s.key & ~boxed_bit) == key ? &s : nullptr;
 }
 
+/// The value of an entry whose T does not fit inline, where its box holds it: valid while the
+/// map holding the entry lives.
+template <class T>
+const T& boxed_value(const slot& s) noexcept {
+  static_assert(!stored_inline<T>, "an inline value has no box: load<T>() copies it out");
+  return static_cast<const typed_box<T>*>(reinterpret_cast<value_box*>(s.bits))->value;
+}
+
 template <class T>
 T load(const slot& s) {
   if constexpr (stored_inline<T>) {
@@ -386,7 +394,7 @@ T load(const slot& s) {
     std::memcpy(raw.data(), &s.bits, sizeof(T));
     return std::bit_cast<T>(raw);
   } else {
-    return static_cast<const typed_box<T>*>(reinterpret_cast<value_box*>(s.bits))->value;
+    return boxed_value<T>(s);
   }
 }
 
