@@ -129,11 +129,13 @@ class service {
   /// The exit status a service gets from terminate() when it is still running `limit` after
   /// SIGTERM (it is then killed).
   static constexpr int did_not_exit = -1;
+  /// How long terminate() waits for the service to exit unless told otherwise.
+  static constexpr std::chrono::seconds shutdown_limit{60};
 
   /// SIGTERM, then the exit status (128 + signal when a signal ended it), or did_not_exit when
   /// the service is still running after `limit`: a shutdown that hangs fails its check with
   /// that, not the whole test binary at meson's timeout.
-  int terminate(std::chrono::milliseconds limit = 60s) {
+  int terminate(std::chrono::milliseconds limit = shutdown_limit) {
     // A pidfd polls readable once the process has exited (Linux 5.3).
     const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
     ::kill(pid_, SIGTERM);
@@ -180,11 +182,13 @@ class service {
 void check_exits_cleanly(service& s) {
   const int status = s.terminate();
   const std::string err = s.errors();
-  CHECK_MESSAGE(status == 0, (status == service::did_not_exit
-                                  ? std::string("still running 60 s after SIGTERM (killed)")
-                                  : "exit status " + std::to_string(status))
-                                 << "; stderr ends with:\n"
-                                 << err.substr(err.size() > 4000 ? err.size() - 4000 : 0));
+  CHECK_MESSAGE(status == 0,
+                (status == service::did_not_exit
+                     ? "still running " + std::to_string(service::shutdown_limit.count()) +
+                           " s after SIGTERM (killed)"
+                     : "exit status " + std::to_string(status))
+                    << "; stderr ends with:\n"
+                    << err.substr(err.size() > 4000 ? err.size() - 4000 : 0));
 }
 
 struct reply {
