@@ -59,14 +59,19 @@ class output_slices {
   }
   void wrote(std::size_t n) noexcept { used_ += n; }
 
-  /// The bytes written, as a buffer.
-  ::grpc::ByteBuffer take() {
+  /// The bytes written, as a buffer of core's (which takes its own reference to each slice).
+  received_message take() {
     if (!slices_.empty() && used_ == 0) {
       slices_.pop_back();  // made for output that did not come (the stream's trailer)
     } else if (!slices_.empty() && used_ < slices_.back().size()) {
       slices_.back() = slices_.back().sub(0, used_);
     }
-    return ::grpc::ByteBuffer(slices_.data(), slices_.size());
+    std::vector<grpc_slice> refs;  // c_slice() takes a reference for the caller
+    refs.reserve(slices_.size());
+    for (const ::grpc::Slice& s : slices_) refs.push_back(s.c_slice());
+    received_message out(grpc_raw_byte_buffer_create(refs.data(), refs.size()));
+    for (const grpc_slice& s : refs) grpc_slice_unref(s);  // the buffer took its own
+    return out;
   }
 
  private:
@@ -77,7 +82,7 @@ class output_slices {
 
 }  // namespace
 
-inflated inflate_message(const grpc_byte_buffer& in, std::size_t limit, message_bytes& out) {
+inflated inflate_message(const grpc_byte_buffer& in, std::size_t limit, received_message& out) {
   if (in.type != GRPC_BB_RAW) return inflated::corrupt;
   int window_bits = 0;
   switch (in.data.raw.compression) {
@@ -136,8 +141,7 @@ inflated inflate_message(const grpc_byte_buffer& in, std::size_t limit, message_
   for (; slice < input.count; ++slice) {
     if (GRPC_SLICE_LENGTH(input.slices[slice]) != 0) return inflated::corrupt;
   }
-  ::grpc::ByteBuffer buffer = output.take();
-  out.buffer().Swap(&buffer);
+  out = output.take();
   return inflated::whole;
 }
 

@@ -27,6 +27,6 @@ namespace baton::grpc::detail {
 
 enum class inflated { whole, over_limit, corrupt };
 
-inflated inflate_message(const grpc_byte_buffer& in, std::size_t limit, message_bytes& out);
+inflated inflate_message(const grpc_byte_buffer& in, std::size_t limit, received_message& out);
 
 }  // namespace baton::grpc::detail

@@ -16,7 +16,6 @@
 #include "server_seam.hpp"
 
 #include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpcpp/alarm.h>
 #include <grpcpp/security/server_credentials.h>
@@ -62,43 +61,24 @@ constexpr const char* inflated_over_limit =
 
 /// What adopt_message() made of a message core received.
 struct adopted {
-  // The message; no bytes at all for a compressed one that does not inflate, so that the
+  // The message; no buffer at all for a compressed one that does not inflate, so that the
   // handler's parse of it fails (INVALID_ARGUMENT) rather than reading an empty message.
-  message_bytes bytes;
+  received_message message;
   bool over_limit = false;  // a compressed message that inflates past max_message_bytes
 };
 
-/// A message core received, as message_bytes (grpc++ keeps its constructor from core's buffer
-/// private); `received` is freed. An uncompressed one keeps its slices, each referenced once
-/// more, in a new buffer (most messages are one slice, which needs no list). A compressed one
+/// A message core received, taken over: an uncompressed one as it is. A compressed one
 /// arrives as gRPC received it, its own inflation being off (inflate.hpp says why), and is
-/// inflated here, to at most `limit` bytes.
+/// inflated here, to at most `limit` bytes, and freed.
 adopted adopt_message(grpc_byte_buffer* received, std::size_t limit) {
-  const std::unique_ptr<grpc_byte_buffer, void (*)(grpc_byte_buffer*)> owned(
-      received, grpc_byte_buffer_destroy);
   adopted out;
   if (received->type == GRPC_BB_RAW && received->data.raw.compression != GRPC_COMPRESS_NONE) {
-    out.over_limit = inflate_message(*received, limit, out.bytes) == inflated::over_limit;
+    const std::unique_ptr<grpc_byte_buffer, void (*)(grpc_byte_buffer*)> compressed(
+        received, grpc_byte_buffer_destroy);
+    out.over_limit = inflate_message(*received, limit, out.message) == inflated::over_limit;
     return out;
   }
-  grpc_byte_buffer_reader reader;
-  if (grpc_byte_buffer_reader_init(&reader, received) == 0) return out;  // 1.51: never fails
-  std::vector<::grpc::Slice> more;  // the slices after the first, for a message of several
-  std::optional<::grpc::Slice> first;
-  grpc_slice s;
-  while (grpc_byte_buffer_reader_next(&reader, &s) != 0) {
-    if (!first) {
-      first.emplace(s, ::grpc::Slice::STEAL_REF);
-    } else {
-      if (more.empty()) more.push_back(*first);
-      more.emplace_back(s, ::grpc::Slice::STEAL_REF);
-    }
-  }
-  grpc_byte_buffer_reader_destroy(&reader);
-  ::grpc::ByteBuffer buffer = !more.empty() ? ::grpc::ByteBuffer(more.data(), more.size())
-                              : first       ? ::grpc::ByteBuffer(&*first, 1)
-                                            : ::grpc::ByteBuffer(nullptr, 0);  // empty, valid
-  out.bytes.buffer().Swap(&buffer);
+  out.message = received_message(received);
   return out;
 }
 
@@ -542,7 +522,7 @@ class accepted_call final : public server_call {
     if (received != nullptr && ok) {
       adopted request = adopt_message(received, message_limit_);
       over_limit = request.over_limit;
-      request_.emplace(std::move(request.bytes));
+      request_.emplace(std::move(request.message));
     } else {
       if (received != nullptr) grpc_byte_buffer_destroy(received);
       request_.reset();  // the client sent no request: the handler's read says so
@@ -708,7 +688,7 @@ void server_call::start_core_read(grpc_byte_buffer** into, void* awaiting) {
   }
 }
 
-std::optional<message_bytes> server_call::take_request() {
+std::optional<received_message> server_call::take_request() {
   if (reads_closed_ || !request_read_) {
     throw runtime_error("baton: grpc: the call's one request is taken once, before any read()");
   }
@@ -717,7 +697,7 @@ std::optional<message_bytes> server_call::take_request() {
   return std::move(request_);
 }
 
-task<std::optional<message_bytes>> server_call::read() {
+task<std::optional<received_message>> server_call::read() {
   // A unary or server-streaming call's request was read before the handler: take_request().
   if (reads_closed_) throw runtime_error("baton: grpc: read() after the call's one request");
   if (reading_) throw runtime_error("baton: grpc: a read is already pending on this call");
@@ -740,7 +720,7 @@ task<std::optional<message_bytes>> server_call::read() {
                                    inflated_over_limit, nullptr);
       throw status_error(::grpc::StatusCode::RESOURCE_EXHAUSTED, inflated_over_limit);
     }
-    co_return std::move(message.bytes);
+    co_return std::move(message.message);
   }
   // No message: the client is done writing, or the call is gone. The server's time limit
   // sets its flag before it cancels; core fails the batch when gRPC ended the call itself (a

@@ -1,12 +1,20 @@
 // SPDX-License-Identifier: BSL-1.0
 // A message's bytes, and protobuf messages to and from them: what the server's typed views
 // (<baton/grpc/server.hpp>) and the channel's calls (<baton/grpc/channel.hpp>) share.
+// message_bytes is a grpc::ByteBuffer, what grpc++ sends and receives; received_message is a
+// message as the server's core reads hand it over, parsed where it lies.
 #pragma once
 
 #include <baton/grpc/status_error.hpp>
 
+#include <grpc/byte_buffer.h>
 #include <grpcpp/impl/codegen/proto_utils.h>  // SerializationTraits for protobuf messages
 #include <grpcpp/support/byte_buffer.h>
+
+#include <google/protobuf/message_lite.h>
+
+#include <type_traits>
+#include <utility>
 
 namespace baton::grpc::detail {
 
@@ -41,6 +49,58 @@ Message parse_message(message_bytes& bytes) {
                        "baton: the request is not a valid " + m.GetTypeName());
   }
   return m;
+}
+
+/// A message as a core read on the server received it (uncompressed, or inflated by
+/// inflate_message()), owned. Reading it through a grpc::ByteBuffer would cost a second
+/// grpc_byte_buffer (grpc++ makes one from core's only privately), so a protobuf message is
+/// parsed from its slices directly. Empty (no buffer) for a compressed message that did not
+/// inflate, so that its parse fails.
+class received_message {
+ public:
+  received_message() = default;
+  /// Takes `buffer`, which must be raw and uncompressed (null for none).
+  explicit received_message(grpc_byte_buffer* buffer) noexcept : buffer_(buffer) {}
+  received_message(received_message&& other) noexcept
+      : buffer_(std::exchange(other.buffer_, nullptr)) {}
+  received_message& operator=(received_message&& other) noexcept {
+    std::swap(buffer_, other.buffer_);  // other frees the old buffer when it goes
+    return *this;
+  }
+  received_message(const received_message&) = delete;
+  received_message& operator=(const received_message&) = delete;
+  ~received_message() {
+    if (buffer_ != nullptr) grpc_byte_buffer_destroy(buffer_);
+  }
+
+  const grpc_byte_buffer* get() const noexcept { return buffer_; }
+
+ private:
+  grpc_byte_buffer* buffer_ = nullptr;
+};
+
+/// Parses `bytes` into m: in place when they are one slice (most messages), else through a
+/// grpc::ByteBuffer over the same slices. False when they are not an m, or there are none.
+bool parse_proto(const received_message& bytes, google::protobuf::MessageLite& m);
+
+/// The same bytes as message_bytes (each slice referenced once more, nothing copied): for a
+/// type read through SerializationTraits of its own. No buffer for none.
+message_bytes to_message_bytes(const received_message& bytes);
+
+/// INVALID_ARGUMENT when the bytes are not a Message (or there are none).
+template <class Message>
+Message parse_message(const received_message& bytes) {
+  if constexpr (std::is_base_of_v<google::protobuf::MessageLite, Message>) {
+    Message m;
+    if (!parse_proto(bytes, m)) {
+      throw status_error(::grpc::StatusCode::INVALID_ARGUMENT,
+                         "baton: the request is not a valid " + m.GetTypeName());
+    }
+    return m;
+  } else {
+    message_bytes copy = to_message_bytes(bytes);
+    return parse_message<Message>(copy);
+  }
 }
 
 /// INTERNAL when protobuf cannot serialize m (a message over its 2 GiB limit).

@@ -37,11 +37,11 @@ class server_call {
   /// DEADLINE_EXCEEDED) when call_time_limit ended the call, status_error(CANCELLED) when it
   /// ended otherwise before the client finished sending, status_error(RESOURCE_EXHAUSTED) for
   /// a compressed message past max_message_bytes (server.hpp's contract has the details).
-  [[nodiscard]] task<std::optional<message_bytes>> read();
+  [[nodiscard]] task<std::optional<received_message>> read();
   /// A unary or server-streaming call's one request, read before the handler started: no
   /// suspension, so no task. nullopt when the client sent none. Once only; read() after it is
   /// misuse.
-  std::optional<message_bytes> take_request();
+  std::optional<received_message> take_request();
   /// status_error(CANCELLED) when the call is gone (DEADLINE_EXCEEDED: call_time_limit).
   [[nodiscard]] task<> write(const ::grpc::ByteBuffer& message);
   const ::grpc::ServerContext& context() const noexcept { return context_; }
@@ -77,7 +77,7 @@ class server_call {
   call_kind kind_ = call_kind::bidi;
   // A unary or server-streaming call's one request, read before the handler starts (by the
   // queue's thread, which saves a trip to the loop); take_request() hands it out.
-  std::optional<message_bytes> request_;
+  std::optional<received_message> request_;
   bool request_read_ = false;  // request_ was filled in (or the client sent none)
   bool reads_closed_ = false;
   bool reading_ = false;
@@ -124,7 +124,7 @@ struct server_seam;
 /// INVALID_ARGUMENT when the client sent none, or bytes that are not a Message.
 template <class Message>
 Message take_request_message(server_call& call) {
-  std::optional<message_bytes> bytes = call.take_request();
+  std::optional<received_message> bytes = call.take_request();
   if (!bytes) {
     throw status_error(::grpc::StatusCode::INVALID_ARGUMENT,
                        "baton: the call ended before its request message");
