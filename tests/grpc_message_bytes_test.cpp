@@ -10,6 +10,7 @@
 #include <grpc/slice.h>
 #include <grpcpp/support/slice.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@ using baton::grpc::status_error;
 using baton::grpc::detail::parse_message;
 using baton::grpc::detail::parse_proto;
 using baton::grpc::detail::received_message;
+using baton::grpc::detail::slices_stream;
 using baton::grpc::detail::to_message_bytes;
 using baton::test::Msg;
 
@@ -32,15 +34,19 @@ Msg sample() {
 /// `bytes` as core would hand them over, cut into slices at `cuts` (ascending offsets).
 received_message received(const std::string& bytes, const std::vector<std::size_t>& cuts = {},
                           grpc_compression_algorithm compression = GRPC_COMPRESS_NONE) {
+  // Slices of their own allocations: gRPC joins small inlined slices into one as it lists them.
+  const auto slice = [&](std::size_t from, std::size_t to) {
+    grpc_slice s = grpc_slice_malloc_large(to - from);
+    std::memcpy(GRPC_SLICE_START_PTR(s), bytes.data() + from, to - from);
+    return s;
+  };
   std::vector<grpc_slice> slices;
   std::size_t from = 0;
   for (std::size_t to : cuts) {
-    slices.push_back(grpc_slice_from_copied_buffer(bytes.data() + from, to - from));
+    slices.push_back(slice(from, to));
     from = to;
   }
-  if (from < bytes.size() || slices.empty()) {
-    slices.push_back(grpc_slice_from_copied_buffer(bytes.data() + from, bytes.size() - from));
-  }
+  if (from < bytes.size() || slices.empty()) slices.push_back(slice(from, bytes.size()));
   grpc_byte_buffer* b =
       grpc_raw_compressed_byte_buffer_create(slices.data(), slices.size(), compression);
   for (grpc_slice& s : slices) grpc_slice_unref(s);  // the buffer holds its own references
@@ -92,6 +98,46 @@ TEST_CASE("a message cut into slices at any place, or at every byte, parses the 
   const Msg back = parse_message<Msg>(received(bytes, every));
   CHECK(back.text() == m.text());
   CHECK(back.n() == m.n());
+}
+
+TEST_CASE("empty slices anywhere among the bytes change nothing") {
+  const Msg m = sample();
+  const std::string bytes = m.SerializeAsString();
+  const Msg back = parse_message<Msg>(received(bytes, {0, 0, 1, 1, 1, 7, 7, bytes.size()}));
+  CHECK(back.text() == m.text());
+  CHECK(back.n() == m.n());
+}
+
+TEST_CASE("the slice stream hands out each slice, takes bytes back and skips across slices") {
+  const received_message r = received("abcdefghij", {3, 3, 5});  // "abc" "" "de" "fghij"
+  slices_stream in(r.get()->data.raw.slice_buffer);
+  const void* data = nullptr;
+  int size = 0;
+  const auto text = [&] { return std::string(static_cast<const char*>(data), size); };
+  REQUIRE(in.Next(&data, &size));
+  CHECK(text() == "abc");
+  in.BackUp(2);
+  CHECK(in.ByteCount() == 1);
+  REQUIRE(in.Next(&data, &size));
+  CHECK(text() == "bc");  // what was given back, then the next slice (the empty one skipped)
+  REQUIRE(in.Next(&data, &size));
+  CHECK(text() == "de");
+  CHECK(in.ByteCount() == 5);
+  CHECK(in.Skip(2));  // "fg", inside the last slice
+  CHECK(in.ByteCount() == 7);
+  REQUIRE(in.Next(&data, &size));
+  CHECK(text() == "hij");
+  in.BackUp(3);
+  CHECK(in.Skip(1));
+  CHECK(in.ByteCount() == 8);
+  CHECK_FALSE(in.Skip(5));  // past the end
+  CHECK_FALSE(in.Next(&data, &size));
+  CHECK(in.ByteCount() == 10);
+
+  slices_stream again(r.get()->data.raw.slice_buffer);
+  CHECK(again.Skip(4));  // across the first slice and the empty one, into "de"
+  REQUIRE(again.Next(&data, &size));
+  CHECK(text() == "e");
 }
 
 TEST_CASE("an empty message parses as the default message, with no slice or one empty one") {

@@ -11,7 +11,10 @@
 #include <grpcpp/impl/codegen/proto_utils.h>  // SerializationTraits for protobuf messages
 #include <grpcpp/support/byte_buffer.h>
 
+#include <google/protobuf/io/zero_copy_stream.h>
 #include <google/protobuf/message_lite.h>
+
+#include <cstdint>
 
 #include <type_traits>
 #include <utility>
@@ -54,8 +57,8 @@ Message parse_message(message_bytes& bytes) {
 /// A message as a core read on the server received it (uncompressed, or inflated by
 /// inflate_message()), owned. Reading it through a grpc::ByteBuffer would cost a second
 /// grpc_byte_buffer (grpc++ makes one from core's only privately), so a protobuf message is
-/// parsed from its slices directly. Empty (no buffer) for a compressed message that did not
-/// inflate, so that its parse fails.
+/// parsed from its slices directly; other types still read a ByteBuffer (to_message_bytes()). Empty
+/// (no buffer) for a compressed message that did not inflate, so that its parse fails.
 class received_message {
  public:
   received_message() = default;
@@ -79,8 +82,28 @@ class received_message {
   grpc_byte_buffer* buffer_ = nullptr;
 };
 
-/// Parses `bytes` into m: in place when they are one slice (most messages), else through a
-/// grpc::ByteBuffer over the same slices. False when they are not an m, or there are none.
+/// protobuf's input stream over a slice list, in place: nothing is allocated however many slices
+/// there are (a hostile client can make one per byte, each a 32-byte grpc_slice in gRPC's list).
+/// The list must outlive the stream. A slice over INT_MAX bytes (more than any message gRPC
+/// takes) ends the stream.
+class slices_stream final : public google::protobuf::io::ZeroCopyInputStream {
+ public:
+  explicit slices_stream(const grpc_slice_buffer& slices) noexcept : slices_(slices) {}
+
+  bool Next(const void** data, int* size) override;
+  void BackUp(int count) override;  // at most the size the last Next() gave (protobuf's rule)
+  bool Skip(int count) override;
+  std::int64_t ByteCount() const override { return read_; }
+
+ private:
+  const grpc_slice_buffer& slices_;
+  std::size_t next_ = 0;   // the slice the next Next() starts at
+  int backed_up_ = 0;      // bytes at the end of slice next_ - 1 given back
+  std::int64_t read_ = 0;  // bytes handed out and not given back
+};
+
+/// Parses `bytes` into m where they lie: one slice (most messages) as an array, several through
+/// a stream over the slice list. False when they are not an m, or there are none.
 bool parse_proto(const received_message& bytes, google::protobuf::MessageLite& m);
 
 /// The same bytes as message_bytes (each slice referenced once more, nothing copied): for a
