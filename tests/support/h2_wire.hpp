@@ -189,22 +189,33 @@ class connection {
 
   /// Sends `first` as DATA on `stream`, then DATA frames of filler bytes, as fast as the
   /// peer's flow-control windows let it, until the stream ends or `cap` bytes are sent in
-  /// all (nullopt then). sent() says how many went.
+  /// all (nullopt then). Frames carry `frame_bytes` each (the largest the peer takes unless
+  /// told), written to the socket up to 64 KiB of frames at a time. sent() says how many went.
   baton::task<std::optional<stream_end>> pump(std::uint32_t stream, std::string first,
-                                              std::size_t cap) {
-    const std::string filler(max_frame, 'x');
+                                              std::size_t cap,
+                                              std::size_t frame_bytes = max_frame) {
+    const std::string filler(frame_bytes, 'x');
+    std::string batch;
     for (;;) {
       while (sent_ < cap && conn_window_ > 0 && stream_window_ > 0) {
         const auto n = static_cast<std::size_t>(
-            std::min<std::int64_t>({static_cast<std::int64_t>(max_frame), conn_window_,
+            std::min<std::int64_t>({static_cast<std::int64_t>(frame_bytes), conn_window_,
                                     stream_window_, static_cast<std::int64_t>(cap - sent_)}));
         const std::string_view source = sent_ < first.size() ? first : filler;
         const std::size_t at = sent_ < first.size() ? sent_ : 0;
         const auto chunk = source.substr(at, n);
-        co_await send(frame(data, 0, stream, chunk));
+        batch += frame(data, 0, stream, chunk);
         sent_ += chunk.size();
         conn_window_ -= static_cast<std::int64_t>(chunk.size());
         stream_window_ -= static_cast<std::int64_t>(chunk.size());
+        if (batch.size() >= 64 * 1024) {
+          co_await send(std::move(batch));
+          batch.clear();  // moved from: empty it for the next frames
+        }
+      }
+      if (!batch.empty()) {
+        co_await send(std::move(batch));
+        batch.clear();
       }
       if (sent_ >= cap) co_return std::nullopt;
       if (auto end = co_await next_frame(stream)) co_return end;
