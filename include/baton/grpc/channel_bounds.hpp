@@ -13,7 +13,9 @@
 //                         with RESOURCE_EXHAUSTED.
 //     max_memory_bytes    what gRPC may buffer for the channel's connections altogether (a
 //                         ResourceQuota): what bounds a reply still arriving, whose length
-//                         prefix may claim up to 4 GiB. Zero: no bound (gRPC's own).
+//                         prefix may claim up to 4 GiB. gRPC's list of a reply's frames (32
+//                         bytes a frame) is not counted: at 16 MiB, a reply sent in one-byte
+//                         frames peaked at 71 MiB before its call failed. Zero: no bound.
 //     accept_compressed_replies   off (the default), a reply the server compresses (gzip,
 //                         deflate) fails its call with UNIMPLEMENTED as its headers
 //                         arrive, before any of it is inflated. On, gRPC 1.51 inflates a reply

@@ -33,8 +33,10 @@
 //   status_error(RESOURCE_EXHAUSTED) and the call ends with it).
 //   What gRPC buffers beyond that is not bounded per call: for a message still arriving,
 //   gRPC's flow control lets the client send all the length the message's prefix declares (up
-//   to 4 GiB), max_message_bytes applying once it is in. max_memory_bytes bounds all of the
-//   server's connections together (over it, gRPC resets calls until it is under).
+//   to 4 GiB), max_message_bytes applying once it is in, and a message in small frames costs
+//   gRPC a 32-byte list entry per frame besides its bytes (one-byte frames: about 50 bytes a
+//   byte) until it is whole. max_memory_bytes bounds all of the server's connections together
+//   (over it, gRPC resets calls until it is under), counting the frames but not that list.
 //   max_calls bounds how many calls are handled at once (the rest are refused with
 //   RESOURCE_EXHAUSTED), call_time_limit how long any of them holds that (DEADLINE_EXCEEDED;
 //   for a method registered with time_limited = false, only until its request is in).
@@ -175,7 +177,9 @@ struct server_options {
   // What the server's connections may hold in gRPC's buffers altogether (gRPC's ResourceQuota):
   // over it, gRPC resets calls until it is under again. What bounds a message still arriving:
   // gRPC checks max_message_bytes only once the whole message is in, and lets a client send
-  // all the length its message's prefix declares (up to 4 GiB). Zero: no bound (gRPC's own).
+  // all the length its message's prefix declares (up to 4 GiB). gRPC's list of a message's
+  // frames is not counted (32 bytes a frame: at 16 MiB, a message sent in one-byte frames
+  // peaked at 68 MiB before its call was reset). Zero: no bound (gRPC's own).
   std::size_t max_memory_bytes = 0;
   // A connection with no call for this long is closed (gRPC's max_connection_idle; a client
   // reconnects for its next call): what bounds clients that connect and never call. Zero:
