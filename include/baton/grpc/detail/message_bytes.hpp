@@ -15,7 +15,6 @@
 #include <google/protobuf/message_lite.h>
 
 #include <cstdint>
-
 #include <type_traits>
 #include <utility>
 
@@ -57,8 +56,8 @@ Message parse_message(message_bytes& bytes) {
 /// A message as a core read on the server received it (uncompressed, or inflated by
 /// inflate_message()), owned. Reading it through a grpc::ByteBuffer would cost a second
 /// grpc_byte_buffer (grpc++ makes one from core's only privately), so a protobuf message is
-/// parsed from its slices directly; other types still read a ByteBuffer (to_message_bytes()). Empty
-/// (no buffer) for a compressed message that did not inflate, so that its parse fails.
+/// parsed from its slices directly; other types still read a ByteBuffer (to_message_bytes()).
+/// Empty (no buffer) for a compressed message that did not inflate, so that its parse fails.
 class received_message {
  public:
   received_message() = default;
